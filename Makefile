@@ -1,0 +1,35 @@
+# Two entry points: `make demo` (the main job on ml-100k) and `make test`.
+# Set-up installs torch first: the pinned CPU wheel unless TORCH_SPEC names another, e.g. for CUDA:
+#   make demo TORCH_SPEC="torch==2.13.0" TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+# A torch already present in the virtual environment is kept.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX_URL ?=
+KGREC_DATA_DIR ?= $(abspath ../shared/datasets)
+export KGREC_DATA_DIR
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kgrec-installed
+
+.PHONY: demo test setup clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || \
+		$(BIN)/pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/kgrec datasets verify ml-100k
+	$(BIN)/kgrec build-graph --dataset ml-100k --out graphs/ml-100k
+
+test: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q --durations=15
+
+clean:
+	rm -rf $(VENV) graphs/ml-100k runs

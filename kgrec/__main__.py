@@ -1,0 +1,5 @@
+"""``python -m kgrec``: the command line."""
+
+from kgrec.cli import main
+
+main()

@@ -1,0 +1,143 @@
+"""The ``kgrec`` command line: flags become config overrides, then one library call per command."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import click
+import yaml
+
+from kgrec import api
+from kgrec.config import PRESETS, RunConfig, load_config
+from kgrec.errors import KgrecError
+
+# Flag name -> dotted config key: the whole mapping from command line to configuration.
+_BUILD_FLAGS = {
+    "split": "graph.split.kind",
+    "seed": "graph.split.seed",
+    "min_rating": "graph.split.min_rating",
+    "cold_item_share": "graph.split.cold_item_share",
+}
+
+
+class _Group(click.Group):
+    """Turns kgrec's own errors into one line on stderr and exit code 2 (a traceback only with --debug)."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        try:
+            return super().invoke(ctx)
+        except KgrecError as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            click.echo(f"kgrec: error: {error}", err=True)
+            sys.exit(2)
+
+
+def _config(
+    config_path: str | None, flags: dict, mapping: dict[str, str], settings: tuple[str, ...], preset: str | None = None
+) -> RunConfig:
+    if config_path is None and preset in PRESETS:
+        config_path = preset
+    config = load_config(config_path) if config_path else RunConfig()
+    overrides = {mapping[k]: v for k, v in flags.items() if k in mapping and v is not None}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep:
+            raise KgrecError(f"--set takes KEY=VALUE, got '{setting}'")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return config.override(overrides) if overrides else config
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="kgrec")
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """kgrec: knowledge-graph-augmented recommendations with explanations."""
+    ctx.obj = {"debug": debug}
+
+
+@main.command("build-graph")
+@click.option("--dataset", help="A public dataset by name (ml-100k, ml-1m).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding public datasets [env KGREC_DATA_DIR].")
+@click.option("--interactions", type=click.Path(dir_okay=False), help="Own interaction log (CSV, TSV, Parquet, .inter).")
+@click.option("--items", type=click.Path(dir_okay=False), help="Item catalog (item, title, description, category, brand).")
+@click.option("--users", type=click.Path(dir_okay=False), help="User attribute table.")
+@click.option("--triples", type=click.Path(dir_okay=False), help="Extra knowledge: Turtle, N-Triples, TSV or .kg.")
+@click.option("--links", type=click.Path(dir_okay=False), help="Item-to-entity table (.link or TSV item, entity).")
+@click.option("--name", help="Graph name (default: the dataset's).")
+@click.option("--out", type=click.Path(file_okay=False), help="Graph directory [default: graphs/<name>].")
+@click.option("--split", type=click.Choice(["random", "loo", "cold-items"]), help="Split kind [random].")
+@click.option("--seed", type=int, help="Split seed [2020].")
+@click.option("--min-rating", type=float, help="Only ratings at least this count as positives.")
+@click.option("--cold-item-share", type=float, help="Share of items held out for --split cold-items [0.2].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. data.interactions.user=customer.")
+def build_graph(config_path, settings, dataset, data_dir, interactions, items, users, triples, links, name, out, **flags) -> None:
+    """Build the knowledge graph, the PyG graph and the saved split; print their counts."""
+    from kgrec.graph import format_stats
+
+    config = _config(config_path, flags, _BUILD_FLAGS, settings, preset=dataset)
+    data = api.open_dataset(config, dataset, data_dir, interactions, items, users, triples, links, name)
+    out = Path(out) if out else Path("graphs") / (name or data.name)
+    graph = api.build_graph(data, config, out=out)
+    click.echo(format_stats(graph.stats))
+    click.echo(f"wrote {out}")
+
+
+@main.group()
+def datasets() -> None:
+    """List, download and verify public datasets."""
+
+
+@datasets.command("list")
+def datasets_list() -> None:
+    """Show the public datasets kgrec knows."""
+    from kgrec.data import PUBLIC_DATASETS
+
+    for spec in PUBLIC_DATASETS.values():
+        click.echo(f"{spec.name:10s} {spec.summary}")
+
+
+@datasets.command("download")
+@click.argument("name")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Target folder [env KGREC_DATA_DIR].")
+@click.option("--url", help="A mirror of the archive (each file's checksum is still verified).")
+@click.option("--force", is_flag=True, help="Download even if a verified copy is present.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def datasets_download(name, data_dir, url, force, quiet) -> None:
+    """Download a public dataset from its public source and verify its checksums."""
+    from kgrec.data import download_dataset
+
+    folder = download_dataset(name, data_dir, url=url, force=force, show_progress=not quiet)
+    click.echo(f"{name}: verified in {folder}")
+
+
+@datasets.command("verify")
+@click.argument("name")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding datasets [env KGREC_DATA_DIR].")
+def datasets_verify(name, data_dir) -> None:
+    """Check a public dataset's files against their published checksums."""
+    from kgrec.data import verify_dataset
+
+    click.echo(f"{name}: verified in {verify_dataset(name, data_dir)}")
+
+
+@main.command()
+@click.option("--graph", "graph_dir", required=True, type=click.Path(file_okay=False), help="A graph directory.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the RecBole files.")
+def export(graph_dir, out) -> None:
+    """Write a graph's split as RecBole atomic benchmark files (.train/.valid/.test.inter, .item, .kg, .link)."""
+    from kgrec.graph import KnowledgeGraph, export_recbole
+
+    click.echo(f"wrote {export_recbole(KnowledgeGraph.load(graph_dir), out)}")
+
+
+@main.command()
+def ontology() -> None:
+    """Print the kgrec RDF ontology (Turtle)."""
+    from kgrec.graph.rdf import ontology_turtle
+
+    click.echo(ontology_turtle(), nl=False)

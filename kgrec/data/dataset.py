@@ -1,0 +1,234 @@
+"""The validated Dataset: interactions, item catalog, users, extra triples and links, as typed frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kgrec.config import DataConfig
+from kgrec.data import schema
+from kgrec.data.readers import is_rdf, read_rdf_triples, read_table
+from kgrec.errors import InputError
+
+__all__ = ["Dataset", "read_dataset"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Validated inputs of one recommender problem; every id is a string.
+
+    Attributes:
+        name: A short name, used for output folders.
+        interactions: ``user_id, item_id`` and, when given, ``rating`` (float), ``timestamp``
+            (int64 unix seconds) and any further context columns (strings).
+        items: ``item_id, title, description, categories, brands`` (tuples of strings), plus
+            any further catalog columns. Items with no interactions are kept: they are cold items.
+        users: ``user_id`` plus attribute columns, or ``None``.
+        triples: External knowledge ``head, relation, tail`` (entity ids, relation names).
+        links: ``item_id, entity_id``: which triple entity stands for which item.
+        entity_labels: Human-readable names of entities where the input gave them.
+        notes: What validation changed (dropped duplicates, ...), for the user to read.
+    """
+
+    name: str
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame | None = None
+    triples: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["head", "relation", "tail"]))
+    links: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["item_id", "entity_id"]))
+    entity_labels: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def context_columns(self) -> list[str]:
+        """Interaction columns beyond user, item, rating and timestamp."""
+        return [c for c in self.interactions.columns if c not in ("user_id", "item_id", "rating", "timestamp")]
+
+
+def _read_interactions(path: Path, config: DataConfig, notes: list[str]) -> pd.DataFrame:
+    columns = config.interactions
+    table = read_table(path)
+    schema.require_columns(table, {"user id": columns.user, "item id": columns.item}, "the interaction log")
+    frame = pd.DataFrame(
+        {
+            "user_id": schema.id_column(table, columns.user, "user id"),
+            "item_id": schema.id_column(table, columns.item, "item id"),
+        }
+    )
+    if columns.rating in table.frame.columns:
+        frame["rating"] = schema.number_column(table, columns.rating, "rating")
+    if columns.timestamp in table.frame.columns:
+        frame["timestamp"] = schema.timestamp_column(table, columns.timestamp)
+    known = {columns.user, columns.item, columns.rating, columns.timestamp}
+    for column in table.frame.columns:
+        if column not in known:
+            frame[column] = table.frame[column]
+    frame["_line"] = np.arange(len(frame)) + table.first_line
+    # A repeated (user, item) pair is one positive; keep the latest, as a re-rating replaces the old one.
+    order = frame.sort_values(["timestamp", "_line"] if "timestamp" in frame else ["_line"], kind="stable")
+    deduplicated = order.drop_duplicates(["user_id", "item_id"], keep="last").sort_values("_line")
+    if dropped := len(frame) - len(deduplicated):
+        notes.append(f"{path}: dropped {dropped} repeated (user, item) interactions, keeping the latest of each")
+    return deduplicated.reset_index(drop=True)
+
+
+def _read_items(path: Path, config: DataConfig) -> pd.DataFrame:
+    columns = config.items
+    table = read_table(path)
+    schema.require_columns(table, {"item id": columns.item}, "the item catalog")
+    ids = schema.id_column(table, columns.item, "item id")
+    schema.unique_ids(table, ids, "item")
+    present = table.frame.columns
+    frame = pd.DataFrame({"item_id": ids})
+    for role in ("title", "description"):
+        name = getattr(columns, role)
+        frame[role] = table.frame[name].str.strip() if name in present else ""
+    for role, out in (("category", "categories"), ("brand", "brands")):
+        name = getattr(columns, role)
+        frame[out] = schema.list_column(table, name, config.list_separator) if name in present else [()] * len(frame)
+    used = {columns.item, columns.title, columns.description, columns.category, columns.brand}
+    for column in present:
+        if column not in used:
+            frame[column] = table.frame[column]
+    frame["_line"] = np.arange(len(frame)) + table.first_line
+    return frame
+
+
+def _read_users(path: Path, config: DataConfig) -> pd.DataFrame:
+    table = read_table(path)
+    schema.require_columns(table, {"user id": config.user}, "the user table")
+    ids = schema.id_column(table, config.user, "user id")
+    schema.unique_ids(table, ids, "user")
+    frame = table.frame.drop(columns=[config.user]).copy()
+    frame.insert(0, "user_id", ids)
+    frame["_line"] = np.arange(len(frame)) + table.first_line
+    return frame
+
+
+def _read_triples(path: Path, config: DataConfig, notes: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    labels: dict[str, str] = {}
+    if is_rdf(path):
+        frame, labels, literals = read_rdf_triples(path)
+        if literals:
+            notes.append(f"{path}: skipped {literals} triples with literal objects (attributes, not entities)")
+    else:
+        columns = config.triples
+        table = read_table(path)
+        schema.require_columns(
+            table, {"head": columns.head, "relation": columns.relation, "tail": columns.tail}, "the triple file"
+        )
+        frame = pd.DataFrame(
+            {
+                "head": schema.id_column(table, columns.head, "head entity"),
+                "relation": schema.id_column(table, columns.relation, "relation"),
+                "tail": schema.id_column(table, columns.tail, "tail entity"),
+            }
+        )
+    deduplicated = frame.drop_duplicates().reset_index(drop=True)
+    if dropped := len(frame) - len(deduplicated):
+        notes.append(f"{path}: dropped {dropped} repeated triples")
+    return deduplicated, labels
+
+
+def _read_links(path: Path, config: DataConfig) -> pd.DataFrame:
+    columns = config.links
+    table = read_table(path)
+    schema.require_columns(table, {"item id": columns.item, "entity id": columns.entity}, "the link table")
+    items = schema.id_column(table, columns.item, "item id")
+    entities = schema.id_column(table, columns.entity, "entity id")
+    schema.unique_ids(table, items, "link of item")
+    schema.unique_ids(table, entities, "link to entity")
+    return pd.DataFrame({"item_id": items, "entity_id": entities, "_line": np.arange(len(items)) + table.first_line})
+
+
+def _check_known(
+    frame: pd.DataFrame, column: str, known: pd.Series, what: str, where: Path, defined_in: Path, strict: bool, notes: list[str]
+) -> pd.DataFrame:
+    unknown = ~frame[column].isin(set(known))
+    if not unknown.any():
+        return frame
+    first = frame[unknown].iloc[0]
+    if strict:
+        raise InputError(
+            f"{what} '{first[column]}' is not in {defined_in} ({int(unknown.sum())} rows like this; "
+            "set data.strict_ids=false to drop them)",
+            where,
+            int(first["_line"]),
+        )
+    notes.append(f"{where}: dropped {int(unknown.sum())} rows whose {what} is not in {defined_in}")
+    return frame[~unknown].reset_index(drop=True)
+
+
+def read_dataset(
+    interactions: str | Path,
+    items: str | Path | None = None,
+    users: str | Path | None = None,
+    triples: str | Path | None = None,
+    links: str | Path | None = None,
+    config: DataConfig | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """Read and validate a user's own files into a :class:`Dataset`.
+
+    Args:
+        interactions: CSV/TSV/Parquet/``.inter`` log with user, item, optional rating, timestamp, context.
+        items: Catalog with item, title, description, category, brand (and any extra columns).
+            Without it, the catalog is the set of interacted items with no metadata.
+        users: Optional user attribute table.
+        triples: Extra knowledge as RDF (Turtle, N-Triples, ...) or a head/relation/tail table (``.kg``).
+            A triple may name an item by its item id, or by an entity id given in ``links``.
+        links: Optional item-to-entity table (``.link``).
+        config: Column names and id policy; defaults to :class:`~kgrec.config.DataConfig`.
+        name: Dataset name; defaults to the interaction file's stem.
+
+    Raises:
+        InputError: naming the file, line and problem of the first bad value found.
+    """
+    config = config or DataConfig()
+    notes: list[str] = []
+    interactions = Path(interactions)
+    log = _read_interactions(interactions, config, notes)
+
+    if items is not None:
+        catalog = _read_items(Path(items), config)
+        log = _check_known(log, "item_id", catalog["item_id"], "item", interactions, Path(items), config.strict_ids, notes)
+    else:
+        unique = pd.unique(log["item_id"])
+        catalog = pd.DataFrame(
+            {"item_id": unique, "title": "", "description": "", "categories": [()] * len(unique), "brands": [()] * len(unique)}
+        )
+        catalog["_line"] = -1
+
+    user_table = None
+    if users is not None:
+        user_table = _read_users(Path(users), config)
+        log = _check_known(log, "user_id", user_table["user_id"], "user", interactions, Path(users), config.strict_ids, notes)
+    if log.empty:
+        raise InputError("no interactions left after validation", interactions)
+
+    triple_frame = pd.DataFrame(columns=["head", "relation", "tail"])
+    labels: dict[str, str] = {}
+    if triples is not None:
+        triple_frame, labels = _read_triples(Path(triples), config, notes)
+    link_frame = pd.DataFrame(columns=["item_id", "entity_id", "_line"])
+    if links is not None:
+        if triples is None:
+            raise InputError("a link table needs a triple file to link into", links)
+        link_frame = _read_links(Path(links), config)
+        link_frame = _check_known(
+            link_frame, "item_id", catalog["item_id"], "item", Path(links), Path(items or interactions), config.strict_ids, notes
+        )
+
+    return Dataset(
+        name=name or interactions.stem,
+        interactions=log.drop(columns="_line"),
+        items=catalog.drop(columns="_line").reset_index(drop=True),
+        users=None if user_table is None else user_table.drop(columns="_line").reset_index(drop=True),
+        triples=triple_frame,
+        links=link_frame.drop(columns="_line").reset_index(drop=True),
+        entity_labels=labels,
+        notes=tuple(notes),
+    )

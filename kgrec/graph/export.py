@@ -1,0 +1,51 @@
+"""Export a built graph's split as RecBole atomic benchmark files, so peers train on the identical split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from kgrec.graph.knowledge import KnowledgeGraph
+from kgrec.io import atomic_dir
+
+__all__ = ["export_recbole"]
+
+
+def _write_atomic(frame: pd.DataFrame, types: dict[str, str], path: Path) -> None:
+    header = "\t".join(f"{column}:{types[column]}" for column in frame.columns)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(header + "\n")
+        frame.to_csv(handle, sep="\t", header=False, index=False)
+
+
+def export_recbole(graph: KnowledgeGraph, directory: str | Path) -> Path:
+    """Write ``<name>.{train,valid,test}.inter``, ``.item``, ``.kg`` and ``.link`` into ``directory/<name>/``.
+
+    Items stand for themselves as KG entities (``item:<id>`` keys), so the ``.link`` table maps
+    each item id to its own key and the ``.kg`` file holds the whole KG, catalog facts included.
+    """
+    name = graph.name
+    target = Path(directory) / name
+    with atomic_dir(target) as tmp:
+        log = graph.split.interactions
+        columns = ["user_id", "item_id"] + [c for c in ("rating", "timestamp") if c in log]
+        types = {"user_id": "token", "item_id": "token", "rating": "float", "timestamp": "float"}
+        for part in ("train", "valid", "test"):
+            _write_atomic(log.loc[log["split"] == part, columns], types, tmp / f"{name}.{part}.inter")
+        items = pd.DataFrame(
+            {
+                "item_id": list(graph.items.ids),
+                "title": graph.catalog["title"].str.replace(r"\s+", " ", regex=True),
+                "categories": graph.catalog["categories"].map(lambda values: " ".join(v.replace(" ", "_") for v in values)),
+            }
+        )
+        _write_atomic(items, {"item_id": "token", "title": "token_seq", "categories": "token_seq"}, tmp / f"{name}.item")
+        kg = pd.DataFrame(graph.labeled_triples(), columns=["head_id", "relation_id", "tail_id"])
+        kg_types = {"head_id": "token", "relation_id": "token", "tail_id": "token"}
+        _write_atomic(kg, kg_types, tmp / f"{name}.kg")
+        links = pd.DataFrame({"item_id": list(graph.items.ids), "entity_id": [f"item:{i}" for i in graph.items.ids]})
+        _write_atomic(links, {"item_id": "token", "entity_id": "token"}, tmp / f"{name}.link")
+    return target
+
+

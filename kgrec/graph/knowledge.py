@@ -1,0 +1,256 @@
+"""KnowledgeGraph: the built graph artifact (id maps, KG triples, split, catalog) and build_graph."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from kgrec.config import GraphConfig
+from kgrec.data.dataset import Dataset
+from kgrec.data.ids import IdMap
+from kgrec.data.split import Split, split_interactions
+from kgrec.errors import InputError
+
+if TYPE_CHECKING:
+    import networkx
+    import rdflib
+    from torch_geometric.data import HeteroData
+
+__all__ = ["KnowledgeGraph", "build_graph", "CATEGORY_RELATION", "BRAND_RELATION", "ENTITY_KINDS"]
+
+CATEGORY_RELATION = "has_category"
+BRAND_RELATION = "has_brand"
+# Order matters: an entity used both as a category and a brand is typed by the first kind.
+ENTITY_KINDS = ("category", "brand", "attribute", "entity")
+
+
+@dataclass(frozen=True)
+class KnowledgeGraph:
+    """The output of ``build-graph``: everything later stages read, and nothing they may not.
+
+    KG node indices: item *i* is KG node *i*; entity *j* is KG node ``num_items + j``. So row *i*
+    of any item tensor and of any KG-entity tensor (PyKEEN's, once issued) is the same item.
+
+    Attributes:
+        name: Graph name (the dataset's, by default).
+        config: The :class:`~kgrec.config.GraphConfig` it was built with.
+        users: Users with at least one interaction.
+        items: Every catalog item, interacted or not.
+        entities: Non-item KG entities (categories, brands, external entities).
+        relations: KG relation names.
+        entity_kinds: For each entity, one of :data:`ENTITY_KINDS`.
+        triples: ``(num_triples, 3)`` int64 ``(head node, relation, tail node)``, deduplicated.
+        split: The train/valid/test interactions; only train ever enters a propagation graph.
+        catalog: Item metadata in ``items`` order (title, description, categories, brands, ...).
+        user_table: User attributes in ``users`` order, or ``None``.
+        entity_labels: Human-readable labels for entities where the input had them.
+        stats: Counts written to ``stats.json``.
+    """
+
+    name: str
+    config: GraphConfig
+    users: IdMap
+    items: IdMap
+    entities: IdMap
+    relations: IdMap
+    entity_kinds: tuple[str, ...]
+    triples: np.ndarray
+    split: Split
+    catalog: pd.DataFrame
+    user_table: pd.DataFrame | None = None
+    entity_labels: dict[str, str] = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def num_kg_nodes(self) -> int:
+        """Items plus entities."""
+        return len(self.items) + len(self.entities)
+
+    def node_key(self, node: int) -> str:
+        """A readable unique key of a KG node: ``item:<id>`` or ``entity:<id>``."""
+        if node < len(self.items):
+            return f"item:{self.items.ids[node]}"
+        return f"entity:{self.entities.ids[node - len(self.items)]}"
+
+    def node_label(self, node: int) -> str:
+        """A human-readable label: the item's title, the entity's label, else its id."""
+        if node < len(self.items):
+            title = self.catalog["title"].iat[node]
+            return title or self.items.ids[node]
+        entity_id = self.entities.ids[node - len(self.items)]
+        return self.entity_labels.get(entity_id, entity_id)
+
+    def labeled_triples(self) -> np.ndarray:
+        """``(num_triples, 3)`` strings ``(node key, relation, node key)``, the form PyKEEN reads."""
+        keys = np.array([self.node_key(n) for n in range(self.num_kg_nodes)], dtype=object)
+        relations = np.array(self.relations.ids, dtype=object)
+        return np.stack([keys[self.triples[:, 0]], relations[self.triples[:, 1]], keys[self.triples[:, 2]]], axis=1)
+
+    @cached_property
+    def hetero(self) -> HeteroData:
+        """The user-item-entity graph for PyG, built from *training* interactions and the KG."""
+        from kgrec.graph.hetero import to_hetero
+
+        return to_hetero(self)
+
+    def to_networkx(self) -> networkx.MultiDiGraph:
+        """The KG as a NetworkX multigraph keyed by :meth:`node_key`, for path search and drawing."""
+        from kgrec.graph.views import to_networkx
+
+        return to_networkx(self)
+
+    def to_rdf(self) -> rdflib.Graph:
+        """The KG as an in-memory rdflib graph (fine for small graphs; large ones query ``kg.nt``)."""
+        from kgrec.graph.rdf import to_rdflib
+
+        return to_rdflib(self)
+
+    def save(self, directory: str) -> None:
+        """Write the graph atomically to ``directory`` (see :mod:`kgrec.graph.store`)."""
+        from kgrec.graph.store import save_graph
+
+        save_graph(self, directory)
+
+    @classmethod
+    def load(cls, directory: str) -> KnowledgeGraph:
+        """Read a graph written by :meth:`save`, checking its manifest and checksums."""
+        from kgrec.graph.store import load_graph
+
+        return load_graph(directory)
+
+
+def _resolve_terms(dataset: Dataset, items: IdMap) -> dict[str, str]:
+    """Map each raw triple term to ``item:<id>`` when it stands for an item, via links or by item id."""
+    terms = pd.unique(pd.concat([dataset.triples["head"], dataset.triples["tail"]], ignore_index=True))
+    linked = dict(zip(dataset.links["entity_id"], dataset.links["item_id"]))
+    resolved = {}
+    for term in terms:
+        if term in linked:
+            resolved[term] = f"item:{linked[term]}"
+        elif term in items:
+            resolved[term] = f"item:{term}"
+        else:
+            resolved[term] = f"entity:{term}"
+    return resolved
+
+
+def build_graph(dataset: Dataset, config: GraphConfig | None = None, name: str | None = None) -> KnowledgeGraph:
+    """Split the interactions and build the knowledge graph and the PyG graph from a Dataset.
+
+    The KG holds catalog facts (``has_category``, ``has_brand``) and the external triples,
+    with linked entities merged into their items. Interactions never enter the KG.
+
+    Args:
+        dataset: The validated inputs.
+        config: Split and graph options.
+        name: Graph name; defaults to the dataset's.
+
+    Returns:
+        The immutable :class:`KnowledgeGraph`.
+    """
+    started = time.perf_counter()
+    config = config or GraphConfig()
+    split = split_interactions(dataset, config.split)
+    items = IdMap.from_ids(dataset.items["item_id"])
+    catalog = dataset.items.set_index("item_id").loc[list(items.ids)].reset_index()
+    users = IdMap.from_ids(split.interactions["user_id"])
+
+    # Catalog facts, as (head key, relation, tail key, kind of tail).
+    parts = []
+    for column, relation, kind in (("categories", CATEGORY_RELATION, "category"), ("brands", BRAND_RELATION, "brand")):
+        exploded = catalog[["item_id", column]].explode(column).dropna()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "head": "item:" + exploded["item_id"],
+                    "relation": relation,
+                    "tail": "entity:" + exploded[column].astype(str),
+                    "kind": kind,
+                }
+            )
+        )
+    for column in config.attribute_columns:
+        if column not in catalog:
+            raise InputError(f"graph.attribute_columns names '{column}', which is not a catalog column")
+        values = catalog[column].astype(str).str.strip()
+        present = values != ""
+        parts.append(
+            pd.DataFrame(
+                {
+                    "head": "item:" + catalog.loc[present, "item_id"],
+                    "relation": column,
+                    # Prefixed so that the year 1995 never collides with an item or entity called '1995'.
+                    "tail": f"entity:{column}:" + values[present],
+                    "kind": "attribute",
+                }
+            )
+        )
+    external = dataset.triples
+    if config.relations is not None:
+        unknown = set(config.relations) - set(external["relation"])
+        if unknown:
+            raise InputError(f"graph.relations names relations not in the triples: {sorted(unknown)}")
+        external = external[external["relation"].isin(config.relations)]
+    terms = _resolve_terms(dataset, items)
+    parts.append(
+        pd.DataFrame(
+            {
+                "head": external["head"].map(terms),
+                "relation": external["relation"],
+                "tail": external["tail"].map(terms),
+                "kind": "entity",
+            }
+        )
+    )
+    facts = pd.concat(parts, ignore_index=True)
+
+    # Entities in a fixed order; kind by first use in ENTITY_KINDS order.
+    entity_keys = pd.concat(
+        [facts.loc[facts["head"].str.startswith("entity:"), ["head", "kind"]].rename(columns={"head": "tail"}).assign(kind="entity"),
+         facts.loc[facts["tail"].str.startswith("entity:"), ["tail", "kind"]]],
+        ignore_index=True,
+    )
+    entity_keys["rank"] = entity_keys["kind"].map({k: i for i, k in enumerate(ENTITY_KINDS)})
+    kind_of = entity_keys.groupby("tail")["rank"].min()
+    entities = IdMap.from_ids(key[len("entity:") :] for key in kind_of.index)
+    kinds = tuple(ENTITY_KINDS[kind_of[f"entity:{e}"]] for e in entities.ids)
+    relations = IdMap.from_ids(facts["relation"])
+
+    node_of = {f"item:{item}": i for i, item in enumerate(items.ids)}
+    node_of.update({f"entity:{e}": len(items) + j for j, e in enumerate(entities.ids)})
+    triples = np.stack(
+        [
+            facts["head"].map(node_of).to_numpy(np.int64),
+            relations.to_index(facts["relation"].to_numpy()),
+            facts["tail"].map(node_of).to_numpy(np.int64),
+        ],
+        axis=1,
+    ).reshape(-1, 3)
+    triples = np.unique(triples, axis=0)
+
+    user_table = None
+    if dataset.users is not None:
+        user_table = dataset.users.set_index("user_id").loc[list(users.ids)].reset_index()
+    graph = KnowledgeGraph(
+        name=name or dataset.name,
+        config=config,
+        users=users,
+        items=items,
+        entities=entities,
+        relations=relations,
+        entity_kinds=kinds,
+        triples=triples,
+        split=split,
+        catalog=catalog,
+        user_table=user_table,
+        entity_labels=dict(dataset.entity_labels),
+    )
+    from kgrec.graph.stats import graph_stats
+
+    stats = graph_stats(graph, dataset, facts, build_seconds=time.perf_counter() - started)
+    return replace(graph, stats=stats)

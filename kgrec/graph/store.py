@@ -1,0 +1,162 @@
+"""Saving and loading a KnowledgeGraph directory atomically, with a manifest of versions and checksums.
+
+Layout of ``graphs/<name>/``::
+
+    manifest.json       format version, kgrec version, graph config, sha256 of every file
+    stats.json          counts (see kgrec.graph.stats)
+    ids.json            users, items, entities (+ kinds, labels), relations in index order
+    kg.nt               the RDF knowledge graph (N-Triples), ontology.ttl beside it
+    kg_triples.tsv      the same KG as head/relation/tail node keys (what PyKEEN reads)
+    networkx.json       the NetworkX view (node-link JSON)
+    hetero.pt           the PyG user-item-entity graph as plain tensors (training interactions only)
+    interactions.parquet, items.parquet, users.parquet    the split log and the catalog
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kgrec._version import __version__
+from kgrec.config import GraphConfig
+from kgrec.data.ids import IdMap
+from kgrec.data.split import SPLIT_NAMES, Split
+from kgrec.errors import InputError
+from kgrec.graph.knowledge import KnowledgeGraph
+from kgrec.graph.rdf import iter_ntriples, ontology_turtle
+from kgrec.graph.views import write_networkx
+from kgrec.io import atomic_dir, load_tensors, sha256_file
+
+__all__ = ["save_graph", "load_graph", "GRAPH_FORMAT_VERSION"]
+
+GRAPH_FORMAT_VERSION = 1
+_LIST_COLUMNS = ("categories", "brands")
+
+
+def save_graph(graph: KnowledgeGraph, directory: str | Path) -> Path:
+    """Write ``graph`` to ``directory``; an existing graph there is replaced only once the new one is complete.
+
+    Raises:
+        InputError: if ``directory`` exists and is not a kgrec graph (it is never overwritten).
+    """
+    import torch
+
+    from kgrec.graph.hetero import hetero_to_tensors
+
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or (any(directory.iterdir()) and not (directory / "manifest.json").is_file())):
+        raise InputError("exists and is not a kgrec graph directory; choose another --out", directory)
+    with atomic_dir(directory) as tmp:
+        (tmp / "ontology.ttl").write_text(ontology_turtle(), encoding="utf-8")
+        with open(tmp / "kg.nt", "w", encoding="utf-8") as handle:
+            handle.writelines(iter_ntriples(graph))
+        pd.DataFrame(graph.labeled_triples(), columns=["head", "relation", "tail"]).to_csv(
+            tmp / "kg_triples.tsv", sep="\t", index=False
+        )
+        ids = {
+            "users": list(graph.users.ids),
+            "items": list(graph.items.ids),
+            "entities": list(graph.entities.ids),
+            "entity_kinds": list(graph.entity_kinds),
+            "relations": list(graph.relations.ids),
+            "entity_labels": graph.entity_labels,
+        }
+        (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
+        with open(tmp / "networkx.json", "w", encoding="utf-8") as handle:
+            write_networkx(graph.to_networkx(), handle)
+        torch.save(hetero_to_tensors(graph.hetero), tmp / "hetero.pt")
+        interactions = graph.split.interactions.assign(split=graph.split.interactions["split"].astype(str))
+        interactions.to_parquet(tmp / "interactions.parquet", index=False)
+        catalog = graph.catalog.copy()
+        for column in _LIST_COLUMNS:
+            catalog[column] = catalog[column].map(list)
+        catalog.to_parquet(tmp / "items.parquet", index=False)
+        if graph.user_table is not None:
+            graph.user_table.to_parquet(tmp / "users.parquet", index=False)
+        (tmp / "stats.json").write_text(json.dumps(graph.stats, indent=2), encoding="utf-8")
+        manifest = {
+            "format": "kgrec-graph",
+            "format_version": GRAPH_FORMAT_VERSION,
+            "kgrec_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "name": graph.name,
+            "config": graph.config.model_dump(mode="json"),
+            "cold_items": list(graph.split.cold_items),
+            "files": {path.name: sha256_file(path) for path in sorted(tmp.iterdir())},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return directory
+
+
+def _read_manifest(directory: Path) -> dict:
+    path = directory / "manifest.json"
+    if not path.is_file():
+        raise InputError("not a kgrec graph directory (no manifest.json); build one with 'kgrec build-graph'", directory)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"corrupted manifest: {error}", path) from None
+    if manifest.get("format") != "kgrec-graph" or manifest.get("format_version") != GRAPH_FORMAT_VERSION:
+        raise InputError(
+            f"graph format {manifest.get('format')} v{manifest.get('format_version')} written by kgrec "
+            f"{manifest.get('kgrec_version')}; this kgrec reads v{GRAPH_FORMAT_VERSION}: rebuild it with 'kgrec build-graph'",
+            path,
+        )
+    for name, expected in manifest["files"].items():
+        file = directory / name
+        if not file.is_file():
+            raise InputError("file listed in manifest.json is missing; rebuild the graph", file)
+        if sha256_file(file) != expected:
+            raise InputError("checksum differs from manifest.json (file changed or corrupted); rebuild the graph", file)
+    return manifest
+
+
+def load_graph(directory: str | Path) -> KnowledgeGraph:
+    """Read a graph written by :func:`save_graph`, verifying its format version and checksums."""
+    from kgrec.graph.hetero import hetero_from_tensors
+
+    directory = Path(directory)
+    manifest = _read_manifest(directory)
+    ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
+    items, entities = IdMap(tuple(ids["items"])), IdMap(tuple(ids["entities"]))
+    relations = IdMap(tuple(ids["relations"]))
+    node_of = {f"item:{item}": i for i, item in enumerate(items.ids)}
+    node_of.update({f"entity:{e}": len(items) + j for j, e in enumerate(entities.ids)})
+    labeled = pd.read_csv(directory / "kg_triples.tsv", sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    triples = np.stack(
+        [
+            labeled["head"].map(node_of).to_numpy(np.int64),
+            relations.to_index(labeled["relation"].to_numpy()),
+            labeled["tail"].map(node_of).to_numpy(np.int64),
+        ],
+        axis=1,
+    ).reshape(-1, 3)
+    interactions = pd.read_parquet(directory / "interactions.parquet")
+    interactions["split"] = pd.Categorical(interactions["split"], categories=list(SPLIT_NAMES))
+    catalog = pd.read_parquet(directory / "items.parquet")
+    for column in _LIST_COLUMNS:
+        catalog[column] = catalog[column].map(tuple)
+    users_path = directory / "users.parquet"
+    config = GraphConfig.model_validate(manifest["config"])
+    graph = KnowledgeGraph(
+        name=manifest["name"],
+        config=config,
+        users=IdMap(tuple(ids["users"])),
+        items=items,
+        entities=entities,
+        relations=relations,
+        entity_kinds=tuple(ids["entity_kinds"]),
+        triples=triples,
+        split=Split(interactions, config.split, tuple(manifest.get("cold_items", ()))),
+        catalog=catalog,
+        user_table=pd.read_parquet(users_path) if users_path.is_file() else None,
+        entity_labels=ids["entity_labels"],
+        stats=json.loads((directory / "stats.json").read_text(encoding="utf-8")),
+    )
+    # Seed the cached PyG view from disk so loading never rebuilds it.
+    graph.__dict__["hetero"] = hetero_from_tensors(load_tensors(directory / "hetero.pt"))
+    return graph

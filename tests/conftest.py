@@ -1,0 +1,95 @@
+"""Shared fixtures: a tiny catalog with a KG, written as files in every format the readers take."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kgrec.data import read_dataset
+
+# 8 users, 10 items (item 10 never interacted: a cold item), genres A/B, two brands,
+# and external triples naming directors through a link table.
+INTERACTIONS = [
+    # user, item, rating, timestamp, device
+    *[(f"u{u}", str(i), float(1 + (u + i) % 5), 1_600_000_000 + 1000 * u + i, "mobile" if u % 2 else "web")
+      for u in range(1, 5) for i in (1, 2, 3, 4, 5)],
+    *[(f"u{u}", str(i), float(1 + (u * i) % 5), 1_600_000_000 + 1000 * u + i, "web")
+      for u in range(5, 9) for i in (5, 6, 7, 8, 9)],
+]
+ITEMS = [
+    ("1", "Alpha", "A film about alpha", "A", "StudioX"),
+    ("2", "Beta", "A film about beta", "A", "StudioX"),
+    ("3", "Gamma", "A film about gamma", "A|C", "StudioY"),
+    ("4", "Delta", "A film about delta", "A", ""),
+    ("5", "Epsilon", "A film about epsilon", "A|B", "StudioY"),
+    ("6", "Zeta", "A film about zeta", "B", "StudioY"),
+    ("7", "Eta", "A film about eta", "B", ""),
+    ("8", "Theta", "A film about theta", "B", "StudioX"),
+    ("9", "Iota", "A film about iota", "B", ""),
+    ("10", "Kappa", "A cold film nobody watched", "A", "StudioX"),
+]
+TRIPLES = [
+    ("m.alpha", "directed_by", "m.nolan"),
+    ("m.beta", "directed_by", "m.nolan"),
+    ("m.kappa", "directed_by", "m.nolan"),
+    ("m.zeta", "directed_by", "m.bigelow"),
+    ("m.nolan", "born_in", "m.london"),
+    ("m.alpha", "sequel", "m.beta"),
+]
+LINKS = [("1", "m.alpha"), ("2", "m.beta"), ("10", "m.kappa"), ("6", "m.zeta")]
+USERS = [(f"u{u}", str(20 + u), "F" if u % 2 else "M") for u in range(1, 9)]
+
+
+def write_tiny_files(folder: Path, fmt: str = "csv") -> dict[str, Path]:
+    """Write the tiny dataset in one of the tabular formats; return the paths by role."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = {
+        "interactions": pd.DataFrame(INTERACTIONS, columns=["user", "item", "rating", "timestamp", "device"]),
+        "items": pd.DataFrame(ITEMS, columns=["item", "title", "description", "category", "brand"]),
+        "users": pd.DataFrame(USERS, columns=["user", "age", "gender"]),
+        "triples": pd.DataFrame(TRIPLES, columns=["head", "relation", "tail"]),
+        "links": pd.DataFrame(LINKS, columns=["item", "entity"]),
+    }
+    paths = {}
+    for role, frame in frames.items():
+        if fmt == "parquet":
+            path = folder / f"{role}.parquet"
+            frame.to_parquet(path, index=False)
+        else:
+            separator = "," if fmt == "csv" else "\t"
+            path = folder / f"{role}.{fmt}"
+            frame.to_csv(path, sep=separator, index=False)
+        paths[role] = path
+    return paths
+
+
+@pytest.fixture
+def tiny_files(tmp_path: Path) -> dict[str, Path]:
+    """The tiny dataset as CSV files."""
+    return write_tiny_files(tmp_path / "tiny")
+
+
+@pytest.fixture
+def tiny_dataset(tiny_files):
+    """The tiny dataset, read and validated."""
+    return read_dataset(**tiny_files, name="tiny")
+
+
+@pytest.fixture
+def tiny_graph(tiny_dataset):
+    """The tiny dataset's knowledge graph (random split, default config)."""
+    from kgrec.graph import build_graph
+
+    return build_graph(tiny_dataset)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The public datasets folder from KGREC_DATA_DIR; tests that need it skip without it."""
+    value = os.environ.get("KGREC_DATA_DIR")
+    if not value or not (Path(value) / "ml-100k").is_dir():
+        pytest.skip("KGREC_DATA_DIR is unset or has no ml-100k/ (set it to ../shared/datasets to run this test)")
+    return Path(value)

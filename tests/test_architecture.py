@@ -1,0 +1,25 @@
+"""The one-way import contract in pyproject.toml holds (import-linter)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def test_import_contract():
+    executable = Path(sys.executable).with_name("lint-imports")
+    command = str(executable) if executable.exists() else shutil.which("lint-imports")
+    if command is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[test]')")
+    result = subprocess.run([command], cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_kgrec_is_light():
+    code = "import sys, kgrec; print(any(m in sys.modules for m in ('pykeen', 'transformers', 'rdflib', 'torch_geometric')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

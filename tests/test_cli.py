@@ -1,0 +1,90 @@
+"""The command line end to end on tiny files, and its error contract (one line, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kgrec.cli import main
+from kgrec.graph import KnowledgeGraph
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_build_graph_own_files(tmp_path, tiny_files):
+    out = tmp_path / "graphs" / "tiny"
+    result = _run(
+        "build-graph",
+        *[f"--{role}={path}" for role, path in tiny_files.items()],
+        f"--out={out}",
+        "--split=loo",
+        "--seed=3",
+        "--set",
+        "graph.attribute_columns=[description]",
+    )
+    assert result.exit_code == 0, result.output
+    assert "8 users, 10 items" in result.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["interactions"] == {"train": 24, "valid": 8, "test": 8, "total": 40}
+    graph = KnowledgeGraph.load(out)
+    assert graph.config.split.kind == "loo" and graph.config.split.seed == 3
+    assert "description" in graph.relations
+
+
+def test_build_graph_error_is_one_line_and_writes_nothing(tmp_path, tiny_files):
+    tiny_files["interactions"].write_text("user,item,rating\nu1,1,4\nu1,2,lots\n")
+    out = tmp_path / "graphs" / "bad"
+    result = _run("build-graph", f"--interactions={tiny_files['interactions']}", f"--out={out}")
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0
+    assert result.output.startswith(f"kgrec: error: {tiny_files['interactions']}:3:")
+    assert not (tmp_path / "graphs").exists() or not any((tmp_path / "graphs").iterdir())
+
+
+def test_unknown_config_key_and_conflicting_inputs(tmp_path, tiny_files):
+    result = _run("build-graph", f"--interactions={tiny_files['interactions']}", "--set", "graph.colour=red")
+    assert result.exit_code == 2 and "unknown config key 'graph.colour'" in result.output
+    result = _run("build-graph", "--dataset=ml-100k", f"--interactions={tiny_files['interactions']}")
+    assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_config_file_and_flags_precedence(tmp_path, tiny_files):
+    config = tmp_path / "run.toml"
+    config.write_text("[graph.split]\nkind = 'random'\nseed = 11\nratios = [0.6, 0.2, 0.2]\n")
+    out = tmp_path / "g"
+    result = _run("build-graph", f"--interactions={tiny_files['interactions']}", f"--config={config}", "--seed=12", f"--out={out}")
+    assert result.exit_code == 0, result.output
+    split = KnowledgeGraph.load(out).config.split
+    assert split.seed == 12 and split.ratios == (0.6, 0.2, 0.2)
+
+
+def test_export_recbole_files(tmp_path, tiny_files):
+    graph_dir = tmp_path / "g"
+    args = [f"--{r}={p}" for r, p in tiny_files.items()]
+    assert _run("build-graph", *args, "--name=tiny", f"--out={graph_dir}", "--split=loo").exit_code == 0
+    result = _run("export", f"--graph={graph_dir}", f"--out={tmp_path / 'recbole'}")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "recbole" / "tiny"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["tiny.item", "tiny.kg", "tiny.link", "tiny.test.inter", "tiny.train.inter", "tiny.valid.inter"]
+    train = (folder / "tiny.train.inter").read_text().splitlines()
+    assert train[0] == "user_id:token\titem_id:token\trating:float\ttimestamp:float"
+    assert len(train) == 1 + 24
+
+
+def test_datasets_list_and_ontology():
+    result = _run("datasets", "list")
+    assert result.exit_code == 0 and "ml-100k" in result.output and "ml-1m" in result.output
+    result = _run("ontology")
+    assert result.exit_code == 0
+    committed = Path(__file__).parents[1] / "graphs" / "ontology.ttl"
+    assert committed.read_text() == result.output, "graphs/ontology.ttl is stale: kgrec ontology > graphs/ontology.ttl"
+
+
+def test_datasets_verify_missing(tmp_path):
+    result = _run("datasets", "verify", "ml-1m", f"--data-dir={tmp_path}")
+    assert result.exit_code == 2 and "kgrec datasets download ml-1m" in result.output

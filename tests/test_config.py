@@ -1,0 +1,38 @@
+"""The run config: presets, files, overrides and validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from kgrec.config import PRESETS, RunConfig, dump_config, load_config
+from kgrec.errors import InputError
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_are_complete_and_round_trip(tmp_path, preset):
+    config = load_config(preset)
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path) == config
+    assert path.read_text() == dump_config(RunConfig.model_validate(config.model_dump()))
+
+
+def test_override_validates_again():
+    config = RunConfig().override({"graph.split.seed": 5, "graph.split.kind": "loo"})
+    assert config.graph.split.seed == 5 and config.graph.split.kind == "loo"
+    with pytest.raises(InputError, match="graph.split.kind"):
+        RunConfig().override({"graph.split.kind": "sideways"})
+    with pytest.raises(InputError, match="ratios must"):
+        RunConfig().override({"graph.split.ratios": [0.5, 0.5, 0.5]})
+
+
+def test_unknown_keys_are_rejected(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("graph:\n  splitt: {}\n")
+    with pytest.raises(InputError, match="graph.splitt"):
+        load_config(path)
+
+
+def test_config_is_frozen():
+    with pytest.raises(Exception):
+        RunConfig().graph.split.seed = 3  # type: ignore[misc]
