@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
+
+import torch
 
 from kgrec.config import RunConfig
 from kgrec.data import Dataset, load_dataset, read_dataset
+from kgrec.embed import encode_item_texts, train_kg_embeddings
 from kgrec.errors import InputError
+from kgrec.evaluate import EvaluationResult
 from kgrec.graph import KnowledgeGraph
 from kgrec.graph import build_graph as _build_graph
+from kgrec.io import write_json
+from kgrec.models import KGRecommender, fusion_resolver, propagation_resolver, scorer_resolver
+from kgrec.train import NegativeSampler, Recommendation, Recommender, fit, resolve_device
+from kgrec.train.report import plot_curve, write_history
 
-__all__ = ["load_dataset", "read_dataset", "build_graph", "open_dataset"]
+__all__ = ["load_dataset", "read_dataset", "open_dataset", "build_graph", "train", "evaluate", "recommend"]
 
 
 def open_dataset(
@@ -47,3 +56,142 @@ def build_graph(dataset: Dataset, config: RunConfig | None = None, out: str | Pa
     if out is not None:
         graph.save(str(out))
     return graph
+
+
+def _check_names(config: RunConfig) -> None:
+    """Resolve every registry name before any heavy work, so a typo fails in milliseconds."""
+    for resolver, key, value in (
+        (propagation_resolver, "model.propagation", config.model.propagation),
+        (fusion_resolver, "model.fusion", config.model.fusion),
+        (scorer_resolver, "model.scorer", config.model.scorer),
+    ):
+        try:
+            resolver.lookup(value)
+        except (KeyError, ValueError):
+            raise InputError(f"unknown {key} '{value}' (choices: {', '.join(sorted(resolver.options))})") from None
+    metric, _, k = config.eval.select_metric.partition("@")
+    if metric not in ("recall", "ndcg", "mrr", "hit", "precision") or not k.isdigit() or int(k) not in config.eval.ks:
+        raise InputError(f"eval.select_metric '{config.eval.select_metric}' must be NAME@K with K in eval.ks {list(config.eval.ks)}")
+
+
+def _prepare_run_dir(out: Path) -> None:
+    if out.exists() and any(out.iterdir()) and not (out / "config.yaml").is_file():
+        raise InputError("exists and is not a kgrec run directory; choose another --out", out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").unlink(missing_ok=True)  # the run is incomplete until run.json is written again
+
+
+def train(
+    graph: KnowledgeGraph,
+    config: RunConfig | None = None,
+    out: str | Path | None = None,
+    graph_dir: str | Path | None = None,
+    quiet: bool = False,
+) -> Recommender:
+    """Train the recommender: PyKEEN embeddings -> text embeddings -> propagation + fusion, early-stopped on validation.
+
+    Args:
+        graph: From :func:`build_graph` or ``KnowledgeGraph.load``.
+        config: The complete run config (saved as ``out/config.yaml`` before training starts).
+        out: Run directory; with it, the model, metrics, history, curve and timings are written there.
+        graph_dir: Where ``graph`` is saved (recorded in the run; caches live in ``graph_dir/cache``).
+            Without it and with ``out``, the graph is saved to ``out/graph``.
+        quiet: No progress bars.
+
+    Returns:
+        The trained :class:`~kgrec.train.Recommender` (best validation state), already evaluated.
+    """
+    from kgrec.config import dump_config
+    from kgrec.io import atomic_write
+
+    config = config or RunConfig()
+    _check_names(config)
+    device = resolve_device(config.train.device)
+    if out is not None:
+        out = Path(out)
+        _prepare_run_dir(out)
+        with atomic_write(out / "config.yaml") as handle:
+            handle.write(dump_config(config))
+        if graph_dir is None:
+            graph_dir = out / "graph"
+            graph.save(str(graph_dir))
+    cache_dir = Path(graph_dir) / "cache" if graph_dir is not None else None
+    torch.manual_seed(config.train.seed)
+    timings: dict[str, float] = {}
+
+    kg_emb = kge_metrics = None
+    if config.model.use_kg:
+        kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device))
+        kg_emb, kge_metrics, timings["kge_seconds"] = kge.entity_emb, kge.metrics, kge.seconds
+    text_emb = None
+    if config.model.use_text:
+        text = encode_item_texts(graph.catalog, config.text, cache_dir, device=str(device))
+        text_emb, timings["text_seconds"] = text.text_emb, text.seconds
+
+    torch.manual_seed(config.train.seed)
+    model = KGRecommender.from_config(config.model, len(graph.users), len(graph.items), len(graph.relations), kg_emb, text_emb)
+    recommender = Recommender(model, graph, config, device=device)
+    with torch.no_grad():
+        # Items without training interactions never receive a collaborative gradient; a zero free
+        # embedding lets their KG and text views speak instead of random noise.
+        model.item_emb.weight[recommender.inputs.item_degree.cpu() == 0] = 0.0
+    train_log = graph.split.train
+    sampler = NegativeSampler(
+        graph.users.to_index(train_log["user_id"].to_numpy()),
+        graph.items.to_index(train_log["item_id"].to_numpy()),
+        len(graph.items),
+        seed=config.train.seed,
+    )
+    select = config.eval.select_metric
+    validate = None
+    if len(graph.split.valid):
+        validate = lambda _: recommender.evaluate("valid").metrics[select]  # noqa: E731
+    fitted = fit(model, recommender.inputs, sampler, config.train, validate, device, quiet)
+    model.load_state_dict(fitted.best_state)
+    model.eval()
+    timings.update(
+        train_seconds=fitted.seconds, train_seconds_to_best=fitted.seconds_to_best, seconds_per_epoch=fitted.seconds_per_epoch
+    )
+
+    metrics: dict = {}
+    for split in ("valid", "test"):
+        if len(graph.split.part(split)):
+            result = recommender.evaluate(split)
+            metrics[split] = result.metrics
+            timings[f"eval_{split}_seconds"] = result.seconds
+    if kge_metrics is not None:
+        metrics["kge"] = kge_metrics
+    timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.type == "cuda":
+        timings["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    recommender.timings = timings  # type: ignore[attr-defined]
+    recommender.metrics = metrics  # type: ignore[attr-defined]
+    if out is not None:
+        write_json(out / "metrics.json", metrics)
+        write_history(fitted.history, out / "history.csv")
+        plot_curve(fitted.history, select, out / "curve.png")
+        extra = {"best_epoch": fitted.best_epoch, "epochs_run": len(fitted.history), "device": str(device), "timings": timings}
+        recommender.save(out, graph_dir, extra)
+    return recommender
+
+
+def evaluate(run: Recommender | str | Path, split: str = "test", ks: tuple[int, ...] | None = None) -> EvaluationResult:
+    """Full-ranking evaluation of a trained run; with a run directory, also merged into its ``metrics.json``."""
+    import json
+
+    recommender = run if isinstance(run, Recommender) else Recommender.load(run)
+    result = recommender.evaluate(split, ks)
+    if recommender.directory is not None:
+        path = Path(recommender.directory) / "metrics.json"
+        metrics = json.loads(path.read_text()) if path.is_file() else {}
+        metrics[split] = {**metrics.get(split, {}), **result.metrics}
+        write_json(path, metrics)
+    return result
+
+
+def recommend(run: Recommender | str | Path, user_ids: list[str], k: int = 10) -> list[Recommendation]:
+    """Top-``k`` unseen items for each user id, with titles and scores."""
+    recommender = run if isinstance(run, Recommender) else Recommender.load(run)
+    return recommender.recommend(list(user_ids), k)
+
+

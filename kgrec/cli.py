@@ -87,6 +87,109 @@ def build_graph(config_path, settings, dataset, data_dir, interactions, items, u
     click.echo(f"wrote {out}")
 
 
+_TRAIN_FLAGS = {
+    "fusion": "model.fusion",
+    "propagation": "model.propagation",
+    "kge_model": "kge.model",
+    "text_model": "text.model",
+    "epochs": "train.epochs",
+    "device": "train.device",
+    "seed": "train.seed",
+}
+
+
+def _registry_choice(resolver_name: str) -> click.Choice:
+    from kgrec import models
+
+    return click.Choice(sorted(getattr(models, resolver_name).options))
+
+
+@main.command()
+@click.option("--graph", "graph_dir", required=True, type=click.Path(file_okay=False), help="A graph from build-graph.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<graph name>-<fusion>].")
+@click.option("--fusion", type=_registry_choice("fusion_resolver"), help="How graph and text views join [gated].")
+@click.option("--propagation", type=_registry_choice("propagation_resolver"), help="GNN over the graph [lightgcn].")
+@click.option("--kge-model", help="PyKEEN model for entity embeddings [TransE].")
+@click.option("--text-model", help="Local path or hub name of the text encoder [bundled all-MiniLM-L6-v2].")
+@click.option("--epochs", type=int, help="Maximum epochs [300].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="auto takes CUDA when available [auto].")
+@click.option("--seed", type=int, help="Training seed [2020].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. model.dim=128.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(graph_dir, out, config_path, settings, quiet, **flags) -> None:
+    """Train the recommender on a built graph; write the run directory and print test metrics."""
+    from kgrec.graph import KnowledgeGraph
+
+    config = _config(config_path, flags, _TRAIN_FLAGS, settings)
+    graph = KnowledgeGraph.load(graph_dir)
+    out = Path(out) if out else Path("runs") / f"{graph.name}-{config.model.fusion}"
+    recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet)
+    _print_metrics(recommender.metrics.get("test", {}), "test")
+    click.echo(f"wrote {out}")
+
+
+def _print_metrics(metrics: dict, split: str) -> None:
+    for name, value in metrics.items():
+        click.echo(f"{split:5s} {name:14s} {value:.4f}")
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory.")
+@click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True)
+@click.option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's eval.ks].")
+def evaluate(run_dir, split, ks) -> None:
+    """Full-ranking evaluation of a run; merged into its metrics.json."""
+    result = api.evaluate(run_dir, split, tuple(ks) or None)
+    _print_metrics(result.metrics, split)
+    click.echo(f"{result.num_users} users ranked against all items in {result.seconds:.3f} s")
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory.")
+@click.option("--user", "user_ids", multiple=True, help="User id (repeatable).")
+@click.option("--users-file", type=click.Path(dir_okay=False), help="A file with one user id per line.")
+@click.option("-k", type=int, default=10, show_default=True, help="Items per user.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+def recommend(run_dir, user_ids, users_file, k, as_json) -> None:
+    """Top-K unseen items per user, with titles and scores."""
+    import dataclasses
+    import json
+
+    ids = list(user_ids)
+    if users_file:
+        try:
+            ids += [line.strip() for line in Path(users_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as error:
+            raise KgrecError(f"{users_file}: cannot read user ids: {error}") from None
+    if not ids:
+        raise KgrecError("give at least one --user or a --users-file")
+    if k < 1:
+        raise KgrecError("-k must be at least 1")
+    for rec in api.recommend(run_dir, ids, k):
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(rec)))
+            continue
+        click.echo(f"user {rec.user_id}")
+        for rank, (item_id, title, score) in enumerate(zip(rec.item_ids, rec.titles, rec.scores), start=1):
+            click.echo(f"  {rank:2d}. {title or item_id}  [item {item_id}]  score {score:.3f}")
+
+
+@main.command("ls")
+@click.argument("what", type=click.Choice(["fusions", "propagations", "scorers", "kge-models"]))
+def list_parts(what) -> None:
+    """List the registered choices for a swappable part."""
+    if what == "kge-models":
+        from pykeen.models import model_resolver
+
+        names = model_resolver.options
+    else:
+        from kgrec import models
+
+        names = getattr(models, {"fusions": "fusion_resolver", "propagations": "propagation_resolver", "scorers": "scorer_resolver"}[what]).options
+    click.echo("\n".join(sorted(names)))
+
+
 @main.group()
 def datasets() -> None:
     """List, download and verify public datasets."""

@@ -25,6 +25,11 @@ __all__ = [
     "DataConfig",
     "SplitConfig",
     "GraphConfig",
+    "KGEConfig",
+    "TextConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "EvalConfig",
     "RunConfig",
     "load_config",
     "dump_config",
@@ -121,11 +126,79 @@ class GraphConfig(_Section):
     )
 
 
+class KGEConfig(_Section):
+    """PyKEEN knowledge-graph embeddings, trained on the KG triples only (never on interactions)."""
+
+    model: str = Field("TransE", description="Any PyKEEN model name (TransE, RotatE, DistMult, ComplEx, ...).")
+    dim: int = Field(64, ge=2, le=4096, description="Embedding dimension (complex models store twice as many reals).")
+    epochs: int = Field(20, ge=1, description="Training epochs.")
+    batch_size: int = Field(4096, ge=1, description="Triples per batch.")
+    lr: float = Field(0.01, gt=0, description="Learning rate (Adam).")
+    eval_share: float = Field(0.05, ge=0.0, lt=0.5, description="Share of triples held out for link-prediction metrics.")
+    max_eval_triples: int = Field(2000, ge=0, description="Cap on held-out triples ranked, to bound evaluation time.")
+    seed: int = Field(2020, ge=0, description="PyKEEN random seed.")
+
+
+class TextConfig(_Section):
+    """Item text embeddings from a BERT-family encoder (transformers)."""
+
+    model: str | None = Field(
+        None, description="Local path or hub name of a transformers encoder; None: the bundled all-MiniLM-L6-v2."
+    )
+    max_length: int = Field(128, ge=8, le=4096, description="Tokens per item text.")
+    batch_size: int = Field(64, ge=1, description="Texts per encoder batch.")
+    pooling: Literal["mean", "cls"] = Field("mean", description="How token states become one vector.")
+
+
+class ModelConfig(_Section):
+    """The recommender: base embeddings, propagation, fusion and scorer, chosen from registries by name."""
+
+    dim: int = Field(64, ge=2, le=4096, description="Width of user and item representations.")
+    propagation: str = Field("lightgcn", description="Propagation registry name (kgrec ls propagations).")
+    num_layers: int = Field(3, ge=0, le=10, description="Propagation layers; 0 disables propagation.")
+    kg_layers: int = Field(1, ge=0, le=5, description="Relational KG layers (relational propagation only).")
+    fusion: str = Field("gated", description="Fusion registry name: concat, sum, gated, attention.")
+    scorer: str = Field("dot", description="Scorer registry name: dot or mlp.")
+    use_kg: bool = Field(True, description="Use the PyKEEN entity embeddings (ablation switch).")
+    use_text: bool = Field(True, description="Use the text embeddings (ablation switch).")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the text projection.")
+
+
+class TrainConfig(_Section):
+    """The training loop: loss, sampling, optimiser, early stopping, device."""
+
+    epochs: int = Field(300, ge=1, description="Maximum epochs.")
+    batch_size: int = Field(4096, ge=1, description="Positive interactions per step.")
+    lr: float = Field(0.005, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
+    reg: float = Field(1e-4, ge=0, description="L2 penalty on the batch's base embeddings (as LightGCN).")
+    loss: Literal["bpr", "bce"] = Field("bpr", description="Pairwise BPR or pointwise binary cross-entropy.")
+    negatives: int = Field(1, ge=1, le=100, description="Uniform negatives per positive.")
+    eval_every: int = Field(5, ge=1, description="Epochs between validation evaluations.")
+    patience: int = Field(10, ge=1, description="Validation evaluations without improvement before stopping.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto takes CUDA when available.")
+    mixed_precision: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU).")
+    seed: int = Field(2020, ge=0, description="Seed of model init and negative sampling.")
+
+
+class EvalConfig(_Section):
+    """Full-ranking evaluation."""
+
+    ks: tuple[int, ...] = Field((10, 20), min_length=1, description="Cut-offs K of the @K metrics.")
+    select_metric: str = Field("ndcg@10", description="Validation metric for early stopping and model selection.")
+    batch_size: int = Field(512, ge=1, description="Users scored per batch.")
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved as ``config.yaml`` beside the run's results."""
 
     data: DataConfig = DataConfig()
     graph: GraphConfig = GraphConfig()
+    kge: KGEConfig = KGEConfig()
+    text: TextConfig = TextConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
 
     def override(self, overrides: dict[str, Any]) -> RunConfig:
         """Return a new config with dotted keys replaced (``{"graph.split.seed": 7}``), validated again.

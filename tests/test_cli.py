@@ -88,3 +88,39 @@ def test_datasets_list_and_ontology():
 def test_datasets_verify_missing(tmp_path):
     result = _run("datasets", "verify", "ml-1m", f"--data-dir={tmp_path}")
     assert result.exit_code == 2 and "kgrec datasets download ml-1m" in result.output
+
+
+def test_end_to_end_build_train_evaluate_recommend(tmp_path, tiny_files):
+    graph_dir = tmp_path / "graphs" / "tiny"
+    args = [f"--{r}={p}" for r, p in tiny_files.items()]
+    assert _run("build-graph", *args, "--name=tiny", f"--out={graph_dir}", "--split=loo").exit_code == 0
+    fast = ["--set", "kge.epochs=2", "--set", "kge.dim=8", "--set", "model.dim=8", "--set", "train.eval_every=2"]
+    for fusion in ("concat", "sum", "gated", "attention"):
+        run_dir = tmp_path / "runs" / fusion
+        result = _run("train", f"--graph={graph_dir}", f"--fusion={fusion}", "--epochs=4", f"--out={run_dir}", "--quiet", *fast)
+        assert result.exit_code == 0, result.output
+        assert "test  ndcg@20" in result.output
+        assert json.loads((run_dir / "run.json").read_text())["model"].count(fusion.capitalize() + "Fusion") == 1
+    run_dir = tmp_path / "runs" / "gated"
+    result = _run("evaluate", f"--run={run_dir}", "-k", "5")
+    assert result.exit_code == 0, result.output
+    assert "ndcg@5" in result.output and "8 users ranked" in result.output
+    assert "ndcg@5" in json.loads((run_dir / "metrics.json").read_text())["test"]
+    result = _run("recommend", f"--run={run_dir}", "--user=u1", "--user=u6", "-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["user_id"] for line in lines] == ["u1", "u6"] and all(len(line["item_ids"]) == 3 for line in lines)
+    result = _run("recommend", f"--run={run_dir}", "--user=ghost")
+    assert result.exit_code == 2 and "unknown user id 'ghost'" in result.output
+
+
+def test_train_errors_are_one_line(tmp_path, tiny_files):
+    result = _run("train", f"--graph={tmp_path}")
+    assert result.exit_code == 2 and "no manifest.json" in result.output
+    result = _run("evaluate", f"--run={tmp_path}")
+    assert result.exit_code == 2 and "not a complete kgrec run" in result.output
+
+
+def test_ls_lists_registries():
+    result = _run("ls", "fusions")
+    assert result.output.split() == ["attention", "concat", "gated", "sum"]

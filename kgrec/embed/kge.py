@@ -1,0 +1,106 @@
+"""PyKEEN entity embeddings of the KG, with rows in kgrec's KG node order.
+
+This module is the one place where vocabularies meet: PyKEEN's "label" is kgrec's node key
+(``item:<id>``/``entity:<id>``) and PyKEEN's "id" is kgrec's KG node index.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kgrec.config import KGEConfig
+from kgrec.embed.cache import cache_key, load_cached, store_cached
+from kgrec.errors import InputError
+from kgrec.graph import KnowledgeGraph
+
+__all__ = ["KGEmbeddings", "train_kg_embeddings"]
+
+
+@dataclass(frozen=True)
+class KGEmbeddings:
+    """Entity embeddings and their link-prediction quality.
+
+    Attributes:
+        entity_emb: ``(num_kg_nodes, d_kg)``; row *i* is KG node *i* (items first, then entities).
+        relation_emb: ``(num_relations, d_rel)``; row *r* is ``graph.relations`` index *r*.
+        metrics: PyKEEN rank-based metrics on held-out triples (``mrr``, ``hits@10``, ...).
+        seconds: Training time (0 when read from the cache).
+        cached: Whether the cache answered.
+    """
+
+    entity_emb: torch.Tensor
+    relation_emb: torch.Tensor
+    metrics: dict[str, float]
+    seconds: float
+    cached: bool
+
+
+def _real(tensor: torch.Tensor) -> torch.Tensor:
+    # Complex models (RotatE, ComplEx) keep complex entities; the recommender reads real features.
+    return torch.view_as_real(tensor).flatten(1) if tensor.is_complex() else tensor
+
+
+def train_kg_embeddings(
+    graph: KnowledgeGraph, config: KGEConfig, cache_dir: Path | None = None, device: str = "cpu"
+) -> KGEmbeddings:
+    """Train a PyKEEN model on the KG triples and return embeddings aligned with the KG node index.
+
+    Args:
+        graph: The built graph; only ``graph.triples`` (KG facts, no interactions) are used.
+        config: PyKEEN model name, dimension, epochs, ...
+        cache_dir: Where to cache the result; the key covers the triples, the config and library versions.
+        device: Torch device for PyKEEN.
+    """
+    labeled = graph.labeled_triples().astype(str)
+    key = cache_key(labeled.tobytes() + str(graph.num_kg_nodes).encode(), config.model_dump(mode="json"), ("pykeen",))
+    if (entry := load_cached(cache_dir, "kge", key, ("entity_emb", "relation_emb", "metrics"))) is not None:
+        return KGEmbeddings(entry["entity_emb"], entry["relation_emb"], dict(entry["metrics"]), 0.0, True)
+    if len(labeled) == 0:
+        raise InputError("the knowledge graph has no triples; disable KG embeddings with --set model.use_kg=false")
+
+    from pykeen.pipeline import pipeline
+    from pykeen.triples import TriplesFactory
+
+    started = time.perf_counter()
+    entity_to_id = {graph.node_key(n): n for n in range(graph.num_kg_nodes)}
+    relation_to_id = graph.relations.id_to_index
+    factory = TriplesFactory.from_labeled_triples(
+        labeled, entity_to_id=entity_to_id, relation_to_id=relation_to_id, compact_id=False
+    )
+    rng = np.random.default_rng(config.seed)
+    held_out = rng.random(len(labeled)) < config.eval_share if config.eval_share > 0 else np.zeros(len(labeled), bool)
+    held_out &= np.cumsum(held_out) <= config.max_eval_triples
+    training = TriplesFactory(factory.mapped_triples[torch.from_numpy(~held_out)], entity_to_id, relation_to_id)
+    testing = TriplesFactory(factory.mapped_triples[torch.from_numpy(held_out)], entity_to_id, relation_to_id)
+    logging.getLogger("pykeen").setLevel(logging.WARNING)  # PyKEEN logs every step at INFO
+    try:
+        result = pipeline(
+            training=training,
+            testing=testing if held_out.any() else training,
+            model=config.model,
+            model_kwargs={"embedding_dim": config.dim},
+            optimizer="Adam",
+            optimizer_kwargs={"lr": config.lr},
+            training_kwargs={"num_epochs": config.epochs, "batch_size": config.batch_size, "use_tqdm": False},
+            evaluation_kwargs={"use_tqdm": False, "batch_size": 256},
+            random_seed=config.seed,
+            device=device,
+        )
+    except (KeyError, ValueError) as error:
+        raise InputError(f"PyKEEN cannot train kge.model={config.model!r}: {' '.join(str(error).split())}") from None
+    with torch.no_grad():
+        entity_emb = _real(result.model.entity_representations[0](indices=None)).float().cpu()
+        relation_emb = _real(result.model.relation_representations[0](indices=None)).float().cpu()
+    metrics = {}
+    if held_out.any():
+        for name, metric in (("mrr", "inverse_harmonic_mean_rank"), ("hits@1", "hits_at_1"), ("hits@10", "hits_at_10")):
+            metrics[name] = float(result.metric_results.get_metric(f"both.realistic.{metric}"))
+        metrics["eval_triples"] = int(held_out.sum())
+    store_cached(cache_dir, "kge", key, {"entity_emb": entity_emb, "relation_emb": relation_emb, "metrics": metrics})
+    return KGEmbeddings(entity_emb, relation_emb, metrics, time.perf_counter() - started, False)

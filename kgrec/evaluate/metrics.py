@@ -1,0 +1,81 @@
+"""Pure tensor functions for top-K metrics, AUC, coverage and intra-list diversity."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["topk_metrics", "auc", "coverage", "intra_list_diversity", "TOPK_METRICS"]
+
+TOPK_METRICS = ("recall", "ndcg", "mrr", "hit", "precision")
+
+
+def topk_metrics(hits: torch.Tensor, num_relevant: torch.Tensor, ks: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """Per-user Recall, NDCG, MRR, Hit and Precision at each K.
+
+    Args:
+        hits: ``(B, K_max)`` bool, whether the item at each rank (best first) is relevant.
+        num_relevant: ``(B,)`` relevant items per user (> 0).
+        ks: Cut-offs, each at most ``K_max``.
+
+    Returns:
+        ``{"ndcg@10": (B,), ...}``.
+    """
+    hits = hits.float()
+    positions = torch.arange(1, hits.size(1) + 1, device=hits.device, dtype=torch.float)  # (K,)
+    discounts = 1.0 / torch.log2(positions + 1)  # (K,)
+    first_hit = torch.where(hits.any(1), hits.argmax(1).float() + 1, torch.full_like(num_relevant, float("inf"), dtype=torch.float))
+    results = {}
+    for k in ks:
+        found = hits[:, :k].sum(1)
+        ideal = torch.cumsum(discounts[:k], 0)[(num_relevant.clamp(max=k) - 1).long()]  # (B,)
+        results[f"recall@{k}"] = found / num_relevant
+        results[f"precision@{k}"] = found / k
+        results[f"hit@{k}"] = (found > 0).float()
+        results[f"ndcg@{k}"] = (hits[:, :k] * discounts[:k]).sum(1) / ideal
+        results[f"mrr@{k}"] = torch.where(first_hit <= k, 1.0 / first_hit, torch.zeros_like(first_hit))
+    return results
+
+
+def auc(scores: torch.Tensor, relevant: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
+    """Per-user ROC AUC of relevant items against all other candidates (items not excluded).
+
+    Args:
+        scores: ``(B, I)`` scores.
+        relevant: ``(B, I)`` bool.
+        excluded: ``(B, I)`` bool, items that are no candidates (e.g. training items).
+
+    Returns:
+        ``(B,)``; NaN for a user without relevant or without negative candidates.
+    """
+    masked = scores.float().masked_fill(excluded, float("-inf"))
+    ranks = masked.argsort(1).argsort(1).float() + 1  # ascending ranks; excluded items take the lowest
+    num_excluded = excluded.sum(1, keepdim=True).float()
+    positive_ranks = ((ranks - num_excluded) * relevant).sum(1)
+    num_pos = relevant.sum(1).float()
+    num_neg = (~excluded & ~relevant).sum(1).float()
+    return (positive_ranks - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg)
+
+
+def coverage(top_items: torch.Tensor, num_items: int) -> float:
+    """Share of the catalog that appears in at least one list of ``top_items (B, K)``."""
+    return float(torch.unique(top_items).numel()) / num_items
+
+
+def intra_list_diversity(top_items: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Per-list mean pairwise Jaccard distance of item feature sets (e.g. categories).
+
+    Args:
+        top_items: ``(B, K)`` item indices, K >= 2.
+        features: ``(I, F)`` multi-hot item features.
+
+    Returns:
+        ``(B,)`` in [0, 1]; 1 means no two items share a feature.
+    """
+    chosen = features[top_items].float()  # (B, K, F)
+    shared = chosen @ chosen.transpose(1, 2)  # (B, K, K)
+    sizes = chosen.sum(-1)  # (B, K)
+    union = sizes[:, :, None] + sizes[:, None, :] - shared
+    similarity = torch.where(union > 0, shared / union.clamp(min=1), torch.ones_like(union))
+    k = top_items.size(1)
+    off_diagonal = ~torch.eye(k, dtype=torch.bool, device=top_items.device)
+    return 1.0 - similarity[:, off_diagonal].mean(1)

@@ -1,0 +1,152 @@
+"""KGRecommender: base embeddings (PyKEEN- and text-informed) -> propagation -> fusion -> scorer."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from kgrec.config import ModelConfig
+from kgrec.models.fusion import Fusion, fusion_resolver
+from kgrec.models.graph_inputs import PropagationGraph
+from kgrec.models.propagation import Propagation, propagation_resolver
+from kgrec.models.scoring import Scorer, TopK, scorer_resolver, top_k
+
+__all__ = ["KGRecommender", "Representations"]
+
+
+class Representations(NamedTuple):
+    """Final ``user (U, d)`` and ``item (I, d)`` representations and the base embeddings they came from."""
+
+    user: torch.Tensor
+    item: torch.Tensor
+    user_base: torch.Tensor
+    item_base: torch.Tensor
+
+
+class KGRecommender(nn.Module):
+    r"""Collaborative backbone plus knowledge-graph and text views of items.
+
+    .. math::
+        \mathbf{i}^{(0)} = \mathbf{e}_i + P_{kg}\,\mathbf{k}_i,\quad
+        (\mathbf{u}, \mathbf{i}_p) = \mathrm{Prop}(\mathbf{u}^{(0)}, \mathbf{i}^{(0)}, P_{kg}\mathbf{k}_{E}),\quad
+        \mathbf{i}_g = \mathbf{i}_p + P_{kg}\mathbf{k}_i,\quad
+        \mathbf{i} = \mathrm{Fuse}(\mathbf{i}_g, \mathbf{t}_i),\quad s(u,i) = \mathrm{Score}(\mathbf{u}, \mathbf{i})
+
+    :math:`\mathbf{e}_i` are free item embeddings (the collaborative part), :math:`\mathbf{k}` the
+    frozen PyKEEN embeddings of items and entities, :math:`\mathbf{t}_i` the frozen text embeddings.
+    Without ``kg_emb`` the KG term drops out; without ``text_emb`` there is no fusion.
+
+    Args:
+        num_users: Users (rows of the user table).
+        num_items: Items (rows of the item table).
+        dim: Representation width.
+        propagation: A :class:`~kgrec.models.propagation.Propagation` module.
+        scorer: A :class:`~kgrec.models.scoring.Scorer` module.
+        fusion: A :class:`~kgrec.models.fusion.Fusion` module, or ``None`` without text.
+        kg_emb: ``(num_items + num_entities, d_kg)`` PyKEEN embeddings in KG node order, or ``None``.
+        text_emb: ``(num_items, d_text)`` text embeddings in item order, or ``None``.
+    """
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        dim: int,
+        propagation: Propagation,
+        scorer: Scorer,
+        fusion: Fusion | None = None,
+        kg_emb: torch.Tensor | None = None,
+        text_emb: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if (fusion is None) != (text_emb is None):
+            raise ValueError("a fusion module needs text embeddings and text embeddings need a fusion module")
+        self.num_users, self.num_items, self.dim = num_users, num_items, dim
+        self.user_emb = nn.Embedding(num_users, dim)
+        self.item_emb = nn.Embedding(num_items, dim)
+        self.propagation, self.scorer, self.fusion = propagation, scorer, fusion
+        self.register_buffer("kg_emb", None if kg_emb is None else kg_emb.float())
+        self.register_buffer("text_emb", None if text_emb is None else text_emb.float())
+        self.kg_proj = None if kg_emb is None else nn.Linear(kg_emb.size(1), dim, bias=False)
+        self.reset_parameters()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ModelConfig,
+        num_users: int,
+        num_items: int,
+        num_relations: int,
+        kg_emb: torch.Tensor | None,
+        text_emb: torch.Tensor | None,
+    ) -> KGRecommender:
+        """Build from a :class:`~kgrec.config.ModelConfig`, resolving each part by its registry name."""
+        propagation = propagation_resolver.make(
+            config.propagation, dim=config.dim, num_layers=config.num_layers, num_relations=num_relations, kg_layers=config.kg_layers
+        )
+        fusion = None
+        if text_emb is not None:
+            fusion = fusion_resolver.make(config.fusion, graph_dim=config.dim, text_dim=text_emb.size(1), dropout=config.dropout)
+        scorer = scorer_resolver.make(config.scorer, dim=config.dim)
+        return cls(num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb)
+
+    def reset_parameters(self) -> None:
+        """Normal(0, 0.1) free embeddings (as LightGCN); a small KG projection; submodules reset themselves."""
+        nn.init.normal_(self.user_emb.weight, std=0.1)
+        nn.init.normal_(self.item_emb.weight, std=0.1)
+        if self.kg_proj is not None:
+            nn.init.normal_(self.kg_proj.weight, std=0.1 / self.kg_proj.in_features**0.5)
+        for module in (self.propagation, self.scorer, self.fusion):
+            if module is not None:
+                module.reset_parameters()
+
+    def kg_view(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Projected PyKEEN embeddings: ``item (I, d)`` and ``entity (E, d)``, or ``(None, None)`` without KG."""
+        if self.kg_proj is None:
+            return None, None
+        projected = self.kg_proj(self.kg_emb)  # (I + E, d)
+        return projected[: self.num_items], projected[self.num_items :]
+
+    def _graph_view(self, graph: PropagationGraph) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        item_kg, entity = self.kg_view()
+        user_base, item_base = self.user_emb.weight, self.item_emb.weight
+        if item_kg is not None:
+            item_base = item_base + item_kg
+        user, item = self.propagation(user_base, item_base, entity, graph)
+        if item_kg is not None:
+            # The KG view again after propagation (as CKE adds it to the item factor): propagation
+            # averages it away for items with few interactions, which most need it.
+            item = item + item_kg
+        return user, item, user_base, item_base
+
+    def forward(self, graph: PropagationGraph) -> Representations:
+        """All users' and items' final representations."""
+        user, item, user_base, item_base = self._graph_view(graph)
+        if self.fusion is not None:
+            item = self.fusion(item, self.text_emb, graph.item_degree)
+        return Representations(user, item, user_base, item_base)
+
+    @torch.no_grad()
+    def fusion_weights(self, graph: PropagationGraph) -> torch.Tensor:
+        """``(I,)`` share of the graph view in each item (gate or attention); NaN where the fusion has none."""
+        if self.fusion is None:
+            return torch.ones(self.num_items)
+        _, item, _, _ = self._graph_view(graph)
+        return self.fusion.weights(item, self.text_emb, graph.item_degree).cpu()
+
+    @torch.no_grad()
+    def recommend(
+        self, graph: PropagationGraph, user_index: torch.Tensor, k: int, exclude: torch.Tensor | None = None
+    ) -> TopK:
+        """Top-``k`` items for ``user_index (B,)``, skipping ``exclude (B, I)``."""
+        reps = self(graph)
+        scores = self.scorer.score_all(reps.user[user_index], reps.item)
+        return top_k(scores, k, exclude)
+
+    def __repr__(self) -> str:
+        parts = [f"{self.num_users} users", f"{self.num_items} items", f"dim={self.dim}", repr(self.propagation)]
+        parts.append(repr(self.fusion) if self.fusion is not None else "no text")
+        parts.append("kg" if self.kg_proj is not None else "no kg")
+        return f"{self.__class__.__name__}({', '.join(parts)}, {self.scorer!r})"

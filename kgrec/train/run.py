@@ -1,0 +1,196 @@
+"""Recommender: a trained model with its graph and config; saving and loading run directories; recommend and evaluate.
+
+A run directory holds ``config.yaml`` (the complete RunConfig), ``run.json`` (graph location,
+timings, versions; written last, so its presence means the run is complete), ``model.pt``
+(``state_dict`` and shapes, read with ``weights_only=True``), ``metrics.json``, ``history.csv``
+and ``curve.png``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from kgrec._version import __version__
+from kgrec.config import RunConfig, dump_config, load_config
+from kgrec.errors import InputError
+from kgrec.evaluate import EvaluationResult, evaluate_ranking, interaction_matrix
+from kgrec.graph import KnowledgeGraph
+from kgrec.io import atomic_write, load_tensors, write_json
+from kgrec.models import KGRecommender, PropagationGraph
+
+__all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION"]
+
+RUN_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Top-K items for one user: external ids, titles and scores, best first."""
+
+    user_id: str
+    item_ids: list[str]
+    titles: list[str]
+    scores: list[float]
+
+
+class Recommender:
+    """A trained :class:`~kgrec.models.KGRecommender` bound to the graph it was trained on.
+
+    Args:
+        model: The trained model.
+        graph: The graph (ids, split, catalog) it was trained on.
+        config: The complete run config.
+        directory: The run directory, once saved or loaded.
+        device: Where scoring happens.
+    """
+
+    def __init__(
+        self, model: KGRecommender, graph: KnowledgeGraph, config: RunConfig, directory: Path | None = None, device: str | torch.device = "cpu"
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.graph, self.config, self.directory = graph, config, directory
+        self.inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations)).to(self.device)
+
+    # -- interactions as matrices ---------------------------------------------------------
+    def interactions(self, *parts: str) -> sp.csr_matrix:
+        """``(U, I)`` matrix of the interactions in the named split parts."""
+        log = self.graph.split.interactions
+        log = log[log["split"].isin(parts)]
+        return interaction_matrix(
+            self.graph.users.to_index(log["user_id"].to_numpy()),
+            self.graph.items.to_index(log["item_id"].to_numpy()),
+            len(self.graph.users),
+            len(self.graph.items),
+        )
+
+    def category_features(self) -> torch.Tensor:
+        """``(I, C)`` multi-hot item categories, for intra-list diversity."""
+        categories = self.graph.catalog["categories"]
+        names = sorted({c for values in categories for c in values})
+        column = {name: j for j, name in enumerate(names)}
+        features = torch.zeros(len(categories), len(names), dtype=torch.bool)
+        for row, values in enumerate(categories):
+            for value in values:
+                features[row, column[value]] = True
+        return features
+
+    # -- scoring --------------------------------------------------------------------------
+    @torch.no_grad()
+    def score_function(self):  # noqa: ANN201 - a closure over one forward pass
+        """A function ``user_index (B,) -> scores (B, I)`` over one forward pass of the model."""
+        self.model.eval()
+        reps = self.model(self.inputs)
+        return lambda users: self.model.scorer.score_all(reps.user[users], reps.item)
+
+    def evaluate(self, split: str = "test", ks: tuple[int, ...] | None = None) -> EvaluationResult:
+        """Full ranking on ``valid`` (training items masked) or ``test`` (training and validation items masked)."""
+        if split not in ("valid", "test"):
+            raise InputError(f"evaluate takes split 'valid' or 'test', not '{split}'")
+        exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
+        return evaluate_ranking(
+            self.score_function(),
+            self.interactions(split),
+            exclude,
+            ks=ks or self.config.eval.ks,
+            batch_size=self.config.eval.batch_size,
+            item_features=self.category_features(),
+            device=self.device,
+        )
+
+    def recommend(self, user_ids: list[str], k: int = 10, exclude_seen: bool = True) -> list[Recommendation]:
+        """Top-``k`` items per user, skipping every item the user interacted with (any split) unless told not to."""
+        missing = [u for u in user_ids if u not in self.graph.users]
+        if missing:
+            raise InputError(f"unknown user id '{missing[0]}' (the graph has {len(self.graph.users):,} users with interactions)")
+        rows = self.graph.users.to_index(user_ids)
+        exclude = None
+        if exclude_seen:
+            exclude = torch.from_numpy(self.interactions("train", "valid", "test")[rows].toarray()).to(self.device)
+        top = self.model.recommend(self.inputs, torch.from_numpy(rows).to(self.device), k, exclude)
+        titles = self.graph.catalog["title"].to_numpy()
+        results = []
+        for user_id, indices, scores in zip(user_ids, top.indices.cpu().numpy(), top.scores.cpu().numpy()):
+            keep = np.isfinite(scores)
+            results.append(
+                Recommendation(user_id, self.graph.items.to_ids(indices[keep]), [str(t) for t in titles[indices[keep]]], scores[keep].tolist())
+            )
+        return results
+
+    def fusion_weights(self) -> pd.Series:
+        """Per item, the share of the graph view in its representation (gate or attention), indexed by item id."""
+        weights = self.model.fusion_weights(self.inputs).numpy()
+        return pd.Series(weights, index=pd.Index(self.graph.items.ids, name="item_id"), name="graph_share")
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, directory: str | Path, graph_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``model.pt`` and ``run.json`` (last) into ``directory``; ``config.yaml`` too if absent."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if not (directory / "config.yaml").is_file():
+            with atomic_write(directory / "config.yaml") as handle:
+                handle.write(dump_config(self.config))
+        model = self.model
+        shapes = {
+            "num_users": model.num_users,
+            "num_items": model.num_items,
+            "num_relations": len(self.graph.relations),
+            "kg_shape": None if model.kg_emb is None else list(model.kg_emb.shape),
+            "text_shape": None if model.text_emb is None else list(model.text_emb.shape),
+        }
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        with atomic_write(directory / "model.pt", mode="wb") as handle:
+            torch.save({"state_dict": state, "shapes": shapes}, handle)
+        run = {
+            "format": "kgrec-run",
+            "format_version": RUN_FORMAT_VERSION,
+            "kgrec_version": __version__,
+            "torch_version": torch.__version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "graph": str(Path(graph_dir).resolve()),
+            "model": repr(model),
+            **(extra or {}),
+        }
+        write_json(directory / "run.json", run)
+        self.directory = directory
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> Recommender:
+        """Rebuild a saved run: config, graph (from the path in ``run.json``) and model weights."""
+        directory = Path(directory)
+        run_file = directory / "run.json"
+        if not run_file.is_file():
+            raise InputError("not a complete kgrec run (no run.json); train one with 'kgrec train'", directory)
+        try:
+            run = json.loads(run_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise InputError(f"corrupted run.json: {error}", run_file) from None
+        if run.get("format") != "kgrec-run" or run.get("format_version") != RUN_FORMAT_VERSION:
+            raise InputError(f"run format v{run.get('format_version')} is not v{RUN_FORMAT_VERSION}; train again", run_file)
+        config = load_config(directory / "config.yaml")
+        graph = KnowledgeGraph.load(run["graph"])
+        try:
+            checkpoint = load_tensors(directory / "model.pt")
+        except FileNotFoundError:
+            raise InputError("the run has no model.pt checkpoint", directory) from None
+        except Exception as error:
+            raise InputError(f"cannot read the checkpoint: {' '.join(str(error).split())[:200]}", directory / "model.pt") from None
+        shapes = checkpoint["shapes"]
+        kg = None if shapes["kg_shape"] is None else torch.zeros(shapes["kg_shape"])
+        text = None if shapes["text_shape"] is None else torch.zeros(shapes["text_shape"])
+        model = KGRecommender.from_config(config.model, shapes["num_users"], shapes["num_items"], shapes["num_relations"], kg, text)
+        try:
+            model.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError as error:
+            raise InputError(f"checkpoint does not fit the config: {str(error).splitlines()[0]}", directory / "model.pt") from None
+        return cls(model, graph, config, directory, device)

@@ -1,0 +1,82 @@
+"""The training loop and run directories on the tiny graph: learning, repeatability, saving and loading."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kgrec import api
+from kgrec.config import GraphConfig, RunConfig, SplitConfig
+from kgrec.errors import InputError
+from kgrec.graph import build_graph
+from kgrec.train import NegativeSampler, Recommender
+
+FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 12, "train.eval_every": 2}
+
+
+@pytest.fixture
+def graph(tiny_dataset):
+    return build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+
+
+def test_sampler_never_returns_known_or_cold_items():
+    users = np.array([0, 0, 1, 1, 1])
+    items = np.array([0, 1, 2, 3, 4])
+    sampler = NegativeSampler(users, items, num_items=7, seed=0)  # items 5 and 6 are cold
+    negatives = sampler.negatives(np.zeros(500, dtype=np.int64), 3)
+    assert set(np.unique(negatives).tolist()) == {2, 3, 4}
+    batches = list(sampler.epoch(batch_size=3, num_negatives=2))
+    assert sorted(np.concatenate([b[1] for b in batches]).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_loss_decreases_and_run_is_repeatable(graph, tmp_path):
+    config = RunConfig().override({**FAST, "graph.split.ratios": [0.6, 0.2, 0.2], "model.use_text": False})
+    first = api.train(graph, config, out=tmp_path / "one", quiet=True)
+    second = api.train(graph, config, out=tmp_path / "two", quiet=True)
+    history = pd.read_csv(tmp_path / "one" / "history.csv")
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    assert first.metrics == second.metrics
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_run_directory_round_trip(graph, tmp_path):
+    config = RunConfig().override({**FAST, "model.fusion": "attention"})
+    trained = api.train(graph, config, out=tmp_path / "run", quiet=True)
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.yaml", "run.json", "model.pt", "metrics.json", "history.csv", "curve.png", "graph"} <= names
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics) >= {"valid", "test"} and "ndcg@20" in metrics["test"] and "auc" in metrics["test"]
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert set(run["timings"]) >= {"kge_seconds", "text_seconds", "train_seconds", "eval_test_seconds", "peak_rss_mib"}
+    loaded = Recommender.load(tmp_path / "run")
+    assert loaded.recommend(["u1", "u6"], k=3) == trained.recommend(["u1", "u6"], k=3)
+    assert loaded.evaluate("test").metrics == pytest.approx(metrics["test"])
+
+
+def test_recommend_skips_everything_the_user_has_seen(graph, tmp_path):
+    trained = api.train(graph, RunConfig().override(FAST), quiet=True)
+    seen = set(graph.split.interactions.loc[graph.split.interactions["user_id"] == "u1", "item_id"])
+    (rec,) = trained.recommend(["u1"], k=10)
+    assert not seen & set(rec.item_ids)
+    assert len(rec.item_ids) == 10 - len(seen)  # only unseen items, even when k asks for more
+    with pytest.raises(InputError, match="unknown user id 'nobody'"):
+        trained.recommend(["nobody"], k=3)
+
+
+def test_bad_names_fail_before_training(graph):
+    with pytest.raises(InputError, match="unknown model.fusion 'fancy'.*gated"):
+        api.train(graph, RunConfig().override({"model.fusion": "fancy"}))
+    with pytest.raises(InputError, match="select_metric"):
+        api.train(graph, RunConfig().override({"eval.select_metric": "ndcg@5"}))
+
+
+def test_gated_fusion_weights_are_inspectable(graph):
+    trained = api.train(graph, RunConfig().override(FAST), quiet=True)
+    weights = trained.fusion_weights()
+    assert list(weights.index) == list(graph.items.ids)
+    assert ((weights > 0) & (weights < 1)).all()
