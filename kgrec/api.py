@@ -146,12 +146,31 @@ def train(
     validate = None
     if len(graph.split.valid):
         validate = lambda _: recommender.evaluate("valid").metrics[select]  # noqa: E731
-    fitted = fit(model, recommender.inputs, sampler, config.train, validate, device, quiet)
+    if config.train.schedule == "joint":
+        fitted = fit(model, recommender.inputs, sampler, config.train, validate, device, quiet)
+        history, seconds, seconds_to_best = fitted.history, fitted.seconds, fitted.seconds_to_best
+    else:
+        # The backbone first, with KG and text silent (their outputs start at zero); then the side
+        # parameters on top of the best backbone, kept only if validation improves. So side
+        # information can add to collaborative filtering but never replace it.
+        fitted = fit(model, recommender.inputs, sampler, config.train, validate, device, quiet, model.backbone_parameters(), stage="backbone")
+        history, seconds, seconds_to_best = fitted.history, fitted.seconds, fitted.seconds_to_best
+        side = model.side_parameters()
+        if side and config.train.side_epochs > 0:
+            model.load_state_dict(fitted.best_state)
+            start = (fitted.best_score, fitted.best_state) if validate is not None else None
+            second = fit(
+                model, recommender.inputs, sampler, config.train, validate, device, quiet, side, config.train.side_epochs, start, "side"
+            )
+            if second.best_epoch > 0 or validate is None:
+                seconds_to_best = seconds + second.seconds_to_best
+            history += [{**row, "epoch": row["epoch"] + len(history)} for row in second.history]
+            seconds += second.seconds
+            fitted = second
     model.load_state_dict(fitted.best_state)
     model.eval()
-    timings.update(
-        train_seconds=fitted.seconds, train_seconds_to_best=fitted.seconds_to_best, seconds_per_epoch=fitted.seconds_per_epoch
-    )
+    best_epoch = next((i + 1 for i, row in enumerate(history) if row.get("valid") == fitted.best_score), len(history))
+    timings.update(train_seconds=seconds, train_seconds_to_best=seconds_to_best, seconds_per_epoch=seconds / max(1, len(history)))
 
     metrics: dict = {}
     for split in ("valid", "test"):
@@ -168,9 +187,9 @@ def train(
     recommender.metrics = metrics  # type: ignore[attr-defined]
     if out is not None:
         write_json(out / "metrics.json", metrics)
-        write_history(fitted.history, out / "history.csv")
-        plot_curve(fitted.history, select, out / "curve.png")
-        extra = {"best_epoch": fitted.best_epoch, "epochs_run": len(fitted.history), "device": str(device), "timings": timings}
+        write_history(history, out / "history.csv")
+        plot_curve(history, select, out / "curve.png")
+        extra = {"best_epoch": best_epoch, "epochs_run": len(history), "device": str(device), "timings": timings}
         recommender.save(out, graph_dir, extra)
     return recommender
 

@@ -167,7 +167,18 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """The training loop: loss, sampling, optimiser, early stopping, device."""
 
-    epochs: int = Field(300, ge=1, description="Maximum epochs.")
+    schedule: Literal["staged", "joint"] = Field(
+        "staged",
+        description="staged: train the collaborative backbone, then the KG/text parameters on top of its best "
+        "state (kept only if validation improves); joint: everything at once.",
+    )
+    epochs: int = Field(300, ge=1, description="Maximum epochs (of the backbone stage, when staged).")
+    side_epochs: int = Field(100, ge=0, description="Maximum epochs of the KG/text stage (staged schedule).")
+    item_dropout: float = Field(
+        0.5, ge=0.0, lt=1.0,
+        description="KG/text stage: share of items whose free embedding is hidden each step, so KG and text "
+        "learn to carry items without interactions (DropoutNet).",
+    )
     batch_size: int = Field(4096, ge=1, description="Positive interactions per step.")
     lr: float = Field(0.005, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")

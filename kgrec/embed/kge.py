@@ -95,8 +95,8 @@ def train_kg_embeddings(
     except (KeyError, ValueError) as error:
         raise InputError(f"PyKEEN cannot train kge.model={config.model!r}: {' '.join(str(error).split())}") from None
     with torch.no_grad():
-        entity_emb = _real(result.model.entity_representations[0](indices=None)).float().cpu()
-        relation_emb = _real(result.model.relation_representations[0](indices=None)).float().cpu()
+        entity_emb = _real(result.model.entity_representations[0](indices=None)).float().cpu().clone()
+        relation_emb = _real(result.model.relation_representations[0](indices=None)).float().cpu().clone()
     metrics = {}
     if held_out.any():
         for name, metric in (("mrr", "inverse_harmonic_mean_rank"), ("hits@1", "hits_at_1"), ("hits@10", "hits_at_10")):

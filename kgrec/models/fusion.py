@@ -31,10 +31,16 @@ class Fusion(nn.Module):
         )
 
     def reset_parameters(self) -> None:
-        """Reset the text projection."""
+        """Reset the text projection; its output layer starts at zero, so the text view starts silent.
+
+        Every fusion therefore starts as the graph view alone (up to one scale shared by all items,
+        which leaves rankings unchanged): side information can only be added by training.
+        """
         for layer in self.text_proj:
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
+        nn.init.zeros_(self.text_proj[-1].weight)
+        nn.init.zeros_(self.text_proj[-1].bias)
 
     def forward(self, graph_emb: torch.Tensor, text_emb: torch.Tensor, degree: torch.Tensor) -> torch.Tensor:
         """Fuse the two views of each item."""
@@ -51,7 +57,7 @@ class Fusion(nn.Module):
 class ConcatFusion(Fusion):
     r"""Concatenate the views and mix them linearly: :math:`W[\mathbf{h}_g \,\|\, P\mathbf{h}_t]`.
 
-    The graph block of ``W`` starts as the identity, so training starts from the graph view.
+    The graph block of ``W`` starts as the identity and the text block at zero.
     """
 
     def __init__(self, graph_dim: int, text_dim: int, out_dim: int | None = None, dropout: float = 0.0) -> None:
@@ -60,12 +66,14 @@ class ConcatFusion(Fusion):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Identity on the graph block, small random weights on the text block."""
+        """Identity on the graph block, zero on the text block (which then silences the text view)."""
         super().reset_parameters()
+        # The zero text block already silences the text view; a zero projection too would block
+        # every gradient into it.
+        self.text_proj[-1].reset_parameters()
         with torch.no_grad():
             self.mix.weight.zero_()
             self.mix.weight[:, : self.graph_dim].copy_(torch.eye(self.out_dim, self.graph_dim))
-            nn.init.normal_(self.mix.weight[:, self.graph_dim :], std=0.01)
 
     def forward(self, graph_emb: torch.Tensor, text_emb: torch.Tensor, degree: torch.Tensor) -> torch.Tensor:
         """``W [h_graph || proj(h_text)]``."""
@@ -92,8 +100,8 @@ class GatedFusion(Fusion):
         \mathbf{h} = \mathbf{g}\odot\mathbf{h}_g + (1-\mathbf{g})\odot\mathbf{t},\quad \mathbf{t} = P\mathbf{h}_t
 
     The item's training degree enters the gate, so items with few or no interactions can
-    lean on text (and on the KG already inside :math:`\mathbf{h}_g`). The bias starts at +2:
-    training starts close to the graph view, which carries collaborative signal.
+    lean on text (and on the KG already inside :math:`\mathbf{h}_g`). The gate starts constant
+    (zero weights, bias +2, so g = 0.88 for every item) and the text view at zero.
     """
 
     def __init__(self, graph_dim: int, text_dim: int, out_dim: int | None = None, dropout: float = 0.0) -> None:
@@ -104,9 +112,9 @@ class GatedFusion(Fusion):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Small gate weights, bias +2 (gate near 0.88 towards the graph view)."""
+        """Zero gate weights and bias +2: the same gate of 0.88 towards the graph view for every item."""
         super().reset_parameters()
-        nn.init.normal_(self.gate.weight, std=0.01)
+        nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, 2.0)
 
     def gate_values(self, graph_emb: torch.Tensor, text_emb: torch.Tensor, degree: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,11 +151,11 @@ class AttentionFusion(Fusion):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Reset keys and the query."""
+        """Reset keys; a zero query attends equally to both views at first."""
         super().reset_parameters()
         self.key.reset_parameters()
         nn.init.normal_(self.degree_key, std=0.01)
-        nn.init.normal_(self.query, std=0.1)
+        nn.init.zeros_(self.query)
 
     def _attention(self, graph_emb: torch.Tensor, text_emb: torch.Tensor, degree: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         views = torch.stack([graph_emb, self.text_proj(text_emb)], dim=1)  # (N, 2, d)

@@ -31,6 +31,10 @@ class Propagation(nn.Module):
     def reset_parameters(self) -> None:
         """LGConv has no parameters; subclasses reset theirs."""
 
+    def side_parameters(self) -> list[nn.Parameter]:
+        """Parameters that read the KG (none for pure collaborative propagation)."""
+        return []
+
     def _lightgcn(self, user_emb: torch.Tensor, item_emb: torch.Tensor, graph: PropagationGraph) -> tuple[torch.Tensor, torch.Tensor]:
         # LightGCN: the mean of the layer-0..L embeddings, with symmetric normalisation precomputed.
         x = torch.cat([user_emb, item_emb])  # (U + I, d)
@@ -79,9 +83,10 @@ class RelationalPropagation(Propagation):
     KGAT/KGIN's relation-aware aggregation; a residual keeps the item's own embedding:
 
     .. math::
-        \mathbf{h}^{(k+1)} = \mathbf{h}^{(k)} + \tanh\big(\mathrm{RGCN}(\mathbf{h}^{(k)})\big)
+        \mathbf{h}^{(k+1)} = \mathbf{h}^{(k)} + \alpha_k \tanh\big(\mathrm{RGCN}(\mathbf{h}^{(k)})\big)
 
-    The resulting items then enter LightGCN, so users see KG-aware items.
+    The scales :math:`\alpha_k` start at zero, so the module starts as plain LightGCN and the KG
+    is added by training. The resulting items then enter LightGCN, so users see KG-aware items.
 
     Shapes:
         user_emb (U, d), item_emb (I, d), entity_emb (E, d) -> (U, d), (I, d)
@@ -93,12 +98,18 @@ class RelationalPropagation(Propagation):
         self.kg_convs = nn.ModuleList(
             RGCNConv(dim, dim, num_types, num_bases=min(num_types, 8), aggr="mean") for _ in range(kg_layers)
         )
+        self.kg_scales = nn.Parameter(torch.zeros(kg_layers))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Reset the R-GCN layers."""
+        """Reset the R-GCN layers; zero scales."""
         for conv in self.kg_convs:
             conv.reset_parameters()
+        nn.init.zeros_(self.kg_scales)
+
+    def side_parameters(self) -> list[nn.Parameter]:
+        """The R-GCN layers and their scales."""
+        return [*self.kg_convs.parameters(), self.kg_scales]
 
     def forward(
         self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, graph: PropagationGraph
@@ -106,8 +117,8 @@ class RelationalPropagation(Propagation):
         """KG layers on items and entities, then LightGCN on users and the KG-aware items."""
         if entity_emb is not None and len(self.kg_convs) and graph.kg_edge_index.numel():
             h = torch.cat([item_emb, entity_emb])  # (I + E, d)
-            for conv in self.kg_convs:
-                h = h + torch.tanh(conv(h, graph.kg_edge_index, graph.kg_edge_type))
+            for conv, scale in zip(self.kg_convs, self.kg_scales):
+                h = h + scale * torch.tanh(conv(h, graph.kg_edge_index, graph.kg_edge_type))
             item_emb = h[: graph.num_items]
         return self._lightgcn(user_emb, item_emb, graph)
 

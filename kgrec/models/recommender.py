@@ -67,8 +67,8 @@ class KGRecommender(nn.Module):
         self.user_emb = nn.Embedding(num_users, dim)
         self.item_emb = nn.Embedding(num_items, dim)
         self.propagation, self.scorer, self.fusion = propagation, scorer, fusion
-        self.register_buffer("kg_emb", None if kg_emb is None else kg_emb.float())
-        self.register_buffer("text_emb", None if text_emb is None else text_emb.float())
+        self.register_buffer("kg_emb", None if kg_emb is None else kg_emb.detach().float().clone())
+        self.register_buffer("text_emb", None if text_emb is None else text_emb.detach().float().clone())
         self.kg_proj = None if kg_emb is None else nn.Linear(kg_emb.size(1), dim, bias=False)
         self.reset_parameters()
 
@@ -93,14 +93,24 @@ class KGRecommender(nn.Module):
         return cls(num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb)
 
     def reset_parameters(self) -> None:
-        """Normal(0, 0.1) free embeddings (as LightGCN); a small KG projection; submodules reset themselves."""
+        """Normal(0, 0.1) free embeddings (as LightGCN); a zero KG projection, so the KG view starts silent."""
         nn.init.normal_(self.user_emb.weight, std=0.1)
         nn.init.normal_(self.item_emb.weight, std=0.1)
         if self.kg_proj is not None:
-            nn.init.normal_(self.kg_proj.weight, std=0.1 / self.kg_proj.in_features**0.5)
+            nn.init.zeros_(self.kg_proj.weight)
         for module in (self.propagation, self.scorer, self.fusion):
             if module is not None:
                 module.reset_parameters()
+
+    def side_parameters(self) -> list[nn.Parameter]:
+        """Parameters that read the KG or text views (the rest is the collaborative backbone)."""
+        modules = [self.kg_proj, self.fusion]
+        return [p for module in modules if module is not None for p in module.parameters()] + self.propagation.side_parameters()
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The collaborative backbone: free embeddings, propagation (without KG layers), scorer."""
+        side = {id(p) for p in self.side_parameters()}
+        return [p for p in self.parameters() if id(p) not in side]
 
     def kg_view(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Projected PyKEEN embeddings: ``item (I, d)`` and ``entity (E, d)``, or ``(None, None)`` without KG."""
@@ -109,9 +119,14 @@ class KGRecommender(nn.Module):
         projected = self.kg_proj(self.kg_emb)  # (I + E, d)
         return projected[: self.num_items], projected[self.num_items :]
 
-    def _graph_view(self, graph: PropagationGraph) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _graph_view(
+        self, graph: PropagationGraph, drop_items: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         item_kg, entity = self.kg_view()
         user_base, item_base = self.user_emb.weight, self.item_emb.weight
+        if drop_items is not None:
+            # DropoutNet-style: items whose free embedding is hidden must be carried by KG and text.
+            item_base = item_base.masked_fill(drop_items.unsqueeze(-1), 0.0)
         if item_kg is not None:
             item_base = item_base + item_kg
         user, item = self.propagation(user_base, item_base, entity, graph)
@@ -121,9 +136,14 @@ class KGRecommender(nn.Module):
             item = item + item_kg
         return user, item, user_base, item_base
 
-    def forward(self, graph: PropagationGraph) -> Representations:
-        """All users' and items' final representations."""
-        user, item, user_base, item_base = self._graph_view(graph)
+    def forward(self, graph: PropagationGraph, drop_items: torch.Tensor | None = None) -> Representations:
+        """All users' and items' final representations.
+
+        Args:
+            graph: Propagation inputs.
+            drop_items: ``(I,)`` bool; these items' free embeddings are zeroed (training for cold start).
+        """
+        user, item, user_base, item_base = self._graph_view(graph, drop_items)
         if self.fusion is not None:
             item = self.fusion(item, self.text_emb, graph.item_degree)
         return Representations(user, item, user_base, item_base)

@@ -49,8 +49,12 @@ def fit(
     validate: Callable[[KGRecommender], float] | None,
     device: torch.device,
     quiet: bool = False,
+    parameters: list[torch.nn.Parameter] | None = None,
+    epochs: int | None = None,
+    start: tuple[float, dict[str, torch.Tensor]] | None = None,
+    stage: str = "joint",
 ) -> FitResult:
-    """Train ``model`` and keep the state with the best validation score.
+    """Train ``model`` (or only ``parameters`` of it) and keep the state with the best validation score.
 
     Args:
         model: The recommender, on ``device``.
@@ -61,16 +65,30 @@ def fit(
             there is no early stopping and the last state is kept.
         device: Where training runs; CUDA uses bfloat16 autocast when ``config.mixed_precision``.
         quiet: No progress bar.
+        parameters: Train only these; the others are frozen for this call. Default: all.
+        epochs: Maximum epochs; default ``config.epochs``.
+        start: ``(score, state)`` to beat: a later stage keeps the earlier state unless validation improves.
+        stage: Name written into the history rows.
     """
     from tqdm.auto import tqdm
 
     loss_fn = LOSSES[config.loss]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    trained = list(model.parameters()) if parameters is None else parameters
+    chosen = {id(p) for p in trained}
+    frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     autocast = device.type == "cuda" and config.mixed_precision
-    result = FitResult(copy.deepcopy(model.state_dict()), 0, float("-inf"))
+    if start is None:
+        result = FitResult(copy.deepcopy(model.state_dict()), 0, float("-inf"))
+    else:
+        result = FitResult(copy.deepcopy(start[1]), 0, start[0])
     started = time.perf_counter()
+    generator = torch.Generator().manual_seed(config.seed)
     stale = 0
-    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=quiet)
+    max_epochs = config.epochs if epochs is None else epochs
+    bar = tqdm(range(1, max_epochs + 1), desc=f"train ({stage})", unit="epoch", disable=quiet)
     for epoch in bar:
         model.train()
         total, batches = 0.0, 0
@@ -78,8 +96,12 @@ def fit(
             u = torch.from_numpy(users).to(device)
             i = torch.from_numpy(positives).to(device)
             j = torch.from_numpy(negatives).to(device)  # (B, n)
+            drop = None
+            if stage == "side" and config.item_dropout > 0:
+                drop = torch.rand(model.num_items, generator=generator) < config.item_dropout
+                drop = drop.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                reps = model(graph)
+                reps = model(graph, drop)
                 user = reps.user[u]  # (B, d)
                 positive = model.scorer(user, reps.item[i])  # (B,)
                 negative = model.scorer(user.unsqueeze(1).expand(-1, j.size(1), -1), reps.item[j])  # (B, n)
@@ -92,8 +114,8 @@ def fit(
             optimizer.step()
             total += float(loss.detach())
             batches += 1
-        row = {"epoch": epoch, "loss": total / max(1, batches), "seconds": time.perf_counter() - started}
-        if validate is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
+        row = {"stage": stage, "epoch": epoch, "loss": total / max(1, batches), "seconds": time.perf_counter() - started}
+        if validate is not None and (epoch % config.eval_every == 0 or epoch == max_epochs):
             model.eval()
             score = validate(model)
             row["valid"] = score
@@ -107,6 +129,8 @@ def fit(
         result.history.append(row)
         if stale >= config.patience:
             break
+    for p in frozen:
+        p.requires_grad_(True)
     result.seconds = time.perf_counter() - started
     if validate is None:
         result.best_state, result.best_epoch = copy.deepcopy(model.state_dict()), len(result.history)

@@ -17,7 +17,16 @@ def test_fusion_contract(name):
     degree = torch.tensor([0.0, 1.0, 3.0, 10.0, 100.0])
     out = fusion(graph, text, degree)
     assert out.shape == (5, 8)
-    out.pow(2).sum().backward()
+    # Fresh, the text view is silent: the output is the graph view times one scale for all items.
+    scale = (out / graph).detach()
+    assert torch.allclose(scale, scale[0, 0].expand_as(scale), atol=1e-6)
+    target = torch.randn(5, 8)
+    optimizer = torch.optim.SGD(fusion.parameters(), lr=0.1)
+    for _ in range(2):  # one step opens the text projection's output; the next reaches the text itself
+        optimizer.zero_grad()
+        graph.grad = text.grad = None
+        (fusion(graph, text, degree) - target).pow(2).sum().backward()
+        optimizer.step()
     assert graph.grad.abs().sum() > 0 and text.grad.abs().sum() > 0
     assert repr(fusion) == f"{type(fusion).__name__}(8, 12, out_dim=8)"
     weights = fusion.weights(graph, text, degree)

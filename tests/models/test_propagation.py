@@ -57,6 +57,11 @@ def test_relational_reads_the_kg(small_inputs):
     torch.manual_seed(0)
     module = propagation_resolver.make("relational", dim=8, num_layers=1, num_relations=2, kg_layers=1)
     user, item, entity = _embeddings(small_inputs)
+    _, fresh = module(user, item, entity, small_inputs)
+    _, fresh_other = module(user, item, entity + 1.0, small_inputs)
+    assert torch.equal(fresh, fresh_other)  # zero scales: starts as plain LightGCN
+    with torch.no_grad():
+        module.kg_scales.fill_(1.0)
     _, first = module(user, item, entity, small_inputs)
     _, second = module(user, item, entity + 1.0, small_inputs)
     assert not torch.allclose(first, second)

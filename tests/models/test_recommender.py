@@ -50,8 +50,28 @@ def test_ablations_drop_their_views(small_inputs):
     assert torch.isfinite(no_kg.fusion_weights(small_inputs)).all()
 
 
+def test_fresh_model_is_the_backbone(small_inputs, model):
+    plain = KGRecommender.from_config(ModelConfig(dim=8, num_layers=2), 5, 7, 2, None, None)
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k in plain.state_dict()})
+    fused, alone = model(small_inputs), plain(small_inputs)
+    # KG and text start silent: same user vectors, items scaled by the gate's constant 0.88.
+    assert torch.allclose(fused.user, alone.user)
+    assert torch.allclose(fused.item, torch.sigmoid(torch.tensor(2.0)) * alone.item, atol=1e-6)
+
+
+def test_side_and_backbone_parameters_partition_the_model(model):
+    side, backbone = model.side_parameters(), model.backbone_parameters()
+    assert {id(p) for p in side}.isdisjoint(id(p) for p in backbone)
+    assert len(side) + len(backbone) == len(list(model.parameters()))
+    assert model.kg_proj.weight in side and model.user_emb.weight in backbone
+
+
 def test_gradients_reach_every_parameter(model, small_inputs):
-    reps = model(small_inputs)
-    model.scorer(reps.user[[0, 1]], reps.item[[2, 3]]).sum().backward()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):  # the side views open after one step
+        optimizer.zero_grad()
+        reps = model(small_inputs)
+        model.scorer(reps.user[[0, 1]], reps.item[[2, 3]]).pow(2).sum().backward()
+        optimizer.step()
     untouched = [name for name, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert untouched == []

@@ -2,8 +2,8 @@
 
 Group-A users interact only with A-items, group-B users only with B-items. One cold item has
 no interactions, shares category A and a director with the A-items, and every item has the
-same text. With the KG view, the cold item ranks near the top for A-users and near the
-bottom for B-users; with the KG view ablated, it does not.
+same text. With the KG view, the cold item ranks in the top 3 for A-users and behind the
+B-users' own unseen items for B-users; with the KG view ablated, it does not.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def test_kg_places_the_cold_item(oracle_graph):
     without_kg = _cold_ranks(api.train(oracle_graph, _config(use_kg=False), quiet=True))
     # 10 candidates per user: 3 unseen items of the own group, 6 of the other group, and the cold item.
     def placed(ranks: dict[str, float]) -> bool:
-        return ranks["A"] <= 3.0 and ranks["B"] - ranks["A"] >= 4.0
+        # Top 3 for A-users; for B-users behind their own 3 unseen B-items.
+        return ranks["A"] <= 3.0 and ranks["B"] >= 4.0 and ranks["B"] - ranks["A"] >= 2.0
 
     assert placed(with_kg), with_kg
     # Ablated, the cold item's place comes from an arbitrary offset, not from what it is.
