@@ -17,6 +17,7 @@ from kgrec.graph import build_graph as _build_graph
 from kgrec.io import write_json
 from kgrec.models import KGRecommender, fusion_resolver, propagation_resolver, scorer_resolver
 from kgrec.train import NegativeSampler, Recommendation, Recommender, fit, resolve_device
+from kgrec.train.blend import choose_blend
 from kgrec.train.report import plot_curve, write_history
 
 __all__ = ["load_dataset", "read_dataset", "open_dataset", "build_graph", "train", "evaluate", "recommend"]
@@ -169,6 +170,10 @@ def train(
             fitted = second
     model.load_state_dict(fitted.best_state)
     model.eval()
+    blend = None
+    if model.linear is not None:
+        # Closed-form EASE joins the learned scores with a weight chosen on validation (0 if it does not help).
+        blend = choose_blend(model, recommender.inputs, config.model.ease_l2, validate, fitted.best_score)
     best_epoch = next((i + 1 for i, row in enumerate(history) if row.get("valid") == fitted.best_score), len(history))
     timings.update(train_seconds=seconds, train_seconds_to_best=seconds_to_best, seconds_per_epoch=seconds / max(1, len(history)))
 
@@ -185,11 +190,12 @@ def train(
         timings["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     recommender.timings = timings  # type: ignore[attr-defined]
     recommender.metrics = metrics  # type: ignore[attr-defined]
+    recommender.blend = blend  # type: ignore[attr-defined]
     if out is not None:
         write_json(out / "metrics.json", metrics)
         write_history(history, out / "history.csv")
         plot_curve(history, select, out / "curve.png")
-        extra = {"best_epoch": best_epoch, "epochs_run": len(history), "device": str(device), "timings": timings}
+        extra = {"best_epoch": best_epoch, "epochs_run": len(history), "device": str(device), "timings": timings, "blend": blend}
         recommender.save(out, graph_dir, extra)
     return recommender
 

@@ -162,6 +162,12 @@ class ModelConfig(_Section):
     use_kg: bool = Field(True, description="Use the PyKEEN entity embeddings (ablation switch).")
     use_text: bool = Field(True, description="Use the text embeddings (ablation switch).")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the text projection.")
+    linear: Literal["ease", "none"] = Field(
+        "ease", description="A closed-form EASE model blended into the scores (weight chosen on validation)."
+    )
+    ease_l2: tuple[float, ...] = Field(
+        (100.0, 250.0, 500.0, 1000.0), min_length=1, description="EASE ridge penalties tried on validation."
+    )
 
 
 class TrainConfig(_Section):

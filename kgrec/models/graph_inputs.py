@@ -27,6 +27,7 @@ class PropagationGraph(NamedTuple):
         kg_edge_index: ``(2, 2 * num_triples)`` over KG nodes (items ``0..I-1``, then entities), both directions.
         kg_edge_type: ``(2 * num_triples,)`` relation of each KG edge.
         item_degree: ``(num_items,)`` training interactions per item.
+        history: ``(U, I)`` sparse COO 0/1 matrix of training interactions (user rows for the linear model).
     """
 
     num_users: int
@@ -37,6 +38,7 @@ class PropagationGraph(NamedTuple):
     kg_edge_index: torch.Tensor
     kg_edge_type: torch.Tensor
     item_degree: torch.Tensor
+    history: torch.Tensor
 
     @classmethod
     def from_hetero(cls, data: HeteroData, num_relations: int) -> PropagationGraph:
@@ -64,7 +66,14 @@ class PropagationGraph(NamedTuple):
         kg = torch.cat([torch.stack([head, tail]), torch.stack([tail, head])], dim=1)
         kg_type = torch.cat([relation, relation + num_relations])
         degree = torch.bincount(items, minlength=num_items).float()
-        return cls(num_users, num_items, num_entities, num_relations, adj, kg, kg_type, degree)
+        history = torch.sparse_coo_tensor(
+            torch.stack([users, items]), torch.ones(len(users)), (num_users, num_items)
+        ).coalesce()
+        return cls(num_users, num_items, num_entities, num_relations, adj, kg, kg_type, degree, history)
+
+    def history_rows(self, users: torch.Tensor) -> torch.Tensor:
+        """``(B, I)`` dense 0/1 training rows of ``users``."""
+        return torch.index_select(self.history, 0, users).to_dense()
 
     def to(self, device: torch.device | str) -> PropagationGraph:
         """The same graph with every tensor on ``device``."""

@@ -10,6 +10,7 @@ from torch import nn
 from kgrec.config import ModelConfig
 from kgrec.models.fusion import Fusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph
+from kgrec.models.linear import EASE
 from kgrec.models.propagation import Propagation, propagation_resolver
 from kgrec.models.scoring import Scorer, TopK, scorer_resolver, top_k
 
@@ -47,6 +48,8 @@ class KGRecommender(nn.Module):
         fusion: A :class:`~kgrec.models.fusion.Fusion` module, or ``None`` without text.
         kg_emb: ``(num_items + num_entities, d_kg)`` PyKEEN embeddings in KG node order, or ``None``.
         text_emb: ``(num_items, d_text)`` text embeddings in item order, or ``None``.
+        linear: A closed-form :class:`~kgrec.models.linear.EASE` whose scores are added with weight
+            ``linear_weight`` (a buffer, chosen on validation after training; 0 while training).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class KGRecommender(nn.Module):
         fusion: Fusion | None = None,
         kg_emb: torch.Tensor | None = None,
         text_emb: torch.Tensor | None = None,
+        linear: EASE | None = None,
     ) -> None:
         super().__init__()
         if (fusion is None) != (text_emb is None):
@@ -70,6 +74,8 @@ class KGRecommender(nn.Module):
         self.register_buffer("kg_emb", None if kg_emb is None else kg_emb.detach().float().clone())
         self.register_buffer("text_emb", None if text_emb is None else text_emb.detach().float().clone())
         self.kg_proj = None if kg_emb is None else nn.Linear(kg_emb.size(1), dim, bias=False)
+        self.linear = linear
+        self.register_buffer("linear_weight", torch.zeros(()))
         self.reset_parameters()
 
     @classmethod
@@ -90,7 +96,8 @@ class KGRecommender(nn.Module):
         if text_emb is not None:
             fusion = fusion_resolver.make(config.fusion, graph_dim=config.dim, text_dim=text_emb.size(1), dropout=config.dropout)
         scorer = scorer_resolver.make(config.scorer, dim=config.dim)
-        return cls(num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb)
+        linear = EASE(num_items, config.ease_l2[0]) if config.linear == "ease" else None
+        return cls(num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, linear)
 
     def reset_parameters(self) -> None:
         """Normal(0, 0.1) free embeddings (as LightGCN); a zero KG projection, so the KG view starts silent."""
@@ -156,17 +163,24 @@ class KGRecommender(nn.Module):
         _, item, _, _ = self._graph_view(graph)
         return self.fusion.weights(item, self.text_emb, graph.item_degree).cpu()
 
+    def score_all(self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor) -> torch.Tensor:
+        """``(B, I)`` scores of every item for ``user_index (B,)``: the scorer plus the weighted linear model."""
+        scores = self.scorer.score_all(reps.user[user_index], reps.item)
+        if self.linear is not None and float(self.linear_weight) != 0.0:
+            scores = scores + self.linear_weight * self.linear(graph.history_rows(user_index))
+        return scores
+
     @torch.no_grad()
     def recommend(
         self, graph: PropagationGraph, user_index: torch.Tensor, k: int, exclude: torch.Tensor | None = None
     ) -> TopK:
         """Top-``k`` items for ``user_index (B,)``, skipping ``exclude (B, I)``."""
-        reps = self(graph)
-        scores = self.scorer.score_all(reps.user[user_index], reps.item)
-        return top_k(scores, k, exclude)
+        return top_k(self.score_all(self(graph), graph, user_index), k, exclude)
 
     def __repr__(self) -> str:
         parts = [f"{self.num_users} users", f"{self.num_items} items", f"dim={self.dim}", repr(self.propagation)]
         parts.append(repr(self.fusion) if self.fusion is not None else "no text")
         parts.append("kg" if self.kg_proj is not None else "no kg")
+        if self.linear is not None:
+            parts.append(f"{self.linear!r} x {float(self.linear_weight):.3g}")
         return f"{self.__class__.__name__}({', '.join(parts)}, {self.scorer!r})"

@@ -27,9 +27,21 @@ from kgrec.graph import KnowledgeGraph
 from kgrec.io import atomic_write, load_tensors, write_json
 from kgrec.models import KGRecommender, PropagationGraph
 
-__all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION"]
+__all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "split_matrix"]
 
 RUN_FORMAT_VERSION = 1
+
+
+def split_matrix(graph: KnowledgeGraph, *parts: str) -> sp.csr_matrix:
+    """``(U, I)`` matrix of the graph's interactions in the named split parts (``"train"``, ``"valid"``, ``"test"``)."""
+    log = graph.split.interactions
+    log = log[log["split"].isin(parts)]
+    return interaction_matrix(
+        graph.users.to_index(log["user_id"].to_numpy()),
+        graph.items.to_index(log["item_id"].to_numpy()),
+        len(graph.users),
+        len(graph.items),
+    )
 
 
 @dataclass(frozen=True)
@@ -64,14 +76,7 @@ class Recommender:
     # -- interactions as matrices ---------------------------------------------------------
     def interactions(self, *parts: str) -> sp.csr_matrix:
         """``(U, I)`` matrix of the interactions in the named split parts."""
-        log = self.graph.split.interactions
-        log = log[log["split"].isin(parts)]
-        return interaction_matrix(
-            self.graph.users.to_index(log["user_id"].to_numpy()),
-            self.graph.items.to_index(log["item_id"].to_numpy()),
-            len(self.graph.users),
-            len(self.graph.items),
-        )
+        return split_matrix(self.graph, *parts)
 
     def category_features(self) -> torch.Tensor:
         """``(I, C)`` multi-hot item categories, for intra-list diversity."""
@@ -90,7 +95,7 @@ class Recommender:
         """A function ``user_index (B,) -> scores (B, I)`` over one forward pass of the model."""
         self.model.eval()
         reps = self.model(self.inputs)
-        return lambda users: self.model.scorer.score_all(reps.user[users], reps.item)
+        return lambda users: self.model.score_all(reps, self.inputs, users)
 
     def evaluate(self, split: str = "test", ks: tuple[int, ...] | None = None) -> EvaluationResult:
         """Full ranking on ``valid`` (training items masked) or ``test`` (training and validation items masked)."""
@@ -146,6 +151,7 @@ class Recommender:
             "num_relations": len(self.graph.relations),
             "kg_shape": None if model.kg_emb is None else list(model.kg_emb.shape),
             "text_shape": None if model.text_emb is None else list(model.text_emb.shape),
+            "ease_l2": None if model.linear is None else model.linear.l2,
         }
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         with atomic_write(directory / "model.pt", mode="wb") as handle:
@@ -189,6 +195,8 @@ class Recommender:
         kg = None if shapes["kg_shape"] is None else torch.zeros(shapes["kg_shape"])
         text = None if shapes["text_shape"] is None else torch.zeros(shapes["text_shape"])
         model = KGRecommender.from_config(config.model, shapes["num_users"], shapes["num_items"], shapes["num_relations"], kg, text)
+        if model.linear is not None:
+            model.linear.l2 = shapes.get("ease_l2", model.linear.l2)
         try:
             model.load_state_dict(checkpoint["state_dict"])
         except RuntimeError as error:

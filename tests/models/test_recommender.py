@@ -20,7 +20,7 @@ def model(small_inputs):
 def test_repr(model):
     assert repr(model) == (
         "KGRecommender(5 users, 7 items, dim=8, LightGCNPropagation(8, num_layers=2), "
-        "GatedFusion(8, 10, out_dim=8), kg, DotScorer(8))"
+        "GatedFusion(8, 10, out_dim=8), kg, EASE(7, l2=100) x 0, DotScorer(8))"
     )
 
 
@@ -38,6 +38,18 @@ def test_batch_equals_single_users(model, small_inputs):
     for user in range(5):
         single = model.recommend(small_inputs, torch.tensor([user]), k=3)
         assert torch.equal(single.indices[0], batch.indices[user])
+
+
+def test_linear_blend_adds_ease_scores(model, small_inputs):
+    users = torch.arange(5)
+    reps = model(small_inputs)
+    learned = model.score_all(reps, small_inputs, users)
+    model.linear.fit(small_inputs.history)
+    model.linear_weight.fill_(2.0)
+    blended = model.score_all(reps, small_inputs, users)
+    expected = learned + 2.0 * small_inputs.history.to_dense() @ model.linear.weight
+    assert torch.allclose(blended, expected, atol=1e-5)
+    assert model.linear.weight.diagonal().abs().max() == 0
 
 
 def test_ablations_drop_their_views(small_inputs):

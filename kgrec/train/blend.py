@@ -1,0 +1,63 @@
+"""Choosing the EASE penalty and the blend weight of the linear model on validation (never on test)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from kgrec.models import KGRecommender, PropagationGraph
+
+__all__ = ["fit_linear", "choose_blend"]
+
+# Multiples of the scale ratio (embedding-score spread / EASE-score spread) tried as blend weights;
+# the largest makes the blend EASE alone in all but ties, so EASE by itself is one of the candidates.
+BLEND_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
+
+
+def fit_linear(model: KGRecommender, graph: PropagationGraph, l2: float) -> None:
+    """Solve the model's EASE component on the training interactions with penalty ``l2``."""
+    model.linear.l2 = l2
+    model.linear.fit(graph.history)
+
+
+@torch.no_grad()
+def choose_blend(
+    model: KGRecommender,
+    graph: PropagationGraph,
+    l2_grid: tuple[float, ...],
+    validate: Callable[[KGRecommender], float] | None,
+    baseline: float,
+) -> dict[str, float]:
+    """Pick EASE's penalty and its blend weight by the validation metric; keep weight 0 unless it helps.
+
+    Args:
+        model: Trained model with an EASE component.
+        graph: Propagation inputs (training interactions only).
+        l2_grid: Penalties to try.
+        validate: Validation metric of the model as it stands; without one, the first penalty and
+            the equal-spread weight are used.
+        baseline: Validation metric of the model without the linear part.
+
+    Returns:
+        ``{"l2", "weight", "valid"}`` as chosen (also set on the model).
+    """
+    model.eval()
+    reps = model(graph)
+    users = torch.arange(min(graph.num_users, 2048), device=reps.user.device)
+    embedding_spread = model.scorer.score_all(reps.user[users], reps.item).std()
+    best = {"l2": l2_grid[0], "weight": 0.0, "valid": baseline}
+    for l2 in l2_grid:
+        fit_linear(model, graph, l2)
+        ratio = float(embedding_spread / model.linear(graph.history_rows(users)).std().clamp(min=1e-12))
+        if validate is None:
+            best = {"l2": l2, "weight": ratio, "valid": float("nan")}
+            break
+        for factor in BLEND_FACTORS:
+            model.linear_weight.fill_(factor * ratio)
+            score = validate(model)
+            if score > best["valid"]:
+                best = {"l2": l2, "weight": factor * ratio, "valid": score}
+    fit_linear(model, graph, best["l2"])
+    model.linear_weight.fill_(best["weight"])
+    return best
