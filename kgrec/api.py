@@ -10,15 +10,16 @@ import torch
 from kgrec.config import RunConfig
 from kgrec.data import Dataset, load_dataset, read_dataset
 from kgrec.embed import encode_item_texts, train_kg_embeddings
+from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError
 from kgrec.evaluate import EvaluationResult
 from kgrec.graph import KnowledgeGraph
 from kgrec.graph import build_graph as _build_graph
 from kgrec.io import write_json
 from kgrec.models import KGRecommender, fusion_resolver, propagation_resolver, scorer_resolver
-from kgrec.train import NegativeSampler, Recommendation, Recommender, fit, resolve_device
-from kgrec.train.blend import choose_blend
+from kgrec.train import NegativeSampler, Recommendation, Recommender, resolve_device
 from kgrec.train.report import plot_curve, write_history
+from kgrec.train.schedule import run_schedule
 
 __all__ = ["load_dataset", "read_dataset", "open_dataset", "build_graph", "train", "evaluate", "recommend"]
 
@@ -124,13 +125,17 @@ def train(
     if config.model.use_kg:
         kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device))
         kg_emb, kge_metrics, timings["kge_seconds"] = kge.entity_emb, kge.metrics, kge.seconds
-    text_emb = None
+    text_emb = text_encoder = None
     if config.model.use_text:
         text = encode_item_texts(graph.catalog, config.text, cache_dir, device=str(device))
         text_emb, timings["text_seconds"] = text.text_emb, text.seconds
+        if config.text.finetune_layers > 0:
+            text_encoder = text_tuner(graph.catalog, config.text, device=str(device))
 
     torch.manual_seed(config.train.seed)
-    model = KGRecommender.from_config(config.model, len(graph.users), len(graph.items), len(graph.relations), kg_emb, text_emb)
+    model = KGRecommender.from_config(
+        config.model, len(graph.users), len(graph.items), len(graph.relations), kg_emb, text_emb, text_encoder
+    )
     recommender = Recommender(model, graph, config, device=device)
     with torch.no_grad():
         # Items without training interactions never receive a collaborative gradient; a zero free
@@ -147,35 +152,12 @@ def train(
     validate = None
     if len(graph.split.valid):
         validate = lambda _: recommender.evaluate("valid").metrics[select]  # noqa: E731
-    if config.train.schedule == "joint":
-        fitted = fit(model, recommender.inputs, sampler, config.train, validate, device, quiet)
-        history, seconds, seconds_to_best = fitted.history, fitted.seconds, fitted.seconds_to_best
-    else:
-        # The backbone first, with KG and text silent (their outputs start at zero); then the side
-        # parameters on top of the best backbone, kept only if validation improves. So side
-        # information can add to collaborative filtering but never replace it.
-        fitted = fit(model, recommender.inputs, sampler, config.train, validate, device, quiet, model.backbone_parameters(), stage="backbone")
-        history, seconds, seconds_to_best = fitted.history, fitted.seconds, fitted.seconds_to_best
-        side = model.side_parameters()
-        if side and config.train.side_epochs > 0:
-            model.load_state_dict(fitted.best_state)
-            start = (fitted.best_score, fitted.best_state) if validate is not None else None
-            second = fit(
-                model, recommender.inputs, sampler, config.train, validate, device, quiet, side, config.train.side_epochs, start, "side"
-            )
-            if second.best_epoch > 0 or validate is None:
-                seconds_to_best = seconds + second.seconds_to_best
-            history += [{**row, "epoch": row["epoch"] + len(history)} for row in second.history]
-            seconds += second.seconds
-            fitted = second
-    model.load_state_dict(fitted.best_state)
-    model.eval()
-    blend = None
-    if model.linear is not None:
-        # Closed-form EASE joins the learned scores with a weight chosen on validation (0 if it does not help).
-        blend = choose_blend(model, recommender.inputs, config.model.ease_l2, validate, fitted.best_score)
-    best_epoch = next((i + 1 for i, row in enumerate(history) if row.get("valid") == fitted.best_score), len(history))
-    timings.update(train_seconds=seconds, train_seconds_to_best=seconds_to_best, seconds_per_epoch=seconds / max(1, len(history)))
+    schedule = run_schedule(model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet)
+    timings.update(
+        train_seconds=schedule.seconds,
+        train_seconds_to_best=schedule.seconds_to_best,
+        seconds_per_epoch=schedule.seconds / max(1, len(schedule.history)),
+    )
 
     metrics: dict = {}
     for split in ("valid", "test"):
@@ -188,14 +170,18 @@ def train(
     timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         timings["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-    recommender.timings = timings  # type: ignore[attr-defined]
-    recommender.metrics = metrics  # type: ignore[attr-defined]
-    recommender.blend = blend  # type: ignore[attr-defined]
+    recommender.metrics, recommender.timings, recommender.blend = metrics, timings, schedule.blend
     if out is not None:
         write_json(out / "metrics.json", metrics)
-        write_history(history, out / "history.csv")
-        plot_curve(history, select, out / "curve.png")
-        extra = {"best_epoch": best_epoch, "epochs_run": len(history), "device": str(device), "timings": timings, "blend": blend}
+        write_history(schedule.history, out / "history.csv")
+        plot_curve(schedule.history, select, out / "curve.png")
+        extra = {
+            "best_epoch": schedule.best_epoch,
+            "epochs_run": len(schedule.history),
+            "device": str(device),
+            "timings": timings,
+            "blend": schedule.blend,
+        }
         recommender.save(out, graph_dir, extra)
     return recommender
 

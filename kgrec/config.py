@@ -148,6 +148,9 @@ class TextConfig(_Section):
     max_length: int = Field(128, ge=8, le=4096, description="Tokens per item text.")
     batch_size: int = Field(64, ge=1, description="Texts per encoder batch.")
     pooling: Literal["mean", "cls"] = Field("mean", description="How token states become one vector.")
+    finetune_layers: int = Field(
+        0, ge=0, le=48, description="Train the encoder's top N layers with the KG/text stage (0: frozen, cached)."
+    )
 
 
 class ModelConfig(_Section):

@@ -13,7 +13,7 @@ from kgrec.config import TextConfig
 from kgrec.embed.cache import cache_key, load_cached, store_cached
 from kgrec.errors import InputError
 
-__all__ = ["TextEmbeddings", "encode_item_texts", "item_texts", "bundled_model_path"]
+__all__ = ["TextEmbeddings", "TextTuner", "encode_item_texts", "item_texts", "bundled_model_path", "load_encoder", "text_tuner"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,81 @@ def item_texts(catalog: pd.DataFrame) -> list[str]:
     return texts
 
 
+def load_encoder(config: TextConfig, device: str = "cpu"):  # noqa: ANN201 - (tokenizer, transformers model)
+    """The tokenizer and encoder named by ``config.model`` (None: the bundled MiniLM), offline for local paths."""
+    from transformers import AutoModel, AutoTokenizer
+
+    name = config.model or str(bundled_model_path())
+    local = Path(name).exists()
+    if not local and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise InputError("no such text model directory (a hub name looks like 'org/model')", name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local)
+        encoder = AutoModel.from_pretrained(name, local_files_only=local).to(device)
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot load text model {name!r}: {' '.join(str(error).split())[:300]}") from None
+    return tokenizer, encoder
+
+
+def _pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return torch.nn.functional.normalize(pooled.float(), dim=-1)
+
+
+class TextTuner(torch.nn.Module):
+    """The text encoder itself inside the recommender, with only its top ``num_layers`` layers trainable.
+
+    ``forward(item_index)`` encodes those items' (pre-tokenised) texts, pooled and normalised like
+    :func:`encode_item_texts`, with gradients into the top layers. Costly on CPU: each training
+    step runs the encoder on the batch's items; meant for GPUs.
+
+    Args:
+        encoder: A transformers encoder (``AutoModel``) whose ``encoder.layer`` holds its layers.
+        input_ids: ``(I, T)`` token ids of every item's text.
+        attention_mask: ``(I, T)``.
+        num_layers: Top layers to train; the rest stay frozen.
+        pooling: ``mean`` or ``cls``.
+    """
+
+    def __init__(self, encoder, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_layers: int, pooling: str = "mean") -> None:  # noqa: ANN001
+        super().__init__()
+        self.encoder, self.num_layers, self.pooling = encoder, num_layers, pooling
+        self.register_buffer("input_ids", input_ids)
+        self.register_buffer("attention_mask", attention_mask)
+        layers = encoder.encoder.layer
+        if not 0 < num_layers <= len(layers):
+            raise InputError(f"text.finetune_layers must be between 1 and {len(layers)} for this encoder, got {num_layers}")
+        for parameter in encoder.parameters():
+            parameter.requires_grad_(False)
+        for layer in layers[len(layers) - num_layers :]:
+            for parameter in layer.parameters():
+                parameter.requires_grad_(True)
+
+    def reset_parameters(self) -> None:
+        """Pretrained weights are the starting point; nothing to reset."""
+
+    def forward(self, item_index: torch.Tensor) -> torch.Tensor:
+        """``(n, H)`` embeddings of the items ``item_index (n,)``."""
+        ids, mask = self.input_ids[item_index], self.attention_mask[item_index]
+        width = int(mask.sum(1).max())  # trim padding shared by the whole batch
+        hidden = self.encoder(input_ids=ids[:, :width], attention_mask=mask[:, :width]).last_hidden_state
+        return _pool(hidden, mask[:, :width], self.pooling)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({type(self.encoder).__name__}, items={self.input_ids.size(0)}, trainable_layers={self.num_layers})"
+
+
+def text_tuner(catalog: pd.DataFrame, config: TextConfig, device: str = "cpu") -> TextTuner:
+    """A :class:`TextTuner` over the catalog's texts, for ``text.finetune_layers > 0``."""
+    tokenizer, encoder = load_encoder(config, device)
+    batch = tokenizer(item_texts(catalog), padding=True, truncation=True, max_length=config.max_length, return_tensors="pt")
+    return TextTuner(encoder.train(), batch["input_ids"], batch["attention_mask"], config.finetune_layers, config.pooling)
+
+
 def encode_item_texts(
     catalog: pd.DataFrame, config: TextConfig, cache_dir: Path | None = None, device: str = "cpu"
 ) -> TextEmbeddings:
@@ -62,19 +137,14 @@ def encode_item_texts(
     """
     name = config.model or str(bundled_model_path())
     texts = item_texts(catalog)
-    key = cache_key("\n".join(texts).encode(), {**config.model_dump(mode="json"), "model": name}, ("transformers",))
+    settings = {"model": name, "max_length": config.max_length, "pooling": config.pooling}
+    key = cache_key("\n".join(texts).encode(), settings, ("transformers",))
     if (entry := load_cached(cache_dir, "text", key, ("text_emb",))) is not None:
         return TextEmbeddings(entry["text_emb"], name, 0.0, True)
 
-    from transformers import AutoModel, AutoTokenizer
-
     started = time.perf_counter()
-    local = Path(name).exists()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local)
-        encoder = AutoModel.from_pretrained(name, local_files_only=local).to(device).eval()
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot load text model {name!r}: {' '.join(str(error).split())[:300]}") from None
+    tokenizer, encoder = load_encoder(config, device)
+    encoder.eval()
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(texts), config.batch_size):
@@ -86,12 +156,7 @@ def encode_item_texts(
                 return_tensors="pt",
             ).to(device)
             hidden = encoder(**batch).last_hidden_state  # (B, T, H)
-            if config.pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            chunks.append(torch.nn.functional.normalize(pooled.float(), dim=-1).cpu())
+            chunks.append(_pool(hidden, batch["attention_mask"], config.pooling).cpu())
     text_emb = torch.cat(chunks)
     store_cached(cache_dir, "text", key, {"text_emb": text_emb})
     return TextEmbeddings(text_emb, name, time.perf_counter() - started, False)

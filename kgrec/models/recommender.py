@@ -50,6 +50,8 @@ class KGRecommender(nn.Module):
         text_emb: ``(num_items, d_text)`` text embeddings in item order, or ``None``.
         linear: A closed-form :class:`~kgrec.models.linear.EASE` whose scores are added with weight
             ``linear_weight`` (a buffer, chosen on validation after training; 0 while training).
+        text_encoder: Optionally a module mapping ``item_index (n,)`` to fresh ``(n, d_text)`` text
+            embeddings with trainable layers (fine-tuning); ``text_emb`` then holds its initial outputs.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class KGRecommender(nn.Module):
         kg_emb: torch.Tensor | None = None,
         text_emb: torch.Tensor | None = None,
         linear: EASE | None = None,
+        text_encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if (fusion is None) != (text_emb is None):
@@ -75,6 +78,7 @@ class KGRecommender(nn.Module):
         self.register_buffer("text_emb", None if text_emb is None else text_emb.detach().float().clone())
         self.kg_proj = None if kg_emb is None else nn.Linear(kg_emb.size(1), dim, bias=False)
         self.linear = linear
+        self.text_encoder = text_encoder
         self.register_buffer("linear_weight", torch.zeros(()))
         self.reset_parameters()
 
@@ -87,6 +91,7 @@ class KGRecommender(nn.Module):
         num_relations: int,
         kg_emb: torch.Tensor | None,
         text_emb: torch.Tensor | None,
+        text_encoder: nn.Module | None = None,
     ) -> KGRecommender:
         """Build from a :class:`~kgrec.config.ModelConfig`, resolving each part by its registry name."""
         propagation = propagation_resolver.make(
@@ -97,7 +102,7 @@ class KGRecommender(nn.Module):
             fusion = fusion_resolver.make(config.fusion, graph_dim=config.dim, text_dim=text_emb.size(1), dropout=config.dropout)
         scorer = scorer_resolver.make(config.scorer, dim=config.dim)
         linear = EASE(num_items, config.ease_l2[0]) if config.linear == "ease" else None
-        return cls(num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, linear)
+        return cls(num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, linear, text_encoder)
 
     def reset_parameters(self) -> None:
         """Normal(0, 0.1) free embeddings (as LightGCN); a zero KG projection, so the KG view starts silent."""
@@ -111,8 +116,9 @@ class KGRecommender(nn.Module):
 
     def side_parameters(self) -> list[nn.Parameter]:
         """Parameters that read the KG or text views (the rest is the collaborative backbone)."""
-        modules = [self.kg_proj, self.fusion]
-        return [p for module in modules if module is not None for p in module.parameters()] + self.propagation.side_parameters()
+        modules = [self.kg_proj, self.fusion, self.text_encoder]
+        side = [p for module in modules if module is not None for p in module.parameters() if p.requires_grad]
+        return side + self.propagation.side_parameters()
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """The collaborative backbone: free embeddings, propagation (without KG layers), scorer."""
@@ -143,16 +149,34 @@ class KGRecommender(nn.Module):
             item = item + item_kg
         return user, item, user_base, item_base
 
-    def forward(self, graph: PropagationGraph, drop_items: torch.Tensor | None = None) -> Representations:
+    def text_view(self, text_items: torch.Tensor | None = None) -> torch.Tensor | None:
+        """``(I, d_text)`` text embeddings: cached, or re-encoded where a text encoder is being fine-tuned.
+
+        In training, only ``text_items`` are re-encoded (the rest keep their cached embeddings); in
+        evaluation every item is re-encoded, so scores reflect the tuned encoder.
+        """
+        if self.text_encoder is None:
+            return self.text_emb
+        if self.training:
+            if text_items is None:
+                return self.text_emb
+            return self.text_emb.index_put((text_items,), self.text_encoder(text_items))
+        index = torch.arange(self.num_items, device=self.text_emb.device)
+        return torch.cat([self.text_encoder(chunk) for chunk in index.split(256)])
+
+    def forward(
+        self, graph: PropagationGraph, drop_items: torch.Tensor | None = None, text_items: torch.Tensor | None = None
+    ) -> Representations:
         """All users' and items' final representations.
 
         Args:
             graph: Propagation inputs.
             drop_items: ``(I,)`` bool; these items' free embeddings are zeroed (training for cold start).
+            text_items: Items whose text a fine-tuned encoder re-encodes in this training step.
         """
         user, item, user_base, item_base = self._graph_view(graph, drop_items)
         if self.fusion is not None:
-            item = self.fusion(item, self.text_emb, graph.item_degree)
+            item = self.fusion(item, self.text_view(text_items), graph.item_degree)
         return Representations(user, item, user_base, item_base)
 
     @torch.no_grad()
@@ -161,7 +185,7 @@ class KGRecommender(nn.Module):
         if self.fusion is None:
             return torch.ones(self.num_items)
         _, item, _, _ = self._graph_view(graph)
-        return self.fusion.weights(item, self.text_emb, graph.item_degree).cpu()
+        return self.fusion.weights(item, self.text_view(), graph.item_degree).cpu()
 
     def score_all(self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor) -> torch.Tensor:
         """``(B, I)`` scores of every item for ``user_index (B,)``: the scorer plus the weighted linear model."""
@@ -180,6 +204,8 @@ class KGRecommender(nn.Module):
     def __repr__(self) -> str:
         parts = [f"{self.num_users} users", f"{self.num_items} items", f"dim={self.dim}", repr(self.propagation)]
         parts.append(repr(self.fusion) if self.fusion is not None else "no text")
+        if self.text_encoder is not None:
+            parts.append(repr(self.text_encoder))
         parts.append("kg" if self.kg_proj is not None else "no kg")
         if self.linear is not None:
             parts.append(f"{self.linear!r} x {float(self.linear_weight):.3g}")

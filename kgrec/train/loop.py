@@ -100,8 +100,11 @@ def fit(
             if stage == "side" and config.item_dropout > 0:
                 drop = torch.rand(model.num_items, generator=generator) < config.item_dropout
                 drop = drop.to(device)
+            text_items = None
+            if stage == "side" and model.text_encoder is not None:
+                text_items = torch.unique(torch.cat([i, j.flatten()]))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                reps = model(graph, drop)
+                reps = model(graph, drop, text_items)
                 user = reps.user[u]  # (B, d)
                 positive = model.scorer(user, reps.item[i])  # (B,)
                 negative = model.scorer(user.unsqueeze(1).expand(-1, j.size(1), -1), reps.item[j])  # (B, n)

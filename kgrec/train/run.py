@@ -71,6 +71,10 @@ class Recommender:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.graph, self.config, self.directory = graph, config, directory
+        # Filled by training (kgrec.train) and kept for the caller; empty for a loaded run.
+        self.metrics: dict[str, Any] = {}
+        self.timings: dict[str, float] = {}
+        self.blend: dict[str, float] | None = None
         self.inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations)).to(self.device)
 
     # -- interactions as matrices ---------------------------------------------------------
@@ -152,6 +156,7 @@ class Recommender:
             "kg_shape": None if model.kg_emb is None else list(model.kg_emb.shape),
             "text_shape": None if model.text_emb is None else list(model.text_emb.shape),
             "ease_l2": None if model.linear is None else model.linear.l2,
+            "text_tokens": None if model.text_encoder is None else list(model.text_encoder.input_ids.shape),
         }
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         with atomic_write(directory / "model.pt", mode="wb") as handle:
@@ -194,7 +199,16 @@ class Recommender:
         shapes = checkpoint["shapes"]
         kg = None if shapes["kg_shape"] is None else torch.zeros(shapes["kg_shape"])
         text = None if shapes["text_shape"] is None else torch.zeros(shapes["text_shape"])
-        model = KGRecommender.from_config(config.model, shapes["num_users"], shapes["num_items"], shapes["num_relations"], kg, text)
+        tuner = None
+        if shapes.get("text_tokens") is not None:
+            from kgrec.embed.text import TextTuner, load_encoder
+
+            _, encoder = load_encoder(config.text)
+            tokens = torch.zeros(shapes["text_tokens"], dtype=torch.long)
+            tuner = TextTuner(encoder, tokens, tokens.clone(), config.text.finetune_layers, config.text.pooling)
+        model = KGRecommender.from_config(
+            config.model, shapes["num_users"], shapes["num_items"], shapes["num_relations"], kg, text, tuner
+        )
         if model.linear is not None:
             model.linear.l2 = shapes.get("ease_l2", model.linear.l2)
         try:

@@ -12,7 +12,7 @@ from kgrec.errors import InputError
 
 
 def test_shape_and_row_order(tiny_graph):
-    config = KGEConfig(model="TransE", dim=16, epochs=150, batch_size=64, lr=0.05, eval_share=0.0)
+    config = KGEConfig(model="TransE", dim=16, epochs=40, batch_size=64, lr=0.1, eval_share=0.0)
     result = train_kg_embeddings(tiny_graph, config)
     assert result.entity_emb.shape == (tiny_graph.num_kg_nodes, 16)
     assert result.relation_emb.shape == (len(tiny_graph.relations), 16)

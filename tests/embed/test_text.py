@@ -57,8 +57,12 @@ def test_model_by_local_path(tmp_path):
 
 
 def test_missing_model_is_an_input_error(tmp_path):
+    # A path that does not exist fails at once, without asking any hub.
+    with pytest.raises(InputError, match="no such text model directory"):
+        encode_item_texts(_catalog(["x"]), TextConfig(model=str(tmp_path / "no-model")))
+    (tmp_path / "empty-model").mkdir()
     with pytest.raises(InputError, match="cannot load text model"):
-        encode_item_texts(_catalog(["x"]), TextConfig(model="no-such-org/no-such-model"))
+        encode_item_texts(_catalog(["x"]), TextConfig(model=str(tmp_path / "empty-model")))
 
 
 def test_item_texts_compose_title_description_categories():
@@ -66,3 +70,35 @@ def test_item_texts_compose_title_description_categories():
         {"title": ["Alpha", "Beta", ""], "description": ["Alpha (1995). Genres: A.", "", ""], "categories": [(), ("X", "Y"), ()]}
     )
     assert item_texts(catalog) == ["Alpha (1995). Genres: A.", "Beta. Categories: X, Y", "unknown item"]
+
+
+def test_finetuning_top_layers_trains_and_reloads(tmp_path, tiny_graph):
+    """text.finetune_layers=1: the top encoder layer learns with the KG/text stage; the run reloads."""
+    from kgrec import api
+    from kgrec.config import RunConfig
+    from kgrec.train import Recommender
+
+    config = RunConfig().override(
+        {
+            "text.finetune_layers": 1,
+            "model.use_kg": False,
+            "model.linear": "none",
+            "model.dim": 8,
+            "train.epochs": 2,
+            "train.side_epochs": 2,
+            "train.item_dropout": 0.0,
+        }
+    )
+    run = api.train(tiny_graph, config, out=tmp_path / "run", quiet=True)
+    encoder = run.model.text_encoder.encoder
+    top, bottom = encoder.encoder.layer[-1], encoder.encoder.layer[0]
+    assert all(p.requires_grad for p in top.parameters()) and not any(p.requires_grad for p in bottom.parameters())
+    from kgrec.embed.text import load_encoder
+
+    _, pretrained = load_encoder(config.text)
+    changed = lambda layer, other: any(not torch.equal(a, b) for a, b in zip(layer.parameters(), other.parameters()))  # noqa: E731
+    assert changed(top, pretrained.encoder.layer[-1])
+    assert not changed(bottom, pretrained.encoder.layer[0])
+    assert "TextTuner(BertModel" in repr(run.model)
+    loaded = Recommender.load(tmp_path / "run")
+    assert loaded.recommend(["u1"], k=3) == run.recommend(["u1"], k=3)

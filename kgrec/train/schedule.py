@@ -1,0 +1,73 @@
+"""The training schedule: backbone, then KG/text on top (or both jointly), then the EASE blend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from kgrec.config import TrainConfig
+from kgrec.models import KGRecommender, PropagationGraph
+from kgrec.train.blend import choose_blend
+from kgrec.train.loop import fit
+from kgrec.train.sampling import NegativeSampler
+
+__all__ = ["ScheduleResult", "run_schedule"]
+
+
+@dataclass
+class ScheduleResult:
+    """History of every epoch (with its stage), timings, the best epoch and the chosen blend."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    seconds_to_best: float = 0.0
+    best_epoch: int = 0
+    best_score: float = float("nan")
+    blend: dict[str, float] | None = None
+
+
+def run_schedule(
+    model: KGRecommender,
+    graph: PropagationGraph,
+    sampler: NegativeSampler,
+    config: TrainConfig,
+    validate: Callable[[KGRecommender], float] | None,
+    device: torch.device,
+    ease_l2: tuple[float, ...] = (250.0,),
+    quiet: bool = False,
+) -> ScheduleResult:
+    """Train ``model`` in place and leave it in its best state (by validation).
+
+    ``staged``: the backbone first, with KG and text silent (their outputs start at zero); then the
+    KG/text parameters on top of the best backbone, kept only if validation improves, so side
+    information can add to collaborative filtering but never replace it. ``joint``: all at once.
+    Last, an EASE component (if the model has one) is blended in with a weight chosen on validation.
+    """
+    if config.schedule == "joint":
+        fitted = fit(model, graph, sampler, config, validate, device, quiet)
+        result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
+    else:
+        fitted = fit(model, graph, sampler, config, validate, device, quiet, model.backbone_parameters(), stage="backbone")
+        result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
+        side = model.side_parameters()
+        if side and config.side_epochs > 0:
+            model.load_state_dict(fitted.best_state)
+            start = (fitted.best_score, fitted.best_state) if validate is not None else None
+            second = fit(model, graph, sampler, config, validate, device, quiet, side, config.side_epochs, start, "side")
+            if second.best_epoch > 0 or validate is None:
+                result.seconds_to_best = result.seconds + second.seconds_to_best
+            offset = len(result.history)
+            result.history += [{**row, "epoch": row["epoch"] + offset} for row in second.history]
+            result.seconds += second.seconds
+            fitted = second
+    model.load_state_dict(fitted.best_state)
+    model.eval()
+    result.best_score = fitted.best_score
+    result.best_epoch = next(
+        (i + 1 for i, row in enumerate(result.history) if row.get("valid") == fitted.best_score), len(result.history)
+    )
+    if model.linear is not None:
+        result.blend = choose_blend(model, graph, ease_l2, validate, fitted.best_score)
+    return result
