@@ -93,10 +93,10 @@ def main() -> None:
         )
     folder = args.out / f"{datetime.date.today().isoformat()}_{info['cores']}core-cpu"
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"train_{graph.name}"
+    stem = f"train_{args.graph.name}"
     (folder / f"{stem}.json").write_text(json.dumps(results, indent=2))
     (folder / f"{stem}.md").write_text(
-        f"# kgrec train on {graph.name}\n\nMachine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}. "
+        f"# kgrec train on {args.graph.name}\n\nMachine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}. "
         f"Split: {graph.stats['split']}.\n\n" + "\n".join(rows) + "\n"
     )
     print("\n".join(rows))
