@@ -231,11 +231,12 @@ def datasets_verify(name, data_dir) -> None:
 @main.command()
 @click.option("--graph", "graph_dir", required=True, type=click.Path(file_okay=False), help="A graph directory.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the RecBole files.")
-def export(graph_dir, out) -> None:
+@click.option("--name", help="Dataset name for the files [the graph's name].")
+def export(graph_dir, out, name) -> None:
     """Write a graph's split as RecBole atomic benchmark files (.train/.valid/.test.inter, .item, .kg, .link)."""
     from kgrec.graph import KnowledgeGraph, export_recbole
 
-    click.echo(f"wrote {export_recbole(KnowledgeGraph.load(graph_dir), out)}")
+    click.echo(f"wrote {export_recbole(KnowledgeGraph.load(graph_dir), out, name)}")
 
 
 @main.command()

@@ -74,6 +74,8 @@ def test_export_recbole_files(tmp_path, tiny_files):
     train = (folder / "tiny.train.inter").read_text().splitlines()
     assert train[0] == "user_id:token\titem_id:token\trating:float\ttimestamp:float"
     assert len(train) == 1 + 24
+    result = _run("export", f"--graph={graph_dir}", f"--out={tmp_path / 'recbole'}", "--name=kgrec-tiny")
+    assert result.exit_code == 0 and (tmp_path / "recbole" / "kgrec-tiny" / "kgrec-tiny.test.inter").is_file()
 
 
 def test_datasets_list_and_ontology():

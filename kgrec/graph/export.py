@@ -19,13 +19,16 @@ def _write_atomic(frame: pd.DataFrame, types: dict[str, str], path: Path) -> Non
         frame.to_csv(handle, sep="\t", header=False, index=False)
 
 
-def export_recbole(graph: KnowledgeGraph, directory: str | Path) -> Path:
+def export_recbole(graph: KnowledgeGraph, directory: str | Path, name: str | None = None) -> Path:
     """Write ``<name>.{train,valid,test}.inter``, ``.item``, ``.kg`` and ``.link`` into ``directory/<name>/``.
+
+    ``name`` defaults to the graph's. (RecBole swaps in its own bundled copy for a dataset called
+    ``ml-100k``, so peers need another name, e.g. ``kgrec-ml-100k``.)
 
     Items stand for themselves as KG entities (``item:<id>`` keys), so the ``.link`` table maps
     each item id to its own key and the ``.kg`` file holds the whole KG, catalog facts included.
     """
-    name = graph.name
+    name = name or graph.name
     target = Path(directory) / name
     with atomic_dir(target) as tmp:
         log = graph.split.interactions
