@@ -5,7 +5,6 @@ Data flows one way: ``data`` (read, validate, split) -> ``graph`` (RDF, NetworkX
 """
 
 from kgrec._version import __version__
-
 from kgrec.api import build_graph, evaluate, load_dataset, read_dataset, recommend, train
 from kgrec.config import RunConfig, load_config
 from kgrec.data import Dataset

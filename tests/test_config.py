@@ -34,5 +34,7 @@ def test_unknown_keys_are_rejected(tmp_path):
 
 
 def test_config_is_frozen():
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
         RunConfig().graph.split.seed = 3  # type: ignore[misc]

@@ -1,0 +1,1 @@
+"""Packaged run presets: complete RunConfig dumps, read with kgrec.load_config(name)."""

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import rdflib
     from torch_geometric.data import HeteroData
 
-__all__ = ["KnowledgeGraph", "build_graph", "CATEGORY_RELATION", "BRAND_RELATION", "ENTITY_KINDS"]
+__all__ = ["KnowledgeGraph", "build_graph", "index_triples", "CATEGORY_RELATION", "BRAND_RELATION", "ENTITY_KINDS"]
 
 CATEGORY_RELATION = "has_category"
 BRAND_RELATION = "has_brand"
@@ -124,6 +124,20 @@ class KnowledgeGraph:
         return load_graph(directory)
 
 
+def index_triples(keyed: pd.DataFrame, items: IdMap, entities: IdMap, relations: IdMap) -> np.ndarray:
+    """``(n, 3)`` int64 KG node/relation indices of triples given as ``head``/``relation``/``tail`` node keys."""
+    node_of = {f"item:{item}": i for i, item in enumerate(items.ids)}
+    node_of.update({f"entity:{e}": len(items) + j for j, e in enumerate(entities.ids)})
+    return np.stack(
+        [
+            keyed["head"].map(node_of).to_numpy(np.int64),
+            relations.to_index(keyed["relation"].to_numpy()),
+            keyed["tail"].map(node_of).to_numpy(np.int64),
+        ],
+        axis=1,
+    ).reshape(-1, 3)
+
+
 def _resolve_terms(dataset: Dataset, items: IdMap) -> dict[str, str]:
     """Map each raw triple term to ``item:<id>`` when it stands for an item, via links or by item id."""
     terms = pd.unique(pd.concat([dataset.triples["head"], dataset.triples["tail"]], ignore_index=True))
@@ -221,17 +235,7 @@ def build_graph(dataset: Dataset, config: GraphConfig | None = None, name: str |
     kinds = tuple(ENTITY_KINDS[kind_of[f"entity:{e}"]] for e in entities.ids)
     relations = IdMap.from_ids(facts["relation"])
 
-    node_of = {f"item:{item}": i for i, item in enumerate(items.ids)}
-    node_of.update({f"entity:{e}": len(items) + j for j, e in enumerate(entities.ids)})
-    triples = np.stack(
-        [
-            facts["head"].map(node_of).to_numpy(np.int64),
-            relations.to_index(facts["relation"].to_numpy()),
-            facts["tail"].map(node_of).to_numpy(np.int64),
-        ],
-        axis=1,
-    ).reshape(-1, 3)
-    triples = np.unique(triples, axis=0)
+    triples = np.unique(index_triples(facts, items, entities, relations), axis=0)
 
     user_table = None
     if dataset.users is not None:

@@ -18,7 +18,6 @@ import datetime
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from kgrec._version import __version__
@@ -26,7 +25,7 @@ from kgrec.config import GraphConfig
 from kgrec.data.ids import IdMap
 from kgrec.data.split import SPLIT_NAMES, Split
 from kgrec.errors import InputError
-from kgrec.graph.knowledge import KnowledgeGraph
+from kgrec.graph.knowledge import KnowledgeGraph, index_triples
 from kgrec.graph.rdf import iter_ntriples, ontology_turtle
 from kgrec.graph.views import write_networkx
 from kgrec.io import atomic_dir, load_tensors, sha256_file
@@ -124,17 +123,8 @@ def load_graph(directory: str | Path) -> KnowledgeGraph:
     ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
     items, entities = IdMap(tuple(ids["items"])), IdMap(tuple(ids["entities"]))
     relations = IdMap(tuple(ids["relations"]))
-    node_of = {f"item:{item}": i for i, item in enumerate(items.ids)}
-    node_of.update({f"entity:{e}": len(items) + j for j, e in enumerate(entities.ids)})
     labeled = pd.read_csv(directory / "kg_triples.tsv", sep="\t", dtype=str, keep_default_na=False, quoting=3)
-    triples = np.stack(
-        [
-            labeled["head"].map(node_of).to_numpy(np.int64),
-            relations.to_index(labeled["relation"].to_numpy()),
-            labeled["tail"].map(node_of).to_numpy(np.int64),
-        ],
-        axis=1,
-    ).reshape(-1, 3)
+    triples = index_triples(labeled, items, entities, relations)
     interactions = pd.read_parquet(directory / "interactions.parquet")
     interactions["split"] = pd.Categorical(interactions["split"], categories=list(SPLIT_NAMES))
     catalog = pd.read_parquet(directory / "items.parquet")

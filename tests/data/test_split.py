@@ -40,7 +40,7 @@ def test_default_ratio_keeps_small_users_in_train(tiny_dataset):
 def test_leave_last_out_takes_latest(tiny_dataset):
     split = split_interactions(tiny_dataset, SplitConfig(kind="loo"))
     log = split.interactions
-    for user, rows in log.groupby("user_id"):
+    for _, rows in log.groupby("user_id"):
         latest = rows.sort_values("timestamp")
         assert latest.iloc[-1]["split"] == "test" and latest.iloc[-2]["split"] == "valid"
         assert (latest.iloc[:-2]["split"] == "train").all()

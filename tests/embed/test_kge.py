@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from kgrec.config import KGEConfig
-from kgrec.embed import train_kg_embeddings
 from kgrec.embed import cache as cache_module
+from kgrec.embed import train_kg_embeddings
 from kgrec.errors import InputError
 
 
