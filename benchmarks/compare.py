@@ -13,8 +13,9 @@ from pathlib import Path
 def rows(folder: Path, graph: str) -> list[tuple[str, dict, float | None]]:
     """(system, test metrics, seconds) for every peer run and kgrec variant found."""
     found = []
-    peers = folder / f"peers_{graph}.json"
-    if peers.is_file():
+    for peers in sorted(folder.glob(f"peers_{graph}*.json")):
+        if peers.stem != f"peers_{graph}" and not peers.stem.startswith(f"peers_{graph}-"):
+            continue  # peers_ml-100k-cold.json belongs to another graph
         for run in json.loads(peers.read_text())["runs"]:
             label = f"RecBole {run['model']} (seed {run['seed']})"
             found.append((label, run.get("test", {"error": run.get("error")}), run.get("seconds")))

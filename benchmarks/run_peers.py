@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--venv", type=Path, default=HERE / ".work" / "recbole-venv")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--timeout", type=int, default=3600, help="Seconds per peer run.")
+    parser.add_argument("--tag", default="", help="Suffix of the results file, to keep runs of several model sets apart.")
     args = parser.parse_args()
 
     name = f"kgrec-{args.graph.name}"  # RecBole replaces a dataset called ml-100k by its bundled copy
@@ -72,7 +73,7 @@ def main() -> None:
     info = machine()
     folder = args.out / f"{datetime.date.today().isoformat()}_{info['cores']}core-cpu"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"peers_{args.graph.name}.json"
+    path = folder / f"peers_{args.graph.name}{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps({"machine": info, "graph": str(args.graph), "recbole": "1.2.1", "runs": runs}, indent=2))
     print(f"wrote {path}")
 
