@@ -52,6 +52,10 @@ def main() -> None:
     )
     python = recbole_python(args.venv)
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # RecBole reloads its own checkpoints
+    info = machine()
+    folder = args.out / f"{datetime.date.today().isoformat()}_{info['cores']}core-cpu"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"peers_{args.graph.name}{'-' + args.tag if args.tag else ''}.json"
     runs = []
     for model in args.models:
         for seed in args.seeds:
@@ -70,11 +74,8 @@ def main() -> None:
                 runs.append({"model": model, "seed": seed, "error": f"did not finish within {args.timeout} s"})
             last = runs[-1]
             print(model, seed, last.get("error") or {k: round(v, 4) for k, v in last["test"].items() if k.endswith("@20")}, flush=True)
-    info = machine()
-    folder = args.out / f"{datetime.date.today().isoformat()}_{info['cores']}core-cpu"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"peers_{args.graph.name}{'-' + args.tag if args.tag else ''}.json"
-    path.write_text(json.dumps({"machine": info, "graph": str(args.graph), "recbole": "1.2.1", "runs": runs}, indent=2))
+            # Written after every run, so a long session that is cut short keeps what finished.
+            path.write_text(json.dumps({"machine": info, "graph": str(args.graph), "recbole": "1.2.1", "runs": runs}, indent=2))
     print(f"wrote {path}")
 
 
