@@ -13,6 +13,7 @@ from kgrec.embed import encode_item_texts, train_kg_embeddings
 from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError
 from kgrec.evaluate import EvaluationResult
+from kgrec.evaluate.metrics import TOPK_METRICS
 from kgrec.graph import KnowledgeGraph
 from kgrec.graph import build_graph as _build_graph
 from kgrec.io import write_json
@@ -72,7 +73,7 @@ def _check_names(config: RunConfig) -> None:
         except (KeyError, ValueError):
             raise InputError(f"unknown {key} '{value}' (choices: {', '.join(sorted(resolver.options))})") from None
     metric, _, k = config.eval.select_metric.partition("@")
-    if metric not in ("recall", "ndcg", "mrr", "hit", "precision") or not k.isdigit() or int(k) not in config.eval.ks:
+    if metric not in TOPK_METRICS or not k.isdigit() or int(k) not in config.eval.ks:
         raise InputError(f"eval.select_metric '{config.eval.select_metric}' must be NAME@K with K in eval.ks {list(config.eval.ks)}")
 
 
@@ -118,7 +119,6 @@ def train(
             graph_dir = out / "graph"
             graph.save(str(graph_dir))
     cache_dir = Path(graph_dir) / "cache" if graph_dir is not None else None
-    torch.manual_seed(config.train.seed)
     timings: dict[str, float] = {}
 
     kg_emb = kge_metrics = None

@@ -84,56 +84,58 @@ def fit(
         result = FitResult(copy.deepcopy(model.state_dict()), 0, float("-inf"))
     else:
         result = FitResult(copy.deepcopy(start[1]), 0, start[0])
-    started = time.perf_counter()
-    generator = torch.Generator().manual_seed(config.seed)
-    stale = 0
-    max_epochs = config.epochs if epochs is None else epochs
-    bar = tqdm(range(1, max_epochs + 1), desc=f"train ({stage})", unit="epoch", disable=quiet)
-    for epoch in bar:
-        model.train()
-        total, batches = 0.0, 0
-        for users, positives, negatives in sampler.epoch(config.batch_size, config.negatives):
-            u = torch.from_numpy(users).to(device)
-            i = torch.from_numpy(positives).to(device)
-            j = torch.from_numpy(negatives).to(device)  # (B, n)
-            drop = None
-            if stage == "side" and config.item_dropout > 0:
-                drop = torch.rand(model.num_items, generator=generator) < config.item_dropout
-                drop = drop.to(device)
-            text_items = None
-            if stage == "side" and model.text_encoder is not None:
-                text_items = torch.unique(torch.cat([i, j.flatten()]))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                reps = model(graph, drop, text_items)
-                user = reps.user[u]  # (B, d)
-                positive = model.scorer(user, reps.item[i])  # (B,)
-                negative = model.scorer(user.unsqueeze(1).expand(-1, j.size(1), -1), reps.item[j])  # (B, n)
-                loss = loss_fn(positive.float(), negative.float())
-                # LightGCN's penalty: the layer-0 embeddings of the batch, not every parameter.
-                penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum() + reps.item_base[j].pow(2).sum()
-                loss = loss + config.reg * penalty / len(users)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
-            batches += 1
-        row = {"stage": stage, "epoch": epoch, "loss": total / max(1, batches), "seconds": time.perf_counter() - started}
-        if validate is not None and (epoch % config.eval_every == 0 or epoch == max_epochs):
-            model.eval()
-            score = validate(model)
-            row["valid"] = score
-            if score > result.best_score:
-                result.best_score, result.best_epoch, stale = score, epoch, 0
-                result.best_state = copy.deepcopy(model.state_dict())
-                result.seconds_to_best = time.perf_counter() - started
-            else:
-                stale += 1
-            bar.set_postfix(loss=f"{row['loss']:.4f}", valid=f"{score:.4f}", best=f"{result.best_score:.4f}")
-        result.history.append(row)
-        if stale >= config.patience:
-            break
-    for p in frozen:
-        p.requires_grad_(True)
+    try:
+        started = time.perf_counter()
+        generator = torch.Generator().manual_seed(config.seed)
+        stale = 0
+        max_epochs = config.epochs if epochs is None else epochs
+        bar = tqdm(range(1, max_epochs + 1), desc=f"train ({stage})", unit="epoch", disable=quiet)
+        for epoch in bar:
+            model.train()
+            total, batches = 0.0, 0
+            for users, positives, negatives in sampler.epoch(config.batch_size, config.negatives):
+                u = torch.from_numpy(users).to(device)
+                i = torch.from_numpy(positives).to(device)
+                j = torch.from_numpy(negatives).to(device)  # (B, n)
+                drop = None
+                if stage == "side" and config.item_dropout > 0:
+                    drop = torch.rand(model.num_items, generator=generator) < config.item_dropout
+                    drop = drop.to(device)
+                text_items = None
+                if stage == "side" and model.text_encoder is not None:
+                    text_items = torch.unique(torch.cat([i, j.flatten()]))
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    reps = model(graph, drop, text_items)
+                    user = reps.user[u]  # (B, d)
+                    positive = model.scorer(user, reps.item[i])  # (B,)
+                    negative = model.scorer(user.unsqueeze(1).expand(-1, j.size(1), -1), reps.item[j])  # (B, n)
+                    loss = loss_fn(positive.float(), negative.float())
+                    # LightGCN's penalty: the layer-0 embeddings of the batch, not every parameter.
+                    penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum() + reps.item_base[j].pow(2).sum()
+                    loss = loss + config.reg * penalty / len(users)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+                batches += 1
+            row = {"stage": stage, "epoch": epoch, "loss": total / max(1, batches), "seconds": time.perf_counter() - started}
+            if validate is not None and (epoch % config.eval_every == 0 or epoch == max_epochs):
+                model.eval()
+                score = validate(model)
+                row["valid"] = score
+                if score > result.best_score:
+                    result.best_score, result.best_epoch, stale = score, epoch, 0
+                    result.best_state = copy.deepcopy(model.state_dict())
+                    result.seconds_to_best = time.perf_counter() - started
+                else:
+                    stale += 1
+                bar.set_postfix(loss=f"{row['loss']:.4f}", valid=f"{score:.4f}", best=f"{result.best_score:.4f}")
+            result.history.append(row)
+            if stale >= config.patience:
+                break
+    finally:  # the frozen parameters train again in later calls, even after an interruption
+        for p in frozen:
+            p.requires_grad_(True)
     result.seconds = time.perf_counter() - started
     if validate is None:
         result.best_state, result.best_epoch = copy.deepcopy(model.state_dict()), len(result.history)

@@ -9,6 +9,7 @@ and ``curve.png``.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,12 +77,17 @@ class Recommender:
         self.timings: dict[str, float] = {}
         self.blend: dict[str, float] | None = None
         self.inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations)).to(self.device)
+        # The graph is immutable, so its matrices are built once, not at every validation.
+        self._matrices: dict[tuple[str, ...], sp.csr_matrix] = {}
 
     # -- interactions as matrices ---------------------------------------------------------
     def interactions(self, *parts: str) -> sp.csr_matrix:
         """``(U, I)`` matrix of the interactions in the named split parts."""
-        return split_matrix(self.graph, *parts)
+        if parts not in self._matrices:
+            self._matrices[parts] = split_matrix(self.graph, *parts)
+        return self._matrices[parts]
 
+    @functools.cached_property
     def category_features(self) -> torch.Tensor:
         """``(I, C)`` multi-hot item categories, for intra-list diversity."""
         categories = self.graph.catalog["categories"]
@@ -112,7 +118,7 @@ class Recommender:
             exclude,
             ks=ks or self.config.eval.ks,
             batch_size=self.config.eval.batch_size,
-            item_features=self.category_features(),
+            item_features=self.category_features,
             device=self.device,
         )
 
