@@ -186,16 +186,23 @@ def train(
     return recommender
 
 
-def evaluate(run: Recommender | str | Path, split: str = "test", ks: tuple[int, ...] | None = None) -> EvaluationResult:
-    """Full-ranking evaluation of a trained run; with a run directory, also merged into its ``metrics.json``."""
+def evaluate(
+    run: Recommender | str | Path, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all"
+) -> EvaluationResult:
+    """Full-ranking evaluation of a trained run; with a run directory, also merged into its ``metrics.json``.
+
+    With ``candidates="unseen"`` only items without training interactions are ranked, and the
+    metrics are stored under ``"<split>_unseen"``.
+    """
     import json
 
     recommender = run if isinstance(run, Recommender) else Recommender.load(run)
-    result = recommender.evaluate(split, ks)
+    result = recommender.evaluate(split, ks, candidates)
     if recommender.directory is not None:
         path = Path(recommender.directory) / "metrics.json"
         metrics = json.loads(path.read_text()) if path.is_file() else {}
-        metrics[split] = {**metrics.get(split, {}), **result.metrics}
+        key = split if candidates == "all" else f"{split}_{candidates}"
+        metrics[key] = {**metrics.get(key, {}), **result.metrics}
         write_json(path, metrics)
     return result
 

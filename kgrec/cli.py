@@ -138,11 +138,19 @@ def _print_metrics(metrics: dict, split: str) -> None:
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory.")
 @click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True)
 @click.option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's eval.ks].")
-def evaluate(run_dir, split, ks) -> None:
+@click.option(
+    "--candidates",
+    type=click.Choice(["all", "unseen"]),
+    default="all",
+    show_default=True,
+    help="Rank all items, or only items never seen in training (cold-start evaluation).",
+)
+def evaluate(run_dir, split, ks, candidates) -> None:
     """Full-ranking evaluation of a run; merged into its metrics.json."""
-    result = api.evaluate(run_dir, split, tuple(ks) or None)
+    result = api.evaluate(run_dir, split, tuple(ks) or None, candidates)
     _print_metrics(result.metrics, split)
-    click.echo(f"{result.num_users} users ranked against all items in {result.seconds:.3f} s")
+    against = "all items" if candidates == "all" else "the items unseen in training"
+    click.echo(f"{result.num_users} users ranked against {against} in {result.seconds:.3f} s")
 
 
 @main.command()

@@ -194,7 +194,7 @@ class TrainConfig(_Section):
     reg: float = Field(1e-4, ge=0, description="L2 penalty on the batch's base embeddings (as LightGCN).")
     loss: Literal["bpr", "bce"] = Field("bpr", description="Pairwise BPR or pointwise binary cross-entropy.")
     negatives: int = Field(1, ge=1, le=100, description="Uniform negatives per positive.")
-    eval_every: int = Field(5, ge=1, description="Epochs between validation evaluations.")
+    eval_every: int = Field(1, ge=1, description="Epochs between validation evaluations (1, as RecBole: full ranking is cheap).")
     patience: int = Field(10, ge=1, description="Validation evaluations without improvement before stopping.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto takes CUDA when available.")
     mixed_precision: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU).")

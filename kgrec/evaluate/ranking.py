@@ -45,6 +45,7 @@ def evaluate_ranking(
     batch_size: int = 512,
     item_features: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
+    candidates: np.ndarray | None = None,
 ) -> EvaluationResult:
     """Rank all items for every user with relevant items and average the metrics.
 
@@ -56,14 +57,22 @@ def evaluate_ranking(
         batch_size: Users per batch (memory is ``batch_size * num_items`` scores).
         item_features: ``(I, F)`` multi-hot features for intra-list diversity, or None to skip it.
         device: Where the scoring happens.
+        candidates: ``(I,)`` booleans: rank only these items (e.g. the items held out of training,
+            for a cold-start benchmark); None ranks all items.
 
     Returns:
         Recall/NDCG/MRR/Hit/Precision@K, AUC, coverage@K and diversity@K.
     """
     started = time.perf_counter()
     device = torch.device(device)
-    users = np.flatnonzero(truth.getnnz(axis=1) > 0)
     k_max = max(ks)
+    not_candidate = None
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=bool)
+        truth = sp.csr_matrix(truth.multiply(candidates[None, :]))  # relevance counts among candidates only
+        truth.eliminate_zeros()
+        not_candidate = torch.from_numpy(~candidates).to(device)
+    users = np.flatnonzero(truth.getnnz(axis=1) > 0)
     sums: dict[str, float] = {}
     auc_sum, auc_count = 0.0, 0
     lists = []
@@ -72,6 +81,8 @@ def evaluate_ranking(
         scores = score_users(torch.from_numpy(rows).to(device)).float()  # (B, I)
         relevant, excluded = _dense(truth, rows, device), _dense(exclude, rows, device)
         excluded &= ~relevant  # a relevant item is always a candidate, whatever the exclusion says
+        if not_candidate is not None:
+            excluded |= not_candidate  # (I,) broadcasts over the batch
         top = scores.masked_fill(excluded, float("-inf")).topk(min(k_max, scores.size(1)), dim=1).indices  # (B, K)
         hits = relevant.gather(1, top)
         for name, values in topk_metrics(hits, relevant.sum(1).float(), ks).items():

@@ -107,10 +107,16 @@ class Recommender:
         reps = self.model(self.inputs)
         return lambda users: self.model.score_all(reps, self.inputs, users)
 
-    def evaluate(self, split: str = "test", ks: tuple[int, ...] | None = None) -> EvaluationResult:
-        """Full ranking on ``valid`` (training items masked) or ``test`` (training and validation items masked)."""
+    def evaluate(self, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all") -> EvaluationResult:
+        """Full ranking on ``valid`` (training items masked) or ``test`` (training and validation items masked).
+
+        ``candidates="unseen"`` ranks only the items with no interaction in the masked parts (the
+        cold-start question: among items never seen in training, which will this user pick?).
+        """
         if split not in ("valid", "test"):
             raise InputError(f"evaluate takes split 'valid' or 'test', not '{split}'")
+        if candidates not in ("all", "unseen"):
+            raise InputError(f"evaluate takes candidates 'all' or 'unseen', not '{candidates}'")
         exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
         return evaluate_ranking(
             self.score_function(),
@@ -120,6 +126,7 @@ class Recommender:
             batch_size=self.config.eval.batch_size,
             item_features=self.category_features,
             device=self.device,
+            candidates=None if candidates == "all" else exclude.getnnz(axis=0) == 0,
         )
 
     def recommend(self, user_ids: list[str], k: int = 10, exclude_seen: bool = True) -> list[Recommendation]:

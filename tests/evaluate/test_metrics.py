@@ -80,3 +80,19 @@ def test_full_ranking_matches_brute_force():
     for name, value in reference.items():
         assert result.metrics[name] == pytest.approx(value, abs=1e-5), name
     assert result.num_users == int((truth.sum(1) > 0).sum())
+
+
+def test_candidates_restrict_ranking_and_relevance():
+    # One user; items 0-1 are "seen" candidates, 2-3 the held-out ones. Item 0 scores highest but is
+    # not a candidate, so among candidates the relevant item 3 ranks first; relevant item 1 is not a
+    # candidate and must not count against recall.
+    scores = torch.tensor([[9.0, 8.0, 1.0, 2.0]])
+    truth = interaction_matrix(np.array([0, 0]), np.array([1, 3]), 1, 4)
+    nothing = interaction_matrix(np.array([], dtype=int), np.array([], dtype=int), 1, 4)
+    every = evaluate_ranking(lambda users: scores[users], truth, nothing, ks=(1,))
+    cold = evaluate_ranking(lambda users: scores[users], truth, nothing, ks=(1,), candidates=np.array([False, False, True, True]))
+    assert every.metrics["recall@1"] == 0.0
+    assert cold.metrics["recall@1"] == 1.0 and cold.metrics["ndcg@1"] == 1.0
+    assert cold.metrics["auc"] == 1.0
+    no_user = evaluate_ranking(lambda users: scores[users], truth, nothing, ks=(1,), candidates=np.array([True, False, True, False]))
+    assert no_user.num_users == 0

@@ -1,0 +1,383 @@
+"""kgrec against RecBole 1.2.1's peers on one saved split, over several seeds; tables and plots.
+
+    python benchmarks/run.py --dataset ml-100k                      # everything, 3 seeds
+    python benchmarks/run.py --dataset ml-100k --only peers --peers KGAT KGIN --seeds 2020
+    python benchmarks/run.py --dataset ml-100k --split cold-items
+    python benchmarks/run.py --dataset ml-100k --report             # tables and plots from what has run
+
+Steps, each resumable (a result already on disk is kept, so a long benchmark can be run in pieces
+and in parallel, e.g. the peers in one shell and kgrec in another):
+
+1. ``kgrec build-graph`` with the dataset's preset and the chosen split (split seed 2020 whatever the
+   training seeds), under ``benchmarks/.work/<dataset>-<split>/graph``.
+2. kgrec: every fusion and the ablations, one fresh ``kgrec train`` process per variant and seed.
+3. Peers: the split exported as RecBole benchmark files (``kgrec export``), RecBole 1.2.1 in its own
+   virtual environment (``requirements-recbole.txt``, created on first use), default hyper-parameters,
+   full ranking, valid NDCG@10 early stopping with patience 10. A peer that fails or times out is
+   recorded with the reason and shown in the table.
+   On ``--split cold-items`` the collaborative peers cannot score items without interactions; the
+   baselines are popularity and a text nearest-neighbour model, and every system ranks only the
+   held-out items.
+4. Report: ``benchmarks/results/<dataset>[-cold-items].{md,csv}`` (mean ± std over seeds) and two
+   PNGs (NDCG@20/Recall@20 bars; training time vs NDCG@20), each naming machine, seeds, commit
+   and the split's checksum. Raw per-run JSON stays under ``benchmarks/results/raw/``.
+
+Each process is limited to ``--threads`` threads (default 1) so two can share a 2-core machine
+without disturbing each other's timings; the table records it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from build_graph import machine  # noqa: E402
+
+# name -> (--set overrides); every variant is `kgrec train` with the dataset's preset plus these.
+VARIANTS: dict[str, dict[str, object]] = {
+    "gated": {"model.fusion": "gated"},
+    "concat": {"model.fusion": "concat"},
+    "sum": {"model.fusion": "sum"},
+    "attention": {"model.fusion": "attention"},
+    "no-kg": {"model.fusion": "gated", "model.use_kg": False},
+    "no-text": {"model.fusion": "gated", "model.use_text": False},
+    "no-propagation": {"model.fusion": "gated", "model.num_layers": 0},
+}
+COLD_VARIANTS = ("gated", "no-kg", "no-text")
+PEERS = ("EASE", "BPR", "LightGCN", "CKE", "KGAT", "KGIN", "KGCN")
+KNOWLEDGE_PEERS = {"CKE", "KGAT", "KGIN", "KGCN"}
+COLD_BASELINES = ("popularity", "text-knn")
+SEEDS = (2020, 2021, 2022)
+
+
+def _env(threads: int) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "kgrec"], cwd=ROOT, capture_output=True, text=True).stdout
+    return done.stdout.strip() + ("+dirty" if dirty.strip() else "") if done.returncode == 0 else "unknown"
+
+
+def _write(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(path)
+
+
+def build(dataset: str, split: str, work: Path) -> Path:
+    """The graph and its saved split, built once per dataset and split kind."""
+    graph = work / "graph"
+    if not (graph / "manifest.json").is_file():
+        subprocess.run(
+            [sys.executable, "-m", "kgrec", "build-graph", "--dataset", dataset, "--split", split, "--seed", "2020", "--out", str(graph)],
+            check=True,
+        )
+    return graph
+
+
+def split_checksum(graph: Path) -> str:
+    """sha256 of the saved split (train/valid/test interactions), as recorded in the graph's manifest."""
+    return json.loads((graph / "manifest.json").read_text())["files"]["interactions.parquet"][:16]
+
+
+def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, raw: Path) -> None:
+    """One fresh ``kgrec train`` process; its run.json and metrics.json become the raw record."""
+    out = raw / f"kgrec-{variant}-{seed}.json"
+    if out.is_file():
+        return
+    run_dir = graph.parent / "runs" / f"{variant}-{seed}"
+    settings = {**VARIANTS[variant], "train.seed": seed, "train.device": args.device}
+    command = [sys.executable, "-m", "kgrec", "train", "--graph", str(graph), "--config", args.dataset, "--out", str(run_dir), "--quiet"]
+    command += [arg for key, value in settings.items() for arg in ("--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}")]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=_env(args.threads))
+    wall = time.perf_counter() - started
+    record: dict = {"system": f"kgrec {variant}", "kind": "kgrec", "seed": seed, "threads": args.threads, "device": args.device, "commit": _commit()}
+    if done.returncode != 0:
+        record["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:500]
+    else:
+        if args.split == "cold-items":
+            subprocess.run(
+                [sys.executable, "-m", "kgrec", "evaluate", "--run", str(run_dir), "--candidates", "unseen"],
+                check=True, capture_output=True, env=_env(args.threads),
+            )
+        run = json.loads((run_dir / "run.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        timings = run.get("timings", {})
+        record.update(
+            valid=metrics.get("valid", {}),
+            test=metrics.get("test_unseen" if args.split == "cold-items" else "test", {}),
+            test_all_items=metrics.get("test", {}),
+            kge=metrics.get("kge", {}),
+            wall_seconds=wall,
+            seconds=timings.get("train_seconds"),
+            train_seconds_to_best=timings.get("train_seconds_to_best"),
+            side_seconds=timings.get("kge_seconds", 0.0) + timings.get("text_seconds", 0.0),
+            seconds_per_epoch=timings.get("seconds_per_epoch"),
+            eval_test_seconds=timings.get("eval_test_seconds"),
+            peak_rss_mib=timings.get("peak_rss_mib"),
+            peak_cuda_mib=timings.get("peak_cuda_mib"),
+            best_epoch=run.get("best_epoch"),
+            epochs=run.get("epochs_run"),
+            blend=run.get("blend"),
+        )
+    _write(out, record)
+    print(record["system"], seed, record.get("error") or {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")}, flush=True)
+
+
+def recbole_python(venv: Path) -> Path:
+    """The RecBole venv's python, created on first use (the CPU torch first, as for kgrec)."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "torch==2.13.0"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(HERE / "requirements-recbole.txt")], check=True)
+    return python
+
+
+def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: Path) -> None:
+    """One RecBole model in its own venv on the exported split."""
+    out = raw / f"recbole-{model}-{seed}.json"
+    if out.is_file():
+        return
+    name = f"kgrec-{args.dataset}"  # RecBole replaces a dataset called ml-100k by its bundled copy
+    data_dir = graph.parent / "recbole-data"
+    if not (data_dir / name / f"{name}.train.inter").is_file():
+        subprocess.run([sys.executable, "-m", "kgrec", "export", "--graph", str(graph), "--out", str(data_dir), "--name", name], check=True)
+    python = recbole_python(HERE / ".work" / "recbole-venv")
+    work = graph.parent / "recbole-runs" / f"{model}-{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**_env(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # RecBole reloads its own checkpoints
+    record: dict = {"system": f"RecBole {model}", "kind": "peer", "seed": seed, "threads": args.threads, "device": "cpu"}
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [str(python), str(HERE / "recbole_runner.py"), model, str(data_dir), name, str(seed), str(work), str(args.threads)],
+            capture_output=True, text=True, env=env, cwd=work, timeout=args.timeout,
+        )
+        if done.returncode != 0:
+            record["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:500]
+        else:
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            record.update({k: v for k, v in result.items() if k not in ("model", "seed", "threads")})
+    except subprocess.TimeoutExpired:
+        record["error"] = f"did not finish within {args.timeout} s on this machine"
+    record["wall_seconds"] = time.perf_counter() - started
+    _write(out, record)
+    print(record["system"], seed, record.get("error") or {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")}, flush=True)
+
+
+def run_cold_baseline(graph_dir: Path, baseline: str, seed: int, args: argparse.Namespace, raw: Path) -> None:
+    """Popularity and text nearest neighbours, ranked among the items unseen in training."""
+    out = raw / f"baseline-{baseline}-{seed}.json"
+    if out.is_file():
+        return
+    import resource
+
+    import torch
+
+    import kgrec
+    from kgrec.config import load_config
+    from kgrec.embed import encode_item_texts
+    from kgrec.evaluate import evaluate_ranking
+    from kgrec.train.run import split_matrix
+
+    torch.set_num_threads(args.threads)
+    graph = kgrec.KnowledgeGraph.load(str(graph_dir))
+    train, seen = split_matrix(graph, "train"), split_matrix(graph, "train", "valid")
+    history = torch.from_numpy(train.toarray()).float()
+    started = time.perf_counter()
+    if baseline == "popularity":
+        # Training counts, ties broken by a seeded random order; every unseen item has count 0,
+        # so among unseen candidates this is the random ranking a CF-only system falls back to.
+        generator = torch.Generator().manual_seed(seed)
+        item_scores = history.sum(0) + torch.rand(history.size(1), generator=generator) * 1e-3
+        score = lambda users: item_scores.expand(len(users), -1)  # noqa: E731
+    else:
+        text = encode_item_texts(graph.catalog, load_config(args.dataset).text, graph_dir / "cache").text_emb
+        text = torch.nn.functional.normalize(text.float(), dim=1)
+        profile = torch.nn.functional.normalize(history @ text, dim=1)  # mean of the user's items, normalised
+        score = lambda users: profile[users] @ text.T  # noqa: E731
+    fit_seconds = time.perf_counter() - started
+    results = {}
+    for split, exclude in (("valid", train), ("test", seen)):
+        results[split] = evaluate_ranking(score, split_matrix(graph, split), exclude, ks=(10, 20), candidates=exclude.getnnz(axis=0) == 0)
+    record = {
+        "system": baseline, "kind": "baseline", "seed": seed, "threads": args.threads, "device": "cpu",
+        "valid": results["valid"].metrics, "test": results["test"].metrics,
+        "seconds": fit_seconds, "train_seconds_to_best": fit_seconds, "eval_test_seconds": results["test"].seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    _write(out, record)
+    print(baseline, seed, {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")}, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+COLUMNS = ("ndcg@10", "ndcg@20", "recall@10", "recall@20", "mrr@20", "hit@20", "precision@20")
+
+
+def summarise(raw: Path) -> pd.DataFrame:
+    """One row per system: metrics as mean and std over seeds, timings as means, failures as text."""
+    records = [json.loads(path.read_text()) for path in sorted(raw.glob("*.json"))]
+    rows = []
+    for system in dict.fromkeys(record["system"] for record in records):
+        runs = [r for r in records if r["system"] == system]
+        ok = [r for r in runs if "error" not in r]
+        row: dict = {"system": system, "kind": runs[0]["kind"], "seeds": " ".join(str(r["seed"]) for r in ok)}
+        if not ok:
+            row["error"] = runs[0]["error"]
+            rows.append(row)
+            continue
+        for metric in COLUMNS:
+            values = np.array([r["test"].get(metric, np.nan) for r in ok], dtype=float)
+            row[metric], row[f"{metric} std"] = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
+        row["valid ndcg@10"] = float(np.mean([r["valid"].get("ndcg@10", np.nan) for r in ok]))
+        for key in ("train_seconds_to_best", "seconds", "seconds_per_epoch", "side_seconds", "eval_test_seconds", "peak_rss_mib"):
+            values = [r[key] for r in ok if r.get(key) is not None]
+            row[key] = float(np.mean(values)) if values else np.nan
+        row["threads"] = ok[0].get("threads")
+        row["device"] = ok[0].get("device")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(row: pd.Series, metric: str) -> str:
+    if pd.isna(row.get(metric)):
+        return "—"
+    std = row.get(f"{metric} std", 0.0)
+    return f"{row[metric]:.4f} ± {std:.4f}" if len(str(row["seeds"]).split()) > 1 else f"{row[metric]:.4f}"
+
+
+def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, ...]) -> None:
+    """Markdown and CSV tables plus the two plots, from whatever raw results exist."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summarise(raw)
+    if table.empty:
+        raise SystemExit(f"no results under {raw}")
+    info = machine()
+    stem = dataset if split == "random" else f"{dataset}-{split}"
+    out = HERE / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    cold = split == "cold-items"
+    peers = table[(table.kind != "kgrec") & table["ndcg@20"].notna()] if "ndcg@20" in table else table.iloc[:0]
+    best_peer = peers.loc[peers["ndcg@20"].idxmax()] if len(peers) else None
+    if best_peer is not None:
+        table["NDCG@20 / best peer"] = table["ndcg@20"] / best_peer["ndcg@20"]
+        table["Recall@20 / best peer"] = table["recall@20"] / best_peer["recall@20"]
+    header = (
+        f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}; "
+        f"commit {_commit()}; split `{split}` (seed 2020) sha256 {split_checksum(graph)}; seeds {' '.join(map(str, seeds))}; "
+        f"{'ranking among the items unseen in training' if cold else 'full ranking over all items'}, "
+        f"training (and at test time validation) items masked.\n"
+    )
+    lines = [
+        f"# {dataset}{' — cold items' if cold else ''}: kgrec and its peers on one split\n",
+        header,
+        "| system | NDCG@10 | NDCG@20 | Recall@20 | MRR@20 | NDCG@20 / best peer | train s to best | s / epoch | eval s (test) | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, row in table.iterrows():
+        if pd.notna(row.get("error")) and row.get("error"):
+            lines.append(f"| {row['system']} | not run: {row['error']} | | | | | | | | |")
+            continue
+        ratio = f"{row['NDCG@20 / best peer']:.3f}" if best_peer is not None else "—"
+        side = f" + {row['side_seconds']:.0f}" if pd.notna(row.get("side_seconds")) and row.get("side_seconds") else ""
+        lines.append(
+            f"| {row['system']} | {_fmt(row, 'ndcg@10')} | {_fmt(row, 'ndcg@20')} | {_fmt(row, 'recall@20')} | {_fmt(row, 'mrr@20')} | "
+            f"{ratio} | {row['train_seconds_to_best']:.0f}{side} | {row['seconds_per_epoch']:.2f} | {row['eval_test_seconds']:.2f} | "
+            f"{row['peak_rss_mib']:.0f} |".replace("| nan |", "| — |")
+        )
+    if cold:
+        lines.append(
+            "| RecBole EASE, BPR, LightGCN, CKE, KGAT, KGIN, KGCN | not run: they score an item from its "
+            "training interactions (ID embeddings or item-item weights), so items held out of training all get "
+            "the same untrained score | | | | | | | | |"
+        )
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    table.to_csv(out / f"{stem}.csv", index=False, float_format="%.5f")
+
+    ok = table[table["ndcg@20"].notna()] if "ndcg@20" in table else table.iloc[:0]
+    colors = ["tab:orange" if kind == "kgrec" else "tab:gray" for kind in ok.kind]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * len(ok) + 1.8), sharey=True)
+    for axis, metric in zip(axes, ("ndcg@20", "recall@20")):
+        axis.barh(ok.system, ok[metric], xerr=ok[f"{metric} std"], color=colors)
+        axis.set_xlabel(f"test {metric.replace('ndcg', 'NDCG').replace('recall', 'Recall')} (mean ± std over seeds)")
+        axis.invert_yaxis()
+        axis.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{dataset}{' cold items' if cold else ''}: {info['cores']}-core CPU, commit {_commit()}, split {split_checksum(graph)}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / f"{stem}_quality.png", dpi=110)
+    plt.close(fig)
+
+    timed = ok[ok["train_seconds_to_best"].notna()]
+    fig, axis = plt.subplots(figsize=(7, 4.5))
+    for _, row in timed.iterrows():
+        axis.scatter(max(row["train_seconds_to_best"], 0.1), row["ndcg@20"], color="tab:orange" if row.kind == "kgrec" else "tab:gray")
+        axis.annotate(row["system"].replace("RecBole ", ""), (max(row["train_seconds_to_best"], 0.1), row["ndcg@20"]), fontsize=7, xytext=(3, 2), textcoords="offset points")
+    axis.set_xscale("log")
+    axis.set_xlabel(f"training seconds to the best validation epoch (log; {int(timed.threads.max() or 1)} thread per process)")
+    axis.set_ylabel("test NDCG@20")
+    axis.grid(alpha=0.3)
+    axis.set_title(f"{dataset}{' cold items' if cold else ''}: time vs quality ({info['cpu'][:40]})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / f"{stem}_time.png", dpi=110)
+    plt.close(fig)
+    print("\n".join(lines))
+    print(f"wrote {out / stem}.md, .csv, _quality.png, _time.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True, choices=["ml-100k", "ml-1m"])
+    parser.add_argument("--split", default="random", choices=["random", "cold-items"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--only", choices=["kgrec", "peers"], help="Run one side only (to run both sides in parallel).")
+    parser.add_argument("--variants", nargs="+", help=f"kgrec variants [{' '.join(VARIANTS)}]")
+    parser.add_argument("--peers", nargs="+", help=f"RecBole models [{' '.join(PEERS)}]")
+    parser.add_argument("--threads", type=int, default=1, help="Threads per process.")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="kgrec's device (RecBole runs on CPU).")
+    parser.add_argument("--timeout", type=int, default=3600, help="Seconds per RecBole run before it is recorded as not finished.")
+    parser.add_argument("--report", action="store_true", help="Only regenerate tables and plots.")
+    args = parser.parse_args()
+
+    work = HERE / ".work" / f"{args.dataset}-{args.split}"
+    suffix = "" if args.device == "cpu" else f"-{args.device}"
+    raw = HERE / "results" / "raw" / f"{args.dataset}-{args.split}{suffix}"
+    graph = build(args.dataset, args.split, work)
+    if not args.report:
+        cold = args.split == "cold-items"
+        variants = args.variants or (COLD_VARIANTS if cold else tuple(VARIANTS))
+        peers = args.peers or (() if cold else PEERS)
+        for seed in args.seeds:
+            if args.only != "peers":
+                for variant in variants:
+                    run_kgrec(graph, variant, seed, args, raw)
+                for baseline in COLD_BASELINES if cold else ():
+                    run_cold_baseline(graph, baseline, seed, args, raw)
+            if args.only != "kgrec":
+                for model in peers:
+                    run_peer(graph, model, seed, args, raw)
+    report(args.dataset, args.split, graph, raw, tuple(args.seeds))
+
+
+if __name__ == "__main__":
+    main()
