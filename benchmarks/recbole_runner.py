@@ -1,4 +1,4 @@
-"""Runs one RecBole model on kgrec's exported split; executed by run_peers.py inside RecBole's own venv.
+"""Runs one RecBole model on kgrec's exported split; executed by run.py inside RecBole's own venv.
 
     python recbole_runner.py MODEL DATA_DIR DATASET SEED WORK_DIR THREADS
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from kgrec.config import RunConfig
@@ -14,15 +16,17 @@ from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError
 from kgrec.evaluate import EvaluationResult
 from kgrec.evaluate.metrics import TOPK_METRICS
+from kgrec.explain import ExplanationPath, PathFinder
 from kgrec.graph import KnowledgeGraph
 from kgrec.graph import build_graph as _build_graph
+from kgrec.graph.sparql import open_store
 from kgrec.io import write_json
 from kgrec.models import KGRecommender, fusion_resolver, propagation_resolver, scorer_resolver
 from kgrec.train import NegativeSampler, Recommendation, Recommender, resolve_device
 from kgrec.train.report import plot_curve, write_history
 from kgrec.train.schedule import run_schedule
 
-__all__ = ["load_dataset", "read_dataset", "open_dataset", "build_graph", "train", "evaluate", "recommend"]
+__all__ = ["load_dataset", "read_dataset", "open_dataset", "build_graph", "train", "evaluate", "recommend", "explain", "query"]
 
 
 def open_dataset(
@@ -207,9 +211,58 @@ def evaluate(
     return result
 
 
-def recommend(run: Recommender | str | Path, user_ids: list[str], k: int = 10) -> list[Recommendation]:
-    """Top-``k`` unseen items for each user id, with titles and scores."""
+def recommend(
+    run: Recommender | str | Path, user_ids: list[str], k: int = 10, explain: bool = False, endpoint: str | None = None
+) -> list[Recommendation]:
+    """Top-``k`` unseen items for each user id, with titles and scores; with ``explain``, each item's
+    best explanation path and its fusion gate (share of the graph view)."""
     recommender = run if isinstance(run, Recommender) else Recommender.load(run)
-    return recommender.recommend(list(user_ids), k)
+    recommendations = recommender.recommend(list(user_ids), k)
+    if not explain:
+        return recommendations
+    finder = PathFinder(recommender, labels=_label_store(recommender, endpoint))
+    share = recommender.fusion_weights()
+    explained = []
+    for rec in recommendations:
+        paths = [finder.find(rec.user_id, item_id, max_paths=1) for item_id in rec.item_ids]
+        explained.append(
+            dataclasses.replace(
+                rec,
+                explanations=[found[0].to_dict() if found else None for found in paths],
+                graph_share=[float(share[item_id]) for item_id in rec.item_ids],
+            )
+        )
+    return explained
 
 
+
+
+def explain(
+    run: Recommender | str | Path,
+    user_id: str,
+    item_id: str,
+    max_paths: int = 5,
+    max_hops: int = 2,
+    max_fanout: int = 50,
+    endpoint: str | None = None,
+) -> list[ExplanationPath]:
+    """Top paths user -> training-history item -> KG hops -> ``item_id``, scored by the trained model.
+
+    Labels come from the graph's RDF (its ``rdfs:label``s), or from ``endpoint`` when the graph is
+    served by a SPARQL endpoint.
+    """
+    recommender = run if isinstance(run, Recommender) else Recommender.load(run)
+    finder = PathFinder(recommender, max_fanout=max_fanout, max_hops=max_hops, labels=_label_store(recommender, endpoint))
+    return finder.find(str(user_id), str(item_id), max_paths)
+
+
+def _label_store(recommender: Recommender, endpoint: str | None):  # noqa: ANN202 - a labels callable or None
+    graph_dir = recommender.graph_dir
+    if endpoint is None and (graph_dir is None or not (Path(graph_dir) / "kg.nt").is_file()):
+        return None
+    return open_store(graph_dir, endpoint).labels
+
+
+def query(sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None) -> pd.DataFrame:
+    """SPARQL SELECT/ASK over a built graph's RDF (or an endpoint serving it), as a table."""
+    return open_store(graph_dir, endpoint).query(sparql)

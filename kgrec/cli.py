@@ -159,7 +159,9 @@ def evaluate(run_dir, split, ks, candidates) -> None:
 @click.option("--users-file", type=click.Path(dir_okay=False), help="A file with one user id per line.")
 @click.option("-k", type=int, default=10, show_default=True, help="Items per user.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-def recommend(run_dir, user_ids, users_file, k, as_json) -> None:
+@click.option("--explain", "with_paths", is_flag=True, help="Attach each item's best explanation path and its fusion gate.")
+@click.option("--endpoint", help="SPARQL endpoint serving the graph, for labels [the graph's own kg.nt].")
+def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint) -> None:
     """Top-K unseen items per user, with titles and scores."""
     import dataclasses
     import json
@@ -174,13 +176,65 @@ def recommend(run_dir, user_ids, users_file, k, as_json) -> None:
         raise KgrecError("give at least one --user or a --users-file")
     if k < 1:
         raise KgrecError("-k must be at least 1")
-    for rec in api.recommend(run_dir, ids, k):
+    for rec in api.recommend(run_dir, ids, k, explain=with_paths, endpoint=endpoint):
         if as_json:
             click.echo(json.dumps(dataclasses.asdict(rec)))
             continue
         click.echo(f"user {rec.user_id}")
         for rank, (item_id, title, score) in enumerate(zip(rec.item_ids, rec.titles, rec.scores), start=1):
             click.echo(f"  {rank:2d}. {title or item_id}  [item {item_id}]  score {score:.3f}")
+            if rec.explanations is not None:
+                path = rec.explanations[rank - 1]
+                share = rec.graph_share[rank - 1]
+                why = _path_text(path) if path else "no path in the training graph"
+                click.echo(f"      why: {why}  (graph view {share:.0%}, text {1 - share:.0%})")
+
+
+def _path_text(path: dict) -> str:
+    hops = [f'-[{relation}]-> "{label}"' for relation, label in zip(path["relations"], path["labels"][1:])]
+    return " ".join([f"user {path['user_id']}", *hops])
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory.")
+@click.option("--user", "user_id", required=True, help="User id.")
+@click.option("--item", "item_id", required=True, help="The recommended item's id.")
+@click.option("--max-paths", type=int, default=5, show_default=True, help="Paths to show.")
+@click.option("--max-hops", type=click.IntRange(1, 2), default=2, show_default=True, help="KG entities between the two items.")
+@click.option("--max-fanout", type=click.IntRange(1), default=50, show_default=True, help="Entities expanded per node, most specific first.")
+@click.option("--endpoint", help="SPARQL endpoint serving the graph, for labels [the graph's own kg.nt].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per path.")
+def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, as_json) -> None:
+    """Why ITEM for USER: paths user -> training item -> KG hops -> item, scored by the model."""
+    import json
+
+    if max_paths < 1:
+        raise KgrecError("--max-paths must be at least 1")
+    paths = api.explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint)
+    if not paths:
+        click.echo(f"user {user_id} has no training interactions to explain item {item_id} from")
+    for rank, path in enumerate(paths, start=1):
+        if as_json:
+            click.echo(json.dumps(path.to_dict()))
+        else:
+            click.echo(f"{rank}. {path.text()}  (score {path.score:+.3f}, specificity {path.specificity:.2f})")
+
+
+@main.command()
+@click.argument("sparql")
+@click.option("--graph", "graph_dir", type=click.Path(file_okay=False), help="A graph from build-graph.")
+@click.option("--endpoint", help="A SPARQL 1.1 endpoint serving the graph instead.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of tab-separated values.")
+def query(sparql, graph_dir, endpoint, as_json) -> None:
+    """Run a SPARQL SELECT/ASK query over a graph's RDF (prefixes kgrec:, kg:, rdfs:, rdf: predeclared)."""
+    table = api.query(sparql, graph_dir, endpoint)
+    if as_json:
+        import json
+
+        for record in table.to_dict(orient="records"):
+            click.echo(json.dumps(record))
+    else:
+        click.echo(table.to_csv(sep="\t", index=False).rstrip("\n"))
 
 
 @main.command("ls")

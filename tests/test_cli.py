@@ -108,12 +108,28 @@ def test_end_to_end_build_train_evaluate_recommend(tmp_path, tiny_files):
     assert result.exit_code == 0, result.output
     assert "ndcg@5" in result.output and "8 users ranked" in result.output
     assert "ndcg@5" in json.loads((run_dir / "metrics.json").read_text())["test"]
+    result = _run("evaluate", f"--run={run_dir}", "--candidates=unseen")
+    assert result.exit_code == 0, result.output
+    assert "ranked against the items unseen in training" in result.output
+    assert "test_unseen" in json.loads((run_dir / "metrics.json").read_text())
     result = _run("recommend", f"--run={run_dir}", "--user=u1", "--user=u6", "-k", "3", "--json")
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["user_id"] for line in lines] == ["u1", "u6"] and all(len(line["item_ids"]) == 3 for line in lines)
     result = _run("recommend", f"--run={run_dir}", "--user=ghost")
     assert result.exit_code == 2 and "unknown user id 'ghost'" in result.output
+    result = _run("recommend", f"--run={run_dir}", "--user=u1", "-k", "3", "--explain")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("why: user u1 -[interacted with]->") == 3 and "graph view" in result.output
+    result = _run("explain", f"--run={run_dir}", "--user=u1", "--item=10", "--json")
+    assert result.exit_code == 0, result.output
+    paths = [json.loads(line) for line in result.output.splitlines()]
+    assert paths and all(p["nodes"][0] == "user:u1" and p["nodes"][-1] == "item:10" for p in paths)
+    assert all(p["labels"][-1] == "Kappa" for p in paths)
+    result = _run("explain", f"--run={run_dir}", "--user=u1", "--item=ghost")
+    assert result.exit_code == 2 and "unknown item id 'ghost'" in result.output
+    result = _run("query", 'SELECT ?label WHERE { ?i kgrec:itemId "10" ; rdfs:label ?label }', f"--graph={graph_dir}")
+    assert result.exit_code == 0 and result.output.splitlines() == ["label", "Kappa"]
 
 
 def test_train_errors_are_one_line(tmp_path, tiny_files):

@@ -47,12 +47,19 @@ def split_matrix(graph: KnowledgeGraph, *parts: str) -> sp.csr_matrix:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """Top-K items for one user: external ids, titles and scores, best first."""
+    """Top-K items for one user: external ids, titles and scores, best first.
+
+    With explanations (``kgrec recommend --explain``): the best path for each item (a dict, see
+    :class:`kgrec.explain.ExplanationPath`, or None without one) and each item's share of the graph
+    view in the fusion (the rest is text).
+    """
 
     user_id: str
     item_ids: list[str]
     titles: list[str]
     scores: list[float]
+    explanations: list[dict | None] | None = None
+    graph_share: list[float] | None = None
 
 
 class Recommender:
@@ -72,6 +79,7 @@ class Recommender:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.graph, self.config, self.directory = graph, config, directory
+        self.graph_dir: Path | None = None  # where the graph is saved (its RDF answers label lookups)
         # Filled by training (kgrec.train) and kept for the caller; empty for a loaded run.
         self.metrics: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
@@ -185,7 +193,7 @@ class Recommender:
             **(extra or {}),
         }
         write_json(directory / "run.json", run)
-        self.directory = directory
+        self.directory, self.graph_dir = directory, Path(graph_dir)
         return directory
 
     @classmethod
@@ -228,4 +236,6 @@ class Recommender:
             model.load_state_dict(checkpoint["state_dict"])
         except RuntimeError as error:
             raise InputError(f"checkpoint does not fit the config: {str(error).splitlines()[0]}", directory / "model.pt") from None
-        return cls(model, graph, config, directory, device)
+        recommender = cls(model, graph, config, directory, device)
+        recommender.graph_dir = Path(run["graph"])
+        return recommender
