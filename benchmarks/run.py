@@ -57,6 +57,14 @@ VARIANTS: dict[str, dict[str, object]] = {
 COLD_VARIANTS = ("gated", "no-kg", "no-text")
 PEERS = ("EASE", "BPR", "LightGCN", "CKE", "KGAT", "KGIN", "KGCN")
 KNOWLEDGE_PEERS = {"CKE", "KGAT", "KGIN", "KGCN"}
+# Why a peer's environment differs from plain RecBole 1.2.1, or why it cannot run here; shown under the table.
+PEER_NOTES = {
+    "KGIN": "RecBole's KGIN imports torch_scatter.scatter_mean; torch-scatter has no wheel for torch 2.13, so "
+    "benchmarks/shims/torch_scatter provides the same function on torch's index_add_.",
+    "KGAT": "RecBole's KGAT needs DGL; DGL's newest PyPI wheel (2.1.0) is built for torch <= 2.2 and does not import "
+    "with torch 2.13 (no libgraphbolt_pytorch_2.13.0.so; tried with torchdata 0.9 and pydantic added), and the "
+    "CPU torch 2.13 is the only torch this machine installs offline.",
+}
 COLD_BASELINES = ("popularity", "text-knn")
 SEEDS = (2020, 2021, 2022)
 
@@ -82,10 +90,15 @@ def build(dataset: str, split: str, work: Path) -> Path:
     """The graph and its saved split, built once per dataset and split kind."""
     graph = work / "graph"
     if not (graph / "manifest.json").is_file():
+        import resource
+
+        started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "kgrec", "build-graph", "--dataset", dataset, "--split", split, "--seed", "2020", "--out", str(graph)],
             check=True,
         )
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        _write(work / "build.json", {"seconds": time.perf_counter() - started, "peak_rss_mib": peak})
     return graph
 
 
@@ -162,6 +175,8 @@ def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: 
     work = graph.parent / "recbole-runs" / f"{model}-{seed}"
     work.mkdir(parents=True, exist_ok=True)
     env = {**_env(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # RecBole reloads its own checkpoints
+    if model == "KGIN":
+        env["PYTHONPATH"] = str(HERE / "shims")
     record: dict = {"system": f"RecBole {model}", "kind": "peer", "seed": seed, "threads": args.threads, "device": "cpu"}
     started = time.perf_counter()
     try:
@@ -319,17 +334,17 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     lines = [
         f"# {dataset}{' — cold items' if cold else ''}: kgrec and its peers on one split\n",
         f"Made by `{command}` (resumable; see benchmarks/README.md). " + header,
-        "| system | NDCG@10 | NDCG@20 | Recall@20 | MRR@20 | NDCG@20 / best peer | train s to best | s / epoch | eval s (test) | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| system | seeds | NDCG@10 | NDCG@20 | Recall@20 | MRR@20 | NDCG@20 / best peer | train s to best | s / epoch | eval s (test) | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, row in table.iterrows():
         if pd.notna(row.get("error")) and row.get("error"):
-            lines.append(f"| {row['system']} | not run: {row['error']} | | | | | | | | |")
+            lines.append(f"| {row['system']} | — | not run: {row['error']} | | | | | | | | |")
             continue
         ratio = f"{row['NDCG@20 / best peer']:.3f}" if best_peer is not None else "—"
         side = f" + {row['side_seconds']:.0f}" if pd.notna(row.get("side_seconds")) and row.get("side_seconds") else ""
         lines.append(
-            f"| {row['system']} | {_fmt(row, 'ndcg@10')} | {_fmt(row, 'ndcg@20')} | {_fmt(row, 'recall@20')} | {_fmt(row, 'mrr@20')} | "
+            f"| {row['system']} | {len(str(row['seeds']).split())} | {_fmt(row, 'ndcg@10')} | {_fmt(row, 'ndcg@20')} | {_fmt(row, 'recall@20')} | {_fmt(row, 'mrr@20')} | "
             f"{ratio} | {row['train_seconds_to_best']:.0f}{side} | {row['seconds_per_epoch']:.2f} | {row['eval_test_seconds']:.2f} | "
             f"{row['peak_rss_mib']:.0f} |".replace("| nan |", "| — |")
         )
@@ -337,8 +352,10 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
         lines.append(
             "| RecBole EASE, BPR, LightGCN, CKE, KGAT, KGIN, KGCN | not run: they score an item from its "
             "training interactions (ID embeddings or item-item weights), so items held out of training all get "
-            "the same untrained score | | | | | | | | |"
+            "the same untrained score | | | | | | | | | |"
         )
+    notes = [f"- {model}: {note}" for model, note in PEER_NOTES.items() if f"RecBole {model}" in set(table.system)]
+    lines += [""] + notes if notes else []
     lines += _verdict(table, best_peer)
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     table.assign(machine=f"{info['cpu']}, {info['cores']} cores", commit=_commit(), split_sha256=split_checksum(graph)).to_csv(

@@ -192,7 +192,7 @@ class TrainConfig(_Section):
     lr: float = Field(0.005, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
     reg: float = Field(1e-4, ge=0, description="L2 penalty on the batch's base embeddings (as LightGCN).")
-    loss: Literal["bpr", "bce"] = Field("bpr", description="Pairwise BPR or pointwise binary cross-entropy.")
+    loss: Literal["bpr", "bce", "softmax"] = Field("bpr", description="Pairwise BPR, pointwise binary cross-entropy, or sampled softmax over the negatives.")
     negatives: int = Field(1, ge=1, le=100, description="Uniform negatives per positive.")
     eval_every: int = Field(1, ge=1, description="Epochs between validation evaluations (1, as RecBole: full ranking is cheap).")
     patience: int = Field(10, ge=1, description="Validation evaluations without improvement before stopping.")

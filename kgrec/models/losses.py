@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["bpr_loss", "bce_loss", "LOSSES"]
+__all__ = ["bpr_loss", "bce_loss", "softmax_loss", "LOSSES"]
 
 
 def bpr_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
@@ -25,4 +25,14 @@ def bce_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
     )
 
 
-LOSSES = {"bpr": bpr_loss, "bce": bce_loss}
+def softmax_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """Sampled softmax: cross-entropy of the positive against its ``n`` sampled negatives; ``(B,)`` and ``(B, n)``.
+
+    With many negatives it approximates the full softmax over the catalog, whose gradient puts more
+    weight on the negatives the model currently ranks high than BPR's single pair does.
+    """
+    logits = torch.cat([positive.unsqueeze(1), negative], dim=1)
+    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
+
+
+LOSSES = {"bpr": bpr_loss, "bce": bce_loss, "softmax": softmax_loss}

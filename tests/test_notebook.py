@@ -1,0 +1,31 @@
+"""notebooks/explanation_paths.ipynb runs top to bottom, headless, on a tiny run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kgrec import api
+from kgrec.config import GraphConfig, RunConfig, SplitConfig
+from kgrec.graph import build_graph
+
+NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "explanation_paths.ipynb"
+
+
+def test_explanation_notebook_executes(tiny_dataset, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+    graph.save(str(tmp_path / "graph"))
+    config = RunConfig().override({"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 10})
+    api.train(graph, config, out=tmp_path / "run", graph_dir=tmp_path / "graph", quiet=True)
+    monkeypatch.setenv("KGREC_RUN", str(tmp_path / "run"))
+    monkeypatch.setenv("KGREC_USER", "u1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "user u1:" in text and "interacted with" in text and "graph share" in text and "ontology#itemId" in text
