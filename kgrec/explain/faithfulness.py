@@ -35,22 +35,27 @@ class FaithfulnessResult:
 def graph_without(finder: PathFinder, path: ExplanationPath) -> PropagationGraph:
     """The run's propagation inputs with ``path``'s interaction and KG edges removed."""
     data = finder.recommender.graph.hetero.clone()
-    store = data["user", "interacts", "item"]
-    for kind, a, b in path.edges:
-        if kind == "interaction":
-            users, items = store.edge_index
-            store.edge_index = store.edge_index[:, ~((users == a) & (items == b))]
+    interactions = {(a, b) for kind, a, b in path.edges if kind == "interaction"}
     kg_pairs = {(a, b) for kind, a, b in path.edges if kind == "kg"}
     num_items = finder.num_items
     for (src, name, dst), edges in data.edge_items():
-        if name != "kg" or not kg_pairs:
-            continue
-        heads = edges.edge_index[0] + (0 if src == "item" else num_items)
-        tails = edges.edge_index[1] + (0 if dst == "item" else num_items)
+        if name == "interacts":
+            heads, tails = edges.edge_index
+            pairs = interactions
+        elif name == "kg":
+            heads = edges.edge_index[0] + (0 if src == "item" else num_items)
+            tails = edges.edge_index[1] + (0 if dst == "item" else num_items)
+            pairs = kg_pairs
+        else:
+            continue  # reverse edge types are rebuilt from the forward ones
         drop = torch.zeros(heads.numel(), dtype=torch.bool)
-        for a, b in kg_pairs:
+        for a, b in pairs:
             drop |= (heads == a) & (tails == b)
-        edges.edge_index, edges.relation = edges.edge_index[:, ~drop], edges.relation[~drop]
+        num_edges = heads.numel()
+        for key in list(edges.keys()):  # edge_index and every per-edge attribute (relation, rating, timestamp)
+            value = edges[key]
+            if isinstance(value, torch.Tensor) and value.size(-1) == num_edges:
+                edges[key] = value[..., ~drop]
     return PropagationGraph.from_hetero(data, len(finder.recommender.graph.relations)).to(finder.recommender.device)
 
 

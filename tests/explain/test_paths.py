@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import torch
 import pytest
 
 from kgrec import api
@@ -116,3 +117,18 @@ def test_top_path_is_more_faithful_than_a_random_one(run):
     assert result.users >= 3
     assert result.top_path_drop > result.random_path_drop
     assert result.top_beats_random > 0.5
+
+
+def test_graph_without_removes_exactly_the_path_edges(run):
+    from kgrec.explain import graph_without
+
+    finder = PathFinder(run)
+    user_id = run.graph.users.ids[0]
+    path = next(p for item in run.graph.items.ids for p in finder.find(user_id, item, max_paths=3) if len(p.edges) > 1)
+    reduced = graph_without(finder, path)
+    full = run.inputs
+    assert full.history._nnz() - reduced.history._nnz() == 1
+    removed_kg = full.kg_edge_index.size(1) - reduced.kg_edge_index.size(1)
+    assert removed_kg >= 2 * (len(path.edges) - 1)  # both directions of every KG hop
+    user = int(run.graph.users.to_index([user_id])[0])
+    assert reduced.history_rows(torch.tensor([user]))[0, path.kg_nodes[0]] == 0
