@@ -300,7 +300,9 @@ def summarise(raw: Path) -> pd.DataFrame:
         row["threads"] = ok[0].get("threads")
         row["device"] = ok[0].get("device")
         rows.append(row)
-    return pd.DataFrame(rows)
+    order = [f"RecBole {m}" for m in PEERS] + list(COLD_BASELINES) + [f"kgrec {v}" for v in VARIANTS]
+    rank = {system: i for i, system in enumerate(order)}
+    return pd.DataFrame(rows).sort_values("system", key=lambda column: column.map(lambda s: rank.get(s, len(rank)))).reset_index(drop=True)
 
 
 def _fmt(row: pd.Series, metric: str) -> str:
@@ -407,6 +409,8 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * len(ok) + 1.8), sharey=True)
     for axis, metric in zip(axes, ("ndcg@20", "recall@20")):
         axis.barh(ok.system, ok[metric], xerr=ok[f"{metric} std"], color=colors)
+        low, high = float(ok[metric].min()), float(ok[metric].max())
+        axis.set_xlim(max(0.0, low - 0.25 * (high - low + 1e-3)), high + 0.05 * (high - low + 1e-3))  # differences, not zero, matter here
         axis.set_xlabel(f"test {metric.replace('ndcg', 'NDCG').replace('recall', 'Recall')} (mean ± std over seeds)")
         axis.invert_yaxis()
         axis.grid(axis="x", alpha=0.3)
@@ -417,9 +421,12 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
 
     timed = ok[ok["train_seconds_to_best"].notna()]
     fig, axis = plt.subplots(figsize=(7, 4.5))
-    for _, row in timed.iterrows():
-        axis.scatter(max(row["train_seconds_to_best"], 0.1), row["ndcg@20"], color="tab:orange" if row.kind == "kgrec" else "tab:gray")
-        axis.annotate(row["system"].replace("RecBole ", ""), (max(row["train_seconds_to_best"], 0.1), row["ndcg@20"]), fontsize=7, xytext=(3, 2), textcoords="offset points")
+    for i, (_, row) in enumerate(timed.iterrows()):
+        point = (max(row["train_seconds_to_best"], 0.1), row["ndcg@20"])
+        axis.scatter(*point, color="tab:orange" if row.kind == "kgrec" else "tab:gray")
+        # kgrec's variants sit close together: alternate their labels above and below
+        offset = (3, 2) if row.kind != "kgrec" else (3, 6 if i % 2 else -9)
+        axis.annotate(row["system"].replace("RecBole ", ""), point, fontsize=7, xytext=offset, textcoords="offset points")
     axis.set_xscale("log")
     axis.set_xlabel(f"training seconds to the best validation epoch (log; {int(timed.threads.max() or 1)} thread per process)")
     axis.set_ylabel("test NDCG@20")
