@@ -212,12 +212,23 @@ def evaluate(
 
 
 def recommend(
-    run: Recommender | str | Path, user_ids: list[str], k: int = 10, explain: bool = False, endpoint: str | None = None
+    run: Recommender | str | Path,
+    user_ids: list[str],
+    k: int = 10,
+    explain: bool = False,
+    endpoint: str | None = None,
+    history: list[str] | None = None,
 ) -> list[Recommendation]:
     """Top-``k`` unseen items for each user id, with titles and scores; with ``explain``, each item's
-    best explanation path and its fusion gate (share of the graph view)."""
+    best explanation path and its fusion gate (share of the graph view). With ``history`` (item ids),
+    also one recommendation for a new user who interacted with those items (no retraining; returned last,
+    as user ``new``; it has no training history to explain from)."""
+    if history and explain:
+        raise InputError("--explain works for users in the graph; a new user's history is not part of it")
     recommender = run if isinstance(run, Recommender) else Recommender.load(run)
-    recommendations = recommender.recommend(list(user_ids), k)
+    recommendations = recommender.recommend(list(user_ids), k) if user_ids else []
+    if history:
+        recommendations.append(recommender.recommend_for_history(list(history), k))
     if not explain:
         return recommendations
     finder = PathFinder(recommender, labels=_label_store(recommender, endpoint))

@@ -161,7 +161,8 @@ def evaluate(run_dir, split, ks, candidates) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @click.option("--explain", "with_paths", is_flag=True, help="Attach each item's best explanation path and its fusion gate.")
 @click.option("--endpoint", help="SPARQL endpoint serving the graph, for labels [the graph's own kg.nt].")
-def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint) -> None:
+@click.option("--history", help="Comma-separated item ids: recommend for a new user with this history (no retraining).")
+def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, history) -> None:
     """Top-K unseen items per user, with titles and scores."""
     import dataclasses
     import json
@@ -172,11 +173,12 @@ def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint) -
             ids += [line.strip() for line in Path(users_file).read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as error:
             raise KgrecError(f"{users_file}: cannot read user ids: {error}") from None
-    if not ids:
-        raise KgrecError("give at least one --user or a --users-file")
+    items = [item.strip() for item in history.split(",") if item.strip()] if history else []
+    if not ids and not items:
+        raise KgrecError("give at least one --user, a --users-file or a --history")
     if k < 1:
         raise KgrecError("-k must be at least 1")
-    for rec in api.recommend(run_dir, ids, k, explain=with_paths, endpoint=endpoint):
+    for rec in api.recommend(run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items):
         if as_json:
             click.echo(json.dumps(dataclasses.asdict(rec)))
             continue

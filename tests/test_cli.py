@@ -121,6 +121,12 @@ def test_end_to_end_build_train_evaluate_recommend(tmp_path, tiny_files):
     result = _run("recommend", f"--run={run_dir}", "--user=u1", "-k", "3", "--explain")
     assert result.exit_code == 0, result.output
     assert result.output.count("why: user u1 -[interacted with]->") == 3 and "graph view" in result.output
+    result = _run("recommend", f"--run={run_dir}", "--history=1,2", "-k", "2", "--json")
+    assert result.exit_code == 0, result.output
+    new_user = json.loads(result.output.splitlines()[-1])
+    assert new_user["user_id"] == "new" and len(new_user["item_ids"]) == 2 and not {"1", "2"} & set(new_user["item_ids"])
+    result = _run("recommend", f"--run={run_dir}", "--history=1,ghost")
+    assert result.exit_code == 2 and "unknown item id 'ghost' in the history" in result.output
     result = _run("explain", f"--run={run_dir}", "--user=u1", "--item=10", "--json")
     assert result.exit_code == 0, result.output
     paths = [json.loads(line) for line in result.output.splitlines()]

@@ -194,6 +194,23 @@ class KGRecommender(nn.Module):
             scores = scores + self.linear_weight * self.linear(graph.history_rows(user_index))
         return scores
 
+    def score_history(self, reps: Representations, history: torch.Tensor) -> torch.Tensor:
+        """``(B, I)`` scores for users who are not in the graph, from their ``(B, I)`` 0/1 item histories.
+
+        Fold-in without retraining: the user vector is the mean of the history items' final
+        representations, rescaled to the mean norm of the trained users' vectors (so the blend
+        weight of the linear part keeps its meaning); EASE needs no user parameters at all.
+        """
+        history = history.float()
+        counts = history.sum(1, keepdim=True).clamp(min=1.0)
+        user = (history @ reps.item) / counts
+        scale = reps.user.norm(dim=1).mean()
+        user = user / user.norm(dim=1, keepdim=True).clamp(min=1e-12) * scale
+        scores = self.scorer.score_all(user, reps.item)
+        if self.linear is not None and float(self.linear_weight) != 0.0:
+            scores = scores + self.linear_weight * self.linear(history)
+        return scores
+
     @torch.no_grad()
     def recommend(
         self, graph: PropagationGraph, user_index: torch.Tensor, k: int, exclude: torch.Tensor | None = None

@@ -26,7 +26,7 @@ from kgrec.errors import InputError
 from kgrec.evaluate import EvaluationResult, evaluate_ranking, interaction_matrix
 from kgrec.graph import KnowledgeGraph
 from kgrec.io import atomic_write, load_tensors, write_json
-from kgrec.models import KGRecommender, PropagationGraph
+from kgrec.models import KGRecommender, PropagationGraph, top_k
 
 __all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "split_matrix"]
 
@@ -155,6 +155,28 @@ class Recommender:
                 Recommendation(user_id, self.graph.items.to_ids(indices[keep]), [str(t) for t in titles[indices[keep]]], scores[keep].tolist())
             )
         return results
+
+    @torch.no_grad()
+    def recommend_for_history(self, item_ids: list[str], k: int = 10, user_id: str = "new") -> Recommendation:
+        """Top-``k`` items for a user who is not in the graph, from a few items they interacted with.
+
+        No retraining: see :meth:`kgrec.models.KGRecommender.score_history`. The given items are
+        never recommended back.
+        """
+        if not item_ids:
+            raise InputError("a new user's history needs at least one item id")
+        unknown = [item for item in item_ids if item not in self.graph.items]
+        if unknown:
+            raise InputError(f"unknown item id '{unknown[0]}' in the history (the graph has {len(self.graph.items):,} items)")
+        history = torch.zeros(1, len(self.graph.items), device=self.device)
+        history[0, torch.from_numpy(self.graph.items.to_index(list(item_ids))).to(self.device)] = 1.0
+        self.model.eval()
+        scores = self.model.score_history(self.model(self.inputs), history)
+        top = top_k(scores, k, history.bool())
+        indices, values = top.indices[0].cpu().numpy(), top.scores[0].cpu().numpy()
+        keep = np.isfinite(values)
+        titles = self.graph.catalog["title"].to_numpy()
+        return Recommendation(user_id, self.graph.items.to_ids(indices[keep]), [str(t) for t in titles[indices[keep]]], values[keep].tolist())
 
     def fusion_weights(self) -> pd.Series:
         """Per item, the share of the graph view in its representation (gate or attention), indexed by item id."""

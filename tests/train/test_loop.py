@@ -80,3 +80,19 @@ def test_gated_fusion_weights_are_inspectable(graph):
     weights = trained.fusion_weights()
     assert list(weights.index) == list(graph.items.ids)
     assert ((weights > 0) & (weights < 1)).all()
+
+
+def test_new_user_from_history_without_retraining(graph, tmp_path):
+    # Users 1-4 watch items 1-5 and users 5-8 items 5-9: a new user who watched 1 and 2 belongs to the first group.
+    config = RunConfig().override({**FAST, "model.use_text": False, "model.dim": 16, "train.epochs": 100})
+    recommender = api.train(graph, config, quiet=True)
+    rec = recommender.recommend_for_history(["1", "2"], k=3)
+    assert rec.user_id == "new" and len(rec.item_ids) == 3
+    assert not {"1", "2"} & set(rec.item_ids)
+    assert set(rec.item_ids) <= {"3", "4", "5", "10"}  # its own group (10 is the group's cold item)
+    other = recommender.recommend_for_history(["7", "8"], k=2)
+    assert set(other.item_ids) <= {"5", "6", "9"}
+    with pytest.raises(InputError, match="unknown item id 'nope' in the history"):
+        recommender.recommend_for_history(["1", "nope"])
+    with pytest.raises(InputError, match="at least one item id"):
+        recommender.recommend_for_history([])
