@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from kgrec.config import RunConfig
-from kgrec.data import Dataset, load_dataset, read_dataset
+from kgrec.data import Dataset, load_dataset, read_catalog, read_dataset
 from kgrec.embed import encode_item_texts, train_kg_embeddings
 from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError
@@ -218,14 +218,18 @@ def recommend(
     explain: bool = False,
     endpoint: str | None = None,
     history: list[str] | None = None,
+    new_items: str | Path | None = None,
 ) -> list[Recommendation]:
     """Top-``k`` unseen items for each user id, with titles and scores; with ``explain``, each item's
     best explanation path and its fusion gate (share of the graph view). With ``history`` (item ids),
     also one recommendation for a new user who interacted with those items (no retraining; returned last,
-    as user ``new``; it has no training history to explain from)."""
+    as user ``new``; it has no training history to explain from). With ``new_items`` (a catalog file), those
+    items are added first (text and KG links, no retraining) and compete with the rest."""
     if history and explain:
         raise InputError("--explain works for users in the graph; a new user's history is not part of it")
     recommender = run if isinstance(run, Recommender) else Recommender.load(run)
+    if new_items is not None:
+        recommender = recommender.add_items(read_catalog(new_items, recommender.config.data))
     recommendations = recommender.recommend(list(user_ids), k) if user_ids else []
     if history:
         recommendations.append(recommender.recommend_for_history(list(history), k))

@@ -162,7 +162,8 @@ def evaluate(run_dir, split, ks, candidates) -> None:
 @click.option("--explain", "with_paths", is_flag=True, help="Attach each item's best explanation path and its fusion gate.")
 @click.option("--endpoint", help="SPARQL endpoint serving the graph, for labels [the graph's own kg.nt].")
 @click.option("--history", help="Comma-separated item ids: recommend for a new user with this history (no retraining).")
-def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, history) -> None:
+@click.option("--new-items", type=click.Path(dir_okay=False), help="A catalog file of new items to make recommendable (no retraining).")
+def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, history, new_items) -> None:
     """Top-K unseen items per user, with titles and scores."""
     import dataclasses
     import json
@@ -178,7 +179,7 @@ def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, h
         raise KgrecError("give at least one --user, a --users-file or a --history")
     if k < 1:
         raise KgrecError("-k must be at least 1")
-    for rec in api.recommend(run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items):
+    for rec in api.recommend(run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items):
         if as_json:
             click.echo(json.dumps(dataclasses.asdict(rec)))
             continue

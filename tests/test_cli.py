@@ -127,6 +127,15 @@ def test_end_to_end_build_train_evaluate_recommend(tmp_path, tiny_files):
     assert new_user["user_id"] == "new" and len(new_user["item_ids"]) == 2 and not {"1", "2"} & set(new_user["item_ids"])
     result = _run("recommend", f"--run={run_dir}", "--history=1,ghost")
     assert result.exit_code == 2 and "unknown item id 'ghost' in the history" in result.output
+    new_items = tmp_path / "new.csv"
+    new_items.write_text("item,title,description,category,brand\n11,Lambda,A new film about alpha,A,StudioX\n")
+    result = _run("recommend", f"--run={run_dir}", "--user=u1", f"--new-items={new_items}", "-k", "10", "--json")
+    assert result.exit_code == 0, result.output
+    record = result.output[result.output.index('{"user_id"') :]  # after the encoder's loading bar (stderr)
+    assert "11" in json.loads(record)["item_ids"]
+    new_items.write_text("item,title,description,category,brand\n3,Again,,A,\n")
+    result = _run("recommend", f"--run={run_dir}", "--user=u1", f"--new-items={new_items}")
+    assert result.exit_code == 2 and "new item id '3' is already in the graph" in result.output
     result = _run("explain", f"--run={run_dir}", "--user=u1", "--item=10", "--json")
     assert result.exit_code == 0, result.output
     paths = [json.loads(line) for line in result.output.splitlines()]

@@ -1,6 +1,6 @@
 """Reading, validating and splitting a user's data: interactions, catalog, users, triples, links."""
 
-from kgrec.data.dataset import Dataset, read_dataset
+from kgrec.data.dataset import Dataset, read_catalog, read_dataset
 from kgrec.data.ids import IdMap
 from kgrec.data.public import PUBLIC_DATASETS, download_dataset, load_dataset, resolve_data_dir, verify_dataset
 from kgrec.data.split import Split, split_interactions
@@ -12,6 +12,7 @@ __all__ = [
     "Split",
     "download_dataset",
     "load_dataset",
+    "read_catalog",
     "read_dataset",
     "resolve_data_dir",
     "split_interactions",

@@ -13,7 +13,7 @@ from kgrec.data import schema
 from kgrec.data.readers import is_rdf, read_rdf_triples, read_table
 from kgrec.errors import InputError
 
-__all__ = ["Dataset", "read_dataset"]
+__all__ = ["Dataset", "read_catalog", "read_dataset"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,17 @@ def _read_items(path: Path, config: DataConfig) -> pd.DataFrame:
         if column not in used:
             frame[column] = table.frame[column]
     frame["_line"] = np.arange(len(frame)) + table.first_line
+    return frame
+
+
+def read_catalog(path: str | Path, config: DataConfig | None = None) -> pd.DataFrame:
+    """Read and validate an item catalog file alone (e.g. new items to add to a trained run).
+
+    Returns ``item_id, title, description, categories, brands`` plus any other columns.
+    """
+    frame = _read_items(Path(path), config or DataConfig())
+    if frame.empty:
+        raise InputError("the item catalog has no rows", path)
     return frame
 
 

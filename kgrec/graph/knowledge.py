@@ -85,6 +85,42 @@ class KnowledgeGraph:
         entity_id = self.entities.ids[node - len(self.items)]
         return self.entity_labels.get(entity_id, entity_id)
 
+    def with_items(self, rows: pd.DataFrame) -> KnowledgeGraph:
+        """This graph plus catalog ``rows`` (the columns ``read_catalog`` returns) as new items without interactions.
+
+        New items go after the existing ones, so every existing item keeps its index; entities move
+        up by the number of new items (KG node order is items, then entities). Each new item is linked
+        to the categories, brands and attribute values it names *that the graph already has*;
+        unknown ones are counted in ``stats["new_items"]`` (a new entity would have no embedding).
+        """
+        taken = [item for item in rows["item_id"] if item in self.items]
+        if taken:
+            raise InputError(f"new item id '{taken[0]}' is already in the graph")
+        count = len(rows)
+        items = IdMap(self.items.ids + tuple(rows["item_id"]))
+        catalog = pd.concat([self.catalog, rows.drop(columns=["_line"], errors="ignore")], ignore_index=True)
+        catalog = catalog[self.catalog.columns]
+        shifted = self.triples.copy()
+        shifted[:, [0, 2]] += np.where(shifted[:, [0, 2]] >= len(self.items), count, 0)
+        new, missing = [], 0
+        for offset, (_, row) in enumerate(rows.iterrows()):
+            node = len(self.items) + offset
+            facts = [(CATEGORY_RELATION, value) for value in row.get("categories", ())]
+            facts += [(BRAND_RELATION, value) for value in row.get("brands", ())]
+            facts += [
+                (column, f"{column}:{str(row[column]).strip()}")
+                for column in self.config.attribute_columns
+                if column in row and str(row[column]).strip()
+            ]
+            for relation, entity in facts:
+                if entity in self.entities and relation in self.relations:
+                    new.append((node, self.relations.index_of(relation), len(items) + self.entities.index_of(entity)))
+                else:
+                    missing += 1
+        triples = np.concatenate([shifted, np.array(new, dtype=np.int64).reshape(-1, 3)])
+        stats = {**self.stats, "new_items": {"items": count, "links": len(new), "unknown_entities": missing}}
+        return replace(self, items=items, catalog=catalog, triples=triples, stats=stats)
+
     def labeled_triples(self) -> np.ndarray:
         """``(num_triples, 3)`` strings ``(node key, relation, node key)``, the form PyKEEN reads."""
         keys = np.array([self.node_key(n) for n in range(self.num_kg_nodes)], dtype=object)

@@ -194,6 +194,36 @@ class KGRecommender(nn.Module):
             scores = scores + self.linear_weight * self.linear(graph.history_rows(user_index))
         return scores
 
+    @torch.no_grad()
+    def add_items(self, count: int, kg_rows: torch.Tensor | None = None, text_rows: torch.Tensor | None = None) -> None:
+        """Grow the item table by ``count`` items without interactions, in place; existing items are unchanged.
+
+        New items get a zero free embedding (like every item without training interactions), their
+        ``(count, d_kg)`` KG rows between the old items and the entities (KG node order), their
+        ``(count, d_text)`` text rows, and zero EASE weights (EASE knows items only by interactions).
+        """
+        if self.text_encoder is not None:
+            raise ValueError("adding items to a model with a fine-tuned text encoder is not supported")
+        old = self.num_items
+        weight = self.item_emb.weight
+        self.item_emb = nn.Embedding(old + count, self.dim, device=weight.device, dtype=weight.dtype)
+        self.item_emb.weight.zero_()
+        self.item_emb.weight[:old] = weight
+        if self.kg_emb is not None:
+            if kg_rows is None or kg_rows.shape != (count, self.kg_emb.size(1)):
+                raise ValueError(f"need ({count}, {self.kg_emb.size(1)}) KG rows for the new items")
+            self.kg_emb = torch.cat([self.kg_emb[:old], kg_rows.to(self.kg_emb), self.kg_emb[old:]])
+        if self.text_emb is not None:
+            if text_rows is None or text_rows.shape != (count, self.text_emb.size(1)):
+                raise ValueError(f"need ({count}, {self.text_emb.size(1)}) text rows for the new items")
+            self.text_emb = torch.cat([self.text_emb, text_rows.to(self.text_emb)])
+        if self.linear is not None:
+            grown = torch.zeros(old + count, old + count, dtype=self.linear.weight.dtype, device=self.linear.weight.device)
+            grown[:old, :old] = self.linear.weight
+            self.linear.weight = grown
+            self.linear.num_items = old + count
+        self.num_items = old + count
+
     def score_history(self, reps: Representations, history: torch.Tensor) -> torch.Tensor:
         """``(B, I)`` scores for users who are not in the graph, from their ``(B, I)`` 0/1 item histories.
 

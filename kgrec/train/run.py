@@ -157,6 +157,41 @@ class Recommender:
         return results
 
     @torch.no_grad()
+    def add_items(self, rows: pd.DataFrame) -> Recommender:
+        """A copy of this run that can also recommend the catalog ``rows`` (new items), without retraining.
+
+        Each new item gets its text embedding from the run's text encoder, a KG embedding estimated
+        as the mean of the PyKEEN embeddings of the categories, brands and attribute values it links to
+        (an inductive estimate: PyKEEN never saw it), and no collaborative part, exactly like an item
+        that had no training interactions. ``rows`` comes from :func:`kgrec.data.read_catalog`.
+        """
+        import copy
+
+        from kgrec.embed import encode_item_texts
+
+        graph = self.graph.with_items(rows)
+        model = copy.deepcopy(self.model)
+        old, count = len(self.graph.items), len(rows)
+        kg_rows = text_rows = None
+        if model.kg_emb is not None:
+            kg_rows = torch.zeros(count, model.kg_emb.size(1), device=model.kg_emb.device)
+            new = graph.triples[graph.triples[:, 0] >= old]
+            new = new[new[:, 0] < old + count]
+            for node in range(old, old + count):
+                linked = new[new[:, 0] == node, 2] - count  # entity rows in the old KG order
+                if len(linked):
+                    kg_rows[node - old] = model.kg_emb[torch.from_numpy(linked)].mean(0)
+        if model.text_emb is not None:
+            text_rows = encode_item_texts(graph.catalog.iloc[old:], self.config.text, device=str(self.device)).text_emb
+        try:
+            model.add_items(count, kg_rows, text_rows)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        extended = Recommender(model, graph, self.config, None, self.device)
+        extended.graph_dir = self.graph_dir
+        return extended
+
+    @torch.no_grad()
     def recommend_for_history(self, item_ids: list[str], k: int = 10, user_id: str = "new") -> Recommendation:
         """Top-``k`` items for a user who is not in the graph, from a few items they interacted with.
 

@@ -96,3 +96,41 @@ def test_new_user_from_history_without_retraining(graph, tmp_path):
         recommender.recommend_for_history(["1", "nope"])
     with pytest.raises(InputError, match="at least one item id"):
         recommender.recommend_for_history([])
+
+
+def _new_items(tmp_path, rows):
+    from kgrec.data import read_catalog
+
+    path = tmp_path / "new.csv"
+    pd.DataFrame(rows, columns=["item", "title", "description", "category", "brand"]).to_csv(path, index=False)
+    return read_catalog(path)
+
+
+def test_new_items_without_retraining(graph, tmp_path):
+    config = RunConfig().override({**FAST, "model.dim": 16})
+    recommender = api.train(graph, config, quiet=True)
+    users = torch.arange(len(graph.users))
+    before = recommender.score_function()(users)
+    rows = _new_items(tmp_path, [("11", "Kappa", "A cold film nobody watched", "A", "StudioX|StudioZ")])
+    extended = recommender.add_items(rows)
+    after = extended.score_function()(users)
+    assert after.shape == (len(graph.users), len(graph.items) + 1)
+    assert torch.allclose(after[:, : len(graph.items)], before, atol=1e-5)  # existing items untouched
+    assert extended.graph.stats["new_items"] == {"items": 1, "links": 2, "unknown_entities": 1}
+    # Its KG row is the mean of its category's and brand's PyKEEN rows; its text row is item 10's (same text).
+    model, old = extended.model, len(graph.items)
+    entity_rows = [old + 1 + graph.entities.index_of(e) for e in ("A", "StudioX")]
+    assert torch.allclose(model.kg_emb[old], model.kg_emb[entity_rows].mean(0))
+    assert torch.allclose(model.text_emb[old], model.text_emb[graph.items.index_of("10")], atol=1e-5)
+    ranked = extended.recommend(["u1"], k=len(graph.items) + 1)[0]
+    assert "11" in ranked.item_ids
+    with pytest.raises(InputError, match="new item id '3' is already in the graph"):
+        recommender.add_items(_new_items(tmp_path, [("3", "Again", "", "A", "")]))
+
+
+def test_new_item_with_the_same_text_scores_like_a_cold_twin(graph, tmp_path):
+    # Text only: a new item with item 10's text and no interactions must score exactly like item 10.
+    recommender = api.train(graph, RunConfig().override({**FAST, "model.use_kg": False}), quiet=True)
+    extended = recommender.add_items(_new_items(tmp_path, [("11", "Kappa", "A cold film nobody watched", "A", "StudioX")]))
+    scores = extended.score_function()(torch.arange(len(graph.users)))
+    assert torch.allclose(scores[:, -1], scores[:, graph.items.index_of("10")], atol=1e-5)
