@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/kgrec build-graph --dataset ml-100k --out graphs/ml-100k
 	$(BIN)/kgrec train --graph graphs/ml-100k --fusion gated --out runs/ml-100k-gated
 	$(BIN)/kgrec evaluate --run runs/ml-100k-gated
-	$(BIN)/kgrec recommend --run runs/ml-100k-gated --user 196 -k 10
+	$(BIN)/kgrec recommend --run runs/ml-100k-gated --user 196 -k 10 --explain
 
 test: $(STAMP)
 	$(BIN)/lint-imports
