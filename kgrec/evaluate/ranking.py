@@ -46,6 +46,7 @@ def evaluate_ranking(
     item_features: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
     candidates: np.ndarray | None = None,
+    tie_seed: int = 0,
 ) -> EvaluationResult:
     """Rank all items for every user with relevant items and average the metrics.
 
@@ -59,6 +60,7 @@ def evaluate_ranking(
         device: Where the scoring happens.
         candidates: ``(I,)`` booleans: rank only these items (e.g. the items held out of training,
             for a cold-start benchmark); None ranks all items.
+        tie_seed: Seed of the fixed random order that breaks ties between equal scores.
 
     Returns:
         Recall/NDCG/MRR/Hit/Precision@K, AUC, coverage@K and diversity@K.
@@ -73,6 +75,10 @@ def evaluate_ranking(
         truth.eliminate_zeros()
         not_candidate = torch.from_numpy(~candidates).to(device)
     users = np.flatnonzero(truth.getnnz(axis=1) > 0)
+    # Ties are broken in one fixed random order, not by item index: where a model gives many items the
+    # same score (items it knows nothing about), index order would rank them by however the ids were
+    # assigned (for MovieLens, roughly by age and popularity) and reward the model for it.
+    order = torch.randperm(truth.shape[1], generator=torch.Generator().manual_seed(tie_seed)).to(device)
     sums: dict[str, float] = {}
     auc_sum, auc_count = 0.0, 0
     lists = []
@@ -83,7 +89,8 @@ def evaluate_ranking(
         excluded &= ~relevant  # a relevant item is always a candidate, whatever the exclusion says
         if not_candidate is not None:
             excluded |= not_candidate  # (I,) broadcasts over the batch
-        top = scores.masked_fill(excluded, float("-inf")).topk(min(k_max, scores.size(1)), dim=1).indices  # (B, K)
+        shuffled = scores.masked_fill(excluded, float("-inf"))[:, order]  # topk keeps the first of equals
+        top = order[shuffled.topk(min(k_max, scores.size(1)), dim=1).indices]  # (B, K) item indices
         hits = relevant.gather(1, top)
         for name, values in topk_metrics(hits, relevant.sum(1).float(), ks).items():
             sums[name] = sums.get(name, 0.0) + float(values.sum())

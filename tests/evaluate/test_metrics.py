@@ -96,3 +96,14 @@ def test_candidates_restrict_ranking_and_relevance():
     assert cold.metrics["auc"] == 1.0
     no_user = evaluate_ranking(lambda users: scores[users], truth, nothing, ks=(1,), candidates=np.array([True, False, True, False]))
     assert no_user.num_users == 0
+
+
+def test_ties_are_broken_at_random_not_by_item_index():
+    # A model that scores every item the same must not get credit for relevant items having low indices.
+    num_items = 200
+    truth = interaction_matrix(np.zeros(5, dtype=int), np.arange(5), 1, num_items)
+    nothing = interaction_matrix(np.array([], dtype=int), np.array([], dtype=int), 1, num_items)
+    flat = evaluate_ranking(lambda users: torch.zeros(len(users), num_items), truth, nothing, ks=(5,))
+    assert flat.metrics["recall@5"] < 0.5  # index order would give 1.0
+    again = evaluate_ranking(lambda users: torch.zeros(len(users), num_items), truth, nothing, ks=(5,))
+    assert again.metrics == flat.metrics  # the order is fixed, so results repeat
