@@ -117,6 +117,8 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
         return
     run_dir = graph.parent / "runs" / f"{variant}-{seed}"
     settings = {**VARIANTS[variant], "train.seed": seed, "train.device": args.device}
+    if args.split == "cold-items":
+        settings["eval.candidates"] = "unseen"  # select on validation the way the task is measured
     command = [sys.executable, "-m", "kgrec", "train", "--graph", str(graph), "--config", args.dataset, "--out", str(run_dir), "--quiet"]
     command += [arg for key, value in settings.items() for arg in ("--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}")]
     started = time.perf_counter()
@@ -372,7 +374,7 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     header = (
         f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}; "
         f"commit {_commit()}; split `{split}` (seed 2020) sha256 {split_checksum(graph)}; seeds {' '.join(map(str, seeds))}; "
-        f"{'ranking among the items unseen in training' if cold else 'full ranking over all items'}, "
+        f"{'ranking among the items unseen in training (kgrec also selects on validation that way: eval.candidates=unseen)' if cold else 'full ranking over all items'}, "
         f"training (and at test time validation) items masked.\n"
     )
     command = f"python benchmarks/run.py --dataset {dataset}" + ("" if split == "random" else f" --split {split}")

@@ -155,7 +155,8 @@ def train(
     select = config.eval.select_metric
     validate = None
     if len(graph.split.valid):
-        validate = lambda _: recommender.evaluate("valid").metrics[select]  # noqa: E731
+        candidates = config.eval.candidates
+        validate = lambda _: recommender.evaluate("valid", candidates=candidates).metrics[select]  # noqa: E731
     schedule = run_schedule(model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet)
     timings.update(
         train_seconds=schedule.seconds,

@@ -207,6 +207,11 @@ class EvalConfig(_Section):
     ks: tuple[int, ...] = Field((10, 20), min_length=1, description="Cut-offs K of the @K metrics.")
     select_metric: str = Field("ndcg@10", description="Validation metric for early stopping and model selection.")
     batch_size: int = Field(512, ge=1, description="Users scored per batch.")
+    candidates: Literal["all", "unseen"] = Field(
+        "all",
+        description="Items ranked in validation for model selection: all, or only those without training "
+        "interactions (for a cold-start task, so selection measures what the task asks).",
+    )
 
 
 class RunConfig(_Section):

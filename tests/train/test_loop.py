@@ -134,3 +134,12 @@ def test_new_item_with_the_same_text_scores_like_a_cold_twin(graph, tmp_path):
     extended = recommender.add_items(_new_items(tmp_path, [("11", "Kappa", "A cold film nobody watched", "A", "StudioX")]))
     scores = extended.score_function()(torch.arange(len(graph.users)))
     assert torch.allclose(scores[:, -1], scores[:, graph.items.index_of("10")], atol=1e-5)
+
+
+def test_selection_on_unseen_candidates_for_cold_start(tiny_dataset, tmp_path):
+    graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(kind="cold-items", cold_item_share=0.3)))
+    config = RunConfig().override({**FAST, "model.linear": "none", "eval.candidates": "unseen"})
+    recommender = api.train(graph, config, out=tmp_path / "run", quiet=True)
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    # The state kept is the best by validation ranked among unseen items, as the config asks.
+    assert history["valid"].max() == pytest.approx(recommender.evaluate("valid", candidates="unseen").metrics["ndcg@10"])
