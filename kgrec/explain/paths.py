@@ -22,7 +22,6 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from kgrec.errors import InputError
@@ -103,15 +102,14 @@ class PathFinder:
         self.num_items = len(graph.items)
         heads, relations, tails = graph.triples[:, 0], graph.triples[:, 1], graph.triples[:, 2]
         num_nodes = graph.num_kg_nodes
-        # Both directions in one CSR; data = triple index + 1 (sign: +forward, -inverse).
+        # Both directions in one CSR-like layout (indptr, neighbour, signed triple id + 1). Built by hand:
+        # scipy would add up the ids of two triples that join the same pair of nodes.
         ids = np.arange(1, len(heads) + 1)
-        adjacency = sp.csr_matrix(
-            (np.concatenate([ids, -ids]), (np.concatenate([heads, tails]), np.concatenate([tails, heads]))),
-            shape=(num_nodes, num_nodes),
-        )
-        adjacency.sort_indices()
-        self.adjacency = adjacency
-        self.degree = np.diff(adjacency.indptr)
+        rows, cols, edges = np.concatenate([heads, tails]), np.concatenate([tails, heads]), np.concatenate([ids, -ids])
+        order = np.argsort(rows, kind="stable")
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_nodes))])
+        self.neighbours, self.edge_ids = cols[order], edges[order]
+        self.degree = np.diff(self.indptr)
         self.relations = relations
         self.relation_names = [relation_label(name) for name in graph.relations.ids]
         self.history = recommender.interactions("train").tocsr()
@@ -138,8 +136,8 @@ class PathFinder:
     # -- graph side -------------------------------------------------------------------------
     def _neighbours(self, node: int, entities_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(neighbour nodes, signed triple ids), the ``max_fanout`` most specific (lowest degree) first."""
-        start, stop = self.adjacency.indptr[node], self.adjacency.indptr[node + 1]
-        nodes, edges = self.adjacency.indices[start:stop], self.adjacency.data[start:stop]
+        start, stop = self.indptr[node], self.indptr[node + 1]
+        nodes, edges = self.neighbours[start:stop], self.edge_ids[start:stop]
         if entities_only:
             keep = nodes >= self.num_items
             nodes, edges = nodes[keep], edges[keep]

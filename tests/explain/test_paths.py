@@ -132,3 +132,22 @@ def test_graph_without_removes_exactly_the_path_edges(run):
     assert removed_kg >= 2 * (len(path.edges) - 1)  # both directions of every KG hop
     user = int(run.graph.users.to_index([user_id])[0])
     assert reduced.history_rows(torch.tensor([user]))[0, path.kg_nodes[0]] == 0
+
+
+def test_parallel_and_opposite_triples_between_the_same_nodes(tmp_path):
+    # Two relations join m.alpha and m.nolan, and m.nolan also points back at m.alpha: each is its own hop.
+    from tests.conftest import TRIPLES, write_tiny_files
+
+    files = write_tiny_files(tmp_path / "files")
+    extra = [("m.alpha", "produced_by", "m.nolan"), ("m.nolan", "favourite_film", "m.alpha"), ("m.kappa", "produced_by", "m.nolan")]
+    pd.DataFrame(TRIPLES + extra, columns=["head", "relation", "tail"]).to_csv(files["triples"], index=False)
+    graph = build_graph(read_dataset(**files, name="parallel"))
+    recommender = api.train(graph, RunConfig().override({**FAST, "train.epochs": 2}), quiet=True)
+    finder = PathFinder(recommender)
+    train = graph.split.train
+    user = next(u for u in graph.users.ids if "1" in set(train.loc[train["user_id"] == u, "item_id"]))
+    paths = [p for p in finder.find(user, "10", max_paths=100) if "entity:m.nolan" in p.nodes and p.history_item_id == "1"]
+    first_hops = {p.relations[1] for p in paths}
+    assert {"directed by", "produced by", "favourite film (inverse)"} <= first_hops
+    kg_edges = _kg_edges(graph)
+    assert all(hop in kg_edges for p in paths for hop in zip(p.kg_nodes, p.kg_nodes[1:]))
