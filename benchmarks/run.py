@@ -397,9 +397,9 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
         )
     if cold:
         lines.append(
-            "| RecBole EASE, BPR, LightGCN, CKE, KGAT, KGIN, KGCN | not run: they score an item from its "
+            "| RecBole EASE, BPR, LightGCN, CKE, KGAT, KGIN, KGCN | — | not run: they score an item from its "
             "training interactions (ID embeddings or item-item weights), so items held out of training all get "
-            "the same untrained score | | | | | | | | | |"
+            "the same untrained score | | | | | | | | |"
         )
     notes = [f"- {model}: {note}" for model, note in PEER_NOTES.items() if f"RecBole {model}" in set(table.system)]
     lines += [""] + notes if notes else []
