@@ -221,7 +221,9 @@ def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: 
             [str(python), str(HERE / "recbole_runner.py"), model, str(data_dir), name, str(seed), str(work), str(args.threads)],
             capture_output=True, text=True, env=env, cwd=work, timeout=args.timeout,
         )
-        if done.returncode != 0:
+        if done.returncode < 0:
+            record["error"] = f"killed by signal {-done.returncode}"
+        elif done.returncode != 0:
             record["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:500]
         else:
             result = json.loads(done.stdout.strip().splitlines()[-1])
