@@ -156,7 +156,7 @@ def train(
     validate = None
     if len(graph.split.valid):
         candidates = config.eval.candidates
-        validate = lambda _: recommender.evaluate("valid", candidates=candidates).metrics[select]  # noqa: E731
+        validate = lambda _: recommender.evaluate("valid", candidates=candidates, topk_only=True).metrics[select]  # noqa: E731
     schedule = run_schedule(model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet)
     timings.update(
         train_seconds=schedule.seconds,

@@ -115,11 +115,14 @@ class Recommender:
         reps = self.model(self.inputs)
         return lambda users: self.model.score_all(reps, self.inputs, users)
 
-    def evaluate(self, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all") -> EvaluationResult:
+    def evaluate(
+        self, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all", topk_only: bool = False
+    ) -> EvaluationResult:
         """Full ranking on ``valid`` (training items masked) or ``test`` (training and validation items masked).
 
         ``candidates="unseen"`` ranks only the items with no interaction in the masked parts (the
         cold-start question: among items never seen in training, which will this user pick?).
+        ``topk_only`` skips AUC, coverage and diversity (validation during training needs only @K).
         """
         if split not in ("valid", "test"):
             raise InputError(f"evaluate takes split 'valid' or 'test', not '{split}'")
@@ -135,6 +138,7 @@ class Recommender:
             item_features=self.category_features,
             device=self.device,
             candidates=None if candidates == "all" else exclude.getnnz(axis=0) == 0,
+            topk_only=topk_only,
         )
 
     def recommend(self, user_ids: list[str], k: int = 10, exclude_seen: bool = True) -> list[Recommendation]:

@@ -107,3 +107,14 @@ def test_ties_are_broken_at_random_not_by_item_index():
     assert flat.metrics["recall@5"] < 0.5  # index order would give 1.0
     again = evaluate_ranking(lambda users: torch.zeros(len(users), num_items), truth, nothing, ks=(5,))
     assert again.metrics == flat.metrics  # the order is fixed, so results repeat
+
+
+def test_topk_only_gives_the_same_topk_metrics():
+    rng = np.random.default_rng(3)
+    scores = torch.from_numpy(rng.normal(size=(30, 40)).astype(np.float32))
+    truth = interaction_matrix(rng.integers(0, 30, 90), rng.integers(0, 40, 90), 30, 40)
+    exclude = interaction_matrix(rng.integers(0, 30, 60), rng.integers(0, 40, 60), 30, 40)
+    full = evaluate_ranking(lambda users: scores[users], truth, exclude, ks=(5, 10), batch_size=7)
+    fast = evaluate_ranking(lambda users: scores[users], truth, exclude, ks=(5, 10), batch_size=7, topk_only=True)
+    assert "auc" in full.metrics and "auc" not in fast.metrics and "coverage@5" not in fast.metrics
+    assert fast.metrics == {name: value for name, value in full.metrics.items() if name in fast.metrics}
