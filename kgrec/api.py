@@ -20,6 +20,7 @@ from kgrec.explain import ExplanationPath, PathFinder
 from kgrec.graph import KnowledgeGraph
 from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import open_store
+from kgrec.graph.sparql import query as sparql_query
 from kgrec.io import write_json
 from kgrec.models import KGRecommender, fusion_resolver, propagation_resolver, scorer_resolver
 from kgrec.train import NegativeSampler, Recommendation, Recommender, resolve_device
@@ -281,4 +282,4 @@ def _label_store(recommender: Recommender, endpoint: str | None):  # noqa: ANN20
 
 def query(sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None) -> pd.DataFrame:
     """SPARQL SELECT/ASK over a built graph's RDF (or an endpoint serving it), as a table."""
-    return open_store(graph_dir, endpoint).query(sparql)
+    return sparql_query(sparql, graph_dir, endpoint)

@@ -151,14 +151,12 @@ class Recommender:
         if exclude_seen:
             exclude = torch.from_numpy(self.interactions("train", "valid", "test")[rows].toarray()).to(self.device)
         top = self.model.recommend(self.inputs, torch.from_numpy(rows).to(self.device), k, exclude)
-        titles = self.graph.catalog["title"].to_numpy()
-        results = []
-        for user_id, indices, scores in zip(user_ids, top.indices.cpu().numpy(), top.scores.cpu().numpy()):
-            keep = np.isfinite(scores)
-            results.append(
-                Recommendation(user_id, self.graph.items.to_ids(indices[keep]), [str(t) for t in titles[indices[keep]]], scores[keep].tolist())
-            )
-        return results
+        return [self._recommendation(*row) for row in zip(user_ids, top.indices.cpu().numpy(), top.scores.cpu().numpy())]
+
+    def _recommendation(self, user_id: str, indices: np.ndarray, scores: np.ndarray) -> Recommendation:
+        keep = np.isfinite(scores)  # fewer than k candidates: the rest came back as -inf
+        titles = self.graph.catalog["title"].to_numpy()[indices[keep]]
+        return Recommendation(user_id, self.graph.items.to_ids(indices[keep]), [str(t) for t in titles], scores[keep].tolist())
 
     @torch.no_grad()
     def add_items(self, rows: pd.DataFrame) -> Recommender:
@@ -212,10 +210,7 @@ class Recommender:
         self.model.eval()
         scores = self.model.score_history(self.model(self.inputs), history)
         top = top_k(scores, k, history.bool())
-        indices, values = top.indices[0].cpu().numpy(), top.scores[0].cpu().numpy()
-        keep = np.isfinite(values)
-        titles = self.graph.catalog["title"].to_numpy()
-        return Recommendation(user_id, self.graph.items.to_ids(indices[keep]), [str(t) for t in titles[indices[keep]]], values[keep].tolist())
+        return self._recommendation(user_id, top.indices[0].cpu().numpy(), top.scores[0].cpu().numpy())
 
     def fusion_weights(self) -> pd.Series:
         """Per item, the share of the graph view in its representation (gate or attention), indexed by item id."""
