@@ -10,11 +10,11 @@ import pandas as pd
 import torch
 
 from kgrec.config import RunConfig
-from kgrec.data import Dataset, load_dataset, read_catalog, read_dataset
-from kgrec.embed import encode_item_texts, train_kg_embeddings
+from kgrec.data import ContextFeatures, Dataset, load_dataset, read_catalog, read_dataset
+from kgrec.embed import encode_item_texts, make_kg_model, train_kg_embeddings
 from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError
-from kgrec.evaluate import EvaluationResult
+from kgrec.evaluate import EvaluationResult, link_prediction
 from kgrec.evaluate.metrics import TOPK_METRICS
 from kgrec.explain import ExplanationPath, PathFinder
 from kgrec.graph import KnowledgeGraph
@@ -22,12 +22,15 @@ from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import open_store
 from kgrec.graph.sparql import query as sparql_query
 from kgrec.io import write_json
-from kgrec.models import KGRecommender, fusion_resolver, propagation_resolver, scorer_resolver
+from kgrec.models import ContextEncoder, KGRecommender, RatingHead, fusion_resolver, propagation_resolver, scorer_resolver
 from kgrec.train import NegativeSampler, Recommendation, Recommender, resolve_device
 from kgrec.train.report import plot_curve, write_history
 from kgrec.train.schedule import run_schedule
+from kgrec.train.tasks import TaskInputs
 
-__all__ = ["load_dataset", "read_dataset", "open_dataset", "build_graph", "train", "evaluate", "recommend", "explain", "query"]
+__all__ = [
+    "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "evaluate", "recommend", "explain", "query",
+]
 
 
 def open_dataset(
@@ -77,9 +80,42 @@ def _check_names(config: RunConfig) -> None:
             resolver.lookup(value)
         except (KeyError, ValueError):
             raise InputError(f"unknown {key} '{value}' (choices: {', '.join(sorted(resolver.options))})") from None
+    if "kg" in config.train.tasks and not config.model.use_kg:
+        raise InputError("train.tasks includes kg but model.use_kg is false: the kg task fine-tunes the KG embeddings")
     metric, _, k = config.eval.select_metric.partition("@")
     if metric not in TOPK_METRICS or not k.isdigit() or int(k) not in config.eval.ks:
         raise InputError(f"eval.select_metric '{config.eval.select_metric}' must be NAME@K with K in eval.ks {list(config.eval.ks)}")
+
+
+def context_overrides(graph: KnowledgeGraph, names: list[str]) -> dict[str, list[str]]:
+    """Config overrides (``context.time/user/columns``) for context feature names, sorted by where each lives in ``graph``."""
+    from kgrec.data.context import TIME_FEATURES
+
+    user_columns = set() if graph.user_table is None else set(graph.user_table.columns) - {"user_id"}
+    log_columns = set(graph.split.interactions.columns) - {"user_id", "item_id", "rating", "timestamp", "split"}
+    sorted_names: dict[str, list[str]] = {"context.time": [], "context.user": [], "context.columns": []}
+    for name in names:
+        if name in TIME_FEATURES:
+            sorted_names["context.time"].append(name)
+        elif name in user_columns:
+            sorted_names["context.user"].append(name)
+        elif name in log_columns:
+            sorted_names["context.columns"].append(name)
+        else:
+            known = sorted(TIME_FEATURES) + sorted(user_columns) + sorted(log_columns)
+            raise InputError(f"unknown context feature '{name}' for graph {graph.name} (choices: {', '.join(known)})")
+    return sorted_names
+
+
+def _validation(recommender: Recommender, config: RunConfig):  # noqa: ANN202 - a model -> score callable
+    """The model-selection score: the ranking metric, or minus the validation RMSE when only ratings are trained."""
+    tasks = config.train.tasks
+    if "rank" in tasks:
+        select, candidates = config.eval.select_metric, config.eval.candidates
+        return lambda _: recommender.evaluate("valid", candidates=candidates, topk_only=True).metrics[select]
+    if "rating" in tasks:
+        return lambda _: -recommender.rating_errors("valid")["rmse"]
+    return None  # kg alone: no interaction objective to select on; train.epochs run in full
 
 
 def _prepare_run_dir(out: Path) -> None:
@@ -126,10 +162,15 @@ def train(
     cache_dir = Path(graph_dir) / "cache" if graph_dir is not None else None
     timings: dict[str, float] = {}
 
-    kg_emb = kge_metrics = None
+    tasks = config.train.tasks
+    train_log = graph.split.train
+    if "rating" in tasks and ("rating" not in train_log or train_log["rating"].isna().any()):
+        raise InputError("train.tasks includes rating but the interaction log has no rating for every training interaction")
+    features = ContextFeatures.fit(train_log, graph.user_table, config.context) if config.context.enabled else None
+    kg_emb = kge = None
     if config.model.use_kg:
         kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device))
-        kg_emb, kge_metrics, timings["kge_seconds"] = kge.entity_emb, kge.metrics, kge.seconds
+        kg_emb, timings["kge_seconds"] = kge.entity_emb, kge.seconds
     text_emb = text_encoder = None
     if config.model.use_text:
         text = encode_item_texts(graph.catalog, config.text, cache_dir, device=str(device))
@@ -138,27 +179,37 @@ def train(
             text_encoder = text_tuner(graph.catalog, config.text, device=str(device))
 
     torch.manual_seed(config.train.seed)
+    context = rating = kg_model = None
+    if features is not None:
+        context = ContextEncoder(features.num_tokens, features.num_fields, config.model.dim, torch.from_numpy(features.offsets))
+    if "rating" in tasks:
+        rating = RatingHead(len(graph.users), len(graph.items), mean=float(train_log["rating"].mean()))
+    if "kg" in tasks:
+        kg_model = make_kg_model(graph, config.kge, kge.training, kge.model_state)
     model = KGRecommender.from_config(
-        config.model, len(graph.users), len(graph.items), len(graph.relations), kg_emb, text_emb, text_encoder
+        config.model, len(graph.users), len(graph.items), len(graph.relations), kg_emb, text_emb, text_encoder,
+        context, rating, kg_model,
     )
-    recommender = Recommender(model, graph, config, device=device)
+    recommender = Recommender(model, graph, config, device=device, context=features)
     with torch.no_grad():
         # Items without training interactions never receive a collaborative gradient; a zero free
         # embedding lets their KG and text views speak instead of random noise.
         model.item_emb.weight[recommender.inputs.item_degree.cpu() == 0] = 0.0
-    train_log = graph.split.train
     sampler = NegativeSampler(
         graph.users.to_index(train_log["user_id"].to_numpy()),
         graph.items.to_index(train_log["item_id"].to_numpy()),
         len(graph.items),
         seed=config.train.seed,
     )
-    select = config.eval.select_metric
-    validate = None
-    if len(graph.split.valid):
-        candidates = config.eval.candidates
-        validate = lambda _: recommender.evaluate("valid", candidates=candidates, topk_only=True).metrics[select]  # noqa: E731
-    schedule = run_schedule(model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet)
+    in_train = (graph.split.interactions["split"] == "train").to_numpy()
+    inputs = TaskInputs(
+        context=None if features is None else torch.from_numpy(recommender.log_context[in_train]).to(device),
+        context_dropout=config.context.dropout,
+        ratings=torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device) if rating is not None else None,
+        kg_training=kge.training.to(device) if kg_model is not None else None,
+    )
+    validate = _validation(recommender, config) if len(graph.split.valid) else None
+    schedule = run_schedule(model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet, inputs)
     timings.update(
         train_seconds=schedule.seconds,
         train_seconds_to_best=schedule.seconds_to_best,
@@ -169,10 +220,13 @@ def train(
     for split in ("valid", "test"):
         if len(graph.split.part(split)):
             result = recommender.evaluate(split)
-            metrics[split] = result.metrics
+            metrics[split] = {**result.metrics, **recommender.rating_errors(split)}
             timings[f"eval_{split}_seconds"] = result.seconds
-    if kge_metrics is not None:
-        metrics["kge"] = kge_metrics
+    if kge is not None:
+        # Link prediction on the held-out triples: PyKEEN's as trained, and again after joint fine-tuning.
+        metrics["kge"] = kge.metrics
+        if model.kg_model is not None:
+            metrics["kge_finetuned"] = link_prediction(model.kg_model, kge.testing, kge.training)
     timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         timings["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -180,7 +234,7 @@ def train(
     if out is not None:
         write_json(out / "metrics.json", metrics)
         write_history(schedule.history, out / "history.csv")
-        plot_curve(schedule.history, select, out / "curve.png")
+        plot_curve(schedule.history, config.eval.select_metric if "rank" in config.train.tasks else "-rmse", out / "curve.png")
         extra = {
             "best_epoch": schedule.best_epoch,
             "epochs_run": len(schedule.history),
@@ -221,20 +275,24 @@ def recommend(
     endpoint: str | None = None,
     history: list[str] | None = None,
     new_items: str | Path | None = None,
+    context: dict[str, str] | None = None,
+    new_user: bool = False,
 ) -> list[Recommendation]:
     """Top-``k`` unseen items for each user id, with titles and scores; with ``explain``, each item's
     best explanation path and its fusion gate (share of the graph view). With ``history`` (item ids),
     also one recommendation for a new user who interacted with those items (no retraining; returned last,
     as user ``new``; it has no training history to explain from). With ``new_items`` (a catalog file), those
-    items are added first (text and KG links, no retraining) and compete with the rest."""
-    if history and explain:
+    items are added first (text and KG links, no retraining) and compete with the rest. ``context``
+    (``{"hour": "21", "device": "mobile"}``) conditions a context-aware run; with ``new_user``, the new user
+    is known by the context's attributes (``age``, ``gender`` ...) and ``history``, if any."""
+    if (history or new_user) and explain:
         raise InputError("--explain works for users in the graph; a new user's history is not part of it")
     recommender = run if isinstance(run, Recommender) else Recommender.load(run)
     if new_items is not None:
         recommender = recommender.add_items(read_catalog(new_items, recommender.config.data))
-    recommendations = recommender.recommend(list(user_ids), k) if user_ids else []
-    if history:
-        recommendations.append(recommender.recommend_for_history(list(history), k))
+    recommendations = recommender.recommend(list(user_ids), k, context=context) if user_ids else []
+    if history or new_user:
+        recommendations.append(recommender.recommend_for_history(list(history or []), k, context=context))
     if not explain:
         return recommendations
     finder = PathFinder(recommender, labels=_label_store(recommender, endpoint))

@@ -95,7 +95,23 @@ _TRAIN_FLAGS = {
     "epochs": "train.epochs",
     "device": "train.device",
     "seed": "train.seed",
+    "task_weighting": "train.task_weighting",
 }
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _pairs(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("hour=21", "device=mobile,age=30")`` as a dict; a token without '=' is an error."""
+    found: dict[str, str] = {}
+    for pair in (p for text in pairs for p in text.split(",") if p.strip()):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise KgrecError(f"--context takes KEY=VALUE pairs, got '{pair}'")
+        found[key.strip()] = value.strip()
+    return found
 
 
 def _registry_choice(resolver_name: str) -> click.Choice:
@@ -114,15 +130,27 @@ def _registry_choice(resolver_name: str) -> click.Choice:
 @click.option("--epochs", type=int, help="Maximum epochs [300].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="auto takes CUDA when available [auto].")
 @click.option("--seed", type=int, help="Training seed [2020].")
+@click.option(
+    "--context",
+    "context_fields",
+    metavar="FIELDS",
+    help="Comma-separated context features: hour, weekday, gap, period, user-table columns (age, ...) and log columns (device, ...).",
+)
+@click.option("--tasks", metavar="TASKS", help="Comma-separated objectives trained together: rank, rating, kg [rank].")
+@click.option("--task-weighting", type=click.Choice(["fixed", "uncertainty"]), help="How task losses combine [fixed].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. model.dim=128.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(graph_dir, out, config_path, settings, quiet, **flags) -> None:
+def train(graph_dir, out, config_path, settings, quiet, context_fields, tasks, **flags) -> None:
     """Train the recommender on a built graph; write the run directory and print test metrics."""
     from kgrec.graph import KnowledgeGraph
 
     config = _config(config_path, flags, _TRAIN_FLAGS, settings)
     graph = KnowledgeGraph.load(graph_dir)
+    if tasks:
+        config = config.override({"train.tasks": _names(tasks)})
+    if context_fields:
+        config = config.override(api.context_overrides(graph, _names(context_fields)))
     out = Path(out) if out else Path("runs") / f"{graph.name}-{config.model.fusion}"
     recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet)
     _print_metrics(recommender.metrics.get("test", {}), "test")
@@ -163,7 +191,16 @@ def evaluate(run_dir, split, ks, candidates) -> None:
 @click.option("--endpoint", help="SPARQL endpoint serving the graph, for labels [the graph's own kg.nt].")
 @click.option("--history", help="Comma-separated item ids: recommend for a new user with this history (no retraining).")
 @click.option("--new-items", type=click.Path(dir_okay=False), help="A catalog file of new items to make recommendable (no retraining).")
-def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, history, new_items) -> None:
+@click.option(
+    "--context",
+    "context_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Context of the request (hour=21 device=mobile); for --new-user, also their attributes (age=25 gender=F).",
+)
+@click.option("--new-user", is_flag=True, help="Recommend for a new user known only by --context attributes (and --history, if given).")
+@click.argument("more_context", nargs=-1, metavar="[KEY=VALUE]...")
+def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, history, new_items, context_pairs, new_user, more_context) -> None:
     """Top-K unseen items per user, with titles and scores."""
     import dataclasses
     import json
@@ -175,11 +212,15 @@ def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, h
         except (OSError, UnicodeDecodeError) as error:
             raise KgrecError(f"{users_file}: cannot read user ids: {error}") from None
     items = [item.strip() for item in history.split(",") if item.strip()] if history else []
-    if not ids and not items:
-        raise KgrecError("give at least one --user, a --users-file or a --history")
+    context = _pairs(context_pairs + more_context)
+    if not ids and not items and not new_user:
+        raise KgrecError("give at least one --user, a --users-file, a --history or --new-user")
     if k < 1:
         raise KgrecError("-k must be at least 1")
-    for rec in api.recommend(run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items):
+    recommendations = api.recommend(
+        run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items, context=context, new_user=new_user
+    )
+    for rec in recommendations:
         if as_json:
             click.echo(json.dumps(dataclasses.asdict(rec)))
             continue

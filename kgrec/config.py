@@ -30,6 +30,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "EvalConfig",
+    "ContextConfig",
     "RunConfig",
     "load_config",
     "dump_config",
@@ -194,11 +195,39 @@ class TrainConfig(_Section):
     reg: float = Field(1e-4, ge=0, description="L2 penalty on the batch's base embeddings (as LightGCN).")
     loss: Literal["bpr", "bce", "softmax"] = Field("bpr", description="Pairwise BPR, pointwise binary cross-entropy, or sampled softmax over the negatives.")
     negatives: int = Field(1, ge=1, le=100, description="Uniform negatives per positive.")
+    tasks: tuple[Literal["rank", "rating", "kg"], ...] = Field(
+        ("rank",),
+        min_length=1,
+        description="Objectives trained together on shared representations: rank (the ranking loss), rating "
+        "(regression of the rating value) and kg (PyKEEN's loss on the KG triples, fine-tuning the entity "
+        "embeddings instead of freezing them).",
+    )
+    task_weighting: Literal["fixed", "uncertainty"] = Field(
+        "fixed",
+        description="fixed: the loss is the sum of task_weights x task loss; uncertainty: each task's weight is "
+        "learned as exp(-s) with a + s penalty (Kendall et al., 2018), task_weights being the starting weights.",
+    )
+    task_weights: dict[Literal["rank", "rating", "kg"], float] = Field(
+        default_factory=dict, description="Weight per task (missing tasks weigh 1)."
+    )
+    kg_batch_size: int = Field(1024, ge=1, description="KG triples per step of the kg task.")
     eval_every: int = Field(1, ge=1, description="Epochs between validation evaluations (1, as RecBole: full ranking is cheap).")
     patience: int = Field(10, ge=1, description="Validation evaluations without improvement before stopping.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto takes CUDA when available.")
     mixed_precision: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU).")
     seed: int = Field(2020, ge=0, description="Seed of model init and negative sampling.")
+
+    @model_validator(mode="after")
+    def _tasks_distinct(self) -> TrainConfig:
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"train.tasks names a task twice: {list(self.tasks)}")
+        if any(not (w > 0) for w in self.task_weights.values()):
+            raise ValueError("train.task_weights must be positive")
+        return self
+
+    def task_weight(self, task: str) -> float:
+        """The fixed (or starting) weight of a task."""
+        return self.task_weights.get(task, 1.0)
 
 
 class EvalConfig(_Section):
@@ -214,6 +243,49 @@ class EvalConfig(_Section):
     )
 
 
+TimeFeature = Literal["hour", "weekday", "gap", "period"]
+
+
+class ContextConfig(_Section):
+    """Context features that condition the user representation at scoring time (all empty: no context).
+
+    Each feature is a field of categorical values; numbers are cut into quantile bins learned on
+    training data; values never seen in training read as the field's "unknown" value.
+    """
+
+    time: tuple[TimeFeature, ...] = Field(
+        (),
+        description="From the timestamp (UTC): hour of day, weekday, gap (log2 bucket of the time since the "
+        "user's previous interaction) and period (calendar month).",
+    )
+    user: tuple[str, ...] = Field((), description="User-table columns (e.g. age, gender, occupation, zip_code).")
+    columns: tuple[str, ...] = Field((), description="Extra interaction-log columns declared as context (e.g. device).")
+    prefix: dict[str, int] = Field(
+        default_factory=dict, description="Keep only the first N characters of these fields (zip_code: 2 is a coarse region)."
+    )
+    bins: int = Field(5, ge=2, le=100, description="Quantile bins for numeric fields (e.g. age).")
+    min_count: int = Field(5, ge=1, description="Values seen fewer times in training read as unknown.")
+    dropout: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Share of context fields hidden per training example, so partial context at "
+        "recommendation time (a field not given) is a situation the model has seen.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any context feature is used."""
+        return bool(self.time or self.user or self.columns)
+
+    @model_validator(mode="after")
+    def _distinct_fields(self) -> ContextConfig:
+        fields = [*self.time, *self.user, *self.columns]
+        repeated = sorted({f for f in fields if fields.count(f) > 1})
+        if repeated:
+            raise ValueError(f"context field '{repeated[0]}' is named twice")
+        if any(n < 1 for n in self.prefix.values()):
+            raise ValueError("context.prefix lengths must be at least 1")
+        return self
+
+
 class RunConfig(_Section):
     """Everything one run needs; saved as ``config.yaml`` beside the run's results."""
 
@@ -224,6 +296,7 @@ class RunConfig(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    context: ContextConfig = ContextConfig()
 
     def override(self, overrides: dict[str, Any]) -> RunConfig:
         """Return a new config with dotted keys replaced (``{"graph.split.seed": 7}``), validated again.

@@ -19,7 +19,7 @@ from kgrec.embed.cache import cache_key, load_cached, store_cached
 from kgrec.errors import InputError
 from kgrec.graph import KnowledgeGraph
 
-__all__ = ["KGEmbeddings", "train_kg_embeddings"]
+__all__ = ["KGEmbeddings", "train_kg_embeddings", "make_kg_model"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class KGEmbeddings:
         metrics: PyKEEN rank-based metrics on held-out triples (``mrr``, ``hits@10``, ...).
         seconds: Training time (0 when read from the cache).
         cached: Whether the cache answered.
+        model_state: The PyKEEN model's ``state_dict`` (to fine-tune it further, :func:`make_kg_model`).
+        training: ``(n, 3)`` PyKEEN-mapped triples it trained on (KG node index, relation index, KG node index).
+        testing: ``(m, 3)`` held-out triples its metrics were measured on.
     """
 
     entity_emb: torch.Tensor
@@ -39,6 +42,9 @@ class KGEmbeddings:
     metrics: dict[str, float]
     seconds: float
     cached: bool
+    model_state: dict[str, torch.Tensor]
+    training: torch.Tensor
+    testing: torch.Tensor
 
 
 def _real(tensor: torch.Tensor) -> torch.Tensor:
@@ -59,8 +65,12 @@ def train_kg_embeddings(
     """
     labeled = graph.labeled_triples().astype(str)
     key = cache_key(labeled.tobytes() + str(graph.num_kg_nodes).encode(), config.model_dump(mode="json"), ("pykeen",))
-    if (entry := load_cached(cache_dir, "kge", key, ("entity_emb", "relation_emb", "metrics"))) is not None:
-        return KGEmbeddings(entry["entity_emb"], entry["relation_emb"], dict(entry["metrics"]), 0.0, True)
+    fields = ("entity_emb", "relation_emb", "metrics", "model_state", "training", "testing")
+    if (entry := load_cached(cache_dir, "kge", key, fields)) is not None:
+        return KGEmbeddings(
+            entry["entity_emb"], entry["relation_emb"], dict(entry["metrics"]), 0.0, True,
+            dict(entry["model_state"]), entry["training"], entry["testing"],
+        )
     if len(labeled) == 0:
         raise InputError("the knowledge graph has no triples; disable KG embeddings with --set model.use_kg=false")
 
@@ -102,5 +112,42 @@ def train_kg_embeddings(
         for name, metric in (("mrr", "inverse_harmonic_mean_rank"), ("hits@1", "hits_at_1"), ("hits@10", "hits_at_10")):
             metrics[name] = float(result.metric_results.get_metric(f"both.realistic.{metric}"))
         metrics["eval_triples"] = int(held_out.sum())
-    store_cached(cache_dir, "kge", key, {"entity_emb": entity_emb, "relation_emb": relation_emb, "metrics": metrics})
-    return KGEmbeddings(entity_emb, relation_emb, metrics, time.perf_counter() - started, False)
+    state = {name: value.detach().cpu().clone() for name, value in result.model.state_dict().items()}
+    entry = {
+        "entity_emb": entity_emb,
+        "relation_emb": relation_emb,
+        "metrics": metrics,
+        "model_state": state,
+        "training": training.mapped_triples.clone(),
+        "testing": testing.mapped_triples.clone(),
+    }
+    store_cached(cache_dir, "kge", key, entry)
+    return KGEmbeddings(
+        entity_emb, relation_emb, metrics, time.perf_counter() - started, False, state, entry["training"], entry["testing"]
+    )
+
+
+def make_kg_model(graph: KnowledgeGraph, config: KGEConfig, training: torch.Tensor, state: dict[str, torch.Tensor] | None = None):  # noqa: ANN201 - a pykeen ERModel
+    """A PyKEEN model over ``graph``'s KG (``kge.model``, ``kge.dim``) for fine-tuning, with ``state`` loaded when given.
+
+    Its entity index is kgrec's KG node index, as in :func:`train_kg_embeddings`.
+
+    Raises:
+        InputError: when the state does not fit the model (another KG or config).
+    """
+    from pykeen.models import model_resolver
+    from pykeen.triples import CoreTriplesFactory
+
+    factory = CoreTriplesFactory.create(
+        mapped_triples=training.long(), num_entities=graph.num_kg_nodes, num_relations=len(graph.relations)
+    )
+    try:
+        model = model_resolver.make(config.model, triples_factory=factory, embedding_dim=config.dim, random_seed=config.seed)
+    except (KeyError, ValueError, TypeError) as error:
+        raise InputError(f"PyKEEN cannot build kge.model={config.model!r}: {' '.join(str(error).split())}") from None
+    if state is not None:
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise InputError(f"the PyKEEN state does not fit kge.model={config.model!r}: {str(error).splitlines()[0]}") from None
+    return model

@@ -2,5 +2,6 @@
 
 from kgrec.evaluate.metrics import auc, coverage, intra_list_diversity, topk_metrics
 from kgrec.evaluate.ranking import EvaluationResult, evaluate_ranking, interaction_matrix
+from kgrec.evaluate.tasks import link_prediction, rating_errors
 
-__all__ = ["EvaluationResult", "auc", "coverage", "evaluate_ranking", "interaction_matrix", "intra_list_diversity", "topk_metrics"]
+__all__ = ["EvaluationResult", "auc", "coverage", "evaluate_ranking", "interaction_matrix", "intra_list_diversity", "link_prediction", "rating_errors", "topk_metrics"]

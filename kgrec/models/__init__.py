@@ -2,6 +2,7 @@
 
 from kgrec.models.fusion import AttentionFusion, ConcatFusion, Fusion, GatedFusion, SumFusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph
+from kgrec.models.heads import ContextEncoder, RatingHead, TaskWeighting
 from kgrec.models.losses import LOSSES, bce_loss, bpr_loss
 from kgrec.models.propagation import LightGCNPropagation, Propagation, RelationalPropagation, propagation_resolver
 from kgrec.models.recommender import KGRecommender, Representations
@@ -11,6 +12,7 @@ __all__ = [
     "LOSSES",
     "AttentionFusion",
     "ConcatFusion",
+    "ContextEncoder",
     "DotScorer",
     "Fusion",
     "GatedFusion",
@@ -19,10 +21,12 @@ __all__ = [
     "MLPScorer",
     "Propagation",
     "PropagationGraph",
+    "RatingHead",
     "RelationalPropagation",
     "Representations",
     "Scorer",
     "SumFusion",
+    "TaskWeighting",
     "TopK",
     "bce_loss",
     "bpr_loss",

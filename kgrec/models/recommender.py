@@ -10,6 +10,7 @@ from torch import nn
 from kgrec.config import ModelConfig
 from kgrec.models.fusion import Fusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph
+from kgrec.models.heads import ContextEncoder, RatingHead
 from kgrec.models.linear import EASE
 from kgrec.models.propagation import Propagation, propagation_resolver
 from kgrec.models.scoring import Scorer, TopK, scorer_resolver, top_k
@@ -52,6 +53,11 @@ class KGRecommender(nn.Module):
             ``linear_weight`` (a buffer, chosen on validation after training; 0 while training).
         text_encoder: Optionally a module mapping ``item_index (n,)`` to fresh ``(n, d_text)`` text
             embeddings with trainable layers (fine-tuning); ``text_emb`` then holds its initial outputs.
+        context: A :class:`~kgrec.models.heads.ContextEncoder`: context tokens add an offset to the user.
+        rating: A :class:`~kgrec.models.heads.RatingHead` for the rating task.
+        kg_model: A PyKEEN model over the same KG whose entity representations replace the frozen
+            ``kg_emb`` (the kg task fine-tunes them with PyKEEN's own loss); ``kg_emb`` keeps the
+            initial values, for estimating new items.
     """
 
     def __init__(
@@ -66,6 +72,9 @@ class KGRecommender(nn.Module):
         text_emb: torch.Tensor | None = None,
         linear: EASE | None = None,
         text_encoder: nn.Module | None = None,
+        context: ContextEncoder | None = None,
+        rating: RatingHead | None = None,
+        kg_model: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if (fusion is None) != (text_emb is None):
@@ -79,6 +88,9 @@ class KGRecommender(nn.Module):
         self.kg_proj = None if kg_emb is None else nn.Linear(kg_emb.size(1), dim, bias=False)
         self.linear = linear
         self.text_encoder = text_encoder
+        self.context, self.rating, self.kg_model = context, rating, kg_model
+        if kg_model is not None and kg_emb is None:
+            raise ValueError("a fine-tuned KG model needs the initial kg_emb too")
         self.register_buffer("linear_weight", torch.zeros(()))
         self.reset_parameters()
 
@@ -92,6 +104,9 @@ class KGRecommender(nn.Module):
         kg_emb: torch.Tensor | None,
         text_emb: torch.Tensor | None,
         text_encoder: nn.Module | None = None,
+        context: ContextEncoder | None = None,
+        rating: RatingHead | None = None,
+        kg_model: nn.Module | None = None,
     ) -> KGRecommender:
         """Build from a :class:`~kgrec.config.ModelConfig`, resolving each part by its registry name."""
         propagation = propagation_resolver.make(
@@ -102,7 +117,9 @@ class KGRecommender(nn.Module):
             fusion = fusion_resolver.make(config.fusion, graph_dim=config.dim, text_dim=text_emb.size(1), dropout=config.dropout)
         scorer = scorer_resolver.make(config.scorer, dim=config.dim)
         linear = EASE(num_items, config.ease_l2[0]) if config.linear == "ease" else None
-        return cls(num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, linear, text_encoder)
+        return cls(
+            num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, linear, text_encoder, context, rating, kg_model
+        )
 
     def reset_parameters(self) -> None:
         """Normal(0, 0.1) free embeddings (as LightGCN); a zero KG projection, so the KG view starts silent."""
@@ -110,13 +127,13 @@ class KGRecommender(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=0.1)
         if self.kg_proj is not None:
             nn.init.zeros_(self.kg_proj.weight)
-        for module in (self.propagation, self.scorer, self.fusion):
+        for module in (self.propagation, self.scorer, self.fusion, self.context, self.rating):
             if module is not None:
                 module.reset_parameters()
 
     def side_parameters(self) -> list[nn.Parameter]:
         """Parameters that read the KG or text views (the rest is the collaborative backbone)."""
-        modules = [self.kg_proj, self.fusion, self.text_encoder]
+        modules = [self.kg_proj, self.fusion, self.text_encoder, self.kg_model]
         side = [p for module in modules if module is not None for p in module.parameters() if p.requires_grad]
         return side + self.propagation.side_parameters()
 
@@ -129,8 +146,30 @@ class KGRecommender(nn.Module):
         """Projected PyKEEN embeddings: ``item (I, d)`` and ``entity (E, d)``, or ``(None, None)`` without KG."""
         if self.kg_proj is None:
             return None, None
-        projected = self.kg_proj(self.kg_emb)  # (I + E, d)
+        projected = self.kg_proj(self.kg_table())  # (I + E, d)
         return projected[: self.num_items], projected[self.num_items :]
+
+    def kg_table(self) -> torch.Tensor:
+        """``(I + E, d_kg)`` entity embeddings: the frozen PyKEEN ones, or the fine-tuned KG model's."""
+        if self.kg_model is None:
+            return self.kg_emb
+        table = self.kg_model.entity_representations[0](indices=None)
+        # Complex models (RotatE, ComplEx) keep complex entities; the recommender reads real features.
+        return torch.view_as_real(table).flatten(1) if table.is_complex() else table
+
+    def user_vectors(
+        self,
+        reps: Representations,
+        user_index: torch.Tensor,
+        context: torch.Tensor | None = None,
+        dropout: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """``(B, d)`` users conditioned on their ``context (B, F)`` tokens (unchanged without a context encoder)."""
+        user = reps.user[user_index]
+        if self.context is not None and context is not None:
+            user = user + self.context(context, dropout, generator)
+        return user
 
     def _graph_view(
         self, graph: PropagationGraph, drop_items: torch.Tensor | None = None
@@ -187,9 +226,11 @@ class KGRecommender(nn.Module):
         _, item, _, _ = self._graph_view(graph)
         return self.fusion.weights(item, self.text_view(), graph.item_degree).cpu()
 
-    def score_all(self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor) -> torch.Tensor:
-        """``(B, I)`` scores of every item for ``user_index (B,)``: the scorer plus the weighted linear model."""
-        scores = self.scorer.score_all(reps.user[user_index], reps.item)
+    def score_all(
+        self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(B, I)`` scores of every item for ``user_index (B,)`` in ``context (B, F)``: the scorer plus the weighted linear model."""
+        scores = self.scorer.score_all(self.user_vectors(reps, user_index, context), reps.item)
         if self.linear is not None and float(self.linear_weight) != 0.0:
             scores = scores + self.linear_weight * self.linear(graph.history_rows(user_index))
         return scores
@@ -202,8 +243,8 @@ class KGRecommender(nn.Module):
         ``(count, d_kg)`` KG rows between the old items and the entities (KG node order), their
         ``(count, d_text)`` text rows, and zero EASE weights (EASE knows items only by interactions).
         """
-        if self.text_encoder is not None:
-            raise ValueError("adding items to a model with a fine-tuned text encoder is not supported")
+        if self.text_encoder is not None or self.kg_model is not None:
+            raise ValueError("adding items to a model with a fine-tuned text encoder or KG model is not supported")
         old = self.num_items
         weight = self.item_emb.weight
         self.item_emb = nn.Embedding(old + count, self.dim, device=weight.device, dtype=weight.dtype)
@@ -217,6 +258,12 @@ class KGRecommender(nn.Module):
             if text_rows is None or text_rows.shape != (count, self.text_emb.size(1)):
                 raise ValueError(f"need ({count}, {self.text_emb.size(1)}) text rows for the new items")
             self.text_emb = torch.cat([self.text_emb, text_rows.to(self.text_emb)])
+        if self.rating is not None:
+            bias = self.rating.item_bias.weight
+            self.rating.item_bias = nn.Embedding(old + count, 1, device=bias.device, dtype=bias.dtype)
+            self.rating.item_bias.weight.zero_()
+            self.rating.item_bias.weight[:old] = bias
+            self.rating.num_items = old + count
         if self.linear is not None:
             grown = torch.zeros(old + count, old + count, dtype=self.linear.weight.dtype, device=self.linear.weight.device)
             grown[:old, :old] = self.linear.weight
@@ -224,18 +271,22 @@ class KGRecommender(nn.Module):
             self.linear.num_items = old + count
         self.num_items = old + count
 
-    def score_history(self, reps: Representations, history: torch.Tensor) -> torch.Tensor:
+    def score_history(self, reps: Representations, history: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, I)`` scores for users who are not in the graph, from their ``(B, I)`` 0/1 item histories.
 
         Fold-in without retraining: the user vector is the mean of the history items' final
         representations, rescaled to the mean norm of the trained users' vectors (so the blend
-        weight of the linear part keeps its meaning); EASE needs no user parameters at all.
+        weight of the linear part keeps its meaning); EASE needs no user parameters at all. An empty
+        history gives a zero user vector, so a user known only by ``context (B, F)`` tokens (stated
+        attributes) is scored by the context encoder alone.
         """
         history = history.float()
         counts = history.sum(1, keepdim=True).clamp(min=1.0)
         user = (history @ reps.item) / counts
         scale = reps.user.norm(dim=1).mean()
         user = user / user.norm(dim=1, keepdim=True).clamp(min=1e-12) * scale
+        if self.context is not None and context is not None:
+            user = user + self.context(context)
         scores = self.scorer.score_all(user, reps.item)
         if self.linear is not None and float(self.linear_weight) != 0.0:
             scores = scores + self.linear_weight * self.linear(history)
@@ -243,17 +294,25 @@ class KGRecommender(nn.Module):
 
     @torch.no_grad()
     def recommend(
-        self, graph: PropagationGraph, user_index: torch.Tensor, k: int, exclude: torch.Tensor | None = None
+        self,
+        graph: PropagationGraph,
+        user_index: torch.Tensor,
+        k: int,
+        exclude: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
     ) -> TopK:
-        """Top-``k`` items for ``user_index (B,)``, skipping ``exclude (B, I)``."""
-        return top_k(self.score_all(self(graph), graph, user_index), k, exclude)
+        """Top-``k`` items for ``user_index (B,)`` in ``context (B, F)``, skipping ``exclude (B, I)``."""
+        return top_k(self.score_all(self(graph), graph, user_index, context), k, exclude)
 
     def __repr__(self) -> str:
         parts = [f"{self.num_users} users", f"{self.num_items} items", f"dim={self.dim}", repr(self.propagation)]
         parts.append(repr(self.fusion) if self.fusion is not None else "no text")
         if self.text_encoder is not None:
             parts.append(repr(self.text_encoder))
-        parts.append("kg" if self.kg_proj is not None else "no kg")
+        parts.append("no kg" if self.kg_proj is None else "kg (fine-tuned)" if self.kg_model is not None else "kg")
+        for module in (self.context, self.rating):
+            if module is not None:
+                parts.append(repr(module))
         if self.linear is not None:
             parts.append(f"{self.linear!r} x {float(self.linear_weight):.3g}")
         return f"{self.__class__.__name__}({', '.join(parts)}, {self.scorer!r})"

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from kgrec.config import TrainConfig
-from kgrec.models import LOSSES, KGRecommender, PropagationGraph
+from kgrec.models import KGRecommender, PropagationGraph, TaskWeighting
 from kgrec.train.sampling import NegativeSampler
+from kgrec.train.tasks import Batch, TaskInputs, task_losses
 
 __all__ = ["FitResult", "fit", "resolve_device"]
 
@@ -53,6 +54,7 @@ def fit(
     epochs: int | None = None,
     start: tuple[float, dict[str, torch.Tensor]] | None = None,
     stage: str = "joint",
+    inputs: TaskInputs | None = None,
 ) -> FitResult:
     """Train ``model`` (or only ``parameters`` of it) and keep the state with the best validation score.
 
@@ -69,16 +71,27 @@ def fit(
         epochs: Maximum epochs; default ``config.epochs``.
         start: ``(score, state)`` to beat: a later stage keeps the earlier state unless validation improves.
         stage: Name written into the history rows.
+        inputs: Context tokens, ratings and KG triples for the tasks in ``config.tasks``.
     """
     from tqdm.auto import tqdm
 
-    loss_fn = LOSSES[config.loss]
+    inputs = inputs or TaskInputs()
     trained = list(model.parameters()) if parameters is None else parameters
     chosen = {id(p) for p in trained}
     frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
-    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    trains_kg = model.kg_model is not None and any(id(p) in chosen for p in model.kg_model.parameters())
+    active = tuple(t for t in config.tasks if t != "kg" or trains_kg)
+    if not active:  # e.g. tasks=kg alone in a stage that does not train the KG model
+        for p in frozen:
+            p.requires_grad_(True)
+        return FitResult(copy.deepcopy(model.state_dict() if start is None else start[1]), 0, float("-inf") if start is None else start[0])
+    weighting = TaskWeighting(active, config.task_weights, learned=config.task_weighting == "uncertainty").to(device)
+    groups = [{"params": trained}]
+    if weighting.learned:
+        groups.append({"params": [weighting.log_variance], "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     autocast = device.type == "cuda" and config.mixed_precision
     if start is None:
         result = FitResult(copy.deepcopy(model.state_dict()), 0, float("-inf"))
@@ -92,33 +105,33 @@ def fit(
         bar = tqdm(range(1, max_epochs + 1), desc=f"train ({stage})", unit="epoch", disable=quiet)
         for epoch in bar:
             model.train()
-            total, batches = 0.0, 0
-            for users, positives, negatives in sampler.epoch(config.batch_size, config.negatives):
-                u = torch.from_numpy(users).to(device)
-                i = torch.from_numpy(positives).to(device)
-                j = torch.from_numpy(negatives).to(device)  # (B, n)
+            total, batches, task_totals = 0.0, 0, {}
+            for users, positives, negatives, rows in sampler.epoch(config.batch_size, config.negatives):
+                batch = Batch(*(torch.from_numpy(a).to(device) for a in (users, positives, negatives, rows)))
                 drop = None
                 if stage == "side" and config.item_dropout > 0:
                     drop = torch.rand(model.num_items, generator=generator) < config.item_dropout
                     drop = drop.to(device)
                 text_items = None
                 if stage == "side" and model.text_encoder is not None:
-                    text_items = torch.unique(torch.cat([i, j.flatten()]))
+                    text_items = torch.unique(torch.cat([batch.positives, batch.negatives.flatten()]))
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                     reps = model(graph, drop, text_items)
-                    user = reps.user[u]  # (B, d)
-                    positive = model.scorer(user, reps.item[i])  # (B,)
-                    negative = model.scorer(user.unsqueeze(1).expand(-1, j.size(1), -1), reps.item[j])  # (B, n)
-                    loss = loss_fn(positive.float(), negative.float())
-                    # LightGCN's penalty: the layer-0 embeddings of the batch, not every parameter.
-                    penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum() + reps.item_base[j].pow(2).sum()
-                    loss = loss + config.reg * penalty / len(users)
+                    losses = task_losses(model, reps, batch, inputs, config, generator, trains_kg)
+                    loss = weighting(losses)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if trains_kg:
+                    model.kg_model.post_parameter_update()  # PyKEEN's constraints (e.g. TransE's unit-norm entities)
                 total += float(loss.detach())
+                for name, value in losses.items():
+                    task_totals[name] = task_totals.get(name, 0.0) + float(value.detach())
                 batches += 1
             row = {"stage": stage, "epoch": epoch, "loss": total / max(1, batches), "seconds": time.perf_counter() - started}
+            if config.tasks != ("rank",):
+                row.update({f"loss_{name}": value / max(1, batches) for name, value in task_totals.items()})
+                row.update({f"weight_{name}": value for name, value in weighting.weights().items()})
             if validate is not None and (epoch % config.eval_every == 0 or epoch == max_epochs):
                 model.eval()
                 score = validate(model)

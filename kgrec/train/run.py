@@ -2,8 +2,8 @@
 
 A run directory holds ``config.yaml`` (the complete RunConfig), ``run.json`` (graph location,
 timings, versions; written last, so its presence means the run is complete), ``model.pt``
-(``state_dict`` and shapes, read with ``weights_only=True``), ``metrics.json``, ``history.csv``
-and ``curve.png``.
+(``state_dict`` and shapes, read with ``weights_only=True``), ``context.json`` (the context
+vocabulary, for context-aware runs), ``metrics.json``, ``history.csv`` and ``curve.png``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import torch
 
 from kgrec._version import __version__
 from kgrec.config import RunConfig, dump_config, load_config
+from kgrec.data import ContextFeatures
 from kgrec.errors import InputError
-from kgrec.evaluate import EvaluationResult, evaluate_ranking, interaction_matrix
+from kgrec.evaluate import EvaluationResult, evaluate_ranking, interaction_matrix, rating_errors
 from kgrec.graph import KnowledgeGraph
 from kgrec.io import atomic_write, load_tensors, write_json
-from kgrec.models import KGRecommender, PropagationGraph, top_k
+from kgrec.models import ContextEncoder, KGRecommender, PropagationGraph, RatingHead, top_k
 
 __all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "split_matrix"]
 
@@ -71,14 +72,24 @@ class Recommender:
         config: The complete run config.
         directory: The run directory, once saved or loaded.
         device: Where scoring happens.
+        context: The fitted context vocabulary, for a model with a context encoder.
     """
 
     def __init__(
-        self, model: KGRecommender, graph: KnowledgeGraph, config: RunConfig, directory: Path | None = None, device: str | torch.device = "cpu"
+        self,
+        model: KGRecommender,
+        graph: KnowledgeGraph,
+        config: RunConfig,
+        directory: Path | None = None,
+        device: str | torch.device = "cpu",
+        context: ContextFeatures | None = None,
     ) -> None:
+        if (model.context is None) != (context is None):
+            raise ValueError("a context encoder needs its context vocabulary and the other way round")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.graph, self.config, self.directory = graph, config, directory
+        self.context = context
         self.graph_dir: Path | None = None  # where the graph is saved (its RDF answers label lookups)
         # Filled by training (kgrec.train) and kept for the caller; empty for a loaded run.
         self.metrics: dict[str, Any] = {}
@@ -107,6 +118,23 @@ class Recommender:
                 features[row, column[value]] = True
         return features
 
+    @functools.cached_property
+    def log_context(self) -> np.ndarray | None:
+        """``(N, F)`` context tokens of every interaction of the split log (in log order), or ``None``."""
+        if self.context is None:
+            return None
+        return self.context.encode_log(self.graph.split.interactions, self.graph.user_table)
+
+    def _queries(self, split: str) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+        """A context-aware model ranks per (user, context): query users, ``(Q, F)`` tokens and ``(Q, I)`` targets."""
+        log = self.graph.split.interactions
+        rows = (log["split"] == split).to_numpy()
+        users = self.graph.users.to_index(log["user_id"].to_numpy()[rows])
+        items = self.graph.items.to_index(log["item_id"].to_numpy()[rows])
+        keys, query = np.unique(np.column_stack([users, self.log_context[rows]]), axis=0, return_inverse=True)
+        truth = interaction_matrix(query.ravel(), items, len(keys), len(self.graph.items))
+        return keys[:, 0], keys[:, 1:], truth
+
     # -- scoring --------------------------------------------------------------------------
     @torch.no_grad()
     def score_function(self):  # noqa: ANN201 - a closure over one forward pass
@@ -129,20 +157,65 @@ class Recommender:
         if candidates not in ("all", "unseen"):
             raise InputError(f"evaluate takes candidates 'all' or 'unseen', not '{candidates}'")
         exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
+        truth, score = self.interactions(split), self.score_function()
+        candidate_items = None if candidates == "all" else exclude.getnnz(axis=0) == 0
+        if self.context is not None:
+            # Each test interaction is ranked in its own context: one query per (user, context).
+            users, tokens, truth = self._queries(split)
+            exclude = exclude[users]
+            users_t, tokens_t = (torch.from_numpy(a).to(self.device) for a in (users, tokens))
+            reps = self.model(self.inputs)
+            score = lambda q: self.model.score_all(reps, self.inputs, users_t[q], tokens_t[q])  # noqa: E731
         return evaluate_ranking(
-            self.score_function(),
-            self.interactions(split),
+            score,
+            truth,
             exclude,
             ks=ks or self.config.eval.ks,
             batch_size=self.config.eval.batch_size,
             item_features=self.category_features,
             device=self.device,
-            candidates=None if candidates == "all" else exclude.getnnz(axis=0) == 0,
+            candidates=candidate_items,
             topk_only=topk_only,
         )
 
-    def recommend(self, user_ids: list[str], k: int = 10, exclude_seen: bool = True) -> list[Recommendation]:
-        """Top-``k`` items per user, skipping every item the user interacted with (any split) unless told not to."""
+    @torch.no_grad()
+    def rating_errors(self, split: str = "test") -> dict[str, float]:
+        """RMSE and MAE of the rating head on a split's interactions (empty without a rating head or ratings)."""
+        log = self.graph.split.interactions
+        if self.model.rating is None or "rating" not in log:
+            return {}
+        rows = (log["split"] == split).to_numpy()
+        users = torch.from_numpy(self.graph.users.to_index(log["user_id"].to_numpy()[rows])).to(self.device)
+        items = torch.from_numpy(self.graph.items.to_index(log["item_id"].to_numpy()[rows])).to(self.device)
+        context = None if self.log_context is None else torch.from_numpy(self.log_context[rows]).to(self.device)
+        self.model.eval()
+        reps = self.model(self.inputs)
+        score = self.model.scorer(self.model.user_vectors(reps, users, context), reps.item[items])
+        predicted = self.model.rating(users, items, score)
+        return rating_errors(predicted, torch.from_numpy(log["rating"].to_numpy()[rows]).float())
+
+    def stated_context(self, user_ids: list[str], context: dict[str, Any] | None, attributes: bool = True) -> torch.Tensor | None:
+        """``(B, F)`` tokens for users in a stated context (``{"hour": 21}``), their table attributes filled in.
+
+        Raises:
+            InputError: when a context is given to a run trained without one, or a field is unknown.
+        """
+        if self.context is None:
+            if context:
+                raise InputError("this run was trained without context features (set context.time / context.user / context.columns)")
+            return None
+        rows = self.context.user_rows(self.graph.user_table, user_ids) if attributes else [{} for _ in user_ids]
+        rows = [{**row, **(context or {})} for row in rows]
+        return torch.from_numpy(self.context.encode_values(rows)).to(self.device)
+
+    def recommend(
+        self, user_ids: list[str], k: int = 10, exclude_seen: bool = True, context: dict[str, Any] | None = None
+    ) -> list[Recommendation]:
+        """Top-``k`` items per user, skipping every item the user interacted with (any split) unless told not to.
+
+        ``context`` (``{"hour": 21, "device": "mobile"}``) conditions a context-aware run; fields not
+        given read as unknown, and user attributes come from the user table unless stated.
+        """
         missing = [u for u in user_ids if u not in self.graph.users]
         if missing:
             raise InputError(f"unknown user id '{missing[0]}' (the graph has {len(self.graph.users):,} users with interactions)")
@@ -150,7 +223,8 @@ class Recommender:
         exclude = None
         if exclude_seen:
             exclude = torch.from_numpy(self.interactions("train", "valid", "test")[rows].toarray()).to(self.device)
-        top = self.model.recommend(self.inputs, torch.from_numpy(rows).to(self.device), k, exclude)
+        tokens = self.stated_context(list(user_ids), context)
+        top = self.model.recommend(self.inputs, torch.from_numpy(rows).to(self.device), k, exclude, tokens)
         return [self._recommendation(*row) for row in zip(user_ids, top.indices.cpu().numpy(), top.scores.cpu().numpy())]
 
     def _recommendation(self, user_id: str, indices: np.ndarray, scores: np.ndarray) -> Recommendation:
@@ -189,26 +263,33 @@ class Recommender:
             model.add_items(count, kg_rows, text_rows)
         except ValueError as error:
             raise InputError(str(error)) from None
-        extended = Recommender(model, graph, self.config, None, self.device)
+        extended = Recommender(model, graph, self.config, None, self.device, self.context)
         extended.graph_dir = self.graph_dir
         return extended
 
     @torch.no_grad()
-    def recommend_for_history(self, item_ids: list[str], k: int = 10, user_id: str = "new") -> Recommendation:
-        """Top-``k`` items for a user who is not in the graph, from a few items they interacted with.
+    def recommend_for_history(
+        self, item_ids: list[str], k: int = 10, user_id: str = "new", context: dict[str, Any] | None = None
+    ) -> Recommendation:
+        """Top-``k`` items for a user who is not in the graph, from a few items they interacted with
+        and/or stated attributes and context (``{"age": 25, "occupation": "student"}``).
 
         No retraining: see :meth:`kgrec.models.KGRecommender.score_history`. The given items are
-        never recommended back.
+        never recommended back. Attributes alone need a run trained with ``context.user`` fields.
         """
-        if not item_ids:
-            raise InputError("a new user's history needs at least one item id")
+        if not item_ids and not context:
+            raise InputError("a new user needs at least one item id in the history, or stated attributes")
+        if not item_ids and (self.context is None or not self.context.field_offsets("user")):
+            raise InputError("recommending from attributes alone needs a run trained with context.user fields")
         unknown = [item for item in item_ids if item not in self.graph.items]
         if unknown:
             raise InputError(f"unknown item id '{unknown[0]}' in the history (the graph has {len(self.graph.items):,} items)")
         history = torch.zeros(1, len(self.graph.items), device=self.device)
-        history[0, torch.from_numpy(self.graph.items.to_index(list(item_ids))).to(self.device)] = 1.0
+        if item_ids:
+            history[0, torch.from_numpy(self.graph.items.to_index(list(item_ids))).to(self.device)] = 1.0
         self.model.eval()
-        scores = self.model.score_history(self.model(self.inputs), history)
+        tokens = self.stated_context([user_id], context, attributes=False)
+        scores = self.model.score_history(self.model(self.inputs), history, tokens)
         top = top_k(scores, k, history.bool())
         return self._recommendation(user_id, top.indices[0].cpu().numpy(), top.scores[0].cpu().numpy())
 
@@ -234,7 +315,12 @@ class Recommender:
             "text_shape": None if model.text_emb is None else list(model.text_emb.shape),
             "ease_l2": None if model.linear is None else model.linear.l2,
             "text_tokens": None if model.text_encoder is None else list(model.text_encoder.input_ids.shape),
+            "context": None if model.context is None else [model.context.num_tokens, model.context.num_fields],
+            "rating": model.rating is not None,
+            "kg_model": model.kg_model is not None,
         }
+        if self.context is not None:
+            write_json(directory / "context.json", self.context.to_dict())
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         with atomic_write(directory / "model.pt", mode="wb") as handle:
             torch.save({"state_dict": state, "shapes": shapes}, handle)
@@ -283,8 +369,24 @@ class Recommender:
             _, encoder = load_encoder(config.text)
             tokens = torch.zeros(shapes["text_tokens"], dtype=torch.long)
             tuner = TextTuner(encoder, tokens, tokens.clone(), config.text.finetune_layers, config.text.pooling)
+        context = context_encoder = rating = kg_model = None
+        if shapes.get("context") is not None:
+            try:
+                context = ContextFeatures.from_dict(json.loads((directory / "context.json").read_text(encoding="utf-8")))
+            except (OSError, json.JSONDecodeError) as error:
+                raise InputError(f"cannot read the context vocabulary: {error}", directory / "context.json") from None
+            if [context.num_tokens, context.num_fields] != list(shapes["context"]):
+                raise InputError("context.json does not match the checkpoint", directory / "context.json")
+            context_encoder = ContextEncoder(context.num_tokens, context.num_fields, config.model.dim, torch.from_numpy(context.offsets))
+        if shapes.get("rating"):
+            rating = RatingHead(shapes["num_users"], shapes["num_items"])
+        if shapes.get("kg_model"):
+            from kgrec.embed import make_kg_model
+
+            kg_model = make_kg_model(graph, config.kge, torch.from_numpy(graph.triples))
         model = KGRecommender.from_config(
-            config.model, shapes["num_users"], shapes["num_items"], shapes["num_relations"], kg, text, tuner
+            config.model, shapes["num_users"], shapes["num_items"], shapes["num_relations"], kg, text, tuner,
+            context_encoder, rating, kg_model,
         )
         if model.linear is not None:
             model.linear.l2 = shapes.get("ease_l2", model.linear.l2)
@@ -292,6 +394,6 @@ class Recommender:
             model.load_state_dict(checkpoint["state_dict"])
         except RuntimeError as error:
             raise InputError(f"checkpoint does not fit the config: {str(error).splitlines()[0]}", directory / "model.pt") from None
-        recommender = cls(model, graph, config, directory, device)
+        recommender = cls(model, graph, config, directory, device, context)
         recommender.graph_dir = Path(run["graph"])
         return recommender

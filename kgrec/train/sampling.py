@@ -41,13 +41,16 @@ class NegativeSampler:
             drawn[clash] = self.pool[self.rng.integers(0, len(self.pool), size=int(clash.sum()))]
         return drawn
 
-    def epoch(self, batch_size: int, num_negatives: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """One pass over the training pairs: ``(users (B,), positives (B,), negatives (B, n))`` batches."""
+    def epoch(self, batch_size: int, num_negatives: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """One pass over the training pairs: ``(users (B,), positives (B,), negatives (B, n), rows (B,))`` batches.
+
+        ``rows`` are the pairs' positions in the training log, to look up their context and rating.
+        """
         order = self.rng.permutation(len(self.users))
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             users = self.users[batch]
-            yield users, self.items[batch], self.negatives(users, num_negatives)
+            yield users, self.items[batch], self.negatives(users, num_negatives), batch
 
     def state(self) -> dict:
         """The generator state, for checkpoints."""

@@ -12,6 +12,7 @@ from kgrec.models import KGRecommender, PropagationGraph
 from kgrec.train.blend import choose_blend
 from kgrec.train.loop import fit
 from kgrec.train.sampling import NegativeSampler
+from kgrec.train.tasks import TaskInputs
 
 __all__ = ["ScheduleResult", "run_schedule"]
 
@@ -37,6 +38,7 @@ def run_schedule(
     device: torch.device,
     ease_l2: tuple[float, ...] = (250.0,),
     quiet: bool = False,
+    inputs: TaskInputs | None = None,
 ) -> ScheduleResult:
     """Train ``model`` in place and leave it in its best state (by validation).
 
@@ -46,16 +48,16 @@ def run_schedule(
     Last, an EASE component (if the model has one) is blended in with a weight chosen on validation.
     """
     if config.schedule == "joint":
-        fitted = fit(model, graph, sampler, config, validate, device, quiet)
+        fitted = fit(model, graph, sampler, config, validate, device, quiet, inputs=inputs)
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
     else:
-        fitted = fit(model, graph, sampler, config, validate, device, quiet, model.backbone_parameters(), stage="backbone")
+        fitted = fit(model, graph, sampler, config, validate, device, quiet, model.backbone_parameters(), stage="backbone", inputs=inputs)
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
         side = model.side_parameters()
         if side and config.side_epochs > 0:
             model.load_state_dict(fitted.best_state)
             start = (fitted.best_score, fitted.best_state) if validate is not None else None
-            second = fit(model, graph, sampler, config, validate, device, quiet, side, config.side_epochs, start, "side")
+            second = fit(model, graph, sampler, config, validate, device, quiet, side, config.side_epochs, start, "side", inputs)
             if second.best_epoch > 0 or validate is None:
                 result.seconds_to_best = result.seconds + second.seconds_to_best
             offset = len(result.history)

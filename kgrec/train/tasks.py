@@ -1,0 +1,98 @@
+"""The training objectives on one batch: ranking, rating regression and the KG loss, over shared representations.
+
+Each task reads what it needs from :class:`TaskInputs` (per training interaction: context tokens
+and ratings; the KG's training triples). Which tasks run is ``train.tasks``; how their losses
+combine is :class:`~kgrec.models.TaskWeighting`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from kgrec.config import TrainConfig
+from kgrec.models import LOSSES, KGRecommender, Representations
+
+__all__ = ["TaskInputs", "Batch", "task_losses"]
+
+
+@dataclass
+class TaskInputs:
+    """What the tasks need besides the interactions themselves, on the training device.
+
+    Attributes:
+        context: ``(N, F)`` context tokens of each training interaction, or ``None``.
+        context_dropout: Share of context fields hidden per example.
+        ratings: ``(N,)`` rating of each training interaction, for the rating task.
+        kg_training: ``(n, 3)`` KG triples the kg task trains on (the KGE held-out triples excluded).
+    """
+
+    context: torch.Tensor | None = None
+    context_dropout: float = 0.0
+    ratings: torch.Tensor | None = None
+    kg_training: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.kg_sampler = None
+        if self.kg_training is not None:
+            from pykeen.sampling import BasicNegativeSampler
+
+            # Unfiltered, as PyKEEN's default: a corrupted triple that happens to be true stays a negative.
+            self.kg_sampler = BasicNegativeSampler(mapped_triples=self.kg_training, num_negs_per_pos=1)
+
+
+@dataclass
+class Batch:
+    """One step's interactions: ``users (B,)``, ``positives (B,)``, ``negatives (B, n)``, ``rows (B,)``."""
+
+    users: torch.Tensor
+    positives: torch.Tensor
+    negatives: torch.Tensor
+    rows: torch.Tensor
+
+
+def task_losses(
+    model: KGRecommender,
+    reps: Representations,
+    batch: Batch,
+    inputs: TaskInputs,
+    config: TrainConfig,
+    generator: torch.Generator,
+    trains_kg: bool,
+) -> dict[str, torch.Tensor]:
+    """``{task: loss}`` for the tasks in ``config.tasks`` that have something to train in this call.
+
+    The kg task runs only while the KG model's parameters are being trained (``trains_kg``).
+    """
+    losses: dict[str, torch.Tensor] = {}
+    u, i, j = batch.users, batch.positives, batch.negatives
+    context = None if inputs.context is None else inputs.context[batch.rows]
+    user = model.user_vectors(reps, u, context, inputs.context_dropout, generator)  # (B, d)
+    positive = model.scorer(user, reps.item[i])  # (B,)
+    if "rank" in config.tasks:
+        negative = model.scorer(user.unsqueeze(1).expand(-1, j.size(1), -1), reps.item[j])  # (B, n)
+        loss = LOSSES[config.loss](positive.float(), negative.float())
+        # LightGCN's penalty: the layer-0 embeddings of the batch, not every parameter.
+        penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum() + reps.item_base[j].pow(2).sum()
+        losses["rank"] = loss + config.reg * penalty / len(u)
+    if "rating" in config.tasks:
+        predicted = model.rating(u, i, positive.float())
+        penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum()
+        losses["rating"] = F.mse_loss(predicted, inputs.ratings[batch.rows]) + config.reg * penalty / len(u)
+    if "kg" in config.tasks and trains_kg:
+        losses["kg"] = kg_loss(model.kg_model, inputs, config.kg_batch_size, generator)
+    return losses
+
+
+def kg_loss(kg_model: torch.nn.Module, inputs: TaskInputs, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """PyKEEN's own sLCWA step on a random batch of training triples: its negative sampler, scores and loss."""
+    triples = inputs.kg_training
+    pick = torch.randint(len(triples), (min(batch_size, len(triples)),), generator=generator).to(triples.device)
+    positive = triples[pick]
+    negative, _ = inputs.kg_sampler.sample(positive)  # (B, 1, 3)
+    positive_scores = kg_model.score_hrt(positive)  # (B, 1)
+    negative_scores = kg_model.score_hrt(negative.view(-1, 3)).view(len(positive), -1)
+    loss = kg_model.loss.process_slcwa_scores(positive_scores, negative_scores, num_entities=kg_model.num_entities)
+    return loss + kg_model.collect_regularization_term()
