@@ -46,6 +46,9 @@ STUDIES: dict[str, dict] = {
             "time": TIME_CONTEXT,
             "user attributes": USER_CONTEXT,
             "time + user attributes": {**TIME_CONTEXT, **USER_CONTEXT},
+            # Without the EASE blend, the figures measure what context does to the learned representations.
+            "no context, no EASE": {"model.linear": "none"},
+            "time + user attributes, no EASE": {**TIME_CONTEXT, **USER_CONTEXT, "model.linear": "none"},
         },
         "columns": ("ndcg@10", "ndcg@20", "recall@20", "mrr@20"),
     },

@@ -21,15 +21,16 @@ from kgrec.graph import KnowledgeGraph
 from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import open_store
 from kgrec.graph.sparql import query as sparql_query
-from kgrec.io import write_json
+from kgrec.io import sha256_bytes, write_json
 from kgrec.models import ContextEncoder, KGRecommender, RatingHead, fusion_resolver, propagation_resolver, scorer_resolver
 from kgrec.train import NegativeSampler, Recommendation, Recommender, resolve_device
 from kgrec.train.report import plot_curve, write_history
+from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer, read_checkpoint
 from kgrec.train.schedule import run_schedule
 from kgrec.train.tasks import TaskInputs
 
 __all__ = [
-    "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "evaluate", "recommend", "explain", "query",
+    "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "resume", "evaluate", "recommend", "explain", "query",
 ]
 
 
@@ -118,11 +119,44 @@ def _validation(recommender: Recommender, config: RunConfig):  # noqa: ANN202 - 
     return None  # kg alone: no interaction objective to select on; train.epochs run in full
 
 
-def _prepare_run_dir(out: Path) -> None:
+def _prepare_run_dir(out: Path, resume: bool) -> None:
     if out.exists() and any(out.iterdir()) and not (out / "config.yaml").is_file():
         raise InputError("exists and is not a kgrec run directory; choose another --out", out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").unlink(missing_ok=True)  # the run is incomplete until run.json is written again
+    for leftover in out.glob(".*.tmp"):  # half-written files of a process that was killed
+        leftover.unlink(missing_ok=True)
+    if not resume:
+        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
+
+
+def _graph_digest(graph: KnowledgeGraph) -> str:
+    """A checksum of the split and KG a run trains on, to tell whether a checkpoint belongs to it."""
+    import hashlib
+
+    log = graph.split.interactions[["user_id", "item_id", "split"]].astype(str)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(log, index=False).to_numpy().tobytes())
+    digest.update(graph.triples.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def resume(run_dir: str | Path, quiet: bool = False) -> Recommender:
+    """Continue an interrupted ``train`` from its run directory's last checkpoint, with its own config and graph.
+
+    The result is the same as the uninterrupted run's (on CPU, same seed).
+
+    Raises:
+        InputError: when the run has no readable checkpoint, is complete already, or its config or graph changed.
+    """
+    from kgrec.config import load_config
+
+    run_dir = Path(run_dir)
+    if (run_dir / "run.json").is_file():
+        raise InputError("this run is complete (run.json exists); there is nothing to resume", run_dir)
+    saved = read_checkpoint(run_dir / CHECKPOINT_NAME)
+    config = load_config(run_dir / "config.yaml")
+    graph_dir = saved["meta"]["graph_dir"]
+    return train(KnowledgeGraph.load(graph_dir), config, out=run_dir, graph_dir=graph_dir, quiet=quiet, _resume=saved)
 
 
 def train(
@@ -131,6 +165,7 @@ def train(
     out: str | Path | None = None,
     graph_dir: str | Path | None = None,
     quiet: bool = False,
+    _resume: dict | None = None,
 ) -> Recommender:
     """Train the recommender: PyKEEN embeddings -> text embeddings -> propagation + fusion, early-stopped on validation.
 
@@ -142,6 +177,9 @@ def train(
             Without it and with ``out``, the graph is saved to ``out/graph``.
         quiet: No progress bars.
 
+    With ``out``, a checkpoint is written after every ``train.checkpoint_every`` epochs; an interrupted
+    run continues with :func:`resume` (``kgrec train --resume DIR``).
+
     Returns:
         The trained :class:`~kgrec.train.Recommender` (best validation state), already evaluated.
     """
@@ -151,14 +189,21 @@ def train(
     config = config or RunConfig()
     _check_names(config)
     device = resolve_device(config.train.device)
+    checkpoint = None
     if out is not None:
         out = Path(out)
-        _prepare_run_dir(out)
+        _prepare_run_dir(out, resume=_resume is not None)
         with atomic_write(out / "config.yaml") as handle:
             handle.write(dump_config(config))
         if graph_dir is None:
             graph_dir = out / "graph"
             graph.save(str(graph_dir))
+        meta = {
+            "config": sha256_bytes(dump_config(config).encode())[:16],
+            "graph": _graph_digest(graph),
+            "graph_dir": str(Path(graph_dir).resolve()),
+        }
+        checkpoint = Checkpointer(out / CHECKPOINT_NAME, config.train.checkpoint_every, meta, _resume)
     cache_dir = Path(graph_dir) / "cache" if graph_dir is not None else None
     timings: dict[str, float] = {}
 
@@ -209,7 +254,9 @@ def train(
         kg_training=kge.training.to(device) if kg_model is not None else None,
     )
     validate = _validation(recommender, config) if len(graph.split.valid) else None
-    schedule = run_schedule(model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet, inputs)
+    schedule = run_schedule(
+        model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet, inputs, checkpoint
+    )
     timings.update(
         train_seconds=schedule.seconds,
         train_seconds_to_best=schedule.seconds_to_best,
@@ -243,6 +290,7 @@ def train(
             "blend": schedule.blend,
         }
         recommender.save(out, graph_dir, extra)
+        (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # complete: run.json and model.pt replace it
     return recommender
 
 

@@ -121,8 +121,11 @@ def _registry_choice(resolver_name: str) -> click.Choice:
 
 
 @main.command()
-@click.option("--graph", "graph_dir", required=True, type=click.Path(file_okay=False), help="A graph from build-graph.")
+@click.option("--graph", "graph_dir", type=click.Path(file_okay=False), help="A graph from build-graph.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<graph name>-<fusion>].")
+@click.option(
+    "--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run from its last checkpoint (its own config and graph)."
+)
 @click.option("--fusion", type=_registry_choice("fusion_resolver"), help="How graph and text views join [gated].")
 @click.option("--propagation", type=_registry_choice("propagation_resolver"), help="GNN over the graph [lightgcn].")
 @click.option("--kge-model", help="PyKEEN model for entity embeddings [TransE].")
@@ -141,10 +144,21 @@ def _registry_choice(resolver_name: str) -> click.Choice:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. model.dim=128.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(graph_dir, out, config_path, settings, quiet, context_fields, tasks, **flags) -> None:
+def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fields, tasks, **flags) -> None:
     """Train the recommender on a built graph; write the run directory and print test metrics."""
     from kgrec.graph import KnowledgeGraph
 
+    if resume_dir is not None:
+        given = [name for name, value in (("--graph", graph_dir), ("--out", out), ("--config", config_path), ("--set", settings),
+                 ("--context", context_fields), ("--tasks", tasks)) if value] + [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+        if given:
+            raise KgrecError(f"--resume continues a run with its own config and graph; drop {given[0]}")
+        recommender = api.resume(resume_dir, quiet=quiet)
+        _print_metrics(recommender.metrics.get("test", {}), "test")
+        click.echo(f"wrote {resume_dir}")
+        return
+    if graph_dir is None:
+        raise KgrecError("give --graph (a graph from build-graph), or --resume RUN_DIR")
     config = _config(config_path, flags, _TRAIN_FLAGS, settings)
     graph = KnowledgeGraph.load(graph_dir)
     if tasks:

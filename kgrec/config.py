@@ -214,6 +214,9 @@ class TrainConfig(_Section):
     eval_every: int = Field(1, ge=1, description="Epochs between validation evaluations (1, as RecBole: full ranking is cheap).")
     patience: int = Field(10, ge=1, description="Validation evaluations without improvement before stopping.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto takes CUDA when available.")
+    checkpoint_every: int = Field(
+        1, ge=0, description="Epochs between resumable checkpoints in the run directory (0: none; kgrec train --resume)."
+    )
     mixed_precision: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU).")
     seed: int = Field(2020, ge=0, description="Seed of model init and negative sampling.")
 

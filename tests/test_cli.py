@@ -157,3 +157,34 @@ def test_train_errors_are_one_line(tmp_path, tiny_files):
 def test_ls_lists_registries():
     result = _run("ls", "fusions")
     assert result.output.split() == ["attention", "concat", "gated", "sum"]
+
+
+def test_context_and_tasks_from_the_command_line(tmp_path, tiny_files):
+    graph_dir = tmp_path / "graphs" / "tiny"
+    args = [f"--{r}={p}" for r, p in tiny_files.items()]
+    assert _run("build-graph", *args, "--name=tiny", f"--out={graph_dir}", "--split=loo").exit_code == 0
+    run_dir = tmp_path / "runs" / "context"
+    fast = ["--set", "kge.epochs=2", "--set", "kge.dim=8", "--set", "model.dim=8", "--set", "context.min_count=1", "--set", "model.use_text=false"]
+    result = _run(
+        "train", f"--graph={graph_dir}", "--epochs=3", f"--out={run_dir}", "--quiet", "--context=hour,weekday,gender,device",
+        "--tasks=rank,rating", "--task-weighting=uncertainty", *fast,
+    )
+    assert result.exit_code == 0, result.output
+    assert "test  rmse" in result.output
+    from kgrec.config import load_config
+
+    config = load_config(run_dir / "config.yaml")
+    assert config.context.time == ("hour", "weekday") and config.context.user == ("gender",) and config.context.columns == ("device",)
+    assert config.train.tasks == ("rank", "rating") and config.train.task_weighting == "uncertainty"
+    result = _run("recommend", f"--run={run_dir}", "--user=u1", "-k", "3", "--json", "--context", "hour=21", "device=mobile")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["item_ids"]) == 3
+    result = _run("recommend", f"--run={run_dir}", "--new-user", "--context", "gender=F,hour=9", "-k", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["user_id"] == "new"
+    result = _run("recommend", f"--run={run_dir}", "--user=u1", "--context", "colour=red")
+    assert result.exit_code == 2 and "unknown context field 'colour'" in result.output
+    result = _run("recommend", f"--run={run_dir}", "--user=u1", "--context", "hour")
+    assert result.exit_code == 2 and "KEY=VALUE" in result.output
+    result = _run("train", f"--graph={graph_dir}", f"--out={tmp_path / 'bad'}", "--context=mood", *fast)
+    assert result.exit_code == 2 and "unknown context feature 'mood'" in result.output

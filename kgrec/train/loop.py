@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import torch
 
 from kgrec.config import TrainConfig
 from kgrec.models import KGRecommender, PropagationGraph, TaskWeighting
+from kgrec.train.checkpoint import Checkpointer
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.tasks import Batch, TaskInputs, task_losses
 
@@ -55,6 +57,7 @@ def fit(
     start: tuple[float, dict[str, torch.Tensor]] | None = None,
     stage: str = "joint",
     inputs: TaskInputs | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> FitResult:
     """Train ``model`` (or only ``parameters`` of it) and keep the state with the best validation score.
 
@@ -72,6 +75,8 @@ def fit(
         start: ``(score, state)`` to beat: a later stage keeps the earlier state unless validation improves.
         stage: Name written into the history rows.
         inputs: Context tokens, ratings and KG triples for the tasks in ``config.tasks``.
+        checkpoint: Writes a resumable checkpoint after epochs; if it holds a checkpoint of this
+            stage, training continues from there exactly as if it had not stopped.
     """
     from tqdm.auto import tqdm
 
@@ -100,9 +105,21 @@ def fit(
     try:
         started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed)
-        stale = 0
+        stale, first_epoch = 0, 1
         max_epochs = config.epochs if epochs is None else epochs
-        bar = tqdm(range(1, max_epochs + 1), desc=f"train ({stage})", unit="epoch", disable=quiet)
+        saved = checkpoint.resumes(stage) if checkpoint is not None else None
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            weighting.load_state_dict(saved["weighting"])
+            result = FitResult(saved["best_state"], saved["best_epoch"], saved["best_score"], json.loads(saved["history"]), saved["seconds_to_best"])
+            stale, first_epoch = saved["stale"], saved["epoch"] + 1
+            sampler.set_state(json.loads(saved["sampler"]))
+            generator.set_state(saved["generator"])
+            torch.set_rng_state(saved["torch_rng"])
+            started -= saved["seconds"]
+        epochs_left = range(first_epoch, max_epochs + 1) if stale < config.patience else range(0)
+        bar = tqdm(epochs_left, desc=f"train ({stage})", unit="epoch", disable=quiet)
         for epoch in bar:
             model.train()
             total, batches, task_totals = 0.0, 0, {}
@@ -144,6 +161,26 @@ def fit(
                     stale += 1
                 bar.set_postfix(loss=f"{row['loss']:.4f}", valid=f"{score:.4f}", best=f"{result.best_score:.4f}")
             result.history.append(row)
+            last = stale >= config.patience or epoch == max_epochs
+            if checkpoint is not None and checkpoint.due(epoch, last):
+                checkpoint.save(
+                    {
+                        "stage": stage,
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "weighting": weighting.state_dict(),
+                        "best_state": result.best_state,
+                        "best_score": result.best_score,
+                        "best_epoch": result.best_epoch,
+                        "stale": stale,
+                        "seconds_to_best": result.seconds_to_best,
+                        "seconds": time.perf_counter() - started,
+                        "history": json.dumps(result.history),
+                        "sampler": json.dumps(sampler.state()),
+                        "generator": generator.get_state(),
+                    }
+                )
             if stale >= config.patience:
                 break
     finally:  # the frozen parameters train again in later calls, even after an interruption

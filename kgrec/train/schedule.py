@@ -10,7 +10,8 @@ import torch
 from kgrec.config import TrainConfig
 from kgrec.models import KGRecommender, PropagationGraph
 from kgrec.train.blend import choose_blend
-from kgrec.train.loop import fit
+from kgrec.train.checkpoint import Checkpointer
+from kgrec.train.loop import FitResult, fit
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.tasks import TaskInputs
 
@@ -39,6 +40,7 @@ def run_schedule(
     ease_l2: tuple[float, ...] = (250.0,),
     quiet: bool = False,
     inputs: TaskInputs | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> ScheduleResult:
     """Train ``model`` in place and leave it in its best state (by validation).
 
@@ -48,16 +50,30 @@ def run_schedule(
     Last, an EASE component (if the model has one) is blended in with a weight chosen on validation.
     """
     if config.schedule == "joint":
-        fitted = fit(model, graph, sampler, config, validate, device, quiet, inputs=inputs)
+        fitted = fit(model, graph, sampler, config, validate, device, quiet, inputs=inputs, checkpoint=checkpoint)
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
     else:
-        fitted = fit(model, graph, sampler, config, validate, device, quiet, model.backbone_parameters(), stage="backbone", inputs=inputs)
+        if checkpoint is not None and checkpoint.skips("backbone", ("backbone", "side")):
+            # Resuming inside the side stage: the backbone's outcome is in the checkpoint.
+            done = checkpoint.previous
+            fitted = FitResult({}, 0, done["best_score"], done["history"], done["seconds_to_best"], done["seconds"])
+        else:
+            fitted = fit(
+                model, graph, sampler, config, validate, device, quiet, model.backbone_parameters(),
+                stage="backbone", inputs=inputs, checkpoint=checkpoint,
+            )
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
         side = model.side_parameters()
         if side and config.side_epochs > 0:
-            model.load_state_dict(fitted.best_state)
+            if fitted.best_state:
+                model.load_state_dict(fitted.best_state)
+            if checkpoint is not None:
+                checkpoint.previous = {
+                    "best_score": fitted.best_score, "history": fitted.history,
+                    "seconds": fitted.seconds, "seconds_to_best": fitted.seconds_to_best,
+                }
             start = (fitted.best_score, fitted.best_state) if validate is not None else None
-            second = fit(model, graph, sampler, config, validate, device, quiet, side, config.side_epochs, start, "side", inputs)
+            second = fit(model, graph, sampler, config, validate, device, quiet, side, config.side_epochs, start, "side", inputs, checkpoint)
             if second.best_epoch > 0 or validate is None:
                 result.seconds_to_best = result.seconds + second.seconds_to_best
             offset = len(result.history)

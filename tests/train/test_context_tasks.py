@@ -1,0 +1,119 @@
+"""Context-aware training and multi-task training on tiny data: the context is used, each task trains what it names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kgrec import api
+from kgrec.config import GraphConfig, RunConfig, SplitConfig
+from kgrec.data import read_dataset
+from kgrec.errors import InputError
+from kgrec.graph import build_graph
+from kgrec.train import Recommender
+
+FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 12, "train.eval_every": 2,
+        "model.use_text": False}
+
+
+@pytest.fixture
+def device_graph(tmp_path):
+    """200 users, each with 6 random phone items (i0-i19) and 6 random web items (i20-i39) in random order.
+
+    Which items a user picks carries no signal; the device of the last interaction says which half it is in.
+    """
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(200):
+        items = [*rng.choice(20, 6, replace=False), *(20 + rng.choice(20, 6, replace=False))]
+        for item, when in zip(items, rng.permutation(12)):
+            device = "mobile" if item < 20 else "web"
+            rows.append((f"u{user}", f"i{item}", 4.0, 1_600_000_000 + 3600 * int(when), device))
+    path = tmp_path / "log.csv"
+    pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp", "device"]).to_csv(path, index=False)
+    dataset = read_dataset(path, name="devices")
+    return build_graph(dataset, GraphConfig(split=SplitConfig(kind="loo")))
+
+
+def _settings(**extra):
+    return {**FAST, "model.use_kg": False, "model.linear": "none", "train.epochs": 40, "train.lr": 0.05, "context.dropout": 0.0, **extra}
+
+
+def test_context_changes_the_ranking_where_it_carries_signal(device_graph, tmp_path):
+    plain = api.train(device_graph, RunConfig().override(_settings()), quiet=True)
+    aware = api.train(device_graph, RunConfig().override(_settings(**{"context.columns": ["device"]})), quiet=True)
+    # Each test interaction is ranked in its own context: knowing the device halves the candidates.
+    assert aware.metrics["test"]["ndcg@10"] > plain.metrics["test"]["ndcg@10"] + 0.05
+    mobile, web = (aware.recommend(["u0"], k=10, exclude_seen=False, context={"device": d})[0] for d in ("mobile", "web"))
+    mobile_items = {f"i{i}" for i in range(20)}
+    assert len(set(mobile.item_ids) & mobile_items) >= 9
+    assert len(set(web.item_ids) & mobile_items) <= 1
+    with pytest.raises(InputError, match="trained without context"):
+        plain.recommend(["u0"], context={"device": "web"})
+
+
+def test_context_run_saves_and_loads_with_the_same_metrics(device_graph, tmp_path):
+    config = RunConfig().override(_settings(**{"context.columns": ["device"], "context.time": ["hour", "weekday"], "train.epochs": 4}))
+    trained = api.train(device_graph, config, out=tmp_path / "run", quiet=True)
+    assert (tmp_path / "run" / "context.json").is_file()
+    loaded = Recommender.load(tmp_path / "run")
+    assert loaded.context.names == ["hour", "weekday", "device"]
+    assert loaded.evaluate("test").metrics == pytest.approx(trained.metrics["test"])
+
+
+def test_new_user_from_attributes_alone(tiny_dataset, tmp_path):
+    graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+    config = RunConfig().override({**FAST, "context.user": ["age", "gender"], "context.min_count": 1})
+    recommender = api.train(graph, config, quiet=True)
+    with torch.no_grad():  # make the attribute matter, as training would on real data
+        recommender.model.context.embedding.weight.normal_()
+    female, male = (recommender.recommend_for_history([], k=3, context={"gender": g}) for g in ("F", "M"))
+    assert len(female.item_ids) == 3 and female.item_ids != male.item_ids
+    with pytest.raises(InputError, match="at least one item id"):
+        recommender.recommend_for_history([], k=3)
+    plain = api.train(graph, RunConfig().override(FAST), quiet=True)
+    with pytest.raises(InputError, match="context.user fields"):
+        plain.recommend_for_history([], k=3, context={"gender": "F"})
+
+
+def test_rating_task_learns_ratings_and_reports_rmse(tiny_dataset):
+    graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+    config = RunConfig().override({**FAST, "train.tasks": ["rank", "rating"], "train.epochs": 30, "train.lr": 0.05})
+    recommender = api.train(graph, config, quiet=True)
+    train = recommender.rating_errors("train")
+    assert {"rmse", "mae"} <= set(recommender.metrics["test"])
+    ratings = graph.split.train["rating"]
+    baseline = float(np.sqrt(((ratings - ratings.mean()) ** 2).mean()))
+    assert train["rmse"] < baseline  # better than predicting the mean rating
+
+
+def test_kg_task_fine_tunes_pykeen_embeddings_and_reports_link_prediction(tiny_dataset, tmp_path):
+    graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+    settings = {**FAST, "kge.eval_share": 0.3, "train.tasks": ["rank", "kg"], "train.schedule": "joint",
+                "train.task_weighting": "uncertainty", "train.kg_batch_size": 4}
+    recommender = api.train(graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
+    model = recommender.model
+    assert model.kg_model is not None
+    assert not torch.allclose(model.kg_table(), model.kg_emb)  # moved away from PyKEEN's frozen values
+    assert {"mrr", "hits@10"} <= set(recommender.metrics["kge_finetuned"])
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert {"loss_kg", "weight_kg", "weight_rank"} <= set(history.columns)
+    loaded = Recommender.load(tmp_path / "run")
+    assert torch.allclose(loaded.model.kg_table(), model.kg_table().cpu())
+    assert loaded.evaluate("test").metrics == pytest.approx(recommender.metrics["test"])
+
+
+def test_task_inputs_are_checked_before_training(tiny_dataset):
+    graph = build_graph(tiny_dataset)
+    with pytest.raises(InputError, match="model.use_kg is false"):
+        api.train(graph, RunConfig().override({**FAST, "model.use_kg": False, "train.tasks": ["rank", "kg"]}), quiet=True)
+    no_ratings = graph.split.interactions.drop(columns="rating")
+    from dataclasses import replace
+
+    unrated = replace(graph, split=replace(graph.split, interactions=no_ratings))
+    with pytest.raises(InputError, match="no rating"):
+        api.train(unrated, RunConfig().override({**FAST, "train.tasks": ["rating"]}), quiet=True)
+    with pytest.raises(InputError, match="names a task twice"):
+        RunConfig().override({"train.tasks": ["rank", "rank"]})
