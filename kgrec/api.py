@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import resource
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures, Dataset, load_dataset, read_catalog, read_dataset
 from kgrec.embed import encode_item_texts, make_kg_model, train_kg_embeddings
 from kgrec.embed.text import text_tuner
-from kgrec.errors import InputError
+from kgrec.errors import InputError, KgrecError
 from kgrec.evaluate import EvaluationResult, link_prediction
 from kgrec.evaluate.metrics import TOPK_METRICS
 from kgrec.explain import ExplanationPath, PathFinder
@@ -183,10 +184,27 @@ def train(
     Returns:
         The trained :class:`~kgrec.train.Recommender` (best validation state), already evaluated.
     """
+    created = out is not None and not Path(out).exists()
+    try:
+        return _train(graph, config or RunConfig(), out, graph_dir, quiet, _resume)
+    except KgrecError:
+        if created:  # bad input found on the way: leave nothing behind (an interrupt keeps its checkpoint)
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train(
+    graph: KnowledgeGraph,
+    config: RunConfig,
+    out: str | Path | None,
+    graph_dir: str | Path | None,
+    quiet: bool,
+    _resume: dict | None,
+) -> Recommender:
+    """:func:`train` proper; ``train`` only adds the clean-up of a run directory it created."""
     from kgrec.config import dump_config
     from kgrec.io import atomic_write
 
-    config = config or RunConfig()
     _check_names(config)
     device = resolve_device(config.train.device)
     checkpoint = None

@@ -81,7 +81,9 @@ def build_graph(config_path, settings, dataset, data_dir, interactions, items, u
 
     config = _config(config_path, flags, _BUILD_FLAGS, settings, preset=dataset)
     data = api.open_dataset(config, dataset, data_dir, interactions, items, users, triples, links, name)
-    out = Path(out) if out else Path("graphs") / (name or data.name)
+    from kgrec.io import safe_name
+
+    out = Path(out) if out else Path("graphs") / safe_name(name or data.name, "graph name")
     graph = api.build_graph(data, config, out=out)
     click.echo(format_stats(graph.stats))
     click.echo(f"wrote {out}")
@@ -165,7 +167,9 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
         config = config.override({"train.tasks": _names(tasks)})
     if context_fields:
         config = config.override(api.context_overrides(graph, _names(context_fields)))
-    out = Path(out) if out else Path("runs") / f"{graph.name}-{config.model.fusion}"
+    from kgrec.io import safe_name
+
+    out = Path(out) if out else Path("runs") / safe_name(f"{graph.name}-{config.model.fusion}", "run name")
     recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet)
     _print_metrics(recommender.metrics.get("test", {}), "test")
     click.echo(f"wrote {out}")

@@ -6,13 +6,32 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_dir", "write_json", "sha256_file", "sha256_bytes", "load_tensors"]
+__all__ = ["atomic_write", "atomic_dir", "write_json", "sha256_file", "sha256_bytes", "load_tensors", "safe_name"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """``name`` if it can be one file or folder name inside an output directory, else an InputError.
+
+    Names become paths (``graphs/<name>``, ``<out>/<name>.inter``), so a name with a separator, a
+    leading dot or ``..`` could write outside the directory the user named; such names are refused.
+    """
+    from kgrec.errors import InputError
+
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise InputError(
+            f"{what} {name!r} cannot be used in a path: use letters, digits, '.', '_', '+', '-' "
+            "(no path separators, no leading dot, no '..', at most 128 characters)"
+        )
+    return name
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from kgrec.graph.knowledge import KnowledgeGraph
-from kgrec.io import atomic_dir
+from kgrec.io import atomic_dir, safe_name
 
 __all__ = ["export_recbole"]
 
@@ -28,7 +28,7 @@ def export_recbole(graph: KnowledgeGraph, directory: str | Path, name: str | Non
     Items stand for themselves as KG entities (``item:<id>`` keys), so the ``.link`` table maps
     each item id to its own key and the ``.kg`` file holds the whole KG, catalog facts included.
     """
-    name = name or graph.name
+    name = safe_name(name or graph.name, "export name")
     target = Path(directory) / name
     with atomic_dir(target) as tmp:
         log = graph.split.interactions

@@ -8,6 +8,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 import pandas as pd
 
 from kgrec.config import GraphConfig
@@ -189,6 +191,29 @@ def _resolve_terms(dataset: Dataset, items: IdMap) -> dict[str, str]:
     return resolved
 
 
+def _reachable(facts: pd.DataFrame, num_external: int) -> pd.DataFrame:
+    """Drop facts in connected parts of the KG that hold no item: no recommendation can ever use them.
+
+    Raises:
+        InputError: when there are external triples and none of them reaches an item (wrong ids or links).
+    """
+    if num_external == 0:
+        return facts
+    keys, codes = np.unique(np.concatenate([facts["head"].to_numpy(str), facts["tail"].to_numpy(str)]), return_inverse=True)
+    heads, tails = codes[: len(facts)], codes[len(facts) :]
+    adjacency = sp.coo_matrix((np.ones(len(facts)), (heads, tails)), shape=(len(keys), len(keys)))
+    _, component = connected_components(adjacency, directed=False)
+    with_item = np.zeros(component.max() + 1, dtype=bool)
+    with_item[component[np.char.startswith(keys.astype(str), "item:")]] = True
+    keep = with_item[component[heads]]
+    if not keep[(facts["kind"] == "entity").to_numpy()].any():
+        raise InputError(
+            f"none of the {num_external:,} external triples reaches an item: a triple must name an item id, or an "
+            "entity the link table maps to an item (check the ids and the --links file)"
+        )
+    return facts[keep].reset_index(drop=True)
+
+
 def build_graph(dataset: Dataset, config: GraphConfig | None = None, name: str | None = None) -> KnowledgeGraph:
     """Split the interactions and build the knowledge graph and the PyG graph from a Dataset.
 
@@ -257,7 +282,7 @@ def build_graph(dataset: Dataset, config: GraphConfig | None = None, name: str |
             }
         )
     )
-    facts = pd.concat(parts, ignore_index=True)
+    facts = _reachable(pd.concat(parts, ignore_index=True), len(external))
 
     # Entities in a fixed order; kind by first use in ENTITY_KINDS order.
     entity_keys = pd.concat(

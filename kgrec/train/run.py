@@ -156,6 +156,8 @@ class Recommender:
             raise InputError(f"evaluate takes split 'valid' or 'test', not '{split}'")
         if candidates not in ("all", "unseen"):
             raise InputError(f"evaluate takes candidates 'all' or 'unseen', not '{candidates}'")
+        if ks is not None and (not ks or min(ks) < 1):
+            raise InputError(f"cut-offs K must be at least 1, got {list(ks)}")
         exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
         truth, score = self.interactions(split), self.score_function()
         candidate_items = None if candidates == "all" else exclude.getnnz(axis=0) == 0
