@@ -50,7 +50,10 @@ def main() -> None:
     with torch.no_grad():
         reps = model(recommender.inputs)
     rng = np.random.default_rng(args.seed)
-    attributes = None
+    attributes = unknown = None
+    if recommender.context is not None:
+        # What `recommend --history` uses when nothing is stated: every field at its unknown value.
+        unknown = torch.from_numpy(recommender.context.encode_values([{}])).expand(len(graph.users.ids), -1)
     if recommender.context is not None and recommender.context.field_offsets("user"):
         # Each user's own attributes, stated as a new user would state them (no time context).
         stated = recommender.context.user_rows(graph.user_table, list(graph.users.ids))
@@ -66,7 +69,9 @@ def main() -> None:
                 history[user, rng.choice(items, size=size, replace=False)] = 1.0
         systems = {}
         if size > 0:
-            systems["kgrec (fold-in, recommend --history)"] = lambda users: model.score_history(reps, history[users])
+            systems["kgrec (fold-in, recommend --history)"] = lambda users: model.score_history(
+                reps, history[users], None if unknown is None else unknown[users]
+            )
         if attributes is not None:
             name = "kgrec (attributes only, recommend --new-user)" if size == 0 else "kgrec (fold-in + attributes)"
             systems[name] = lambda users: model.score_history(reps, history[users], attributes[users])

@@ -27,6 +27,7 @@ from kgrec.models import ContextEncoder, KGRecommender, RatingHead, fusion_resol
 from kgrec.train import NegativeSampler, Recommendation, Recommender, resolve_device
 from kgrec.train.report import plot_curve, write_history
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer, read_checkpoint
+from kgrec.train.distributed import from_environment
 from kgrec.train.schedule import run_schedule
 from kgrec.train.tasks import TaskInputs
 
@@ -206,7 +207,11 @@ def _train(
     from kgrec.io import atomic_write
 
     _check_names(config)
-    device = resolve_device(config.train.device)
+    distributed, device = from_environment(resolve_device(config.train.device))
+    if distributed.active and graph_dir is None:
+        raise InputError("data-parallel training needs the graph on disk (--graph), so every process reads the same caches")
+    if not distributed.writer:
+        out = None  # under torchrun, rank 0 alone writes the run directory
     checkpoint = None
     if out is not None:
         out = Path(out)
@@ -230,6 +235,8 @@ def _train(
     if "rating" in tasks and ("rating" not in train_log or train_log["rating"].isna().any()):
         raise InputError("train.tasks includes rating but the interaction log has no rating for every training interaction")
     features = ContextFeatures.fit(train_log, graph.user_table, config.context) if config.context.enabled else None
+    if not distributed.writer:
+        distributed.barrier()  # rank 0 trains PyKEEN and encodes text first; the others then read its cache
     kg_emb = kge = None
     if config.model.use_kg:
         kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device))
@@ -241,6 +248,8 @@ def _train(
         if config.text.finetune_layers > 0:
             text_encoder = text_tuner(graph.catalog, config.text, device=str(device))
 
+    if distributed.writer:
+        distributed.barrier()
     torch.manual_seed(config.train.seed)
     context = rating = kg_model = None
     if features is not None:
@@ -273,7 +282,8 @@ def _train(
     )
     validate = _validation(recommender, config) if len(graph.split.valid) else None
     schedule = run_schedule(
-        model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet, inputs, checkpoint
+        model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet or not distributed.writer,
+        inputs, checkpoint, distributed,
     )
     timings.update(
         train_seconds=schedule.seconds,
@@ -304,11 +314,13 @@ def _train(
             "best_epoch": schedule.best_epoch,
             "epochs_run": len(schedule.history),
             "device": str(device),
+            "processes": distributed.world,
             "timings": timings,
             "blend": schedule.blend,
         }
         recommender.save(out, graph_dir, extra)
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # complete: run.json and model.pt replace it
+    distributed.close()
     return recommender
 
 

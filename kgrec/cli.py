@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -171,8 +172,9 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
 
     out = Path(out) if out else Path("runs") / safe_name(f"{graph.name}-{config.model.fusion}", "run name")
     recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet)
-    _print_metrics(recommender.metrics.get("test", {}), "test")
-    click.echo(f"wrote {out}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports (and alone wrote the run)
+        _print_metrics(recommender.metrics.get("test", {}), "test")
+        click.echo(f"wrote {out}")
 
 
 def _print_metrics(metrics: dict, split: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -236,7 +236,7 @@ class TrainConfig(_Section):
 class EvalConfig(_Section):
     """Full-ranking evaluation."""
 
-    ks: tuple[int, ...] = Field((10, 20), min_length=1, description="Cut-offs K of the @K metrics.")
+    ks: tuple[Annotated[int, Field(ge=1, le=100_000)], ...] = Field((10, 20), min_length=1, description="Cut-offs K of the @K metrics.")
     select_metric: str = Field("ndcg@10", description="Validation metric for early stopping and model selection.")
     batch_size: int = Field(512, ge=1, description="Users scored per batch.")
     candidates: Literal["all", "unseen"] = Field(

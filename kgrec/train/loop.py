@@ -15,7 +15,8 @@ from kgrec.config import TrainConfig
 from kgrec.models import KGRecommender, PropagationGraph, TaskWeighting
 from kgrec.train.checkpoint import Checkpointer
 from kgrec.train.sampling import NegativeSampler
-from kgrec.train.tasks import Batch, TaskInputs, task_losses
+from kgrec.train.distributed import Distributed
+from kgrec.train.tasks import Batch, TaskInputs, TrainingStep
 
 __all__ = ["FitResult", "fit", "resolve_device"]
 
@@ -58,6 +59,7 @@ def fit(
     stage: str = "joint",
     inputs: TaskInputs | None = None,
     checkpoint: Checkpointer | None = None,
+    distributed: Distributed | None = None,
 ) -> FitResult:
     """Train ``model`` (or only ``parameters`` of it) and keep the state with the best validation score.
 
@@ -77,6 +79,8 @@ def fit(
         inputs: Context tokens, ratings and KG triples for the tasks in ``config.tasks``.
         checkpoint: Writes a resumable checkpoint after epochs; if it holds a checkpoint of this
             stage, training continues from there exactly as if it had not stopped.
+        distributed: This process's place in a data-parallel group (torchrun); each process trains
+            on its slice of every batch and DistributedDataParallel averages the gradients.
     """
     from tqdm.auto import tqdm
 
@@ -118,6 +122,8 @@ def fit(
             generator.set_state(saved["generator"])
             torch.set_rng_state(saved["torch_rng"])
             started -= saved["seconds"]
+        distributed = distributed or Distributed()
+        step = distributed.wrap(TrainingStep(model, weighting, inputs, config, generator, trains_kg), device)
         epochs_left = range(first_epoch, max_epochs + 1) if stale < config.patience else range(0)
         bar = tqdm(epochs_left, desc=f"train ({stage})", unit="epoch", disable=quiet)
         for epoch in bar:
@@ -132,10 +138,9 @@ def fit(
                 text_items = None
                 if stage == "side" and model.text_encoder is not None:
                     text_items = torch.unique(torch.cat([batch.positives, batch.negatives.flatten()]))
+                shard, scale = distributed.shard(batch)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    reps = model(graph, drop, text_items)
-                    losses = task_losses(model, reps, batch, inputs, config, generator, trains_kg)
-                    loss = weighting(losses)
+                    loss, losses = step(graph, shard, drop, text_items, scale)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

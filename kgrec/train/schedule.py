@@ -11,6 +11,7 @@ from kgrec.config import TrainConfig
 from kgrec.models import KGRecommender, PropagationGraph
 from kgrec.train.blend import choose_blend
 from kgrec.train.checkpoint import Checkpointer
+from kgrec.train.distributed import Distributed
 from kgrec.train.loop import FitResult, fit
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.tasks import TaskInputs
@@ -41,6 +42,7 @@ def run_schedule(
     quiet: bool = False,
     inputs: TaskInputs | None = None,
     checkpoint: Checkpointer | None = None,
+    distributed: Distributed | None = None,
 ) -> ScheduleResult:
     """Train ``model`` in place and leave it in its best state (by validation).
 
@@ -50,7 +52,7 @@ def run_schedule(
     Last, an EASE component (if the model has one) is blended in with a weight chosen on validation.
     """
     if config.schedule == "joint":
-        fitted = fit(model, graph, sampler, config, validate, device, quiet, inputs=inputs, checkpoint=checkpoint)
+        fitted = fit(model, graph, sampler, config, validate, device, quiet, inputs=inputs, checkpoint=checkpoint, distributed=distributed)
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
     else:
         if checkpoint is not None and checkpoint.skips("backbone", ("backbone", "side")):
@@ -60,7 +62,7 @@ def run_schedule(
         else:
             fitted = fit(
                 model, graph, sampler, config, validate, device, quiet, model.backbone_parameters(),
-                stage="backbone", inputs=inputs, checkpoint=checkpoint,
+                stage="backbone", inputs=inputs, checkpoint=checkpoint, distributed=distributed,
             )
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
         side = model.side_parameters()
@@ -73,7 +75,7 @@ def run_schedule(
                     "seconds": fitted.seconds, "seconds_to_best": fitted.seconds_to_best,
                 }
             start = (fitted.best_score, fitted.best_state) if validate is not None else None
-            second = fit(model, graph, sampler, config, validate, device, quiet, side, config.side_epochs, start, "side", inputs, checkpoint)
+            second = fit(model, graph, sampler, config, validate, device, quiet, side, config.side_epochs, start, "side", inputs, checkpoint, distributed)
             if second.best_epoch > 0 or validate is None:
                 result.seconds_to_best = result.seconds + second.seconds_to_best
             offset = len(result.history)

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from kgrec.config import TrainConfig
-from kgrec.models import LOSSES, KGRecommender, Representations
+from torch import nn
 
-__all__ = ["TaskInputs", "Batch", "task_losses"]
+from kgrec.config import TrainConfig
+from kgrec.models import LOSSES, KGRecommender, PropagationGraph, Representations, TaskWeighting
+
+__all__ = ["TaskInputs", "Batch", "TrainingStep", "task_losses"]
 
 
 @dataclass
@@ -96,3 +98,39 @@ def kg_loss(kg_model: torch.nn.Module, inputs: TaskInputs, batch_size: int, gene
     negative_scores = kg_model.score_hrt(negative.view(-1, 3)).view(len(positive), -1)
     loss = kg_model.loss.process_slcwa_scores(positive_scores, negative_scores, num_entities=kg_model.num_entities)
     return loss + kg_model.collect_regularization_term()
+
+
+class TrainingStep(nn.Module):
+    """One training step as a module (what DistributedDataParallel wraps): forward pass, task losses, combined loss.
+
+    Args:
+        model: The recommender being trained.
+        weighting: How the task losses combine (its learned weights train with the model).
+        inputs: Context tokens, ratings, KG triples.
+        config: The training config.
+        generator: The loop's seeded generator (dropout masks, KG batches).
+        trains_kg: Whether the kg task runs in this stage.
+    """
+
+    def __init__(
+        self, model: KGRecommender, weighting: TaskWeighting, inputs: TaskInputs, config: TrainConfig, generator: torch.Generator, trains_kg: bool
+    ) -> None:
+        super().__init__()
+        self.model, self.weighting = model, weighting
+        self.inputs, self.config, self.generator, self.trains_kg = inputs, config, generator, trains_kg
+
+    def forward(
+        self,
+        graph: PropagationGraph,
+        batch: Batch,
+        drop: torch.Tensor | None = None,
+        text_items: torch.Tensor | None = None,
+        scale: float = 1.0,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(loss, {task: loss})`` of ``batch``; the combined loss is multiplied by ``scale`` (data-parallel slices)."""
+        reps = self.model(graph, drop, text_items)
+        losses = task_losses(self.model, reps, batch, self.inputs, self.config, self.generator, self.trains_kg)
+        return self.weighting(losses) * scale, losses
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.model!r}, {self.weighting!r})"
