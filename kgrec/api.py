@@ -355,6 +355,7 @@ def recommend(
     new_items: str | Path | None = None,
     context: dict[str, str] | None = None,
     new_user: bool = False,
+    retrieval: str = "exact",
 ) -> list[Recommendation]:
     """Top-``k`` unseen items for each user id, with titles and scores; with ``explain``, each item's
     best explanation path and its fusion gate (share of the graph view). With ``history`` (item ids),
@@ -362,13 +363,14 @@ def recommend(
     as user ``new``; it has no training history to explain from). With ``new_items`` (a catalog file), those
     items are added first (text and KG links, no retraining) and compete with the rest. ``context``
     (``{"hour": "21", "device": "mobile"}``) conditions a context-aware run; with ``new_user``, the new user
-    is known by the context's attributes (``age``, ``gender`` ...) and ``history``, if any."""
+    is known by the context's attributes (``age``, ``gender`` ...) and ``history``, if any. ``retrieval="faiss"``
+    takes candidates from an approximate inner-product index (see :meth:`Recommender.recommend`)."""
     if (history or new_user) and explain:
         raise InputError("--explain works for users in the graph; a new user's history is not part of it")
     recommender = run if isinstance(run, Recommender) else Recommender.load(run)
     if new_items is not None:
         recommender = recommender.add_items(read_catalog(new_items, recommender.config.data))
-    recommendations = recommender.recommend(list(user_ids), k, context=context) if user_ids else []
+    recommendations = recommender.recommend(list(user_ids), k, context=context, retrieval=retrieval) if user_ids else []
     if history or new_user:
         recommendations.append(recommender.recommend_for_history(list(history or []), k, context=context))
     if not explain:

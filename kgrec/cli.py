@@ -218,9 +218,18 @@ def evaluate(run_dir, split, ks, candidates) -> None:
     metavar="KEY=VALUE",
     help="Context of the request (hour=21 device=mobile); for --new-user, also their attributes (age=25 gender=F).",
 )
+@click.option(
+    "--retrieval",
+    type=click.Choice(["exact", "faiss"]),
+    default="exact",
+    show_default=True,
+    help="Score every item, or take candidates from a FAISS HNSW index (large catalogs; runs without the linear part).",
+)
 @click.option("--new-user", is_flag=True, help="Recommend for a new user known only by --context attributes (and --history, if given).")
 @click.argument("more_context", nargs=-1, metavar="[KEY=VALUE]...")
-def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, history, new_items, context_pairs, new_user, more_context) -> None:
+def recommend(
+    run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, history, new_items, context_pairs, retrieval, new_user, more_context
+) -> None:
     """Top-K unseen items per user, with titles and scores."""
     import dataclasses
     import json
@@ -238,7 +247,8 @@ def recommend(run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, h
     if k < 1:
         raise KgrecError("-k must be at least 1")
     recommendations = api.recommend(
-        run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items, context=context, new_user=new_user
+        run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items, context=context, new_user=new_user,
+        retrieval=retrieval,
     )
     for rec in recommendations:
         if as_json:

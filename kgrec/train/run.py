@@ -27,7 +27,7 @@ from kgrec.errors import InputError
 from kgrec.evaluate import EvaluationResult, evaluate_ranking, interaction_matrix, rating_errors
 from kgrec.graph import KnowledgeGraph
 from kgrec.io import atomic_write, load_tensors, write_json
-from kgrec.models import ContextEncoder, KGRecommender, PropagationGraph, RatingHead, top_k
+from kgrec.models import ContextEncoder, KGRecommender, PropagationGraph, RatingHead, TopK, top_k
 
 __all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "split_matrix"]
 
@@ -210,24 +210,73 @@ class Recommender:
         rows = [{**row, **(context or {})} for row in rows]
         return torch.from_numpy(self.context.encode_values(rows)).to(self.device)
 
+    @torch.no_grad()
     def recommend(
-        self, user_ids: list[str], k: int = 10, exclude_seen: bool = True, context: dict[str, Any] | None = None
+        self,
+        user_ids: list[str],
+        k: int = 10,
+        exclude_seen: bool = True,
+        context: dict[str, Any] | None = None,
+        retrieval: str = "exact",
     ) -> list[Recommendation]:
         """Top-``k`` items per user, skipping every item the user interacted with (any split) unless told not to.
 
         ``context`` (``{"hour": 21, "device": "mobile"}``) conditions a context-aware run; fields not
-        given read as unknown, and user attributes come from the user table unless stated.
+        given read as unknown, and user attributes come from the user table unless stated. Users are
+        scored in batches of ``eval.batch_size`` with the top ``k`` kept per batch, so memory is one
+        batch of scores, never users x items. ``retrieval="faiss"`` finds candidates in a FAISS HNSW
+        inner-product index of the item vectors instead of scoring every item (approximate; for large
+        catalogs; needs a dot scorer and no linear part: ``model.linear=none``).
         """
         missing = [u for u in user_ids if u not in self.graph.users]
         if missing:
             raise InputError(f"unknown user id '{missing[0]}' (the graph has {len(self.graph.users):,} users with interactions)")
+        if retrieval not in ("exact", "faiss"):
+            raise InputError(f"retrieval is 'exact' or 'faiss', not '{retrieval}'")
         rows = self.graph.users.to_index(user_ids)
-        exclude = None
-        if exclude_seen:
-            exclude = torch.from_numpy(self.interactions("train", "valid", "test")[rows].toarray()).to(self.device)
+        seen = self.interactions("train", "valid", "test") if exclude_seen else None
         tokens = self.stated_context(list(user_ids), context)
-        top = self.model.recommend(self.inputs, torch.from_numpy(rows).to(self.device), k, exclude, tokens)
-        return [self._recommendation(*row) for row in zip(user_ids, top.indices.cpu().numpy(), top.scores.cpu().numpy())]
+        self.model.eval()
+        reps = self.model(self.inputs)
+        index = self._item_index(reps) if retrieval == "faiss" else None
+        found = []
+        for start in range(0, len(rows), self.config.eval.batch_size):
+            chunk = rows[start : start + self.config.eval.batch_size]
+            users = torch.from_numpy(chunk).to(self.device)
+            chunk_tokens = None if tokens is None else tokens[start : start + len(chunk)]
+            exclude = None if seen is None else torch.from_numpy(seen[chunk].toarray()).to(self.device)
+            if index is None:
+                top = top_k(self.model.score_all(reps, self.inputs, users, chunk_tokens), k, exclude)
+            else:
+                top = self._retrieve(index, self.model.user_vectors(reps, users, chunk_tokens), k, exclude)
+            found += list(zip(top.indices.cpu().numpy(), top.scores.cpu().numpy()))
+        return [self._recommendation(user, *row) for user, row in zip(user_ids, found)]
+
+    def _item_index(self, reps):  # noqa: ANN202 - a faiss index
+        """A FAISS HNSW inner-product index of the final item vectors."""
+        try:
+            import faiss
+        except ImportError:
+            raise InputError("retrieval 'faiss' needs the faiss-cpu package: pip install 'kgrec[faiss]'") from None
+        if type(self.model.scorer).__name__ != "DotScorer" or (self.model.linear is not None and float(self.model.linear_weight) != 0.0):
+            raise InputError("retrieval 'faiss' needs a dot scorer and no linear part (train with --set model.linear=none)")
+        items = reps.item.detach().float().cpu().numpy()
+        index = faiss.IndexHNSWFlat(items.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 128
+        index.add(items)
+        return index
+
+    @staticmethod
+    def _retrieve(index, users: torch.Tensor, k: int, exclude: torch.Tensor | None):  # noqa: ANN205 - TopK
+        """Top-``k`` by the index, asking for enough extra candidates to skip each user's seen items."""
+        extra = 0 if exclude is None else int(exclude.sum(1).max())
+        scores, items = index.search(users.detach().float().cpu().numpy(), min(index.ntotal, k + extra))
+        scores, items = torch.from_numpy(scores), torch.from_numpy(items)
+        if exclude is not None:
+            hide = exclude.cpu().gather(1, items.clamp(min=0)) | (items < 0)
+            scores = scores.masked_fill(hide, float("-inf"))
+        best = scores.topk(min(k, scores.size(1)), dim=1)
+        return TopK(items.gather(1, best.indices), best.values)
 
     def _recommendation(self, user_id: str, indices: np.ndarray, scores: np.ndarray) -> Recommendation:
         keep = np.isfinite(scores)  # fewer than k candidates: the rest came back as -inf

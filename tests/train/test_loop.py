@@ -143,3 +143,20 @@ def test_selection_on_unseen_candidates_for_cold_start(tiny_dataset, tmp_path):
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     # The state kept is the best by validation ranked among unseen items, as the config asks.
     assert history["valid"].max() == pytest.approx(recommender.evaluate("valid", candidates="unseen").metrics["ndcg@10"])
+
+
+def test_batched_and_faiss_recommendations_match_exact_ranking(graph, tmp_path):
+    pytest.importorskip("faiss")
+    config = RunConfig().override({**FAST, "model.linear": "none", "model.use_text": False, "eval.batch_size": 3})
+    recommender = api.train(graph, config, quiet=True)
+    users = list(graph.users.ids)
+    batched = recommender.recommend(users, k=4)  # three batches of three users
+    one_by_one = [recommender.recommend([user], k=4)[0] for user in users]
+    assert [r.item_ids for r in batched] == [r.item_ids for r in one_by_one]
+    approximate = recommender.recommend(users, k=4, retrieval="faiss")
+    # HNSW over ten items finds the exact neighbours; seen items are skipped as in exact ranking.
+    assert [r.item_ids for r in approximate] == [r.item_ids for r in batched]
+    blended = api.train(graph, RunConfig().override({**FAST, "model.use_text": False}), quiet=True)
+    if float(blended.model.linear_weight) != 0.0:
+        with pytest.raises(InputError, match="no linear part"):
+            blended.recommend(users[:1], retrieval="faiss")
