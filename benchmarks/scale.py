@@ -6,7 +6,9 @@ Synthetic data with the skew of real logs: power-law item popularity (Zipf, expo
 activity (Zipf, 1.3), 1 user per 25 interactions and 1 item per 100, 50 categories and 500 brands
 (themselves power-law), and a short text description per item. Each size runs as fresh processes:
 ``kgrec build-graph``, then ``kgrec train`` with PyKEEN (1 epoch), text encoding, one epoch of
-full-batch training (batch 65,536) and full-ranking evaluation of every test user. Times and peak
+training — full-batch (batch 65,536: every step propagates over the whole graph) or sampled (batch 8,192,
+fan-out 10/5/5: every step propagates over the batch's sampled neighbourhood) — and full-ranking
+evaluation of every test user. Times and peak
 resident memory come from the runs' own timings and ``getrusage``; the EASE part is off
 (``model.linear=none``: its item x item matrix alone needs 8·I² bytes). For each run that finishes,
 FAISS candidate retrieval (``recommend --retrieval faiss``) is compared with exact ranking on up to
@@ -98,32 +100,43 @@ print(json.dumps({"users": len(users), "exact_seconds": t1 - t0, "faiss_seconds"
 """
 
 
-def measure(size: int, work: Path, args: argparse.Namespace) -> dict:
+# The two training paths: the whole graph every step, or each batch's sampled neighbourhood.
+PATHS = {
+    "full": {"train.batch_size": 65536},
+    "sampled": {"train.batching": "sampled", "train.batch_size": 8192, "train.fanout": "[10,5,5]"},
+}
+
+
+def measure(size: int, path: str, work: Path, args: argparse.Namespace, built: dict | None) -> dict:
     folder = work / f"n{size}"
-    record: dict = {"interactions": size}
-    started = time.perf_counter()
-    paths = synthesize(size, folder / "data")
-    record["generate_seconds"] = time.perf_counter() - started
     kgrec = [sys.executable, "-m", "kgrec"]
-    code, wall, peak, error = _run(
-        [*kgrec, "build-graph", f"--interactions={paths['interactions']}", f"--items={paths['items']}", f"--out={folder / 'graph'}", "--name=synthetic"],
-        args.threads, args.timeout,
-    )
-    record.update(build_seconds=wall, build_peak_mib=peak)
-    if code != 0:
-        return {**record, "error": f"build-graph: {error}"}
-    stats = json.loads((folder / "graph" / "stats.json").read_text())
-    record.update(users=stats.get("users"), items=stats.get("items"), kg_triples=stats.get("kg_triples"))
-    settings = {"kge.epochs": 1, "train.epochs": 1, "train.side_epochs": 1, "train.batch_size": 65536, "model.linear": "none",
-                "train.checkpoint_every": 0}
+    if built is None:  # the data and graph are shared by both paths
+        record: dict = {"interactions": size}
+        started = time.perf_counter()
+        paths = synthesize(size, folder / "data")
+        record["generate_seconds"] = time.perf_counter() - started
+        code, wall, peak, error = _run(
+            [*kgrec, "build-graph", f"--interactions={paths['interactions']}", f"--items={paths['items']}", f"--out={folder / 'graph'}", "--name=synthetic"],
+            args.threads, args.timeout,
+        )
+        record.update(build_seconds=wall, build_peak_mib=peak)
+        if code != 0:
+            return {**record, "path": path, "error": f"build-graph: {error}"}
+        stats = json.loads((folder / "graph" / "stats.json").read_text())
+        record.update(users=stats.get("users"), items=stats.get("items"), kg_triples=stats.get("kg_triples"))
+    else:
+        record = {k: built[k] for k in ("interactions", "generate_seconds", "build_seconds", "build_peak_mib", "users", "items", "kg_triples") if k in built}
+    record["path"] = path
+    settings = {"kge.epochs": 1, "train.epochs": 1, "train.side_epochs": 1, "model.linear": "none", "train.checkpoint_every": 0, **PATHS[path]}
     flags = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+    run = folder / f"run-{path}"
     code, wall, peak, error = _run(
-        [*kgrec, "train", f"--graph={folder / 'graph'}", f"--out={folder / 'run'}", "--quiet", *flags], args.threads, args.timeout
+        [*kgrec, "train", f"--graph={folder / 'graph'}", f"--out={run}", "--quiet", *flags], args.threads, args.timeout
     )
     record.update(train_wall_seconds=wall, train_peak_mib=peak)
     if code != 0:
         return {**record, "error": f"train: {error}"}
-    timings = json.loads((folder / "run" / "run.json").read_text())["timings"]
+    timings = json.loads((run / "run.json").read_text())["timings"]
     epochs = 2  # one backbone epoch and one KG/text epoch
     record.update(
         kge_seconds=timings.get("kge_seconds"),
@@ -132,7 +145,7 @@ def measure(size: int, work: Path, args: argparse.Namespace) -> dict:
         eval_seconds=timings.get("eval_test_seconds"),
     )
     done = subprocess.run(
-        [sys.executable, "-c", _FAISS, str(folder / "run"), str(args.threads)],
+        [sys.executable, "-c", _FAISS, str(run), str(args.threads)],
         capture_output=True, text=True, timeout=args.timeout, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
     )
     if done.returncode == 0:
@@ -157,20 +170,23 @@ def report(records: list[dict], info: dict, args: argparse.Namespace) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     slopes = {}
     for key, label in STAGES.items():
-        if key not in table:
-            continue
-        done = table.dropna(subset=[key])
-        done = done[done[key] > 0]
-        if len(done) >= 2:
-            slope = np.polyfit(np.log10(done["interactions"]), np.log10(done[key]), 1)[0]
-            slopes[key] = slope
-            axes[0].loglog(done["interactions"], done[key], "o-", label=f"{label} (slope {slope:.2f})")
+        for path in ("full", "sampled"):
+            if key not in table or (key in ("build_seconds", "kge_seconds", "text_seconds") and path == "sampled"):
+                continue  # those stages do not depend on the path
+            done = table[table["path"] == path].dropna(subset=[key])
+            done = done[done[key] > 0]
+            if len(done) >= 2:
+                slope = np.polyfit(np.log10(done["interactions"]), np.log10(done[key]), 1)[0]
+                name = label if key in ("build_seconds", "kge_seconds", "text_seconds") else f"{label}, {path}"
+                slopes[name] = slope
+                axes[0].loglog(done["interactions"], done[key], "o-" if path == "full" else "s--", label=f"{name} (slope {slope:.2f})")
     axes[0].set(xlabel="interactions", ylabel="seconds", title="time")
     axes[0].legend(fontsize=7)
-    for key, label in (("build_peak_mib", "build-graph"), ("train_peak_mib", "train + evaluate")):
-        done = table.dropna(subset=[key]) if key in table else pd.DataFrame()
+    for key, label, path in (("build_peak_mib", "build-graph", "full"), ("train_peak_mib", "train + evaluate, full", "full"),
+                             ("train_peak_mib", "train + evaluate, sampled", "sampled")):
+        done = table[table["path"] == path].dropna(subset=[key]) if key in table else pd.DataFrame()
         if len(done):
-            axes[1].loglog(done["interactions"], done[key], "o-", label=label)
+            axes[1].loglog(done["interactions"], done[key], "o-" if path == "full" else "s--", label=label)
     axes[1].axhline(24 * 1024, color="red", linestyle="--", label="24 GiB")
     axes[1].set(xlabel="interactions", ylabel="peak RSS (MiB)", title="memory")
     axes[1].legend(fontsize=7)
@@ -182,21 +198,21 @@ def report(records: list[dict], info: dict, args: argparse.Namespace) -> None:
         return "—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:,.{digits}f}"
 
     lines = [
-        "# Cost curve: full-batch kgrec from 10^4 to 10^7 interactions\n",
+        "# Cost curve: kgrec from 10^4 to 10^7 interactions, full-batch and sampled\n",
         f"Made by `python benchmarks/scale.py --threads {args.threads}`; {info['cpu']}, {info['cores']} cores, torch {info['torch']}, "
         "no GPU. Synthetic power-law data (see the script). Seconds per stage and peak resident memory of each process.\n",
-        "| interactions | users | items | KG triples | build-graph s | PyKEEN 1 epoch s | text s | 1 epoch s | eval s | build peak MiB | train peak MiB | FAISS top-20 overlap | exact / FAISS s (2k users) | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| interactions | path | users | items | KG triples | build-graph s | PyKEEN 1 epoch s | text s | 1 epoch s | eval s | build peak MiB | train peak MiB | FAISS top-20 overlap | exact / FAISS s (2k users) | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         faiss = r.get("faiss") or {}
         lines.append(
-            f"| {r['interactions']:,} | {cell(r.get('users'), 0)} | {cell(r.get('items'), 0)} | {cell(r.get('kg_triples'), 0)} | "
+            f"| {r['interactions']:,} | {r.get('path', 'full')} | {cell(r.get('users'), 0)} | {cell(r.get('items'), 0)} | {cell(r.get('kg_triples'), 0)} | "
             f"{cell(r.get('build_seconds'))} | {cell(r.get('kge_seconds'))} | {cell(r.get('text_seconds'))} | {cell(r.get('epoch_seconds'))} | "
             f"{cell(r.get('eval_seconds'))} | {cell(r.get('build_peak_mib'), 0)} | {cell(r.get('train_peak_mib'), 0)} | "
             f"{cell(faiss.get('overlap@20'), 3)} | {cell(faiss.get('exact_seconds'), 2)} / {cell(faiss.get('faiss_seconds'), 2)} | {r.get('error', '')} |"
         )
-    lines.append("\nFitted log-log slopes (seconds against interactions): " + ", ".join(f"{STAGES[k]} {v:.2f}" for k, v in slopes.items()) + ".")
+    lines.append("\nFitted log-log slopes (seconds against interactions): " + ", ".join(f"{k} {v:.2f}" for k, v in slopes.items()) + ".")
     lines.append("\n![cost curve](scale.png)")
     (out / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -205,6 +221,7 @@ def report(records: list[dict], info: dict, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--paths", nargs="+", choices=sorted(PATHS), default=sorted(PATHS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=3600, help="Seconds per process.")
     parser.add_argument("--report", action="store_true", help="Only rewrite the report from results/raw/scale/.")
@@ -214,10 +231,14 @@ def main() -> None:
     raw.mkdir(parents=True, exist_ok=True)
     if not args.report:
         for size in args.sizes:
-            record = measure(size, work, args)
-            (raw / f"n{size}.json").write_text(json.dumps(record, indent=2))
-            print(json.dumps(record), flush=True)
-    records = sorted((json.loads(p.read_text()) for p in raw.glob("n*.json")), key=lambda r: r["interactions"])
+            for path in args.paths:
+                built = [json.loads(p.read_text()) for p in raw.glob(f"n{size}-*.json")]
+                built = next((r for r in built if "build_seconds" in r and not str(r.get("error", "")).startswith("build")), None)
+                record = measure(size, path, work, args, built)
+                (raw / f"n{size}-{path}.json").write_text(json.dumps(record, indent=2))
+                print(json.dumps(record), flush=True)
+    records = [{"path": "full", **json.loads(p.read_text())} for p in raw.glob("n*.json")]
+    records = sorted(records, key=lambda r: (r["interactions"], r.get("path", "full")))
     report(records, machine(), args)
 
 

@@ -83,6 +83,11 @@ def _check_names(config: RunConfig) -> None:
             resolver.lookup(value)
         except (KeyError, ValueError):
             raise InputError(f"unknown {key} '{value}' (choices: {', '.join(sorted(resolver.options))})") from None
+    sampled = config.train.batching != "full"
+    if sampled and "rating" in config.train.tasks:
+        raise InputError("the rating task needs full-batch training (train.batching=full)")
+    if sampled and config.model.propagation != "lightgcn":
+        raise InputError("sampled batching supports the lightgcn propagation only (relational needs the whole KG)")
     if "kg" in config.train.tasks and not config.model.use_kg:
         raise InputError("train.tasks includes kg but model.use_kg is false: the kg task fine-tunes the KG embeddings")
     metric, _, k = config.eval.select_metric.partition("@")

@@ -99,6 +99,7 @@ _TRAIN_FLAGS = {
     "device": "train.device",
     "seed": "train.seed",
     "task_weighting": "train.task_weighting",
+    "batching": "train.batching",
 }
 
 
@@ -144,16 +145,22 @@ def _registry_choice(resolver_name: str) -> click.Choice:
 )
 @click.option("--tasks", metavar="TASKS", help="Comma-separated objectives trained together: rank, rating, kg [rank].")
 @click.option("--task-weighting", type=click.Choice(["fixed", "uncertainty"]), help="How task losses combine [fixed].")
+@click.option(
+    "--batching",
+    type=click.Choice(["full", "sampled", "auto"]),
+    help="Propagate over the whole graph each step, or over each batch's sampled neighbourhood [full].",
+)
+@click.option("--fanout", metavar="N,N,N", help="Neighbours sampled per node at each hop, for --batching sampled [10,10,10].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. model.dim=128.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fields, tasks, **flags) -> None:
+def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fields, tasks, fanout, **flags) -> None:
     """Train the recommender on a built graph; write the run directory and print test metrics."""
     from kgrec.graph import KnowledgeGraph
 
     if resume_dir is not None:
         given = [name for name, value in (("--graph", graph_dir), ("--out", out), ("--config", config_path), ("--set", settings),
-                 ("--context", context_fields), ("--tasks", tasks)) if value] + [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+                 ("--context", context_fields), ("--tasks", tasks), ("--fanout", fanout)) if value] + [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
         if given:
             raise KgrecError(f"--resume continues a run with its own config and graph; drop {given[0]}")
         recommender = api.resume(resume_dir, quiet=quiet)
@@ -166,6 +173,11 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
     graph = KnowledgeGraph.load(graph_dir)
     if tasks:
         config = config.override({"train.tasks": _names(tasks)})
+    if fanout:
+        try:
+            config = config.override({"train.fanout": [int(n) for n in _names(fanout)]})
+        except ValueError:
+            raise KgrecError(f"--fanout takes comma-separated whole numbers, got '{fanout}'") from None
     if context_fields:
         config = config.override(api.context_overrides(graph, _names(context_fields)))
     from kgrec.io import safe_name

@@ -190,6 +190,15 @@ class TrainConfig(_Section):
         "learn to carry items without interactions (DropoutNet).",
     )
     batch_size: int = Field(4096, ge=1, description="Positive interactions per step.")
+    batching: Literal["full", "sampled", "auto"] = Field(
+        "full",
+        description="full: every step propagates over the whole training graph; sampled: over the batch's "
+        "sampled L-hop neighbourhood (memory bounded by batch and fan-out); auto: sampled above sampled_above edges.",
+    )
+    fanout: tuple[Annotated[int, Field(ge=1, le=10_000)], ...] = Field(
+        (10, 10, 10), min_length=1, description="Neighbours sampled per node at each hop (sampled batching)."
+    )
+    sampled_above: int = Field(5_000_000, ge=0, description="batching=auto samples when the graph has more training interactions.")
     lr: float = Field(0.005, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
     reg: float = Field(1e-4, ge=0, description="L2 penalty on the batch's base embeddings (as LightGCN).")

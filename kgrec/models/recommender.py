@@ -14,6 +14,7 @@ from kgrec.models.heads import ContextEncoder, RatingHead
 from kgrec.models.linear import EASE
 from kgrec.models.propagation import Propagation, propagation_resolver
 from kgrec.models.scoring import Scorer, TopK, scorer_resolver, top_k
+from kgrec.models.subgraph import Subgraph
 
 __all__ = ["KGRecommender", "Representations"]
 
@@ -216,6 +217,36 @@ class KGRecommender(nn.Module):
         user, item, user_base, item_base = self._graph_view(graph, drop_items)
         if self.fusion is not None:
             item = self.fusion(item, self.text_view(text_items), graph.item_degree)
+        return Representations(user, item, user_base, item_base)
+
+    def forward_sampled(
+        self, graph: PropagationGraph, sub: Subgraph, drop_items: torch.Tensor | None = None, text_items: torch.Tensor | None = None
+    ) -> Representations:
+        """Representations of a sampled subgraph's users and items only, rows in ``sub`` order (users, then items).
+
+        The same computation as :meth:`forward` with LightGCN over ``sub.adj`` instead of the whole
+        graph; memory follows the subgraph. Knowledge-graph layers (``relational`` propagation) need the
+        whole KG and are not supported here.
+        """
+        if self.propagation.side_parameters():
+            raise ValueError("sampled training supports the lightgcn propagation only (relational needs the whole KG)")
+        users, items = sub.user_ids, sub.item_ids(self.num_users)
+        user_base, item_base = self.user_emb(users), self.item_emb(items)
+        if drop_items is not None:
+            item_base = item_base.masked_fill(drop_items[items].unsqueeze(-1), 0.0)
+        item_kg = None if self.kg_proj is None else self.kg_proj(self.kg_table()[items])
+        if item_kg is not None:
+            item_base = item_base + item_kg
+        x = total = torch.cat([user_base, item_base])
+        for conv in self.propagation.convs:
+            x = conv(x, sub.adj)
+            total = total + x
+        out = total / (len(self.propagation.convs) + 1)
+        user, item = out[: sub.num_users], out[sub.num_users :]
+        if item_kg is not None:
+            item = item + item_kg
+        if self.fusion is not None:
+            item = self.fusion(item, self.text_view(text_items)[items], graph.item_degree[items])
         return Representations(user, item, user_base, item_base)
 
     @torch.no_grad()

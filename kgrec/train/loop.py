@@ -123,7 +123,8 @@ def fit(
             torch.set_rng_state(saved["torch_rng"])
             started -= saved["seconds"]
         distributed = distributed or Distributed()
-        step = distributed.wrap(TrainingStep(model, weighting, inputs, config, generator, trains_kg), device)
+        sampled = config.batching == "sampled" or (config.batching == "auto" and len(sampler.users) > config.sampled_above)
+        step = distributed.wrap(TrainingStep(model, weighting, inputs, config, generator, trains_kg, sampled), device)
         epochs_left = range(first_epoch, max_epochs + 1) if stale < config.patience else range(0)
         bar = tqdm(epochs_left, desc=f"train ({stage})", unit="epoch", disable=quiet)
         for epoch in bar:

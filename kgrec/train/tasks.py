@@ -16,6 +16,7 @@ from torch import nn
 
 from kgrec.config import TrainConfig
 from kgrec.models import LOSSES, KGRecommender, PropagationGraph, Representations, TaskWeighting
+from kgrec.models.subgraph import sample_subgraph
 
 __all__ = ["TaskInputs", "Batch", "TrainingStep", "task_losses"]
 
@@ -110,14 +111,25 @@ class TrainingStep(nn.Module):
         config: The training config.
         generator: The loop's seeded generator (dropout masks, KG batches).
         trains_kg: Whether the kg task runs in this stage.
+        sampled: Propagate over each batch's sampled neighbourhood (``config.fanout``) instead of the whole graph.
     """
 
     def __init__(
-        self, model: KGRecommender, weighting: TaskWeighting, inputs: TaskInputs, config: TrainConfig, generator: torch.Generator, trains_kg: bool
+        self,
+        model: KGRecommender,
+        weighting: TaskWeighting,
+        inputs: TaskInputs,
+        config: TrainConfig,
+        generator: torch.Generator,
+        trains_kg: bool,
+        sampled: bool = False,
     ) -> None:
         super().__init__()
         self.model, self.weighting = model, weighting
         self.inputs, self.config, self.generator, self.trains_kg = inputs, config, generator, trains_kg
+        self.sampled = sampled
+        if sampled and "rating" in config.tasks:
+            raise ValueError("the rating task needs full-batch training (train.batching=full)")
 
     def forward(
         self,
@@ -128,9 +140,30 @@ class TrainingStep(nn.Module):
         scale: float = 1.0,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``(loss, {task: loss})`` of ``batch``; the combined loss is multiplied by ``scale`` (data-parallel slices)."""
-        reps = self.model(graph, drop, text_items)
+        if self.sampled:
+            reps, batch = self._sampled(graph, batch, drop, text_items)
+        else:
+            reps = self.model(graph, drop, text_items)
         losses = task_losses(self.model, reps, batch, self.inputs, self.config, self.generator, self.trains_kg)
         return self.weighting(losses) * scale, losses
 
+    def _sampled(
+        self, graph: PropagationGraph, batch: Batch, drop: torch.Tensor | None, text_items: torch.Tensor | None
+    ) -> tuple[Representations, Batch]:
+        """Representations of the batch's sampled subgraph, and the batch re-indexed into it."""
+        layers = max(1, len(self.model.propagation.convs))
+        fanout = tuple(self.config.fanout[min(hop, len(self.config.fanout) - 1)] for hop in range(layers))
+        offset = graph.num_users
+        seeds = torch.cat([batch.users, batch.positives + offset, batch.negatives.flatten() + offset])
+        sub = sample_subgraph(graph, seeds, fanout, self.generator)
+        reps = self.model.forward_sampled(graph, sub, drop, text_items)
+        local = Batch(
+            sub.local(batch.users),
+            sub.local(batch.positives + offset) - sub.num_users,
+            (sub.local(batch.negatives.flatten() + offset) - sub.num_users).view_as(batch.negatives),
+            batch.rows,
+        )
+        return reps, local
+
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.model!r}, {self.weighting!r})"
+        return f"{self.__class__.__name__}({self.model!r}, {self.weighting!r}, sampled={self.sampled})"

@@ -160,3 +160,18 @@ def test_batched_and_faiss_recommendations_match_exact_ranking(graph, tmp_path):
     if float(blended.model.linear_weight) != 0.0:
         with pytest.raises(InputError, match="no linear part"):
             blended.recommend(users[:1], retrieval="faiss")
+
+
+def test_sampled_batching_learns_and_reports_what_it_cannot_do(graph, tmp_path):
+    settings = {**FAST, "model.linear": "none", "model.use_text": False, "train.epochs": 30, "train.batch_size": 8,
+                "train.batching": "sampled", "train.fanout": [2, 2, 2]}
+    sampled = api.train(graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    full = api.train(graph, RunConfig().override({**settings, "train.batching": "full"}), quiet=True)
+    assert not torch.equal(sampled.model.user_emb.weight, full.model.user_emb.weight)  # another path, same goal
+    assert abs(sampled.metrics["valid"]["ndcg@10"] - full.metrics["valid"]["ndcg@10"]) < 0.2
+    with pytest.raises(InputError, match="full-batch"):
+        api.train(graph, RunConfig().override({**settings, "train.tasks": ["rank", "rating"]}), quiet=True)
+    with pytest.raises(InputError, match="lightgcn propagation only"):
+        api.train(graph, RunConfig().override({**settings, "model.propagation": "relational", "model.use_kg": True}), quiet=True)
