@@ -55,6 +55,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "no-propagation": {"model.fusion": "gated", "model.num_layers": 0},
     # Not the default (yet): sampled softmax over 16 negatives instead of BPR, measured beside it.
     "gated-softmax": {"model.fusion": "gated", "train.loss": "softmax", "train.negatives": 16},
+    # The mini-batch path: each step propagates over the batch's sampled neighbourhood (benchmarks/scale.py).
+    "gated-sampled": {"model.fusion": "gated", "train.batching": "sampled", "train.batch_size": 8192, "train.fanout": "[10,5,5]"},
 }
 DEFAULT_VARIANTS = ("gated", "concat", "sum", "attention", "no-kg", "no-text", "no-propagation")
 COLD_VARIANTS = ("gated", "no-kg", "no-text")
