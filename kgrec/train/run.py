@@ -27,7 +27,7 @@ from kgrec.errors import InputError
 from kgrec.evaluate import EvaluationResult, evaluate_ranking, interaction_matrix, rating_errors
 from kgrec.graph import KnowledgeGraph
 from kgrec.io import atomic_write, load_tensors, write_json
-from kgrec.models import ContextEncoder, KGRecommender, PropagationGraph, RatingHead, TopK, top_k
+from kgrec.models import ContextEncoder, DotScorer, KGRecommender, PropagationGraph, RatingHead, TopK, top_k
 
 __all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "split_matrix"]
 
@@ -258,7 +258,7 @@ class Recommender:
             import faiss
         except ImportError:
             raise InputError("retrieval 'faiss' needs the faiss-cpu package: pip install 'kgrec[faiss]'") from None
-        if type(self.model.scorer).__name__ != "DotScorer" or (self.model.linear is not None and float(self.model.linear_weight) != 0.0):
+        if not isinstance(self.model.scorer, DotScorer) or (self.model.linear is not None and float(self.model.linear_weight) != 0.0):
             raise InputError("retrieval 'faiss' needs a dot scorer and no linear part (train with --set model.linear=none)")
         items = reps.item.detach().float().cpu().numpy()
         index = faiss.IndexHNSWFlat(items.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
