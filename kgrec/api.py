@@ -97,10 +97,10 @@ def _check_names(config: RunConfig) -> None:
 
 def context_overrides(graph: KnowledgeGraph, names: list[str]) -> dict[str, list[str]]:
     """Config overrides (``context.time/user/columns``) for context feature names, sorted by where each lives in ``graph``."""
-    from kgrec.data.context import TIME_FEATURES
+    from kgrec.data.context import TIME_FEATURES, log_context_columns
 
     user_columns = set() if graph.user_table is None else set(graph.user_table.columns) - {"user_id"}
-    log_columns = set(graph.split.interactions.columns) - {"user_id", "item_id", "rating", "timestamp", "split"}
+    log_columns = set(log_context_columns(graph.split.interactions))
     sorted_names: dict[str, list[str]] = {"context.time": [], "context.user": [], "context.columns": []}
     for name in names:
         if name in TIME_FEATURES:

@@ -13,6 +13,7 @@ import yaml
 from kgrec import api
 from kgrec.config import PRESETS, RunConfig, load_config
 from kgrec.errors import KgrecError
+from kgrec.io import safe_name
 
 # Flag name -> dotted config key: the whole mapping from command line to configuration.
 _BUILD_FLAGS = {
@@ -82,8 +83,6 @@ def build_graph(config_path, settings, dataset, data_dir, interactions, items, u
 
     config = _config(config_path, flags, _BUILD_FLAGS, settings, preset=dataset)
     data = api.open_dataset(config, dataset, data_dir, interactions, items, users, triples, links, name)
-    from kgrec.io import safe_name
-
     out = Path(out) if out else Path("graphs") / safe_name(name or data.name, "graph name")
     graph = api.build_graph(data, config, out=out)
     click.echo(format_stats(graph.stats))
@@ -180,8 +179,6 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
             raise KgrecError(f"--fanout takes comma-separated whole numbers, got '{fanout}'") from None
     if context_fields:
         config = config.override(api.context_overrides(graph, _names(context_fields)))
-    from kgrec.io import safe_name
-
     out = Path(out) if out else Path("runs") / safe_name(f"{graph.name}-{config.model.fusion}", "run name")
     recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports (and alone wrote the run)

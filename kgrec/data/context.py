@@ -18,9 +18,16 @@ import pandas as pd
 from kgrec.config import ContextConfig
 from kgrec.errors import InputError
 
-__all__ = ["ContextField", "ContextFeatures", "TIME_FEATURES", "WEEKDAYS"]
+__all__ = ["ContextField", "ContextFeatures", "TIME_FEATURES", "WEEKDAYS", "log_context_columns"]
 
 TIME_FEATURES = ("hour", "weekday", "gap", "period")
+# Columns of a split interaction log that are never context (the rest may be declared as context).
+_NOT_CONTEXT = frozenset({"user_id", "item_id", "rating", "timestamp", "split"})
+
+
+def log_context_columns(log: pd.DataFrame) -> list[str]:
+    """Columns of an interaction log that can be declared as context (``device``, ``location`` ...)."""
+    return [c for c in log.columns if c not in _NOT_CONTEXT]
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -243,7 +250,7 @@ def _check_sources(train: pd.DataFrame, users: pd.DataFrame | None, config: Cont
             raise InputError(
                 f"context.user column '{missing[0]}' is not in the user table (columns: {', '.join(c for c in users.columns if c != 'user_id')})"
             )
-    missing = [c for c in config.columns if c not in train.columns or c in ("user_id", "item_id", "rating", "timestamp", "split")]
+    missing = [c for c in config.columns if c not in log_context_columns(train)]
     if missing:
         raise InputError(f"context.columns '{missing[0]}' is not a context column of the interaction log")
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from kgrec.config import DataConfig
 from kgrec.data import schema
+from kgrec.data.context import log_context_columns
 from kgrec.data.readers import is_rdf, read_rdf_triples, read_table
 from kgrec.errors import InputError
 
@@ -45,7 +46,7 @@ class Dataset:
     @property
     def context_columns(self) -> list[str]:
         """Interaction columns beyond user, item, rating and timestamp."""
-        return [c for c in self.interactions.columns if c not in ("user_id", "item_id", "rating", "timestamp")]
+        return log_context_columns(self.interactions)
 
 
 def _read_interactions(path: Path, config: DataConfig, notes: list[str]) -> pd.DataFrame:

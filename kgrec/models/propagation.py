@@ -35,14 +35,16 @@ class Propagation(nn.Module):
         """Parameters that read the KG (none for pure collaborative propagation)."""
         return []
 
-    def _lightgcn(self, user_emb: torch.Tensor, item_emb: torch.Tensor, graph: PropagationGraph) -> tuple[torch.Tensor, torch.Tensor]:
-        # LightGCN: the mean of the layer-0..L embeddings, with symmetric normalisation precomputed.
-        x = torch.cat([user_emb, item_emb])  # (U + I, d)
+    def layer_mean(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """LightGCN's output: the mean of the layer-0..L embeddings of ``x (N, d)`` over the normalised ``adj (N, N)``."""
         total = x
         for conv in self.convs:
-            x = conv(x, graph.ui_adj)
+            x = conv(x, adj)
             total = total + x
-        out = total / (self.num_layers + 1)
+        return total / (self.num_layers + 1)
+
+    def _lightgcn(self, user_emb: torch.Tensor, item_emb: torch.Tensor, graph: PropagationGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.layer_mean(torch.cat([user_emb, item_emb]), graph.ui_adj)  # (U + I, d)
         return out[: graph.num_users], out[graph.num_users :]
 
     def forward(

@@ -237,11 +237,7 @@ class KGRecommender(nn.Module):
         item_kg = None if self.kg_proj is None else self.kg_proj(self.kg_table()[items])
         if item_kg is not None:
             item_base = item_base + item_kg
-        x = total = torch.cat([user_base, item_base])
-        for conv in self.propagation.convs:
-            x = conv(x, sub.adj)
-            total = total + x
-        out = total / (len(self.propagation.convs) + 1)
+        out = self.propagation.layer_mean(torch.cat([user_base, item_base]), sub.adj)
         user, item = out[: sub.num_users], out[sub.num_users :]
         if item_kg is not None:
             item = item + item_kg

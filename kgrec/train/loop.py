@@ -87,15 +87,13 @@ def fit(
     inputs = inputs or TaskInputs()
     trained = list(model.parameters()) if parameters is None else parameters
     chosen = {id(p) for p in trained}
-    frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
     trains_kg = model.kg_model is not None and any(id(p) in chosen for p in model.kg_model.parameters())
     active = tuple(t for t in config.tasks if t != "kg" or trains_kg)
     if not active:  # e.g. tasks=kg alone in a stage that does not train the KG model
-        for p in frozen:
-            p.requires_grad_(True)
         return FitResult(copy.deepcopy(model.state_dict() if start is None else start[1]), 0, float("-inf") if start is None else start[0])
+    frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
     weighting = TaskWeighting(active, config.task_weights, learned=config.task_weighting == "uncertainty").to(device)
     groups = [{"params": trained}]
     if weighting.learned:

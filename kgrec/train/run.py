@@ -137,11 +137,17 @@ class Recommender:
 
     # -- scoring --------------------------------------------------------------------------
     @torch.no_grad()
-    def score_function(self):  # noqa: ANN201 - a closure over one forward pass
-        """A function ``user_index (B,) -> scores (B, I)`` over one forward pass of the model."""
+    def score_function(self, users: np.ndarray | None = None, tokens: np.ndarray | None = None):  # noqa: ANN201
+        """A function ``rows (B,) -> scores (B, I)`` over one forward pass of the model.
+
+        Rows are user indices; with ``users (Q,)`` and context ``tokens (Q, F)``, rows are those queries.
+        """
         self.model.eval()
         reps = self.model(self.inputs)
-        return lambda users: self.model.score_all(reps, self.inputs, users)
+        if users is None:
+            return lambda rows: self.model.score_all(reps, self.inputs, rows)
+        users_t, tokens_t = (torch.from_numpy(a).to(self.device) for a in (users, tokens))
+        return lambda rows: self.model.score_all(reps, self.inputs, users_t[rows], tokens_t[rows])
 
     def evaluate(
         self, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all", topk_only: bool = False
@@ -159,15 +165,13 @@ class Recommender:
         if ks is not None and (not ks or min(ks) < 1):
             raise InputError(f"cut-offs K must be at least 1, got {list(ks)}")
         exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
-        truth, score = self.interactions(split), self.score_function()
         candidate_items = None if candidates == "all" else exclude.getnnz(axis=0) == 0
-        if self.context is not None:
+        if self.context is None:
+            truth, score = self.interactions(split), self.score_function()
+        else:
             # Each test interaction is ranked in its own context: one query per (user, context).
             users, tokens, truth = self._queries(split)
-            exclude = exclude[users]
-            users_t, tokens_t = (torch.from_numpy(a).to(self.device) for a in (users, tokens))
-            reps = self.model(self.inputs)
-            score = lambda q: self.model.score_all(reps, self.inputs, users_t[q], tokens_t[q])  # noqa: E731
+            exclude, score = exclude[users], self.score_function(users, tokens)
         return evaluate_ranking(
             score,
             truth,
