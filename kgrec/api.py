@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import resource
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -22,12 +21,13 @@ from kgrec.graph import KnowledgeGraph
 from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import open_store
 from kgrec.graph.sparql import query as sparql_query
-from kgrec.io import sha256_bytes, write_json
+from kgrec.io import DirectoryLock, sha256_bytes, write_json
 from kgrec.models import ContextEncoder, KGRecommender, RatingHead, fusion_resolver, propagation_resolver, scorer_resolver
 from kgrec.train import NegativeSampler, Recommendation, Recommender, resolve_device
 from kgrec.train.report import plot_curve, write_history
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer, read_checkpoint
-from kgrec.train.distributed import from_environment
+from kgrec.train.distributed import Distributed, from_environment
+from kgrec.train.rundir import RunDirectory
 from kgrec.train.schedule import run_schedule
 from kgrec.train.tasks import TaskInputs
 
@@ -126,28 +126,29 @@ def _validation(recommender: Recommender, config: RunConfig):  # noqa: ANN202 - 
     return None  # kg alone: no interaction objective to select on; train.epochs run in full
 
 
-def _prepare_run_dir(out: Path, resume: bool) -> None:
-    if out.exists() and any(out.iterdir()) and not (out / "config.yaml").is_file():
-        raise InputError("exists and is not a kgrec run directory; choose another --out", out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").unlink(missing_ok=True)  # the run is incomplete until run.json is written again
-    for leftover in out.glob(".*.tmp"):  # half-written files of a process that was killed
-        leftover.unlink(missing_ok=True)
-    if not resume:
-        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
+def _cache_dir(graph_dir: str | Path | None, cache_dir: str | Path | None) -> Path | None:
+    """Where embedding caches go: ``cache_dir`` if given, else ``<graph_dir>/cache``; checked to be writable now.
+
+    Raises:
+        InputError: when the folder cannot be written (a read-only graph needs a cache elsewhere).
+    """
+    import tempfile
+
+    folder = Path(cache_dir) if cache_dir is not None else (Path(graph_dir) / "cache" if graph_dir is not None else None)
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise InputError(
+            f"cannot write the embedding cache here ({error.strerror or error}); give a writable cache folder (cache_dir)", folder
+        ) from None
+    return folder
 
 
-def _graph_digest(graph: KnowledgeGraph) -> str:
-    """A checksum of the split and KG a run trains on, to tell whether a checkpoint belongs to it."""
-    import hashlib
-
-    log = graph.split.interactions[["user_id", "item_id", "split"]].astype(str)
-    digest = hashlib.sha256(pd.util.hash_pandas_object(log, index=False).to_numpy().tobytes())
-    digest.update(graph.triples.tobytes())
-    return digest.hexdigest()[:16]
-
-
-def resume(run_dir: str | Path, quiet: bool = False) -> Recommender:
+def resume(run_dir: str | Path, quiet: bool = False, cache_dir: str | Path | None = None) -> Recommender:
     """Continue an interrupted ``train`` from its run directory's last checkpoint, with its own config and graph.
 
     The result is the same as the uninterrupted run's (on CPU, same seed).
@@ -163,7 +164,7 @@ def resume(run_dir: str | Path, quiet: bool = False) -> Recommender:
     saved = read_checkpoint(run_dir / CHECKPOINT_NAME)
     config = load_config(run_dir / "config.yaml")
     graph_dir = saved["meta"]["graph_dir"]
-    return train(KnowledgeGraph.load(graph_dir), config, out=run_dir, graph_dir=graph_dir, quiet=quiet, _resume=saved)
+    return train(KnowledgeGraph.load(graph_dir), config, out=run_dir, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, _resume=saved)
 
 
 def train(
@@ -172,6 +173,7 @@ def train(
     out: str | Path | None = None,
     graph_dir: str | Path | None = None,
     quiet: bool = False,
+    cache_dir: str | Path | None = None,
     _resume: dict | None = None,
 ) -> Recommender:
     """Train the recommender: PyKEEN embeddings -> text embeddings -> propagation + fusion, early-stopped on validation.
@@ -183,56 +185,67 @@ def train(
         graph_dir: Where ``graph`` is saved (recorded in the run; caches live in ``graph_dir/cache``).
             Without it and with ``out``, the graph is saved to ``out/graph``.
         quiet: No progress bars.
+        cache_dir: Where the PyKEEN and text embeddings are cached instead of ``graph_dir/cache``
+            (for a read-only graph folder).
 
-    With ``out``, a checkpoint is written after every ``train.checkpoint_every`` epochs; an interrupted
-    run continues with :func:`resume` (``kgrec train --resume DIR``).
+    ``out`` must be absent, empty or an earlier run (see :class:`~kgrec.train.rundir.RunDirectory`); it is
+    locked while training, so a second process writing the same run stops with an error. A checkpoint is
+    written after every ``train.checkpoint_every`` epochs; an interrupted run continues with :func:`resume`
+    (``kgrec train --resume DIR``). A run that fails before its first checkpoint leaves nothing behind.
 
     Returns:
         The trained :class:`~kgrec.train.Recommender` (best validation state), already evaluated.
     """
-    created = out is not None and not Path(out).exists()
+    config = config or RunConfig()
+    _check_names(config)
+    distributed, device = from_environment(resolve_device(config.train.device))
+    if distributed.active and graph_dir is None:
+        raise InputError("data-parallel training needs the graph on disk (graph_dir), so every process reads the same caches")
+    run_dir = None
+    if out is not None and distributed.writer:  # under torchrun, rank 0 alone writes the run directory
+        run_dir = RunDirectory(out, resume=_resume is not None).open()
     try:
-        return _train(graph, config or RunConfig(), out, graph_dir, quiet, _resume)
-    except KgrecError:
-        if created:  # bad input found on the way: leave nothing behind (an interrupt keeps its checkpoint)
-            shutil.rmtree(out, ignore_errors=True)
+        cache = _cache_dir(graph_dir, cache_dir)
+        return _train(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device)
+    except BaseException as error:
+        if run_dir is not None:
+            run_dir.fail(bad_input=isinstance(error, KgrecError))
         raise
+    finally:
+        if run_dir is not None:
+            run_dir.close()
 
 
 def _train(
     graph: KnowledgeGraph,
     config: RunConfig,
-    out: str | Path | None,
+    run_dir: RunDirectory | None,
     graph_dir: str | Path | None,
+    cache_dir: Path | None,
     quiet: bool,
     _resume: dict | None,
+    distributed: Distributed,
+    device: torch.device,
 ) -> Recommender:
-    """:func:`train` proper; ``train`` only adds the clean-up of a run directory it created."""
+    """:func:`train` proper, in a claimed run directory; ``train`` adds the claim and the clean-up after a failure."""
     from kgrec.config import dump_config
     from kgrec.io import atomic_write
 
-    _check_names(config)
-    distributed, device = from_environment(resolve_device(config.train.device))
-    if distributed.active and graph_dir is None:
-        raise InputError("data-parallel training needs the graph on disk (--graph), so every process reads the same caches")
-    if not distributed.writer:
-        out = None  # under torchrun, rank 0 alone writes the run directory
     checkpoint = None
+    out = None if run_dir is None else run_dir.path
     if out is not None:
-        out = Path(out)
-        _prepare_run_dir(out, resume=_resume is not None)
         with atomic_write(out / "config.yaml") as handle:
             handle.write(dump_config(config))
         if graph_dir is None:
             graph_dir = out / "graph"
             graph.save(str(graph_dir))
+            cache_dir = cache_dir or graph_dir / "cache"
         meta = {
             "config": sha256_bytes(dump_config(config).encode())[:16],
-            "graph": _graph_digest(graph),
+            "graph": graph.digest,
             "graph_dir": str(Path(graph_dir).resolve()),
         }
         checkpoint = Checkpointer(out / CHECKPOINT_NAME, config.train.checkpoint_every, meta, _resume)
-    cache_dir = Path(graph_dir) / "cache" if graph_dir is not None else None
     timings: dict[str, float] = {}
 
     tasks = config.train.tasks
@@ -342,11 +355,16 @@ def evaluate(
     recommender = run if isinstance(run, Recommender) else Recommender.load(run)
     result = recommender.evaluate(split, ks, candidates)
     if recommender.directory is not None:
-        path = Path(recommender.directory) / "metrics.json"
-        metrics = json.loads(path.read_text()) if path.is_file() else {}
-        key = split if candidates == "all" else f"{split}_{candidates}"
-        metrics[key] = {**metrics.get(key, {}), **result.metrics}
-        write_json(path, metrics)
+        # Read, merge and write under the run's lock, so two evaluations never drop each other's numbers.
+        with DirectoryLock(recommender.directory).acquire(wait_seconds=10.0):
+            path = Path(recommender.directory) / "metrics.json"
+            try:
+                metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise InputError(f"corrupted metrics.json: {error}", path) from None
+            key = split if candidates == "all" else f"{split}_{candidates}"
+            metrics[key] = {**metrics.get(key, {}), **result.metrics}
+            write_json(path, metrics)
     return result
 
 
@@ -423,6 +441,10 @@ def _label_store(recommender: Recommender, endpoint: str | None):  # noqa: ANN20
     return open_store(graph_dir, endpoint).labels
 
 
-def query(sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None) -> pd.DataFrame:
-    """SPARQL SELECT/ASK over a built graph's RDF (or an endpoint serving it), as a table."""
-    return sparql_query(sparql, graph_dir, endpoint)
+def query(sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None, allow_service: bool = False) -> pd.DataFrame:
+    """SPARQL SELECT/ASK over a built graph's RDF (or an endpoint serving it), as a table.
+
+    Federated parts (``SERVICE <url>``, ``FROM <url>``) would send requests to other machines; they
+    are refused unless ``allow_service``.
+    """
+    return sparql_query(sparql, graph_dir, endpoint, allow_service)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -30,11 +31,30 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):  # noqa: ANN201
         try:
             return super().invoke(ctx)
-        except KgrecError as error:
+        except (KgrecError, OSError) as error:
             if ctx.obj and ctx.obj.get("debug"):
                 traceback.print_exc()
-            click.echo(f"kgrec: error: {error}", err=True)
+            click.echo(f"kgrec: error: {_one_line(error)}", err=True)
             sys.exit(2)
+        except click.UsageError as error:  # a bad flag or value: one line too, with where to look
+            command = error.ctx.command_path if error.ctx is not None else "kgrec"
+            click.echo(f"kgrec: error: {_one_line(Exception(error.format_message()))} (see '{command} --help')", err=True)
+            sys.exit(2)
+
+
+def _one_line(error: Exception) -> str:
+    """The error as one line; an OSError (read-only folder, full disk, a file where a folder should be) names its path."""
+    if isinstance(error, OSError) and not isinstance(error, KgrecError):
+        where = error.filename if error.filename is not None else ""
+        what = error.strerror or str(error)
+        text = f"{where}: {what}" if where else what
+        blocking = next((p for p in (Path(where), *Path(where).parents) if p.is_file()), None) if where else None
+        if error.errno in (errno.EEXIST, errno.ENOTDIR) and blocking is not None:
+            text = f"{blocking}: is a file, where a folder is needed"
+        if error.errno == errno.ENOSPC:
+            text += " (free some space and run the command again; nothing was left half-written)"
+        return " ".join(text.split())
+    return " ".join(str(error).split())
 
 
 def _config(
@@ -48,7 +68,10 @@ def _config(
         key, sep, value = setting.partition("=")
         if not sep:
             raise KgrecError(f"--set takes KEY=VALUE, got '{setting}'")
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise KgrecError(f"--set {key.strip()}: the value '{value}' is not valid YAML ({' '.join(str(error).split())})") from None
     return config.override(overrides) if overrides else config
 
 
@@ -152,8 +175,14 @@ def _registry_choice(resolver_name: str) -> click.Choice:
 @click.option("--fanout", metavar="N,N,N", help="Neighbours sampled per node at each hop, for --batching sampled [10,10,10].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. model.dim=128.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    envvar="KGREC_CACHE_DIR",
+    help="Where PyKEEN and text embeddings are cached [env KGREC_CACHE_DIR, else <graph>/cache]; for a read-only graph.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fields, tasks, fanout, **flags) -> None:
+def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fields, tasks, fanout, cache_dir, **flags) -> None:
     """Train the recommender on a built graph; write the run directory and print test metrics."""
     from kgrec.graph import KnowledgeGraph
 
@@ -162,7 +191,7 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
                  ("--context", context_fields), ("--tasks", tasks), ("--fanout", fanout)) if value] + [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
         if given:
             raise KgrecError(f"--resume continues a run with its own config and graph; drop {given[0]}")
-        recommender = api.resume(resume_dir, quiet=quiet)
+        recommender = api.resume(resume_dir, quiet=quiet, cache_dir=cache_dir)
         _print_metrics(recommender.metrics.get("test", {}), "test")
         click.echo(f"wrote {resume_dir}")
         return
@@ -180,7 +209,7 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
     if context_fields:
         config = config.override(api.context_overrides(graph, _names(context_fields)))
     out = Path(out) if out else Path("runs") / safe_name(f"{graph.name}-{config.model.fusion}", "run name")
-    recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet)
+    recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports (and alone wrote the run)
         _print_metrics(recommender.metrics.get("test", {}), "test")
         click.echo(f"wrote {out}")
@@ -265,12 +294,17 @@ def recommend(
             continue
         click.echo(f"user {rec.user_id}")
         for rank, (item_id, title, score) in enumerate(zip(rec.item_ids, rec.titles, rec.scores), start=1):
-            click.echo(f"  {rank:2d}. {title or item_id}  [item {item_id}]  score {score:.3f}")
+            click.echo(f"  {rank:2d}. {_flat(title or item_id)}  [item {_flat(item_id)}]  score {score:.3f}")
             if rec.explanations is not None:
                 path = rec.explanations[rank - 1]
                 share = rec.graph_share[rank - 1]
                 why = _path_text(path) if path else "no path in the training graph"
-                click.echo(f"      why: {why}  (graph view {share:.0%}, text {1 - share:.0%})")
+                click.echo(f"      why: {_flat(why)}  (graph view {share:.0%}, text {1 - share:.0%})")
+
+
+def _flat(text: str) -> str:
+    """Text for a table row: line breaks and tabs in a title become spaces (``--json`` keeps them)."""
+    return " ".join(str(text).split())
 
 
 def _path_text(path: dict) -> str:
@@ -300,7 +334,7 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
         if as_json:
             click.echo(json.dumps(path.to_dict()))
         else:
-            click.echo(f"{rank}. {path.text()}  (score {path.score:+.3f}, specificity {path.specificity:.2f})")
+            click.echo(f"{rank}. {_flat(path.text())}  (score {path.score:+.3f}, specificity {path.specificity:.2f})")
 
 
 @main.command()
@@ -308,9 +342,12 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
 @click.option("--graph", "graph_dir", type=click.Path(file_okay=False), help="A graph from build-graph.")
 @click.option("--endpoint", help="A SPARQL 1.1 endpoint serving the graph instead.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of tab-separated values.")
-def query(sparql, graph_dir, endpoint, as_json) -> None:
+@click.option(
+    "--allow-service", is_flag=True, help="Let SERVICE <url> and FROM <url> fetch from other endpoints (off: a query never makes this machine send requests)."
+)
+def query(sparql, graph_dir, endpoint, as_json, allow_service) -> None:
     """Run a SPARQL SELECT/ASK query over a graph's RDF (prefixes kgrec:, kg:, rdfs:, rdf: predeclared)."""
-    table = api.query(sparql, graph_dir, endpoint)
+    table = api.query(sparql, graph_dir, endpoint, allow_service=allow_service)
     if as_json:
         import json
 

@@ -1,4 +1,11 @@
-"""Atomic file and directory writes, content hashes, and safe loading of tensors."""
+"""Atomic file and directory writes, folder ownership and locks, content hashes, and safe loading of tensors.
+
+Every folder kgrec writes as a whole (a graph, a run, an export, a downloaded dataset) holds a small
+marker file, ``.kgrec``, naming its kind. A folder is replaced or written into only when it is absent,
+empty, or marked with the same kind, so a user's own folder is never overwritten or deleted.
+Temporary names carry the writing process's id, so a later write can tell the leftovers of a killed
+process from the work of one still running, and clean them up.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,21 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_dir", "write_json", "sha256_file", "sha256_bytes", "load_tensors", "safe_name"]
+__all__ = [
+    "atomic_write", "atomic_dir", "write_json", "sha256_file", "sha256_bytes", "load_tensors", "safe_name",
+    "MARKER_NAME", "folder_kind", "check_replaceable", "write_marker", "remove_stale_temporaries", "DirectoryLock",
+]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+MARKER_NAME = ".kgrec"
+# Folders written before the marker existed are still recognised by their own record file.
+_LEGACY_RECORDS = {"graph": ("manifest.json", "kgrec-graph"), "run": ("run.json", "kgrec-run")}
+_KIND_WORDS = {"graph": "graph directory", "run": "run directory", "export": "RecBole export folder", "dataset": "dataset folder"}
 
 
 def safe_name(name: str, what: str = "name") -> str:
@@ -34,6 +49,61 @@ def safe_name(name: str, what: str = "name") -> str:
     return name
 
 
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _temporary_pid(name: str, target: str) -> int | None:
+    """The process id in a temporary name ``.<target>.<pid>.<random>.tmp`` or ``.<target>.old-<pid>``."""
+    rest = name[len(target) + 2 :]
+    if name.endswith(".tmp"):
+        pid = rest.split(".", 1)[0]
+    elif rest.startswith("old-"):
+        pid = rest[4:]
+    else:
+        return None
+    return int(pid) if pid.isdigit() else None
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove what killed processes left while writing ``path``: its temporary files and folders.
+
+    If a process died between moving the old ``path`` aside and moving the new one in, the old
+    content is moved back instead, so nothing the user had is lost. Temporaries of processes still
+    running are left alone. Returns what was removed.
+    """
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        return []
+    removed = []
+    prefix = f".{path.name}."
+    for entry in sorted(parent.iterdir()):
+        if not entry.name.startswith(prefix):
+            continue
+        pid = _temporary_pid(entry.name, path.name)
+        if pid is None or _process_alive(pid):
+            continue
+        if entry.name.endswith(f".old-{pid}") and not path.exists():
+            os.replace(entry, path)  # the swap never finished: the previous content is the real one
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
     """Open a temporary file beside ``path`` and rename it onto ``path`` only if the block succeeds.
@@ -42,7 +112,8 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
@@ -58,21 +129,86 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         raise
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def folder_kind(path: str | Path) -> str | None:
+    """The kind of kgrec folder ``path`` is (``"graph"``, ``"run"``, ...), or ``None`` if kgrec did not write it."""
+    path = Path(path)
+    if (path / MARKER_NAME).is_file():
+        kind = _read_json(path / MARKER_NAME).get("kind")
+        return kind if isinstance(kind, str) else None
+    for kind, (record, fmt) in _LEGACY_RECORDS.items():
+        if _read_json(path / record).get("format") == fmt:
+            return kind
+    return None
+
+
+def check_replaceable(path: str | Path, kind: str, option: str = "--out") -> None:
+    """Raise an InputError unless ``path`` is absent, an empty folder, or a kgrec folder of ``kind``.
+
+    The rule for every command that replaces or writes into a whole folder: a folder kgrec did not
+    create (the user's own files) is never touched.
+    """
+    from kgrec.errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        return
+    words = _KIND_WORDS.get(kind, f"{kind} folder")  # "graph directory", ... (every word starts with a consonant)
+    if not path.is_dir():
+        raise InputError(f"exists and is not a folder; choose another {option}", path)
+    found = folder_kind(path)
+    if found == kind:
+        return
+    if found is None and not any(entry.name not in (MARKER_NAME, ".lock") for entry in path.iterdir()):
+        return
+    if found:
+        raise InputError(f"is a kgrec {_KIND_WORDS.get(found, found)}, not a {words}; it is never replaced: choose another {option}", path)
+    raise InputError(f"exists and is not a {words} that kgrec made; it is never replaced or written into: choose another {option}", path)
+
+
+def write_marker(folder: str | Path, kind: str) -> None:
+    """Mark ``folder`` as a kgrec folder of ``kind`` (see :func:`check_replaceable`)."""
+    from kgrec._version import __version__
+
+    marker = Path(folder) / MARKER_NAME
+    if _read_json(marker).get("kind") == kind:
+        return
+    with atomic_write(marker) as handle:
+        json.dump({"kind": kind, "kgrec_version": __version__}, handle)
+        handle.write("\n")
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
+def atomic_dir(path: str | Path, kind: str, option: str = "--out") -> Iterator[Path]:
     """Yield an empty temporary directory that replaces ``path`` as a whole when the block succeeds.
 
-    An existing ``path`` is swapped out only after the new content is complete, so readers
-    see either the old directory or the new one, never a half-written mix.
+    An existing ``path`` is swapped out only after the new content is complete, so readers see either
+    the old directory or the new one, never a half-written mix; and only if it is a kgrec folder of the
+    same ``kind`` (checked before, and again just before the swap). Temporaries that a killed earlier
+    write left behind are removed first. The new folder carries the ``kind`` marker.
+
+    Raises:
+        InputError: when ``path`` holds something kgrec did not write there.
     """
     path = Path(path)
+    check_replaceable(path, kind, option)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the result should look like any mkdir
     try:
+        write_marker(tmp, kind)
         yield tmp
+        check_replaceable(path, kind, option)  # another process may have put something there meanwhile
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -83,6 +219,68 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+class DirectoryLock:
+    """An exclusive lock on a folder (``flock`` on its ``.lock`` file), held by one process at a time.
+
+    Two commands never write the same run at once: the second fails with a one-line error naming the
+    first one's process id. The lock dies with its process, so a killed process never leaves a
+    folder locked.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._handle: Any = None
+
+    def acquire(self, wait_seconds: float = 0.0) -> DirectoryLock:
+        """Take the lock, retrying for up to ``wait_seconds``.
+
+        Raises:
+            InputError: when another process keeps it that long.
+        """
+        from kgrec.errors import InputError
+
+        if self._handle is not None:
+            return self
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no advisory locks
+            return self
+        handle = open(self.folder / ".lock", "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "unknown"
+                    handle.close()
+                    raise InputError(
+                        f"another kgrec process (pid {holder}) is writing this folder now; wait for it or choose another --out",
+                        self.folder,
+                    ) from None
+                time.sleep(0.05)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        """Give the lock back (closing the file releases the ``flock``)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> DirectoryLock:
+        return self.acquire()  # a no-op after an explicit acquire(wait_seconds=...)
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def write_json(path: str | Path, obj: Any) -> None:

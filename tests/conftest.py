@@ -93,3 +93,50 @@ def data_dir() -> Path:
     if not value or not (Path(value) / "ml-100k").is_dir():
         pytest.skip("KGREC_DATA_DIR is unset or has no ml-100k/ (set it to ../shared/datasets to run this test)")
     return Path(value)
+
+
+class Mounts:
+    """Small real filesystems for the read-only and full-disk tests: tmpfs mounts (root only), unmounted afterwards."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.mounted = root, []
+
+    def tmpfs(self, name: str, size: str = "4m") -> Path:
+        """A fresh tmpfs of ``size`` at ``root/name``; the test is skipped where this machine does not allow mounting."""
+        import subprocess
+
+        target = self.root / name
+        target.mkdir(parents=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(target)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'}): read-only and full-disk cases need one")
+        self.mounted.append(target)
+        return target
+
+    def readonly(self, target: Path) -> None:
+        """Make a mounted tmpfs read-only (root ignores file permissions, so a mode change would prove nothing)."""
+        import subprocess
+
+        subprocess.run(["mount", "-o", "remount,ro", str(target)], check=True)
+
+    @staticmethod
+    def fill(target: Path, leave: int) -> None:
+        """Fill a filesystem until only about ``leave`` bytes are free."""
+        stats = os.statvfs(target)
+        free = stats.f_bavail * stats.f_frsize
+        with open(target / "filler.bin", "wb") as handle:
+            handle.write(b"\0" * max(0, free - leave))
+
+    def close(self) -> None:
+        import subprocess
+
+        for target in reversed(self.mounted):
+            subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+@pytest.fixture
+def mounts(tmp_path):
+    """See :class:`Mounts`."""
+    found = Mounts(tmp_path / "mnt")
+    yield found
+    found.close()

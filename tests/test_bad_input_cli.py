@@ -30,7 +30,10 @@ def _invoke(*args: str):
 def workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("good")
     files = write_tiny_files(root / "data")
-    assert _invoke("build-graph", *[f"--{r}={p}" for r, p in files.items()], "--name=tiny", f"--out={root / 'graph'}").exit_code == 0
+    # No validation split (a case below evaluates it), one test interaction per user.
+    build = _invoke("build-graph", *[f"--{r}={p}" for r, p in files.items()], "--name=tiny", f"--out={root / 'graph'}",
+                    "--set", "graph.split.ratios=[0.8,0,0.2]")
+    assert build.exit_code == 0, build.output
     result = _invoke("train", f"--graph={root / 'graph'}", f"--out={root / 'run'}", *FAST)
     assert result.exit_code == 0, result.output
     return root
@@ -47,6 +50,21 @@ def _build(root: Path, **replace: str | bytes) -> list[str]:
         if role == "triples" and suffix != ".csv":
             files.pop("links")  # RDF names items by id, without the link table
     return ["build-graph", *[f"--{r}={p}" for r, p in files.items()], "--name=tiny", f"--out={root / 'out'}"]
+
+
+def _folder(path: Path, **files: str) -> Path:
+    """A user's own folder with some files in it."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (path / name.replace("_", ".")).write_text(content)
+    return path
+
+
+def _rebuild(root: Path, *extra: str) -> None:
+    """Rebuild the run's graph in place (as a user would, after training), pointing the run at this copy."""
+    _set_json(root / "run" / "run.json", graph=str(root / "graph"))
+    files = [f"--{role}={root / 'data' / f'{role}.csv'}" for role in ("interactions", "items", "users", "triples", "links")]
+    assert _invoke("build-graph", *files, "--name=tiny", f"--out={root / 'graph'}", "--set", "graph.split.ratios=[0.8,0,0.2]", *extra).exit_code == 0
 
 
 def _corrupt(path: Path, data: bytes = b"\x00garbage") -> None:
@@ -135,6 +153,42 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("export name escapes the folder", lambda r: ["export", f"--graph={r / 'graph'}", f"--out={r / 'out'}", "--name=../up"],
      "cannot be used in a path"),
     ("dataset folder missing", lambda r: ["datasets", "verify", "ml-100k", f"--data-dir={r / 'none'}"], "ml-100k"),
+    # -- second round: folders kgrec did not make are never replaced or written into ------------------
+    ("export over the user's own folder", lambda r: (_folder(r / "mine" / "tiny", notes_txt="important", log_csv="user,item\n"),
+     ["export", f"--graph={r / 'graph'}", f"--out={r / 'mine'}"])[1], "is never replaced"),
+    ("build-graph over a folder with someone else's manifest.json", lambda r: (_folder(r / "site", manifest_json='{"name": "app"}', index_html="<p>"),
+     _build(r)[:-1] + [f"--out={r / 'site'}"])[1], "not a graph directory that kgrec made"),
+    ("train into a folder that merely holds a config.yaml", lambda r: (_folder(r / "mine", config_yaml="model: {}\n", notes_txt="mine"),
+     ["train", f"--graph={r / 'graph'}", f"--out={r / 'mine'}", *FAST])[1], "not a run directory that kgrec made"),
+    ("train into a graph directory", lambda r: ["train", f"--graph={r / 'graph'}", f"--out={r / 'graph'}", *FAST],
+     "is a kgrec graph directory, not a run directory"),
+    ("train --out is a file", lambda r: ((r / "afile").write_text("x"), ["train", f"--graph={r / 'graph'}", f"--out={r / 'afile'}", *FAST])[1],
+     "is a file"),
+    ("build-graph --out under a file", lambda r: ((r / "afile").write_text("x"), _build(r)[:-1] + [f"--out={r / 'afile' / 'g'}"])[1],
+     "afile: is a file, where a folder is needed"),
+    ("train --out under a file", lambda r: ((r / "afile").write_text("x"), ["train", f"--graph={r / 'graph'}", f"--out={r / 'afile' / 'run'}", *FAST])[1],
+     "afile: is a file, where a folder is needed"),
+    # -- silent wrong results ---------------------------------------------------------------------------
+    ("log column item_id next to item", lambda r: _build(r, interactions="user,item,item_id\nu1,1,x1\nu1,2,x2\n"),
+     "column 'item_id' besides the item id column 'item'"),
+    ("catalog column categories next to category", lambda r: _build(r, items="item,category,categories\n1,A,B\n"),
+     "column 'categories' besides the category column 'category'"),
+    ("user table column user_id next to user", lambda r: _build(r, users="user,user_id\nu1,x\n"), "column 'user_id' besides the user id column 'user'"),
+    ("graph rebuilt with another seed after training", lambda r: (_rebuild(r, "--seed=7"), ["evaluate", f"--run={r / 'run'}"])[1],
+     "has changed since this run was trained"),
+    ("graph rebuilt with other items after training", lambda r: ((r / "data" / "items.csv").write_text(
+        (r / "data" / "items.csv").read_text() + "11,Mu,New,A,StudioX\n"), _rebuild(r), ["recommend", f"--run={r / 'run'}", "--user=u1"])[2],
+     "has changed since this run was trained"),
+    ("evaluate an empty validation split", lambda r: ["evaluate", f"--run={r / 'run'}", "--split=valid"], "valid split of graph tiny has no interactions"),
+    ("evaluate with a corrupted metrics.json", lambda r: (_corrupt(r / "run" / "metrics.json", b"{"), ["evaluate", f"--run={r / 'run'}"])[1],
+     "corrupted metrics.json"),
+    # -- tracebacks where one line is promised ------------------------------------------------------------
+    ("malformed YAML in --set", lambda r: ["train", f"--graph={r / 'graph'}", f"--out={r / 'out'}", "--set", "model.dim=["], "is not valid YAML"),
+    ("query with an unknown prefix", lambda r: ["query", "SELECT ?x WHERE { ?x foo:bar ?y }", f"--graph={r / 'graph'}"], "Unknown namespace prefix : foo"),
+    ("query with a SERVICE clause", lambda r: ["query", "SELECT * WHERE { SERVICE <http://127.0.0.1:9/sparql> { ?s ?p ?o } }", f"--graph={r / 'graph'}"],
+     "federated queries are off"),
+    ("query loading a remote graph", lambda r: ["query", "SELECT * FROM <http://127.0.0.1:9/g> WHERE { ?s ?p ?o }", f"--graph={r / 'graph'}"],
+     "federated queries are off"),
 ]
 
 
@@ -153,8 +207,8 @@ def test_bad_input_gives_one_line_exit_2_and_no_output(workspace, tmp_path, case
     assert "Traceback" not in result.output
     assert not (root / "out").exists()  # nothing half-written where the output was asked for
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == damaged  # and nothing written anywhere else
-    assert set(damaged) - set(before) <= {Path(p) for p in ("c.yaml", "u.txt", "n.csv")} | {
-        p for p in damaged if p.parts[0] == "data"
+    assert set(damaged) - set(before) <= {Path(p) for p in ("c.yaml", "u.txt", "n.csv", "afile")} | {
+        p for p in damaged if p.parts[0] in ("data", "mine", "site")
     }
 
 

@@ -70,7 +70,7 @@ def test_export_recbole_files(tmp_path, tiny_files):
     assert result.exit_code == 0, result.output
     folder = tmp_path / "recbole" / "tiny"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["tiny.item", "tiny.kg", "tiny.link", "tiny.test.inter", "tiny.train.inter", "tiny.valid.inter"]
+    assert names == [".kgrec", "tiny.item", "tiny.kg", "tiny.link", "tiny.test.inter", "tiny.train.inter", "tiny.valid.inter"]
     train = (folder / "tiny.train.inter").read_text().splitlines()
     assert train[0] == "user_id:token\titem_id:token\trating:float\ttimestamp:float"
     assert len(train) == 1 + 24

@@ -63,10 +63,16 @@ def _read_interactions(path: Path, config: DataConfig, notes: list[str]) -> pd.D
         frame["rating"] = schema.number_column(table, columns.rating, "rating")
     if columns.timestamp in table.frame.columns:
         frame["timestamp"] = schema.timestamp_column(table, columns.timestamp)
-    known = {columns.user, columns.item, columns.rating, columns.timestamp}
-    for column in table.frame.columns:
-        if column not in known:
-            frame[column] = table.frame[column]
+    parsed = {
+        "user_id": ("user id", columns.user),
+        "item_id": ("item id", columns.item),
+        "rating": ("rating", columns.rating),
+        "timestamp": ("timestamp", columns.timestamp),
+        "split": ("split", "(assigned by build-graph)"),
+        "_line": ("line number", "(kept by kgrec)"),
+    }
+    for column in schema.check_extra_columns(table, parsed, "the interaction log"):
+        frame[column] = schema.text_column(table, column, config.list_separator)
     frame["_line"] = np.arange(len(frame)) + table.first_line
     # A repeated (user, item) pair is one positive; keep the latest, as a re-rating replaces the old one.
     order = frame.sort_values(["timestamp", "_line"] if "timestamp" in frame else ["_line"], kind="stable")
@@ -86,14 +92,20 @@ def _read_items(path: Path, config: DataConfig) -> pd.DataFrame:
     frame = pd.DataFrame({"item_id": ids})
     for role in ("title", "description"):
         name = getattr(columns, role)
-        frame[role] = table.frame[name].str.strip() if name in present else ""
+        frame[role] = schema.text_column(table, name, " ").str.strip() if name in present else ""
     for role, out in (("category", "categories"), ("brand", "brands")):
         name = getattr(columns, role)
         frame[out] = schema.list_column(table, name, config.list_separator) if name in present else [()] * len(frame)
-    used = {columns.item, columns.title, columns.description, columns.category, columns.brand}
-    for column in present:
-        if column not in used:
-            frame[column] = table.frame[column]
+    parsed = {
+        "item_id": ("item id", columns.item),
+        "title": ("title", columns.title),
+        "description": ("description", columns.description),
+        "categories": ("category", columns.category),
+        "brands": ("brand", columns.brand),
+        "_line": ("line number", "(kept by kgrec)"),
+    }
+    for column in schema.check_extra_columns(table, parsed, "the item catalog"):
+        frame[column] = schema.text_column(table, column, config.list_separator)
     frame["_line"] = np.arange(len(frame)) + table.first_line
     return frame
 
@@ -114,8 +126,10 @@ def _read_users(path: Path, config: DataConfig) -> pd.DataFrame:
     schema.require_columns(table, {"user id": config.user}, "the user table")
     ids = schema.id_column(table, config.user, "user id")
     schema.unique_ids(table, ids, "user")
-    frame = table.frame.drop(columns=[config.user]).copy()
-    frame.insert(0, "user_id", ids)
+    parsed = {"user_id": ("user id", config.user), "_line": ("line number", "(kept by kgrec)")}
+    frame = pd.DataFrame({"user_id": ids})
+    for column in schema.check_extra_columns(table, parsed, "the user table"):
+        frame[column] = schema.text_column(table, column, config.list_separator)
     frame["_line"] = np.arange(len(frame)) + table.first_line
     return frame
 

@@ -23,7 +23,7 @@ import pandas as pd
 from kgrec.config import DataConfig, InteractionColumns, ItemColumns, LinkColumns, TripleColumns
 from kgrec.data.dataset import Dataset, read_dataset
 from kgrec.errors import InputError, KgrecError
-from kgrec.io import atomic_dir, sha256_file
+from kgrec.io import atomic_dir, check_replaceable, remove_stale_temporaries, sha256_file
 
 __all__ = ["PublicDataset", "PUBLIC_DATASETS", "resolve_data_dir", "load_dataset", "download_dataset", "verify_dataset"]
 
@@ -218,20 +218,23 @@ def download_dataset(
         show_progress: Show a progress bar.
 
     Returns:
-        The dataset's folder. Nothing is left behind on failure.
+        The dataset's folder. Nothing is left behind on failure; an existing folder that kgrec did not
+        download is never replaced.
     """
     spec = _spec(name)
     root = resolve_data_dir(data_dir)
     if not force:
         with contextlib.suppress(InputError):
             return verify_dataset(name, root)
+    check_replaceable(root / name, "dataset", "--data-dir")  # before the download, not after it
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{name}.download.", dir=root) as scratch:
+    remove_stale_temporaries(root / name)
+    with tempfile.TemporaryDirectory(prefix=f".{name}.{os.getpid()}.download.", suffix=".tmp", dir=root) as scratch:
         archive = Path(scratch) / "archive.zip"
         _fetch(url or spec.archive_url, archive, timeout, show_progress)
         if url is None and (actual := sha256_file(archive)) != spec.archive_sha256:
             raise KgrecError(f"checksum mismatch for {spec.archive_url}: sha256 {actual[:12]}..., expected {spec.archive_sha256[:12]}...")
-        with atomic_dir(root / name) as folder:
+        with atomic_dir(root / name, "dataset", "--data-dir") as folder:
             try:
                 with zipfile.ZipFile(archive) as bundle:
                     for file_name, expected in spec.files.items():

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from kgrec.errors import InputError
@@ -28,10 +29,12 @@ class Table:
     """A raw table: string cells, where it came from, and RecBole field types if it had them.
 
     Attributes:
-        frame: All cells as strings; missing cells are ``""``.
+        frame: All cells as strings; missing cells are ``""``. Cells of a list column (type ``"list"``)
+            are tuples of strings.
         path: The file it was read from.
         first_line: Line (or row) number of ``frame``'s first row in the file.
-        field_types: For RecBole atomic files, ``{column: "token" | "token_seq" | "float" | ...}``.
+        field_types: For RecBole atomic files, ``{column: "token" | "token_seq" | "float" | ...}``;
+            for Parquet, ``"list"`` for list-typed columns.
     """
 
     frame: pd.DataFrame
@@ -42,6 +45,17 @@ class Table:
     def line_of(self, position: int) -> int:
         """Return the file line of the row at ``position`` (0-based) in ``frame``."""
         return self.first_line + int(position)
+
+
+def _is_list(cell: object) -> bool:
+    return isinstance(cell, (list, tuple, np.ndarray))
+
+
+def _list_cell(cell: object) -> tuple[str, ...]:
+    """A Parquet list cell as a tuple of strings (a missing cell or a null element holds no value)."""
+    if not _is_list(cell):
+        return () if cell is None or (isinstance(cell, float) and np.isnan(cell)) else (str(cell),)
+    return tuple(str(value) for value in cell if value is not None)
 
 
 def is_rdf(path: str | Path) -> bool:
@@ -78,8 +92,18 @@ def read_table(path: str | Path) -> Table:
             raise InputError(f"cannot read Parquet: {error}", path) from None
         if frame.empty:
             raise InputError("the table has no rows", path)
-        frame = frame.astype(object).where(frame.notna(), "").astype(str)
-        return Table(frame.reset_index(drop=True), path, first_line=1, field_types={})
+        # List columns (Parquet list<string>) hold several values per cell: kept as tuples of strings,
+        # typed "list", so they split like '|'-separated text instead of becoming one numpy repr.
+        lists = {column: "list" for column in frame.columns if frame[column].map(_is_list).any()}
+        cells = {}
+        for column in frame.columns:
+            if column in lists:
+                cells[column] = frame[column].map(_list_cell)
+            else:
+                cells[column] = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
+        frame = pd.DataFrame(cells, index=frame.index)
+        frame.columns = [str(c).strip() for c in frame.columns]
+        return Table(frame.reset_index(drop=True), path, first_line=1, field_types={str(c).strip(): t for c, t in lists.items()})
     atomic = suffix in ATOMIC_SUFFIXES
     if not atomic and suffix not in _SEPARATORS:
         known = ", ".join([*_SEPARATORS, ".parquet", *ATOMIC_SUFFIXES])

@@ -10,7 +10,10 @@ import pandas as pd
 from kgrec.data.readers import Table
 from kgrec.errors import InputError
 
-__all__ = ["require_columns", "id_column", "number_column", "timestamp_column", "list_column", "unique_ids"]
+__all__ = [
+    "require_columns", "id_column", "number_column", "timestamp_column", "list_column", "text_column", "unique_ids",
+    "check_extra_columns",
+]
 
 # Data more than a day in the future is a unit mix-up (milliseconds) or a clock problem, not a real log.
 _FUTURE_SLACK_S = 86_400
@@ -30,8 +33,49 @@ def require_columns(table: Table, columns: dict[str, str], what: str) -> None:
         )
 
 
+def check_extra_columns(table: Table, parsed: dict[str, tuple[str, str]], what: str) -> list[str]:
+    """The columns kgrec carries along unparsed; one that has the name of a parsed column is an error.
+
+    Args:
+        table: The raw table.
+        parsed: ``{output name: (role, source column)}`` for every column kgrec produces by parsing
+            (``{"item_id": ("item id", "item"), ...}``); the output names are reserved whether or not
+            their source column is present.
+        what: The table, for the message ("the interaction log").
+
+    Raises:
+        InputError: naming both columns, e.g. an extra ``item_id`` next to the declared ``item``, which would
+            otherwise silently replace the parsed ids.
+    """
+    sources = {source for _, source in parsed.values()}
+    extra = [column for column in table.frame.columns if column not in sources]
+    for column in extra:
+        if column in parsed:
+            role, source = parsed[column]
+            raise InputError(
+                f"{what} has a column '{column}' besides the {role} column '{source}', and kgrec names the parsed {role} "
+                f"'{column}': rename one of the two, or declare '{column}' as the {role} column",
+                table.path,
+                1,
+            )
+    return extra
+
+
+def _one_value_per_row(table: Table, name: str, what: str) -> None:
+    if table.field_types.get(name) == "list":
+        raise InputError(f"column '{name}' holds lists, but a {what} is one value per row", table.path)
+
+
+def text_column(table: Table, name: str, separator: str = "|") -> pd.Series:
+    """A column carried along as text: list cells joined with ``separator``, as a delimited file would hold them."""
+    if table.field_types.get(name) == "list":
+        return table.frame[name].map(separator.join)
+    return table.frame[name]
+
+
 def id_column(table: Table, name: str, what: str) -> pd.Series:
     """Return the stripped id strings of a column; an empty id is an error naming its line."""
+    _one_value_per_row(table, name, what)
     ids = table.frame[name].str.strip()
     empty = np.flatnonzero((ids == "").to_numpy())
     if empty.size:
@@ -41,6 +85,7 @@ def id_column(table: Table, name: str, what: str) -> pd.Series:
 
 def number_column(table: Table, name: str, what: str) -> pd.Series:
     """Parse a column as finite floats; a missing, non-numeric, NaN or infinite cell is an error."""
+    _one_value_per_row(table, name, what)
     raw = table.frame[name].str.strip()
     values = pd.to_numeric(raw, errors="coerce").astype("float64")
     bad = np.flatnonzero(~np.isfinite(values.to_numpy()))
@@ -53,6 +98,7 @@ def number_column(table: Table, name: str, what: str) -> pd.Series:
 
 def timestamp_column(table: Table, name: str) -> pd.Series:
     """Parse unix seconds or ISO date-times into int64 unix seconds; negative or future times are errors."""
+    _one_value_per_row(table, name, "timestamp")
     raw = table.frame[name].str.strip()
     numeric = pd.to_numeric(raw, errors="coerce")
     if numeric.notna().all():
@@ -82,13 +128,18 @@ def timestamp_column(table: Table, name: str) -> pd.Series:
 
 
 def list_column(table: Table, name: str, separator: str) -> pd.Series:
-    """Split a multi-valued cell into a tuple of stripped, non-empty, de-duplicated values."""
+    """Split a multi-valued cell into a tuple of stripped, non-empty, de-duplicated values.
+
+    Cells of a list column (Parquet ``list<string>``) are already split; their values are taken whole.
+    """
     # RecBole token_seq fields are space-separated by definition of the format.
     if table.field_types.get(name) == "token_seq":
         separator = " "
+    is_list = table.field_types.get(name) == "list"
 
-    def split(cell: str) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(v.strip() for v in cell.split(separator) if v.strip()))
+    def split(cell: str | tuple[str, ...]) -> tuple[str, ...]:
+        values = cell if is_list else cell.split(separator)
+        return tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
 
     return table.frame[name].map(split)
 

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from kgrec.errors import InputError
 from kgrec.evaluate.metrics import auc, coverage, intra_list_diversity, topk_metrics
 
 __all__ = ["EvaluationResult", "evaluate_ranking", "interaction_matrix"]
@@ -67,6 +68,9 @@ def evaluate_ranking(
 
     Returns:
         Recall/NDCG/MRR/Hit/Precision@K, AUC, coverage@K and diversity@K.
+
+    Raises:
+        InputError: when no user has a relevant item to rank (an empty split, or no candidate among it).
     """
     started = time.perf_counter()
     device = torch.device(device)
@@ -78,6 +82,8 @@ def evaluate_ranking(
         truth.eliminate_zeros()
         not_candidate = torch.from_numpy(~candidates).to(device)
     users = np.flatnonzero(truth.getnnz(axis=1) > 0)
+    if not len(users):  # a mean over no users is no metric; never report it as 0
+        raise InputError("no user has a relevant item among the ranked candidates: there is nothing to evaluate")
     # Ties are broken in one fixed random order, not by item index: where a model gives many items the
     # same score (items it knows nothing about), index order would rank them by however the ids were
     # assigned (for MovieLens, roughly by age and popularity) and reward the model for it.
@@ -105,8 +111,8 @@ def evaluate_ranking(
         auc_count += int(valid.sum())
         lists.append(top.cpu())
     metrics = {name: total / max(1, len(users)) for name, total in sorted(sums.items())}
-    if not topk_only:
-        metrics["auc"] = auc_sum / max(1, auc_count)
+    if not topk_only and auc_count:  # AUC needs a user with both relevant and irrelevant candidates
+        metrics["auc"] = auc_sum / auc_count
     if lists:
         top_all = torch.cat(lists)
         for k in ks:

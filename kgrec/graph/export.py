@@ -13,16 +13,25 @@ __all__ = ["export_recbole"]
 
 
 def _write_atomic(frame: pd.DataFrame, types: dict[str, str], path: Path) -> None:
+    """One RecBole atomic file: tab-separated, a ``name:type`` header, one record per line.
+
+    RecBole reads fields unquoted, so tabs and line breaks inside values become spaces.
+    """
     header = "\t".join(f"{column}:{types[column]}" for column in frame.columns)
+    frame = frame.copy()
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].astype(str).str.replace(r"[\t\r\n]+", " ", regex=True)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(header + "\n")
-        frame.to_csv(handle, sep="\t", header=False, index=False)
+        frame.to_csv(handle, sep="\t", header=False, index=False, lineterminator="\n")
 
 
 def export_recbole(graph: KnowledgeGraph, directory: str | Path, name: str | None = None) -> Path:
     """Write ``<name>.{train,valid,test}.inter``, ``.item``, ``.kg`` and ``.link`` into ``directory/<name>/``.
 
-    ``name`` defaults to the graph's. (RecBole swaps in its own bundled copy for a dataset called
+    ``name`` defaults to the graph's. An existing ``directory/<name>/`` is replaced only if it is an
+    earlier export (it carries kgrec's marker); any other folder there is refused, never deleted. (RecBole swaps in its own bundled copy for a dataset called
     ``ml-100k``, so peers need another name, e.g. ``kgrec-ml-100k``.)
 
     Items stand for themselves as KG entities (``item:<id>`` keys), so the ``.link`` table maps
@@ -30,7 +39,7 @@ def export_recbole(graph: KnowledgeGraph, directory: str | Path, name: str | Non
     """
     name = safe_name(name or graph.name, "export name")
     target = Path(directory) / name
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, "export") as tmp:
         log = graph.split.interactions
         columns = ["user_id", "item_id"] + [c for c in ("rating", "timestamp") if c in log]
         types = {"user_id": "token", "item_id": "token", "rating": "float", "timestamp": "float"}

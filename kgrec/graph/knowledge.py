@@ -15,7 +15,7 @@ import pandas as pd
 from kgrec.config import GraphConfig
 from kgrec.data.dataset import Dataset
 from kgrec.data.ids import IdMap
-from kgrec.data.split import Split, split_interactions
+from kgrec.data.split import SPLIT_NAMES, Split, split_interactions
 from kgrec.errors import InputError
 
 if TYPE_CHECKING:
@@ -123,6 +123,26 @@ class KnowledgeGraph:
         stats = {**self.stats, "new_items": {"items": count, "links": len(new), "unknown_entities": missing}}
         return replace(self, items=items, catalog=catalog, triples=triples, stats=stats)
 
+    @cached_property
+    def digest(self) -> str:
+        """A checksum of what a trained model depends on: the id maps, the split and the KG triples.
+
+        A run records it and refuses a graph whose digest differs (rebuilt with another seed, other
+        data or other items), which would otherwise evaluate a model on its own training data.
+        """
+        import hashlib
+
+        digest = hashlib.sha256(b"kgrec-graph-digest-1")
+        for ids in (self.users.ids, self.items.ids, self.entities.ids, self.relations.ids):
+            digest.update(len(ids).to_bytes(8, "little"))
+            digest.update("\x00".join(ids).encode("utf-8", "surrogatepass"))
+        log = self.split.interactions
+        digest.update(self.users.to_index(log["user_id"].to_numpy()).tobytes())
+        digest.update(self.items.to_index(log["item_id"].to_numpy()).tobytes())
+        digest.update(pd.Categorical(log["split"].astype(str), categories=list(SPLIT_NAMES)).codes.astype(np.int8).tobytes())
+        digest.update(np.ascontiguousarray(self.triples, dtype=np.int64).tobytes())
+        return digest.hexdigest()[:20]
+
     def labeled_triples(self) -> np.ndarray:
         """``(num_triples, 3)`` strings ``(node key, relation, node key)``, the form PyKEEN reads."""
         keys = np.array([self.node_key(n) for n in range(self.num_kg_nodes)], dtype=object)
@@ -163,17 +183,20 @@ class KnowledgeGraph:
 
 
 def index_triples(keyed: pd.DataFrame, items: IdMap, entities: IdMap, relations: IdMap) -> np.ndarray:
-    """``(n, 3)`` int64 KG node/relation indices of triples given as ``head``/``relation``/``tail`` node keys."""
+    """``(n, 3)`` int64 KG node/relation indices of triples given as ``head``/``relation``/``tail`` node keys.
+
+    Raises:
+        KeyError: naming the first key that is no node (or relation) of the maps.
+    """
     node_of = {f"item:{item}": i for i, item in enumerate(items.ids)}
     node_of.update({f"entity:{e}": len(items) + j for j, e in enumerate(entities.ids)})
-    return np.stack(
-        [
-            keyed["head"].map(node_of).to_numpy(np.int64),
-            relations.to_index(keyed["relation"].to_numpy()),
-            keyed["tail"].map(node_of).to_numpy(np.int64),
-        ],
-        axis=1,
-    ).reshape(-1, 3)
+    columns = []
+    for column in ("head", "tail"):
+        nodes = keyed[column].map(node_of)
+        if nodes.isna().any():
+            raise KeyError(f"unknown node {keyed[column][nodes.isna()].iloc[0]!r}")
+        columns.append(nodes.to_numpy(np.int64))
+    return np.stack([columns[0], relations.to_index(keyed["relation"].to_numpy()), columns[1]], axis=1).reshape(-1, 3)
 
 
 def _resolve_terms(dataset: Dataset, items: IdMap) -> dict[str, str]:

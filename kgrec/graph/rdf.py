@@ -1,7 +1,8 @@
 """The KG as RDF: the kgrec ontology, IRIs for items, entities and relations, and N-Triples output.
 
-N-Triples are written line by line (each term escaped by rdflib's ``n3()``), so graphs of
-any size stream to disk without an in-memory ``rdflib.Graph``.
+N-Triples are written line by line, so graphs of any size stream to disk without an in-memory
+``rdflib.Graph``. Literals and IRIs are escaped as the N-Triples grammar requires (rdflib's ``n3()``
+writes Turtle's triple-quoted strings for text with newlines, which N-Triples does not allow).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
     from kgrec.graph.knowledge import KnowledgeGraph
 
-__all__ = ["ONTOLOGY_IRI", "DATA_IRI", "ontology_turtle", "iter_ntriples", "to_rdflib", "node_iri", "relation_iri"]
+__all__ = ["ONTOLOGY_IRI", "DATA_IRI", "ontology_turtle", "iter_ntriples", "to_rdflib", "node_iri", "relation_iri", "literal"]
 
 ONTOLOGY_IRI = "https://w3id.org/kgrec/ontology#"
 DATA_IRI = "https://w3id.org/kgrec/id/"
@@ -64,9 +65,21 @@ def ontology_turtle() -> str:
     return "\n".join(lines) + "\n"
 
 
+# N-Triples ECHARs for the characters a quoted literal may not hold raw; other controls become \\uXXXX.
+_LITERAL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+_LITERAL_SPECIAL = re.compile(r'[\\"\x00-\x1f\x7f]')
+# Characters IRIREF excludes (besides controls and space, which an absolute id never holds).
+_IRI_UNSAFE = re.compile(r'[<>"{}|^`\\\x00-\x20]')
+
+
+def literal(text: str) -> str:
+    """``text`` as an N-Triples string literal: one line, whatever quotes, backslashes or newlines it holds."""
+    return '"' + _LITERAL_SPECIAL.sub(lambda m: _LITERAL_ESCAPES.get(m.group(), f"\\u{ord(m.group()):04X}"), text) + '"'
+
+
 def _iri(kind: str, id_: str) -> str:
     if _ABSOLUTE_IRI.match(id_):
-        return f"<{id_}>"
+        return "<" + _IRI_UNSAFE.sub(lambda m: quote(m.group(), safe=""), id_) + ">"
     return f"<{DATA_IRI}{kind}/{quote(id_, safe='')}>"
 
 
@@ -86,8 +99,6 @@ def relation_iri(name: str) -> str:
 
 def iter_ntriples(graph: KnowledgeGraph) -> Iterator[str]:
     """Yield the KG as N-Triples lines: types, labels, descriptions, ids, then the relation triples."""
-    from rdflib import Literal
-
     rdf_type = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
     label = "<http://www.w3.org/2000/01/rdf-schema#label>"
     num_items = len(graph.items)
@@ -96,18 +107,18 @@ def iter_ntriples(graph: KnowledgeGraph) -> Iterator[str]:
         is_item = node < num_items
         kind = "item" if is_item else graph.entity_kinds[node - num_items]
         yield f"{iri} {rdf_type} {_term(_KIND_CLASS[kind])} .\n"
-        yield f"{iri} {label} {Literal(graph.node_label(node)).n3()} .\n"
+        yield f"{iri} {label} {literal(graph.node_label(node))} .\n"
         if is_item:
-            yield f"{iri} {_term('itemId')} {Literal(graph.items.ids[node]).n3()} .\n"
+            yield f"{iri} {_term('itemId')} {literal(graph.items.ids[node])} .\n"
             if description := graph.catalog["description"].iat[node]:
-                yield f"{iri} {_term('description')} {Literal(description).n3()} .\n"
+                yield f"{iri} {_term('description')} {literal(description)} .\n"
         else:
-            yield f"{iri} {_term('entityId')} {Literal(graph.entities.ids[node - num_items]).n3()} .\n"
+            yield f"{iri} {_term('entityId')} {literal(graph.entities.ids[node - num_items])} .\n"
     relations = [relation_iri(name) for name in graph.relations.ids]
     for name, iri in zip(graph.relations.ids, relations):
         if name not in _CATALOG_RELATIONS:
             yield f"{iri} {rdf_type} <http://www.w3.org/1999/02/22-rdf-syntax-ns#Property> .\n"
-            yield f"{iri} {label} {Literal(name).n3()} .\n"
+            yield f"{iri} {label} {literal(name)} .\n"
     for head, relation, tail in graph.triples.tolist():
         yield f"{nodes[head]} {relations[relation]} {nodes[tail]} .\n"
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kgrec.errors import InputError
 
-__all__ = ["PREFIXES", "TripleStore", "LocalStore", "EndpointStore", "open_store", "query"]
+__all__ = ["PREFIXES", "TripleStore", "LocalStore", "EndpointStore", "open_store", "prepare", "query"]
 
 RDFS_LABEL = "<http://www.w3.org/2000/01/rdf-schema#label>"
 PREFIXES = """PREFIX kgrec: <https://w3id.org/kgrec/ontology#>
@@ -29,8 +29,11 @@ PREFIX rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#>
 class TripleStore(Protocol):
     """What explanations and ``kgrec query`` need from a graph store."""
 
-    def query(self, sparql: str) -> pd.DataFrame:
-        """Run a SELECT (or ASK) query; one column per variable, values as strings (IRIs without brackets)."""
+    def query(self, sparql: str, allow_service: bool = False) -> pd.DataFrame:
+        """Run a SELECT (or ASK) query; one column per variable, values as strings (IRIs without brackets).
+
+        ``SERVICE`` and ``FROM`` clauses (federation) are refused unless ``allow_service``.
+        """
 
     def labels(self, iris: list[str]) -> dict[str, str]:
         """``rdfs:label`` of each IRI that has one."""
@@ -49,6 +52,52 @@ def _frame(result) -> pd.DataFrame:  # noqa: ANN001 - an rdflib query Result
 def _with_prefixes(sparql: str) -> str:
     # The kgrec prefixes are always available; a query that declares its own keeps them.
     return sparql if "prefix kgrec:" in sparql.lower() else PREFIXES + sparql
+
+
+def _remote_parts(node: object) -> list[str]:
+    """The parts of a translated query that make the evaluator fetch from the network: SERVICE and FROM."""
+    from rdflib.plugins.sparql.parserutils import CompValue
+
+    found: list[str] = []
+    if isinstance(node, CompValue):
+        # CompValue.get returns the key itself for a missing key, so membership is tested first.
+        if node.name == "ServiceGraphPattern":
+            found.append(f"SERVICE <{node['term'] if 'term' in node else '?'}>")
+        for clause in (node["datasetClause"] if "datasetClause" in node else None) or ():
+            iri = clause["default"] if "default" in clause else clause["named"] if "named" in clause else "?"
+            found.append(f"FROM <{iri}>")
+        for value in node.values():
+            found += _remote_parts(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found += _remote_parts(value)
+    return found
+
+
+def prepare(sparql: str, allow_service: bool = False):  # noqa: ANN201 - an rdflib prepared Query
+    """Parse a query (kgrec prefixes predeclared) and refuse federation unless ``allow_service``.
+
+    ``SERVICE <url>`` and ``FROM <url>`` make rdflib send HTTP requests to any address the query
+    names, so a query a user (or a server's client) hands in could reach machines it never should;
+    they run only when asked for.
+
+    Raises:
+        InputError: for a syntax error, an unknown prefix, or a remote part that is not allowed.
+    """
+    from rdflib.plugins.sparql.algebra import translateQuery
+    from rdflib.plugins.sparql.parser import parseQuery
+
+    try:
+        prepared = translateQuery(parseQuery(_with_prefixes(sparql)))
+    except Exception as error:  # pyparsing's ParseException, rdflib's bare Exception for an unknown prefix
+        raise InputError(f"SPARQL syntax error: {' '.join(str(error).split())}") from None
+    remote = _remote_parts(prepared.algebra)
+    if remote and not allow_service:
+        raise InputError(
+            f"the query asks another endpoint for data ({remote[0]}); federated queries are off unless allowed "
+            "(kgrec query --allow-service)"
+        )
+    return prepared
 
 
 class LocalStore:
@@ -76,13 +125,14 @@ class LocalStore:
             self._rdf = rdf
         return self._rdf
 
-    def query(self, sparql: str) -> pd.DataFrame:
-        from pyparsing import ParseException
-
+    def query(self, sparql: str, allow_service: bool = False) -> pd.DataFrame:
+        prepared = prepare(sparql, allow_service)
         try:
-            return _frame(self.rdf.query(_with_prefixes(sparql)))
-        except ParseException as error:
-            raise InputError(f"SPARQL syntax error: {' '.join(str(error).split())}") from None
+            return _frame(self.rdf.query(prepared))
+        except InputError:
+            raise
+        except Exception as error:  # rdflib reports evaluation problems of the query as plain exceptions
+            raise InputError(f"SPARQL query failed: {' '.join(str(error).split())[:300]}") from None
 
     def labels(self, iris: list[str]) -> dict[str, str]:
         if self._labels is None:
@@ -112,7 +162,8 @@ class EndpointStore:
         self.endpoint = endpoint
         self.rdf = rdflib.Graph(store=SPARQLStore(query_endpoint=endpoint, returnFormat="json"))
 
-    def query(self, sparql: str) -> pd.DataFrame:
+    def query(self, sparql: str, allow_service: bool = False) -> pd.DataFrame:
+        prepare(sparql, allow_service)  # the same rules as locally; the endpoint gets the text
         try:
             return _frame(self.rdf.query(_with_prefixes(sparql)))
         except (OSError, ValueError) as error:
@@ -141,6 +192,9 @@ def open_store(graph_dir: str | Path | None = None, endpoint: str | None = None)
     return LocalStore(graph_dir)
 
 
-def query(sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None) -> pd.DataFrame:
-    """Run ``sparql`` against a built graph (or an endpoint holding it); the kgrec prefixes are predeclared."""
-    return open_store(graph_dir, endpoint).query(sparql)
+def query(sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None, allow_service: bool = False) -> pd.DataFrame:
+    """Run ``sparql`` against a built graph (or an endpoint holding it); the kgrec prefixes are predeclared.
+
+    Federated parts (``SERVICE``, ``FROM <url>``) are refused unless ``allow_service``.
+    """
+    return open_store(graph_dir, endpoint).query(sparql, allow_service)

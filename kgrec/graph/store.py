@@ -14,6 +14,7 @@ Layout of ``graphs/<name>/``::
 
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 from pathlib import Path
@@ -28,7 +29,7 @@ from kgrec.errors import InputError
 from kgrec.graph.knowledge import KnowledgeGraph, index_triples
 from kgrec.graph.rdf import iter_ntriples, ontology_turtle
 from kgrec.graph.views import write_networkx
-from kgrec.io import atomic_dir, load_tensors, sha256_file
+from kgrec.io import MARKER_NAME, atomic_dir, load_tensors, sha256_file
 
 __all__ = ["save_graph", "load_graph", "GRAPH_FORMAT_VERSION"]
 
@@ -40,21 +41,20 @@ def save_graph(graph: KnowledgeGraph, directory: str | Path) -> Path:
     """Write ``graph`` to ``directory``; an existing graph there is replaced only once the new one is complete.
 
     Raises:
-        InputError: if ``directory`` exists and is not a kgrec graph (it is never overwritten).
+        InputError: if ``directory`` exists and is not a kgrec graph (a folder kgrec did not create is never touched).
     """
     import torch
 
     from kgrec.graph.hetero import hetero_to_tensors
 
     directory = Path(directory)
-    if directory.exists() and (not directory.is_dir() or (any(directory.iterdir()) and not (directory / "manifest.json").is_file())):
-        raise InputError("exists and is not a kgrec graph directory; choose another --out", directory)
-    with atomic_dir(directory) as tmp:
+    with atomic_dir(directory, "graph") as tmp:
         (tmp / "ontology.ttl").write_text(ontology_turtle(), encoding="utf-8")
         with open(tmp / "kg.nt", "w", encoding="utf-8") as handle:
             handle.writelines(iter_ntriples(graph))
+        # Quoted where a key holds a tab, quote or newline; load_graph reads it with the same rule.
         pd.DataFrame(graph.labeled_triples(), columns=["head", "relation", "tail"]).to_csv(
-            tmp / "kg_triples.tsv", sep="\t", index=False
+            tmp / "kg_triples.tsv", sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n"
         )
         ids = {
             "users": list(graph.users.ids),
@@ -85,7 +85,8 @@ def save_graph(graph: KnowledgeGraph, directory: str | Path) -> Path:
             "name": graph.name,
             "config": graph.config.model_dump(mode="json"),
             "cold_items": list(graph.split.cold_items),
-            "files": {path.name: sha256_file(path) for path in sorted(tmp.iterdir())},
+            "digest": graph.digest,
+            "files": {path.name: sha256_file(path) for path in sorted(tmp.iterdir()) if path.name != MARKER_NAME},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return directory
@@ -123,8 +124,13 @@ def load_graph(directory: str | Path) -> KnowledgeGraph:
     ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
     items, entities = IdMap(tuple(ids["items"])), IdMap(tuple(ids["entities"]))
     relations = IdMap(tuple(ids["relations"]))
-    labeled = pd.read_csv(directory / "kg_triples.tsv", sep="\t", dtype=str, keep_default_na=False, quoting=3)
-    triples = index_triples(labeled, items, entities, relations)
+    labeled = pd.read_csv(
+        directory / "kg_triples.tsv", sep="\t", dtype=str, keep_default_na=False, na_filter=False, quoting=csv.QUOTE_MINIMAL
+    )
+    try:
+        triples = index_triples(labeled, items, entities, relations)
+    except KeyError as error:
+        raise InputError(f"names a node or relation not in ids.json ({error.args[0]}); rebuild the graph", directory / "kg_triples.tsv") from None
     interactions = pd.read_parquet(directory / "interactions.parquet")
     interactions["split"] = pd.Categorical(interactions["split"], categories=list(SPLIT_NAMES))
     catalog = pd.read_parquet(directory / "items.parquet")
@@ -149,4 +155,6 @@ def load_graph(directory: str | Path) -> KnowledgeGraph:
     )
     # Seed the cached PyG view from disk so loading never rebuilds it.
     graph.__dict__["hetero"] = hetero_from_tensors(load_tensors(directory / "hetero.pt"))
+    if "digest" in manifest:  # graphs written before digests were recorded compute theirs on first use
+        graph.__dict__["digest"] = manifest["digest"]
     return graph

@@ -90,7 +90,7 @@ def fit(
     trains_kg = model.kg_model is not None and any(id(p) in chosen for p in model.kg_model.parameters())
     active = tuple(t for t in config.tasks if t != "kg" or trains_kg)
     if not active:  # e.g. tasks=kg alone in a stage that does not train the KG model
-        return FitResult(copy.deepcopy(model.state_dict() if start is None else start[1]), 0, float("-inf") if start is None else start[0])
+        return FitResult(copy.deepcopy(model.training_state() if start is None else start[1]), 0, float("-inf") if start is None else start[0])
     frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
@@ -101,7 +101,7 @@ def fit(
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     autocast = device.type == "cuda" and config.mixed_precision
     if start is None:
-        result = FitResult(copy.deepcopy(model.state_dict()), 0, float("-inf"))
+        result = FitResult(copy.deepcopy(model.training_state()), 0, float("-inf"))
     else:
         result = FitResult(copy.deepcopy(start[1]), 0, start[0])
     try:
@@ -111,7 +111,7 @@ def fit(
         max_epochs = config.epochs if epochs is None else epochs
         saved = checkpoint.resumes(stage) if checkpoint is not None else None
         if saved is not None:
-            model.load_state_dict(saved["model"])
+            model.load_training_state(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             weighting.load_state_dict(saved["weighting"])
             result = FitResult(saved["best_state"], saved["best_epoch"], saved["best_score"], json.loads(saved["history"]), saved["seconds_to_best"])
@@ -159,7 +159,7 @@ def fit(
                 row["valid"] = score
                 if score > result.best_score:
                     result.best_score, result.best_epoch, stale = score, epoch, 0
-                    result.best_state = copy.deepcopy(model.state_dict())
+                    result.best_state = copy.deepcopy(model.training_state())
                     result.seconds_to_best = time.perf_counter() - started
                 else:
                     stale += 1
@@ -171,7 +171,7 @@ def fit(
                     {
                         "stage": stage,
                         "epoch": epoch,
-                        "model": model.state_dict(),
+                        "model": model.training_state(),
                         "optimizer": optimizer.state_dict(),
                         "weighting": weighting.state_dict(),
                         "best_state": result.best_state,
@@ -192,7 +192,7 @@ def fit(
             p.requires_grad_(True)
     result.seconds = time.perf_counter() - started
     if validate is None:
-        result.best_state, result.best_epoch = copy.deepcopy(model.state_dict()), len(result.history)
+        result.best_state, result.best_epoch = copy.deepcopy(model.training_state()), len(result.history)
         result.seconds_to_best = result.seconds
     result.seconds_per_epoch = result.seconds / max(1, len(result.history))
     if not np.isfinite(result.best_score):

@@ -26,12 +26,13 @@ from kgrec.data import ContextFeatures
 from kgrec.errors import InputError
 from kgrec.evaluate import EvaluationResult, evaluate_ranking, interaction_matrix, rating_errors
 from kgrec.graph import KnowledgeGraph
-from kgrec.io import atomic_write, load_tensors, write_json
+from kgrec.io import atomic_write, check_replaceable, load_tensors, write_json, write_marker
 from kgrec.models import ContextEncoder, DotScorer, KGRecommender, PropagationGraph, RatingHead, TopK, top_k
 
 __all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "split_matrix"]
 
-RUN_FORMAT_VERSION = 1
+# 2: run.json records the graph's digest, checked on every load.
+RUN_FORMAT_VERSION = 2
 
 
 def split_matrix(graph: KnowledgeGraph, *parts: str) -> sp.csr_matrix:
@@ -164,6 +165,8 @@ class Recommender:
             raise InputError(f"evaluate takes candidates 'all' or 'unseen', not '{candidates}'")
         if ks is not None and (not ks or min(ks) < 1):
             raise InputError(f"cut-offs K must be at least 1, got {list(ks)}")
+        if not self.interactions(split).nnz:
+            raise InputError(f"the {split} split of graph {self.graph.name} has no interactions: there is nothing to evaluate")
         exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
         candidate_items = None if candidates == "all" else exclude.getnnz(axis=0) == 0
         if self.context is None:
@@ -355,9 +358,17 @@ class Recommender:
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path, graph_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write ``model.pt`` and ``run.json`` (last) into ``directory``; ``config.yaml`` too if absent."""
+        """Write ``model.pt`` and ``run.json`` (last) into ``directory``; ``config.yaml`` too if absent.
+
+        ``run.json`` records the graph's digest, so a run never loads a graph rebuilt since.
+
+        Raises:
+            InputError: when ``directory`` is a folder kgrec did not create.
+        """
         directory = Path(directory)
+        check_replaceable(directory, "run")
         directory.mkdir(parents=True, exist_ok=True)
+        write_marker(directory, "run")
         if not (directory / "config.yaml").is_file():
             with atomic_write(directory / "config.yaml") as handle:
                 handle.write(dump_config(self.config))
@@ -386,6 +397,7 @@ class Recommender:
             "torch_version": torch.__version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "graph": str(Path(graph_dir).resolve()),
+            "graph_digest": self.graph.digest,
             "model": repr(model),
             **(extra or {}),
         }
@@ -408,6 +420,12 @@ class Recommender:
             raise InputError(f"run format v{run.get('format_version')} is not v{RUN_FORMAT_VERSION}; train again", run_file)
         config = load_config(directory / "config.yaml")
         graph = KnowledgeGraph.load(run["graph"])
+        if graph.digest != run.get("graph_digest"):
+            raise InputError(
+                f"the graph at {run['graph']} has changed since this run was trained (rebuilt with another split, data "
+                "or items), so its test set may overlap the model's training data; train again on it, or rebuild it as it was",
+                run_file,
+            )
         try:
             checkpoint = load_tensors(directory / "model.pt")
         except FileNotFoundError:

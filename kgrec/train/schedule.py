@@ -68,7 +68,7 @@ def run_schedule(
         side = model.side_parameters()
         if side and config.side_epochs > 0:
             if fitted.best_state:
-                model.load_state_dict(fitted.best_state)
+                model.load_training_state(fitted.best_state)
             if checkpoint is not None:
                 checkpoint.previous = {
                     "best_score": fitted.best_score, "history": fitted.history,
@@ -82,7 +82,7 @@ def run_schedule(
             result.history += [{**row, "epoch": row["epoch"] + offset} for row in second.history]
             result.seconds += second.seconds
             fitted = second
-    model.load_state_dict(fitted.best_state)
+    model.load_training_state(fitted.best_state)
     model.eval()
     result.best_score = fitted.best_score
     result.best_epoch = next(

@@ -7,6 +7,7 @@ import pytest
 
 from kgrec.config import DataConfig, InteractionColumns
 from kgrec.data import read_dataset
+from kgrec.errors import InputError
 from tests.conftest import INTERACTIONS, ITEMS, LINKS, TRIPLES, write_tiny_files
 
 
@@ -114,3 +115,47 @@ def test_lenient_ids_drop_unknown_rows(tiny_files):
     dataset = read_dataset(tiny_files["interactions"], tiny_files["items"], config=DataConfig(strict_ids=False))
     assert "9" not in set(dataset.interactions["item_id"])
     assert any("dropped 4 rows whose item" in note for note in dataset.notes)
+
+
+def test_parquet_list_columns_are_multi_valued(tmp_path):
+    from kgrec.data import read_catalog
+
+    catalog = pd.DataFrame(
+        {"item": ["1", "2", "3"], "category": [["Toys", "Kids"], [], None], "brand": [["Acme"], ["Acme", "Zed"], ["Zed"]],
+         "tags": [["a", "b"], ["c"], []]}
+    )
+    catalog.to_parquet(tmp_path / "items.parquet", index=False)
+    items = read_catalog(tmp_path / "items.parquet").set_index("item_id")
+    assert items.loc["1", "categories"] == ("Toys", "Kids") and items.loc["2", "categories"] == () == items.loc["3", "categories"]
+    assert items.loc["2", "brands"] == ("Acme", "Zed")
+    assert items.loc["1", "tags"] == "a|b"  # an extra list column is carried as the separator-joined text
+    pd.DataFrame({"item": [["1", "2"]], "title": ["x"]}).to_parquet(tmp_path / "bad.parquet", index=False)
+    with pytest.raises(InputError, match="column 'item' holds lists, but a item id is one value per row"):
+        read_catalog(tmp_path / "bad.parquet")
+
+
+@pytest.mark.parametrize(
+    ("table", "content", "fragment"),
+    [
+        ("interactions", "user,item,item_id\nu1,A,x1\nu1,B,x2\n", "column 'item_id' besides the item id column 'item'"),
+        ("interactions", "user,item,user_id\nu1,A,x1\n", "column 'user_id' besides the user id column 'user'"),
+        ("interactions", "user,item,split\nu1,A,test\n", "column 'split'"),
+        ("interactions", "user,item,stars,rating\nu1,A,5,x\n", "column 'rating' besides the rating column 'stars'"),
+        ("items", "item,name,title\n1,One,Other\n", "column 'title' besides the title column 'name'"),
+        ("items", "item,category,categories\n1,A,B\n", "column 'categories' besides the category column 'category'"),
+        ("users", "user,user_id,age\nu1,x,3\n", "column 'user_id' besides the user id column 'user'"),
+    ],
+)
+def test_an_extra_column_named_like_a_parsed_one_is_an_error(tmp_path, table, content, fragment):
+    files = write_tiny_files(tmp_path)
+    log = files["interactions"]
+    if table == "interactions":
+        log = tmp_path / "log.csv"
+        log.write_text(content)
+    path = tmp_path / f"{table}.csv"
+    if table != "interactions":
+        path.write_text(content)
+    declared = {"interactions": {"rating": "stars"}} if "stars" in content else {"items": {"title": "name"}} if "name" in content else {}
+    config = DataConfig.model_validate(declared)
+    with pytest.raises(InputError, match=fragment.replace("(", r"\(")):
+        read_dataset(log, items=path if table == "items" else None, users=path if table == "users" else None, config=config)

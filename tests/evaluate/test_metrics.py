@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from kgrec.errors import InputError
 from kgrec.evaluate import auc, coverage, evaluate_ranking, interaction_matrix, intra_list_diversity, topk_metrics
 
 
@@ -94,8 +95,8 @@ def test_candidates_restrict_ranking_and_relevance():
     assert every.metrics["recall@1"] == 0.0
     assert cold.metrics["recall@1"] == 1.0 and cold.metrics["ndcg@1"] == 1.0
     assert cold.metrics["auc"] == 1.0
-    no_user = evaluate_ranking(lambda users: scores[users], truth, nothing, ks=(1,), candidates=np.array([True, False, True, False]))
-    assert no_user.num_users == 0
+    with pytest.raises(InputError, match="nothing to evaluate"):  # no relevant candidate: no metric, never a 0
+        evaluate_ranking(lambda users: scores[users], truth, nothing, ks=(1,), candidates=np.array([True, False, True, False]))
 
 
 def test_ties_are_broken_at_random_not_by_item_index():
@@ -118,3 +119,10 @@ def test_topk_only_gives_the_same_topk_metrics():
     fast = evaluate_ranking(lambda users: scores[users], truth, exclude, ks=(5, 10), batch_size=7, topk_only=True)
     assert "auc" in full.metrics and "auc" not in fast.metrics and "coverage@5" not in fast.metrics
     assert fast.metrics == {name: value for name, value in full.metrics.items() if name in fast.metrics}
+
+
+
+def test_an_empty_split_is_an_error_not_a_zero():
+    empty = interaction_matrix(np.array([], dtype=int), np.array([], dtype=int), 3, 4)
+    with pytest.raises(InputError, match="nothing to evaluate"):
+        evaluate_ranking(lambda rows: torch.zeros(len(rows), 4), empty, empty)

@@ -62,14 +62,18 @@ class _Endpoint(BaseHTTPRequestHandler):
         pass
 
 
+def _serve(handler: type[BaseHTTPRequestHandler]):
+    """Serve ``handler`` on a free loopback port in a thread; yields the endpoint URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/sparql"
+    server.shutdown()
+
+
 @pytest.fixture
 def endpoint(graph_dir):
     _Endpoint.rdf = LocalStore(graph_dir).rdf
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/sparql"
-    server.shutdown()
+    yield from _serve(_Endpoint)
 
 
 def test_remote_endpoint_answers_like_the_local_store(graph_dir, endpoint):
@@ -83,3 +87,47 @@ def test_remote_endpoint_answers_like_the_local_store(graph_dir, endpoint):
 def test_unreachable_endpoint_is_a_clear_error():
     with pytest.raises(InputError, match="SPARQL endpoint http://127.0.0.1:9/sparql failed"):
         EndpointStore("http://127.0.0.1:9/sparql").query("SELECT * WHERE { ?s ?p ?o } LIMIT 1")
+
+
+class _Counting(BaseHTTPRequestHandler):
+    """Counts the requests a query makes this machine send; answers an empty SPARQL result."""
+
+    requests: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        self.requests.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/sparql-results+json")
+        self.end_headers()
+        self.wfile.write(b'{"head": {"vars": ["o"]}, "results": {"bindings": []}}')
+
+    do_POST = do_GET
+
+    def log_message(self, *args) -> None:  # noqa: ANN002 - silence
+        pass
+
+
+@pytest.fixture
+def listener():
+    _Counting.requests = []
+    yield from _serve(_Counting)
+
+
+def test_federated_queries_send_nothing_unless_allowed(graph_dir, listener):
+    service = f"SELECT ?o WHERE {{ SERVICE <{listener}> {{ ?s ?p ?o }} }}"
+    load = f"SELECT ?o FROM <{listener}> WHERE {{ ?s ?p ?o }}"
+    for sparql, part in ((service, "SERVICE"), (load, "FROM")):
+        with pytest.raises(InputError, match=f"federated queries are off|{part} <"):
+            query(sparql, graph_dir)
+        with pytest.raises(InputError, match="federated queries are off"):
+            EndpointStore(listener).query(sparql)  # the same rule for a query handed on to an endpoint
+    assert _Counting.requests == []  # nothing left this process
+    query(service, graph_dir, allow_service=True)
+    assert len(_Counting.requests) == 1  # the same query, allowed, does reach the network
+
+
+def test_unknown_prefix_and_evaluation_errors_are_one_line(graph_dir):
+    with pytest.raises(InputError, match="Unknown namespace prefix : foo"):
+        query("SELECT ?x WHERE { ?x foo:bar ?y }", graph_dir)
+    with pytest.raises(InputError, match="only SELECT and ASK"):
+        query("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", graph_dir)

@@ -53,7 +53,7 @@ def test_failed_first_save_leaves_nothing(tmp_path, tiny_graph, monkeypatch):
 def test_refuses_to_overwrite_foreign_directory(tmp_path, tiny_graph):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(InputError, match="not a kgrec graph directory"):
+    with pytest.raises(InputError, match="not a graph directory that kgrec made"):
         tiny_graph.save(tmp_path / "mine")
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
 
@@ -88,3 +88,103 @@ def test_saved_ntriples_parse_with_rdflib(tmp_path, tiny_graph):
     assert len(rdf) == len(tiny_graph.to_rdf())
     ontology = rdflib.Graph().parse(tmp_path / "g" / "ontology.ttl", format="turtle")
     assert len(ontology) > 20
+
+
+# Text a shop's own catalog really holds: quotes, backslashes, tabs, line breaks, non-BMP characters.
+ODD = ['TV 55"', 'back\\slash', "tab\there", "two\nlines", "crlf\r\nend", "emoji 😀 𝄞", "quote \"in\" 'both'", "\\n literally"]
+
+
+@pytest.fixture
+def odd_graph(tmp_path):
+    """A graph whose every text field (ids, titles, descriptions, categories, brands, triples) holds odd characters."""
+    from kgrec.data import read_dataset
+    from kgrec.graph import build_graph
+
+    items = pd.DataFrame(
+        {
+            "item": [f"item {t}" for t in ODD],
+            "title": [f"Title {t}" for t in ODD],
+            "description": [f"About {t}" for t in ODD],
+            "category": [f"{t}|shared \"cat\"" for t in ODD],
+            "brand": [f"Brand {t}" for t in ODD],
+        }
+    )
+    log = pd.DataFrame([(f"user {u}\t{ODD[u]}", f"item {ODD[i]}") for u in range(len(ODD)) for i in range(len(ODD)) if (u + i) % 3],
+                       columns=["user", "item"])
+    triples = pd.DataFrame({"head": [f"item {t}" for t in ODD], "relation": [f"made by {t}" for t in ODD], "tail": [f"maker {t}" for t in ODD]})
+    for name, frame in (("items", items), ("log", log), ("triples", triples)):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    data = read_dataset(tmp_path / "log.csv", tmp_path / "items.csv", triples=tmp_path / "triples.csv", name="odd")
+    graph = build_graph(data)
+    graph.save(tmp_path / "g")
+    return graph, tmp_path / "g"
+
+
+def test_odd_text_gives_valid_ntriples_and_round_trips(odd_graph):
+    from rdflib.plugins.parsers.ntriples import W3CNTriplesParser
+
+    from kgrec.graph.rdf import node_iri
+    from kgrec.graph.sparql import LocalStore, query
+
+    graph, directory = odd_graph
+    lines = (directory / "kg.nt").read_text(encoding="utf-8").split("\n")[:-1]
+
+    class Sink:
+        count = 0
+
+        def triple(self, *terms) -> None:  # noqa: ANN002
+            Sink.count += 1
+
+    with open(directory / "kg.nt", "rb") as handle:
+        W3CNTriplesParser(sink=Sink()).parse(handle)  # the strict N-Triples grammar: raises on a raw newline
+    assert Sink.count == len(lines)  # one statement per line
+    labels = LocalStore(directory).labels([node_iri(graph, n)[1:-1] for n in range(len(graph.items))])
+    assert sorted(labels.values()) == sorted(f"Title {t}" for t in ODD)
+    found = query('SELECT ?d WHERE { ?i kgrec:description ?d }', directory)["d"]
+    assert sorted(found) == sorted(f"About {t}" for t in ODD)
+    loaded = KnowledgeGraph.load(directory)
+    assert (loaded.triples == graph.triples).all() and loaded.entities == graph.entities
+    assert {f"Brand {t}" for t in ODD} | {'TV 55"', "shared \"cat\""} <= set(loaded.entities.ids)
+
+
+def test_odd_text_exports_one_record_per_line(odd_graph, tmp_path):
+    from kgrec.graph import export_recbole
+
+    graph, directory = odd_graph
+    folder = export_recbole(KnowledgeGraph.load(directory), tmp_path / "export")
+    kg = (folder / "odd.kg").read_text(encoding="utf-8").split("\n")[:-1]
+    assert len(kg) == 1 + len(graph.triples) and all(line.count("\t") == 2 for line in kg)
+    items = (folder / "odd.item").read_text(encoding="utf-8").split("\n")[:-1]
+    assert len(items) == 1 + len(graph.items)
+
+
+def test_manifest_records_the_digest_and_a_rebuild_changes_it(tmp_path, tiny_dataset):
+    from kgrec.config import GraphConfig, SplitConfig
+    from kgrec.graph import build_graph
+
+    first = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+    first.save(tmp_path / "g")
+    assert json.loads((tmp_path / "g" / "manifest.json").read_text())["digest"] == first.digest
+    assert KnowledgeGraph.load(tmp_path / "g").digest == first.digest == build_graph(tiny_dataset, first.config).digest
+    reseeded = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2), seed=7)))
+    assert reseeded.digest != first.digest
+
+
+def test_a_killed_build_leaves_no_temporary_folder_after_the_next_build(tmp_path, tiny_files):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [sys.executable, "-m", "kgrec", "build-graph", *[f"--{r}={p}" for r, p in tiny_files.items()], f"--out={tmp_path / 'g'}"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".g.*.tmp")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert list(tmp_path.glob(".g.*.tmp")), "the build finished before it could be killed"
+    assert subprocess.run(args, capture_output=True).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    KnowledgeGraph.load(tmp_path / "g")

@@ -53,6 +53,11 @@ def test_resume_ends_with_the_uninterrupted_result(graph, tmp_path, monkeypatch,
     monkeypatch.setattr(Checkpointer, "save", save)
     saved = read_checkpoint(tmp_path / "cut" / CHECKPOINT_NAME)
     assert saved["stage"] == ("backbone" if kill_after <= 8 else "side")
+    # The checkpoint holds what training changes, not the inputs it rebuilds (KG embeddings) or the EASE
+    # matrix (items x items, solved after training): those would make every epoch's file huge.
+    fixed = {"kg_emb", "linear.weight"}
+    assert fixed <= set(whole.model.state_dict())
+    assert not fixed & (set(saved["model"]) | set(saved["best_state"]))
     assert not (tmp_path / "cut" / "run.json").exists()
 
     resumed = api.resume(tmp_path / "cut", quiet=True)
