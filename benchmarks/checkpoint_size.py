@@ -59,7 +59,9 @@ def main() -> None:
              "train.checkpoint_every": 1, "train.batch_size": 65536, "train.lr": 0.05}
         )
         graph = api.build_graph(data, config, out=scratch / "graph")
-        import kgrec.train.schedule as schedule
+        import importlib
+
+        schedule = importlib.import_module("kgrec.train.schedule")  # kgrec.train the function shadows the package
 
         model_holder = {}
         fit = schedule.fit

@@ -143,7 +143,9 @@ def _cache_dir(graph_dir: str | Path | None, cache_dir: str | Path | None) -> Pa
             pass
     except OSError as error:
         raise InputError(
-            f"cannot write the embedding cache here ({error.strerror or error}); give a writable cache folder (cache_dir)", folder
+            f"cannot write the embedding cache here ({error.strerror or error}); "
+            "give a writable folder elsewhere (cache_dir, or kgrec train --cache-dir)",
+            folder,
         ) from None
     return folder
 

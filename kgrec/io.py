@@ -149,11 +149,22 @@ def folder_kind(path: str | Path) -> str | None:
     return None
 
 
-def check_replaceable(path: str | Path, kind: str, option: str = "--out") -> None:
+def _recorded_entries(path: Path) -> set[str] | None:
+    """The names kgrec wrote into a folder it replaces as a whole (from its marker, or a legacy graph's manifest)."""
+    entries = _read_json(path / MARKER_NAME).get("entries")
+    if isinstance(entries, list):
+        return set(map(str, entries))
+    files = _read_json(path / "manifest.json").get("files") if not (path / MARKER_NAME).exists() else None
+    return set(files) | {"manifest.json"} if isinstance(files, dict) else None
+
+
+def check_replaceable(path: str | Path, kind: str, option: str = "--out", whole: bool = False, keep: tuple[str, ...] = ()) -> None:
     """Raise an InputError unless ``path`` is absent, an empty folder, or a kgrec folder of ``kind``.
 
     The rule for every command that replaces or writes into a whole folder: a folder kgrec did not
-    create (the user's own files) is never touched.
+    create (the user's own files) is never touched. With ``whole`` (the folder is about to be replaced
+    as a whole), a kgrec folder that has since received files kgrec did not write there (a run saved
+    inside a graph folder, notes beside an export) is refused too; names in ``keep`` are carried over.
     """
     from kgrec.errors import InputError
 
@@ -165,6 +176,15 @@ def check_replaceable(path: str | Path, kind: str, option: str = "--out") -> Non
         raise InputError(f"exists and is not a folder; choose another {option}", path)
     found = folder_kind(path)
     if found == kind:
+        recorded = _recorded_entries(path) if whole else None
+        if recorded is not None:
+            foreign = sorted(e.name for e in path.iterdir() if e.name not in recorded | {MARKER_NAME, ".lock", *keep})
+            if foreign:
+                raise InputError(
+                    f"holds '{foreign[0]}', which kgrec did not write there; replacing the folder would delete it: "
+                    f"move it out first, or choose another {option}",
+                    path,
+                )
         return
     if found is None and not any(entry.name not in (MARKER_NAME, ".lock") for entry in path.iterdir()):
         return
@@ -173,32 +193,37 @@ def check_replaceable(path: str | Path, kind: str, option: str = "--out") -> Non
     raise InputError(f"exists and is not a {words} that kgrec made; it is never replaced or written into: choose another {option}", path)
 
 
-def write_marker(folder: str | Path, kind: str) -> None:
-    """Mark ``folder`` as a kgrec folder of ``kind`` (see :func:`check_replaceable`)."""
+def write_marker(folder: str | Path, kind: str, entries: list[str] | None = None) -> None:
+    """Mark ``folder`` as a kgrec folder of ``kind`` (see :func:`check_replaceable`), with the names it wrote there."""
     from kgrec._version import __version__
 
     marker = Path(folder) / MARKER_NAME
-    if _read_json(marker).get("kind") == kind:
+    record = {"kind": kind, "kgrec_version": __version__}
+    if entries is not None:
+        record["entries"] = sorted(entries)
+    if _read_json(marker) == record:
         return
     with atomic_write(marker) as handle:
-        json.dump({"kind": kind, "kgrec_version": __version__}, handle)
+        json.dump(record, handle)
         handle.write("\n")
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path, kind: str, option: str = "--out") -> Iterator[Path]:
+def atomic_dir(path: str | Path, kind: str, option: str = "--out", keep: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield an empty temporary directory that replaces ``path`` as a whole when the block succeeds.
 
     An existing ``path`` is swapped out only after the new content is complete, so readers see either
     the old directory or the new one, never a half-written mix; and only if it is a kgrec folder of the
-    same ``kind`` (checked before, and again just before the swap). Temporaries that a killed earlier
-    write left behind are removed first. The new folder carries the ``kind`` marker.
+    same ``kind`` holding nothing but what kgrec wrote there (checked before, and again just before the
+    swap). Entries named in ``keep`` (a cache) move from the old folder into the new one. Temporaries
+    that a killed earlier write left behind are removed first. The new folder carries the ``kind``
+    marker, listing what was written.
 
     Raises:
         InputError: when ``path`` holds something kgrec did not write there.
     """
     path = Path(path)
-    check_replaceable(path, kind, option)
+    check_replaceable(path, kind, option, whole=True, keep=keep)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
@@ -208,7 +233,11 @@ def atomic_dir(path: str | Path, kind: str, option: str = "--out") -> Iterator[P
     try:
         write_marker(tmp, kind)
         yield tmp
-        check_replaceable(path, kind, option)  # another process may have put something there meanwhile
+        write_marker(tmp, kind, [entry.name for entry in tmp.iterdir() if entry.name != MARKER_NAME])
+        check_replaceable(path, kind, option, whole=True, keep=keep)  # another process may have put something there meanwhile
+        for name in keep:
+            if (path / name).exists() and not (tmp / name).exists():
+                os.replace(path / name, tmp / name)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

@@ -160,6 +160,10 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
      _build(r)[:-1] + [f"--out={r / 'site'}"])[1], "not a graph directory that kgrec made"),
     ("train into a folder that merely holds a config.yaml", lambda r: (_folder(r / "mine", config_yaml="model: {}\n", notes_txt="mine"),
      ["train", f"--graph={r / 'graph'}", f"--out={r / 'mine'}", *FAST])[1], "not a run directory that kgrec made"),
+    ("download over the user's own dataset folder", lambda r: (_folder(r / "mine" / "ml-100k", notes_txt="my copy"),
+     ["datasets", "download", "ml-100k", f"--data-dir={r / 'mine'}", "--quiet"])[1], "not a dataset folder that kgrec made"),
+    ("rebuild a graph folder the user saved a run in", lambda r: (shutil.copytree(r / "run", r / "graph" / "my-run"),
+     _build(r)[:-1] + [f"--out={r / 'graph'}"])[1], "holds 'my-run', which kgrec did not write there"),
     ("train into a graph directory", lambda r: ["train", f"--graph={r / 'graph'}", f"--out={r / 'graph'}", *FAST],
      "is a kgrec graph directory, not a run directory"),
     ("train --out is a file", lambda r: ((r / "afile").write_text("x"), ["train", f"--graph={r / 'graph'}", f"--out={r / 'afile'}", *FAST])[1],
@@ -208,7 +212,7 @@ def test_bad_input_gives_one_line_exit_2_and_no_output(workspace, tmp_path, case
     assert not (root / "out").exists()  # nothing half-written where the output was asked for
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == damaged  # and nothing written anywhere else
     assert set(damaged) - set(before) <= {Path(p) for p in ("c.yaml", "u.txt", "n.csv", "afile")} | {
-        p for p in damaged if p.parts[0] in ("data", "mine", "site")
+        p for p in damaged if p.parts[0] in ("data", "mine", "site") or p.parts[:2] == ("graph", "my-run")
     }
 
 

@@ -112,3 +112,20 @@ def test_lock_is_exclusive_across_processes_and_dies_with_its_holder(tmp_path):
     with DirectoryLock(tmp_path):  # free again the moment the holder is gone
         pass
     assert time.monotonic() - started < 1.0
+
+
+def test_a_kgrec_folder_that_received_foreign_files_is_not_replaced(tmp_path):
+    target = tmp_path / "g"
+    with atomic_dir(target, "graph", keep=("cache",)) as folder:
+        (folder / "kg.nt").write_text("v1")
+    (target / "cache").mkdir()
+    (target / "cache" / "entry.pt").write_text("embeddings")
+    with atomic_dir(target, "graph", keep=("cache",)) as folder:  # kgrec's own cache moves into the new folder
+        (folder / "kg.nt").write_text("v2")
+    assert (target / "kg.nt").read_text() == "v2" and (target / "cache" / "entry.pt").read_text() == "embeddings"
+    (target / "my-run").mkdir()
+    (target / "my-run" / "model.pt").write_text("a day of training")
+    with pytest.raises(InputError, match="holds 'my-run', which kgrec did not write there"):
+        with atomic_dir(target, "graph", keep=("cache",)) as folder:
+            (folder / "kg.nt").write_text("v3")
+    assert (target / "my-run" / "model.pt").read_text() == "a day of training" and (target / "kg.nt").read_text() == "v2"

@@ -30,9 +30,10 @@ def _write_atomic(frame: pd.DataFrame, types: dict[str, str], path: Path) -> Non
 def export_recbole(graph: KnowledgeGraph, directory: str | Path, name: str | None = None) -> Path:
     """Write ``<name>.{train,valid,test}.inter``, ``.item``, ``.kg`` and ``.link`` into ``directory/<name>/``.
 
-    ``name`` defaults to the graph's. An existing ``directory/<name>/`` is replaced only if it is an
-    earlier export (it carries kgrec's marker); any other folder there is refused, never deleted. (RecBole swaps in its own bundled copy for a dataset called
-    ``ml-100k``, so peers need another name, e.g. ``kgrec-ml-100k``.)
+    ``name`` defaults to the graph's. (RecBole swaps in its own bundled copy for a dataset called
+    ``ml-100k``, so peers need another name, e.g. ``kgrec-ml-100k``.) An existing ``directory/<name>/``
+    is replaced only if it is an earlier export holding nothing else (kgrec's marker says so); any
+    other folder there is refused, never deleted.
 
     Items stand for themselves as KG entities (``item:<id>`` keys), so the ``.link`` table maps
     each item id to its own key and the ``.kg`` file holds the whole KG, catalog facts included.

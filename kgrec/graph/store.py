@@ -48,7 +48,8 @@ def save_graph(graph: KnowledgeGraph, directory: str | Path) -> Path:
     from kgrec.graph.hetero import hetero_to_tensors
 
     directory = Path(directory)
-    with atomic_dir(directory, "graph") as tmp:
+    # The embedding cache is keyed by content, so it stays valid across rebuilds and moves into the new folder.
+    with atomic_dir(directory, "graph", keep=("cache",)) as tmp:
         (tmp / "ontology.ttl").write_text(ontology_turtle(), encoding="utf-8")
         with open(tmp / "kg.nt", "w", encoding="utf-8") as handle:
             handle.writelines(iter_ntriples(graph))
