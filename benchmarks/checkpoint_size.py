@@ -13,6 +13,7 @@ best), plus the same optimizer state. Writes benchmarks/results/checkpoint_size.
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import sys
@@ -47,7 +48,9 @@ def main() -> None:
         save(self, state)
         model = self.model_for_reference
         full = io.BytesIO()
-        torch.save({"model": model.state_dict(), "best_state": model.state_dict(), "optimizer": state["optimizer"]}, full)
+        # The best state was a deep copy, so it shared no storage with the model's (torch.save would write one copy).
+        reference = {"model": model.state_dict(), "best_state": copy.deepcopy(model.state_dict()), "optimizer": state["optimizer"]}
+        torch.save(reference, full)
         writes.append({"stage": state["stage"], "epoch": state["epoch"], "bytes": self.path.stat().st_size, "full_bytes": full.tell()})
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -92,7 +95,7 @@ def main() -> None:
     lines = [
         "# Checkpoint size",
         "",
-        f"{record['machine']}; {args.interactions:,} synthetic interactions, {record['users']:,} users, {record['items']:,} items,"
+        f"{', '.join(f'{k} {v}' for k, v in record['machine'].items())}; {args.interactions:,} synthetic interactions, {record['users']:,} users, {record['items']:,} items,"
         f" dim {record['dim']}, EASE on (its matrix: {record['ease_matrix_bytes'] / 2**20:,.0f} MiB), PyKEEN embeddings on.",
         "",
         "| stage | epoch | checkpoint on disk | full state_dict x2 + optimizer (before) | ratio |",

@@ -11,6 +11,7 @@ import torch
 
 from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures, Dataset, load_dataset, read_catalog, read_dataset
+from kgrec.data.kgat import read_kgat_dir
 from kgrec.embed import encode_item_texts, make_kg_model, train_kg_embeddings
 from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError, KgrecError
@@ -46,10 +47,15 @@ def open_dataset(
     triples: str | Path | None = None,
     links: str | Path | None = None,
     name: str | None = None,
+    kgat_dir: str | Path | None = None,
 ) -> Dataset:
-    """A public dataset by name, or the user's own files read with ``config.data``; exactly one of the two."""
-    if (dataset is None) == (interactions is None):
-        raise InputError("give either a public dataset name or an interaction file, not both or neither")
+    """A public dataset by name, the user's own files read with ``config.data``, or a KGAT/KGIN-layout folder; exactly one."""
+    if sum(source is not None for source in (dataset, interactions, kgat_dir)) != 1:
+        raise InputError("give exactly one of a public dataset name, an interaction file or a KGAT/KGIN folder")
+    if kgat_dir is not None:
+        if any(path is not None for path in (items, users, triples, links)):
+            raise InputError("a KGAT/KGIN folder brings its own interactions and KG; items/users/triples/links are for own files")
+        return read_kgat_dir(kgat_dir, name=name)
     if dataset is not None:
         if any(path is not None for path in (items, users, triples, links)):
             raise InputError(f"--dataset {dataset} brings its own files; --items/--users/--triples/--links are for own data")

@@ -85,27 +85,32 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command("build-graph")
-@click.option("--dataset", help="A public dataset by name (ml-100k, ml-1m).")
+@click.option("--dataset", help="A public dataset by name (ml-100k, ml-1m, alibaba-fashion).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding public datasets [env KGREC_DATA_DIR].")
 @click.option("--interactions", type=click.Path(dir_okay=False), help="Own interaction log (CSV, TSV, Parquet, .inter).")
 @click.option("--items", type=click.Path(dir_okay=False), help="Item catalog (item, title, description, category, brand).")
 @click.option("--users", type=click.Path(dir_okay=False), help="User attribute table.")
 @click.option("--triples", type=click.Path(dir_okay=False), help="Extra knowledge: Turtle, N-Triples, TSV or .kg.")
 @click.option("--links", type=click.Path(dir_okay=False), help="Item-to-entity table (.link or TSV item, entity).")
+@click.option(
+    "--kgat-dir", type=click.Path(file_okay=False), help="A dataset in the KGAT/KGIN layout (train.txt, test.txt, kg_final.txt); use with --split given."
+)
 @click.option("--name", help="Graph name (default: the dataset's).")
 @click.option("--out", type=click.Path(file_okay=False), help="Graph directory [default: graphs/<name>].")
-@click.option("--split", type=click.Choice(["random", "loo", "cold-items"]), help="Split kind [random].")
+@click.option("--split", type=click.Choice(["random", "loo", "cold-items", "given"]), help="Split kind [random; given keeps a dataset's own test set].")
 @click.option("--seed", type=int, help="Split seed [2020].")
 @click.option("--min-rating", type=float, help="Only ratings at least this count as positives.")
 @click.option("--cold-item-share", type=float, help="Share of items held out for --split cold-items [0.2].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. data.interactions.user=customer.")
-def build_graph(config_path, settings, dataset, data_dir, interactions, items, users, triples, links, name, out, **flags) -> None:
+def build_graph(config_path, settings, dataset, data_dir, interactions, items, users, triples, links, kgat_dir, name, out, **flags) -> None:
     """Build the knowledge graph, the PyG graph and the saved split; print their counts."""
     from kgrec.graph import format_stats
 
+    if kgat_dir is not None and flags.get("split") is None and config_path is None:
+        flags["split"] = "given"  # the layout's point is its published test set; --split/--set still choose otherwise
     config = _config(config_path, flags, _BUILD_FLAGS, settings, preset=dataset)
-    data = api.open_dataset(config, dataset, data_dir, interactions, items, users, triples, links, name)
+    data = api.open_dataset(config, dataset, data_dir, interactions, items, users, triples, links, name, kgat_dir)
     out = Path(out) if out else Path("graphs") / safe_name(name or data.name, "graph name")
     graph = api.build_graph(data, config, out=out)
     click.echo(format_stats(graph.stats))

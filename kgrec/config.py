@@ -95,10 +95,14 @@ class DataConfig(_Section):
 class SplitConfig(_Section):
     """How interactions are split into train, validation and test."""
 
-    kind: Literal["random", "loo", "cold-items"] = Field(
+    kind: Literal["random", "loo", "cold-items", "given"] = Field(
         "random",
         description="random: per-user random ratio split; loo: per-user leave-last-out by timestamp; "
-        "cold-items: a share of items held out of training entirely.",
+        "cold-items: a share of items held out of training entirely; given: the dataset's own test set "
+        "(its given_split column, e.g. a KGAT/KGIN folder), with validation carved from each user's training part.",
+    )
+    valid_share: float = Field(
+        0.1, ge=0.0, lt=1.0, description="For 'given' without its own validation rows: share of each user's training interactions that validate."
     )
     ratios: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="Train/valid/test shares for 'random'.")
     cold_item_share: float = Field(0.2, gt=0.0, lt=1.0, description="Share of items held out for 'cold-items'.")
@@ -330,7 +334,7 @@ class RunConfig(_Section):
         return _validate(tree, source="overrides")
 
 
-PRESETS = ("default", "ml-100k", "ml-1m")
+PRESETS = ("default", "ml-100k", "ml-1m", "alibaba-fashion")
 
 
 def _validate(tree: dict[str, Any], source: str) -> RunConfig:

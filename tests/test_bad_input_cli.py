@@ -56,7 +56,8 @@ def _folder(path: Path, **files: str) -> Path:
     """A user's own folder with some files in it."""
     path.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
-        (path / name.replace("_", ".")).write_text(content)
+        stem, _, suffix = name.rpartition("_")  # notes_txt -> notes.txt, kg_final_txt -> kg_final.txt
+        (path / f"{stem}.{suffix}").write_text(content)
     return path
 
 
@@ -110,6 +111,12 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
      "cannot be used in a path"),
     ("unknown config key", lambda r: _build(r) + ["--set", "graph.colour=red"], "unknown config key 'graph.colour'"),
     ("config value out of bounds", lambda r: _build(r) + ["--set", "graph.split.cold_item_share=2"], "graph.split.cold_item_share"),
+    ("KGAT folder with a non-integer id", lambda r: (_folder(r / "data" / "kgat", train_txt="0 1 2\n1 x\n", test_txt="0 3\n", kg_final_txt="0 0 4\n"),
+     ["build-graph", f"--kgat-dir={r / 'data' / 'kgat'}", f"--out={r / 'out'}"])[1], "train.txt:2: 'x' is not an integer id"),
+    ("KGAT folder with a pair in train and test", lambda r: (_folder(r / "data" / "kgat", train_txt="0 1 2\n", test_txt="0 2\n", kg_final_txt="0 0 4\n"),
+     ["build-graph", f"--kgat-dir={r / 'data' / 'kgat'}", f"--out={r / 'out'}"])[1], "user 0 has item 2 in both train and test"),
+    ("KGAT folder and an interaction file", lambda r: ["build-graph", f"--kgat-dir={r / 'data'}", f"--interactions={r / 'data' / 'interactions.csv'}",
+     f"--out={r / 'out'}"], "give exactly one of"),
     # -- train ----------------------------------------------------------------------------------------
     ("graph from another kgrec version", lambda r: (_set_json(r / "graph" / "manifest.json", format_version=99),
      ["train", f"--graph={r / 'graph'}", f"--out={r / 'out'}", *FAST])[1], "this kgrec reads v1"),

@@ -22,7 +22,7 @@ __all__ = ["ContextField", "ContextFeatures", "TIME_FEATURES", "WEEKDAYS", "log_
 
 TIME_FEATURES = ("hour", "weekday", "gap", "period")
 # Columns of a split interaction log that are never context (the rest may be declared as context).
-_NOT_CONTEXT = frozenset({"user_id", "item_id", "rating", "timestamp", "split"})
+_NOT_CONTEXT = frozenset({"user_id", "item_id", "rating", "timestamp", "split", "given_split"})
 
 
 def log_context_columns(log: pd.DataFrame) -> list[str]:

@@ -15,13 +15,14 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from kgrec.config import DataConfig, InteractionColumns, ItemColumns, LinkColumns, TripleColumns
 from kgrec.data.dataset import Dataset, read_dataset
+from kgrec.data.kgat import pair_checksum, read_kgat_dir, read_user_lines
 from kgrec.errors import InputError, KgrecError
 from kgrec.io import atomic_dir, check_replaceable, remove_stale_temporaries, sha256_file
 
@@ -51,6 +52,10 @@ class PublicDataset:
         member_prefix: Folder of the files inside the archive.
         files: ``{file name: sha256}`` of every file, checked on download and on load.
         reader: Turns the folder of files into a Dataset.
+        file_url: Without an archive: the public folder each file is fetched from (``file_url + name``).
+        pair_files: ``{file name: sha256 of its sorted (user, item) pairs}`` for ``user item item ...``
+            files whose published copies differ in line and item order only (see
+            :func:`kgrec.data.kgat.pair_checksum`).
     """
 
     name: str
@@ -60,6 +65,8 @@ class PublicDataset:
     member_prefix: str
     files: dict[str, str]
     reader: Callable[[Path], Dataset]
+    file_url: str = ""
+    pair_files: dict[str, str] = field(default_factory=dict)
 
 
 def _describe(frame: pd.DataFrame, year_column: str) -> pd.Series:
@@ -133,6 +140,24 @@ PUBLIC_DATASETS: dict[str, PublicDataset] = {
         },
         reader=_read_ml1m,
     ),
+    "alibaba-fashion": PublicDataset(
+        name="alibaba-fashion",
+        summary="Alibaba-iFashion, KGIN's split (114,737 users, 30,040 outfits, 1,781,093 pairs) with its KG (279,155 triples)",
+        archive_url="",
+        archive_sha256="",
+        member_prefix="",
+        files={
+            "test.txt": "2517d969a1e2f812e12b04093252e12ae3d308df77e898f2b17deefe4c0ee15f",
+            "kg_final.txt": "8a44700fd76efe438ac3d8f6ae9a3ee1e117c70d82c1d8a2d20766fa6686489e",
+            "item_list.txt": "392853bd8ad4f969c84892c70d8aa1974bdbc34e069ad616580040cd0ddeb97b",
+            "entity_list.txt": "2b250ccbdfb851390584c9fbff079784b7d071f433051189eb0e1bc1cc0e653b",
+            "relation_list.txt": "3cdeea2b8c2d60aeacdd2f194b4646818b0e169dc140c8698979837785febfea",
+        },
+        # Copies of train.txt differ in the order of lines and items: verified by its set of pairs.
+        pair_files={"train.txt": "1b6d42a0095119b4a3b342731c5f836745037a3d93621951320be1706d03b6be"},
+        file_url="https://raw.githubusercontent.com/huangtinglin/Knowledge_Graph_based_Intent_Network/main/data/alibaba-fashion/",
+        reader=lambda folder: read_kgat_dir(folder, name="alibaba-fashion"),
+    ),
 }
 
 
@@ -155,7 +180,7 @@ def verify_dataset(name: str, data_dir: str | Path | None = None) -> Path:
     """Check that every file of a public dataset is present with its published checksum; return its folder."""
     spec = _spec(name)
     folder = resolve_data_dir(data_dir) / name
-    for file_name, expected in spec.files.items():
+    for file_name, expected in {**spec.files, **spec.pair_files}.items():
         path = folder / file_name
         if not path.is_file():
             raise InputError(
@@ -163,9 +188,17 @@ def verify_dataset(name: str, data_dir: str | Path | None = None) -> Path:
                 f"or point --data-dir / {DATA_DIR_VARIABLE} at a folder holding {name}/)",
                 path,
             )
-        if (actual := sha256_file(path)) != expected:
-            raise InputError(f"checksum mismatch: sha256 {actual[:12]}..., expected {expected[:12]}...", path)
+        _check_file(path, expected, file_name in spec.pair_files)
     return folder
+
+
+def _check_file(path: Path, expected: str, pairs: bool, source: str | None = None) -> None:
+    """Compare a file's sha256 (or, for a ``user item ...`` file, its pair-set checksum) with the published one."""
+    actual = pair_checksum(read_user_lines(path)) if pairs else sha256_file(path)
+    if actual != expected:
+        what = "pair-set checksum" if pairs else "sha256"
+        origin = f" from {source}" if source else ""
+        raise InputError(f"checksum mismatch{origin}: {what} {actual[:12]}..., expected {expected[:12]}...", path)
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
@@ -228,6 +261,8 @@ def download_dataset(
             return verify_dataset(name, root)
     check_replaceable(root / name, "dataset", "--data-dir")  # before the download, not after it
     root.mkdir(parents=True, exist_ok=True)
+    if not spec.archive_url:
+        return _download_files(spec, root, url, timeout, show_progress)
     remove_stale_temporaries(root / name)
     with tempfile.TemporaryDirectory(prefix=f".{name}.{os.getpid()}.download.", suffix=".tmp", dir=root) as scratch:
         archive = Path(scratch) / "archive.zip"
@@ -252,3 +287,18 @@ def download_dataset(
             except zipfile.BadZipFile:
                 raise KgrecError(f"the download from {url or spec.archive_url} is not a zip archive") from None
     return root / name
+
+
+def _download_files(spec: PublicDataset, root: Path, url: str | None, timeout: float, show_progress: bool) -> Path:
+    """Fetch a dataset published as single files (no archive) into ``root/<name>/``, each file verified."""
+    base = url or spec.file_url
+    base = base if base.endswith("/") else base + "/"
+    remove_stale_temporaries(root / spec.name)
+    with atomic_dir(root / spec.name, "dataset", "--data-dir") as folder:
+        for file_name, expected in {**spec.files, **spec.pair_files}.items():
+            _fetch(base + file_name, folder / file_name, timeout, show_progress)
+            try:
+                _check_file(folder / file_name, expected, file_name in spec.pair_files, base + file_name)
+            except InputError as error:
+                raise KgrecError(error.message) from None
+    return root / spec.name

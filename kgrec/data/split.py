@@ -101,6 +101,34 @@ def _cold_items(log: pd.DataFrame, config: SplitConfig, rng: np.random.Generator
     return codes, tuple(sorted(cold))
 
 
+def _given(log: pd.DataFrame, config: SplitConfig, rng: np.random.Generator) -> np.ndarray:
+    """The dataset's own split; without validation rows, ``valid_share`` of each user's training part validates.
+
+    Per user, round(share * n) of its n training interactions (never all of them) are drawn at random.
+    """
+    if "given_split" not in log:
+        raise InputError(
+            "split kind 'given' needs the dataset's own split: a given_split column (train/valid/test) in the log, "
+            "as a KGAT/KGIN folder provides"
+        )
+    given = log["given_split"].astype(str).str.strip().str.lower()
+    unknown = sorted(set(given) - set(SPLIT_NAMES))
+    if unknown:
+        raise InputError(f"given_split holds '{unknown[0]}'; its values are train, valid and test")
+    codes = given.map({name: i for i, name in enumerate(SPLIT_NAMES)}).to_numpy(np.int8)
+    if (codes == 1).any() or config.valid_share == 0:
+        return codes
+    train_rows = np.flatnonzero(codes == 0)
+    users = log["user_id"].to_numpy()[train_rows]
+    order = np.lexsort((rng.random(len(train_rows)), users))
+    sorted_users = pd.Series(users[order])
+    sizes = sorted_users.groupby(sorted_users, sort=False).transform("size").to_numpy()
+    rank = sorted_users.groupby(sorted_users, sort=False).cumcount().to_numpy()
+    num_valid = np.minimum(sizes - 1, np.floor(config.valid_share * sizes + 0.5).astype(int))
+    codes[train_rows[order[rank < num_valid]]] = 1
+    return codes
+
+
 def split_interactions(dataset: Dataset, config: SplitConfig | None = None) -> Split:
     """Split a dataset's interactions into train, validation and test.
 
@@ -126,6 +154,8 @@ def split_interactions(dataset: Dataset, config: SplitConfig | None = None) -> S
         codes = _random(log, config, rng)
     elif config.kind == "loo":
         codes = _leave_last_out(log)
+    elif config.kind == "given":
+        codes = _given(log, config, rng)
     else:
         codes, cold = _cold_items(log, config, rng)
     return Split(log.assign(split=_labels(codes)), config, cold)

@@ -36,17 +36,45 @@ class EASE(nn.Module):
         """Zero weights until :meth:`fit`."""
         self.weight.zero_()
 
+    # Above this many items the dense float64 inverse (8·I² bytes, twice) no longer fits comfortably:
+    # a float32 Cholesky solve instead (the ridge keeps X^T X + λI well conditioned).
+    DOUBLE_PRECISION_ITEMS = 10_000
+
     @torch.no_grad()
     def fit(self, interactions: torch.Tensor) -> EASE:
-        """Solve for :math:`B` from the ``(U, I)`` training interaction matrix (dense or sparse), in float64."""
-        matrix = interactions.to_dense().double() if interactions.is_sparse else interactions.double()
-        gram = matrix.T @ matrix  # (I, I)
+        """Solve for :math:`B` from the ``(U, I)`` training interaction matrix (dense or sparse).
+
+        The Gram matrix is formed from the sparse interactions (never a dense ``U x I`` matrix);
+        the inverse is float64 up to :attr:`DOUBLE_PRECISION_ITEMS` items, a float32 Cholesky solve above.
+        """
+        gram = self._gram(interactions)  # (I, I)
         gram.diagonal().add_(self.l2)
-        precision = torch.linalg.inv(gram)
-        weight = -precision / precision.diagonal()
-        weight.diagonal().zero_()
-        self.weight.copy_(weight.float())
+        if self.num_items <= self.DOUBLE_PRECISION_ITEMS:
+            precision = torch.linalg.inv(gram)
+        else:
+            factor = torch.linalg.cholesky(gram)
+            del gram
+            precision = torch.cholesky_inverse(factor)
+            del factor
+        scale = precision.diagonal().clone()
+        precision.div_(scale).neg_()  # B = I - P diag(1/diag(P)), in place to hold one I x I matrix
+        precision.diagonal().zero_()
+        self.weight.copy_(precision)
         return self
+
+    def _gram(self, interactions: torch.Tensor) -> torch.Tensor:
+        """``X^T X`` as a dense matrix: float64 for the exact inverse, float32 for the large Cholesky path."""
+        import numpy as np
+        import scipy.sparse as sp
+
+        dtype = np.float64 if self.num_items <= self.DOUBLE_PRECISION_ITEMS else np.float32
+        if interactions.is_sparse:
+            coo = interactions.coalesce()
+            rows, cols = coo.indices().cpu().numpy()
+            matrix = sp.csr_matrix((coo.values().cpu().numpy().astype(dtype), (rows, cols)), shape=tuple(coo.shape))
+        else:
+            matrix = sp.csr_matrix(interactions.cpu().numpy().astype(dtype))
+        return torch.from_numpy((matrix.T @ matrix).toarray()).to(self.weight.device)
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
         """Scores of every item for the given users' training rows."""

@@ -126,3 +126,20 @@ def test_an_empty_split_is_an_error_not_a_zero():
     empty = interaction_matrix(np.array([], dtype=int), np.array([], dtype=int), 3, 4)
     with pytest.raises(InputError, match="nothing to evaluate"):
         evaluate_ranking(lambda rows: torch.zeros(len(rows), 4), empty, empty)
+
+
+def test_kgin_protocol_on_a_hand_computed_example():
+    """KGIN's definitions: training items excluded, users without test items skipped, Recall@K = hits / |test|,
+    NDCG@K with binary gains over an ideal DCG of min(|test|, K) hits."""
+    scores = torch.tensor([[9.0, 5.0, 1.0, 8.0, 2.0]]).repeat(3, 1)
+    train = interaction_matrix(np.array([0]), np.array([0]), 3, 5)  # user 0 trained on item 0
+    test = interaction_matrix(np.array([0, 0, 1]), np.array([1, 3, 2]), 3, 5)  # user 2 has no test item
+    result = evaluate_ranking(lambda users: scores[users], test, train, ks=(1, 2, 5))
+    # user 0 ranks 3, 1, 4, 2 (item 0 excluded): both test items on top. user 1 ranks 0, 3, 1, 4, 2: its item last.
+    assert result.num_users == 2
+    assert result.metrics["recall@1"] == pytest.approx((1 / 2 + 0) / 2)
+    assert result.metrics["ndcg@1"] == pytest.approx((1.0 + 0) / 2)  # ideal DCG@1 of user 0 is one hit, not two
+    assert result.metrics["recall@2"] == pytest.approx((1.0 + 0) / 2)
+    assert result.metrics["ndcg@2"] == pytest.approx((1.0 + 0) / 2)
+    assert result.metrics["recall@5"] == pytest.approx(1.0)
+    assert result.metrics["ndcg@5"] == pytest.approx((1.0 + 1 / math.log2(6)) / 2)

@@ -21,3 +21,14 @@ def test_ease_solves_the_constrained_ridge_problem():
     off_diagonal = residual - torch.diag(residual.diagonal())
     assert off_diagonal.abs().max() < 1e-4
     assert repr(ease) == "EASE(9, l2=5)"
+
+
+def test_large_catalog_path_matches_the_exact_inverse():
+    """Above DOUBLE_PRECISION_ITEMS the fit is a float32 Cholesky solve from a sparse Gram matrix; same B."""
+    torch.manual_seed(0)
+    interactions = (torch.rand(400, 120) < 0.1).float()
+    exact = EASE(120, 50.0).fit(interactions.to_sparse()).weight.clone()
+    large = EASE(120, 50.0)
+    large.DOUBLE_PRECISION_ITEMS = 10  # take the large-catalog path on a small problem
+    assert torch.allclose(large.fit(interactions.to_sparse()).weight, exact, atol=1e-5)
+    assert torch.allclose(EASE(120, 50.0).fit(interactions).weight, exact)  # dense input, same result
