@@ -366,7 +366,7 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
             cost = side["kge_seconds"] * overrides.get("model.use_kg", True) + side["text_seconds"] * overrides.get("model.use_text", True)
             table.loc[table.system == f"kgrec {name}", "side_seconds"] = cost
     info = machine()
-    stem = dataset if split == "random" else f"{dataset}-{split}"
+    stem = dataset if split in ("random", "given") else f"{dataset}-{split}"
     out = HERE / "results"
     out.mkdir(parents=True, exist_ok=True)
     cold = split == "cold-items"
@@ -450,8 +450,8 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=["ml-100k", "ml-1m"])
-    parser.add_argument("--split", default="random", choices=["random", "cold-items"])
+    parser.add_argument("--dataset", required=True, choices=["ml-100k", "ml-1m", "alibaba-fashion"])
+    parser.add_argument("--split", default="random", choices=["random", "cold-items", "given"], help="given: the dataset's own test set (alibaba-fashion)")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--only", choices=["kgrec", "peers"], help="Run one side only (to run both sides in parallel).")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help=f"kgrec variants [{' '.join(DEFAULT_VARIANTS)}]")

@@ -126,3 +126,50 @@ def test_default_source_checks_archive_checksum(tmp_path, monkeypatch):
         server.close()
     assert hashlib.sha256(payload).hexdigest() != spec.archive_sha256
     assert list((tmp_path / "data").iterdir()) == []
+
+
+def _file_server(folder: Path):
+    """Serve the files of ``folder`` on 127.0.0.1 (a stand-in for the repository the files are published in)."""
+    import functools
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_port}/"
+
+
+@pytest.fixture
+def alibaba_copy(tmp_path, data_dir) -> Path:
+    """The published alibaba-fashion files, train.txt reordered as another published copy orders it."""
+    source = data_dir / "alibaba-fashion"
+    if not source.is_dir():
+        pytest.skip("no alibaba-fashion in KGREC_DATA_DIR")
+    folder = tmp_path / "published"
+    folder.mkdir()
+    for name in (*PUBLIC_DATASETS["alibaba-fashion"].files, "train.txt"):
+        (folder / name).write_bytes((source / name).read_bytes())
+    lines = (folder / "train.txt").read_text().splitlines()
+    reordered = [" ".join([line.split()[0], *reversed(line.split()[1:])]) for line in reversed(lines)]
+    (folder / "train.txt").write_text("\n".join(reordered) + "\n")
+    return folder
+
+
+@pytest.mark.slow
+def test_alibaba_download_verifies_files_and_the_pair_set(tmp_path, alibaba_copy):
+    httpd, url = _file_server(alibaba_copy)
+    try:
+        folder = download_dataset("alibaba-fashion", tmp_path / "data", url=url, show_progress=False)
+    finally:
+        httpd.shutdown()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([".kgrec", *PUBLIC_DATASETS["alibaba-fashion"].files, "train.txt"])
+    with open(alibaba_copy / "train.txt", "a") as handle:
+        handle.write("114737 0\n")  # one pair more than published: a different set
+    (tmp_path / "data2").mkdir()
+    httpd, url = _file_server(alibaba_copy)
+    try:
+        with pytest.raises(KgrecError, match="checksum mismatch from .*train.txt: pair-set checksum"):
+            download_dataset("alibaba-fashion", tmp_path / "data2", url=url, show_progress=False)
+    finally:
+        httpd.shutdown()
+    assert list((tmp_path / "data2").iterdir()) == []
