@@ -49,7 +49,7 @@ def test_unknown_config_key_and_conflicting_inputs(tmp_path, tiny_files):
     result = _run("build-graph", f"--interactions={tiny_files['interactions']}", "--set", "graph.colour=red")
     assert result.exit_code == 2 and "unknown config key 'graph.colour'" in result.output
     result = _run("build-graph", "--dataset=ml-100k", f"--interactions={tiny_files['interactions']}")
-    assert result.exit_code == 2 and "not both" in result.output
+    assert result.exit_code == 2 and "give exactly one of" in result.output
 
 
 def test_config_file_and_flags_precedence(tmp_path, tiny_files):
