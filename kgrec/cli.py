@@ -38,7 +38,7 @@ class _Group(click.Group):
             sys.exit(2)
         except click.UsageError as error:  # a bad flag or value: one line too, with where to look
             command = error.ctx.command_path if error.ctx is not None else "kgrec"
-            click.echo(f"kgrec: error: {_one_line(Exception(error.format_message()))} (see '{command} --help')", err=True)
+            click.echo(f"kgrec: error: {_flat(error.format_message())} (see '{command} --help')", err=True)
             sys.exit(2)
 
 
@@ -53,8 +53,8 @@ def _one_line(error: Exception) -> str:
             text = f"{blocking}: is a file, where a folder is needed"
         if error.errno == errno.ENOSPC:
             text += " (free some space and run the command again; nothing was left half-written)"
-        return " ".join(text.split())
-    return " ".join(str(error).split())
+        return _flat(text)
+    return _flat(str(error))
 
 
 def _config(

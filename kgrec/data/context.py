@@ -22,6 +22,7 @@ __all__ = ["ContextField", "ContextFeatures", "TIME_FEATURES", "WEEKDAYS", "log_
 
 TIME_FEATURES = ("hour", "weekday", "gap", "period")
 # Columns of a split interaction log that are never context (the rest may be declared as context).
+# "given_split" is kgrec.data.split.GIVEN_SPLIT_COLUMN (not imported: split imports this module through dataset).
 _NOT_CONTEXT = frozenset({"user_id", "item_id", "rating", "timestamp", "split", "given_split"})
 
 

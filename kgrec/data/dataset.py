@@ -69,7 +69,6 @@ def _read_interactions(path: Path, config: DataConfig, notes: list[str]) -> pd.D
         "rating": ("rating", columns.rating),
         "timestamp": ("timestamp", columns.timestamp),
         "split": ("split", "(assigned by build-graph)"),
-        "_line": ("line number", "(kept by kgrec)"),
     }
     for column in schema.check_extra_columns(table, parsed, "the interaction log"):
         frame[column] = schema.text_column(table, column, config.list_separator)
@@ -102,7 +101,6 @@ def _read_items(path: Path, config: DataConfig) -> pd.DataFrame:
         "description": ("description", columns.description),
         "categories": ("category", columns.category),
         "brands": ("brand", columns.brand),
-        "_line": ("line number", "(kept by kgrec)"),
     }
     for column in schema.check_extra_columns(table, parsed, "the item catalog"):
         frame[column] = schema.text_column(table, column, config.list_separator)
@@ -126,7 +124,7 @@ def _read_users(path: Path, config: DataConfig) -> pd.DataFrame:
     schema.require_columns(table, {"user id": config.user}, "the user table")
     ids = schema.id_column(table, config.user, "user id")
     schema.unique_ids(table, ids, "user")
-    parsed = {"user_id": ("user id", config.user), "_line": ("line number", "(kept by kgrec)")}
+    parsed = {"user_id": ("user id", config.user)}
     frame = pd.DataFrame({"user_id": ids})
     for column in schema.check_extra_columns(table, parsed, "the user table"):
         frame[column] = schema.text_column(table, column, config.list_separator)

@@ -15,12 +15,10 @@ import numpy as np
 import pandas as pd
 
 from kgrec.data.dataset import Dataset
+from kgrec.data.split import GIVEN_SPLIT_COLUMN
 from kgrec.errors import InputError
 
-__all__ = ["read_kgat_dir", "read_user_lines", "pair_checksum", "GIVEN_SPLIT_COLUMN", "KGAT_FILES"]
-
-GIVEN_SPLIT_COLUMN = "given_split"
-KGAT_FILES = ("train.txt", "test.txt", "kg_final.txt")
+__all__ = ["read_kgat_dir", "read_user_lines", "pair_checksum"]
 
 
 def _integers(tokens: list[str], path: Path, line: int) -> list[int]:
@@ -121,7 +119,10 @@ def read_kgat_dir(folder: str | Path, name: str | None = None) -> Dataset:
         raise InputError(f"user {first['user']} has item {first['item']} in both train and test ({len(both):,} pairs like this)", folder / "test.txt")
     triples = _read_triples(folder / "kg_final.txt")
     item_names = _id_list(folder / "item_list.txt") if (folder / "item_list.txt").is_file() else {}
-    num_items = max(item_names, default=-1) + 1 or int(max(train["item"].max(), test["item"].max())) + 1
+    if item_names:
+        num_items = max(item_names) + 1
+    else:  # without item_list.txt, the items are those the pairs name
+        num_items = int(max(train["item"].max(), test["item"].max())) + 1
     for part, frame in (("train.txt", train), ("test.txt", test)):
         if (frame["item"] >= num_items).any():
             raise InputError(f"item {int(frame['item'].max())} is beyond the {num_items:,} items of item_list.txt", folder / part)

@@ -47,6 +47,7 @@ def check_extra_columns(table: Table, parsed: dict[str, tuple[str, str]], what: 
         InputError: naming both columns, e.g. an extra ``item_id`` next to the declared ``item``, which would
             otherwise silently replace the parsed ids.
     """
+    parsed = {**parsed, "_line": ("line number", "(kept by kgrec)")}  # every reader keeps its rows' lines there
     sources = {source for _, source in parsed.values()}
     extra = [column for column in table.frame.columns if column not in sources]
     for column in extra:

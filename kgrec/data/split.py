@@ -11,9 +11,11 @@ from kgrec.config import SplitConfig
 from kgrec.data.dataset import Dataset
 from kgrec.errors import InputError
 
-__all__ = ["Split", "split_interactions", "SPLIT_NAMES"]
+__all__ = ["Split", "split_interactions", "SPLIT_NAMES", "GIVEN_SPLIT_COLUMN"]
 
 SPLIT_NAMES = ("train", "valid", "test")
+# A log column holding a dataset's own split (train/valid/test), read by the 'given' split kind.
+GIVEN_SPLIT_COLUMN = "given_split"
 
 
 @dataclass(frozen=True)
@@ -106,15 +108,15 @@ def _given(log: pd.DataFrame, config: SplitConfig, rng: np.random.Generator) -> 
 
     Per user, round(share * n) of its n training interactions (never all of them) are drawn at random.
     """
-    if "given_split" not in log:
+    if GIVEN_SPLIT_COLUMN not in log:
         raise InputError(
-            "split kind 'given' needs the dataset's own split: a given_split column (train/valid/test) in the log, "
+            f"split kind 'given' needs the dataset's own split: a {GIVEN_SPLIT_COLUMN} column (train/valid/test) in the log, "
             "as a KGAT/KGIN folder provides"
         )
-    given = log["given_split"].astype(str).str.strip().str.lower()
+    given = log[GIVEN_SPLIT_COLUMN].astype(str).str.strip().str.lower()
     unknown = sorted(set(given) - set(SPLIT_NAMES))
     if unknown:
-        raise InputError(f"given_split holds '{unknown[0]}'; its values are train, valid and test")
+        raise InputError(f"{GIVEN_SPLIT_COLUMN} holds '{unknown[0]}'; its values are train, valid and test")
     codes = given.map({name: i for i, name in enumerate(SPLIT_NAMES)}).to_numpy(np.int8)
     if (codes == 1).any() or config.valid_share == 0:
         return codes
