@@ -29,8 +29,9 @@ if mode == "pandas":
     from kgrec.data import PUBLIC_DATASETS, resolve_data_dir
     folder = resolve_data_dir() / name
     t1 = time.perf_counter()
-    for file in PUBLIC_DATASETS[name].files:
-        pd.read_csv(folder / file, sep="\t", dtype=str, quoting=3)
+    spec = PUBLIC_DATASETS[name]
+    for file in (*spec.files, *spec.pair_files):  # one string column per line for the space-separated KGAT files
+        pd.read_csv(folder / file, sep="\t", dtype=str, quoting=3, header=None if file.endswith(".txt") else "infer")
     phases = {"read": time.perf_counter() - t1}
 else:
     import kgrec
