@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX_URL ?=
-KGREC_DATA_DIR ?= $(abspath ../shared/datasets)
+# The shared copy when there is one; else kgrec's own cache, where build-graph downloads ml-100k (verified).
+KGREC_DATA_DIR ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),)
 export KGREC_DATA_DIR
 
 BIN := $(VENV)/bin
@@ -24,7 +25,6 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/kgrec datasets verify ml-100k
 	$(BIN)/kgrec build-graph --dataset ml-100k --out graphs/ml-100k
 	$(BIN)/kgrec train --graph graphs/ml-100k --fusion gated --out runs/ml-100k-gated
 	$(BIN)/kgrec evaluate --run runs/ml-100k-gated

@@ -23,7 +23,15 @@ from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import open_store
 from kgrec.graph.sparql import query as sparql_query
 from kgrec.io import DirectoryLock, sha256_bytes, write_json
-from kgrec.models import ContextEncoder, KGRecommender, RatingHead, fusion_resolver, propagation_resolver, scorer_resolver
+from kgrec.models import (
+    ContextEncoder,
+    KGRecommender,
+    RatingHead,
+    fusion_resolver,
+    propagation_resolver,
+    resolve_propagation,
+    scorer_resolver,
+)
 from kgrec.train import NegativeSampler, Recommendation, Recommender, resolve_device
 from kgrec.train.report import plot_curve, write_history
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer, read_checkpoint
@@ -78,10 +86,11 @@ def build_graph(dataset: Dataset, config: RunConfig | None = None, out: str | Pa
     return graph
 
 
-def _check_names(config: RunConfig) -> None:
+def _check_names(config: RunConfig, graph: KnowledgeGraph) -> None:
     """Resolve every registry name before any heavy work, so a typo fails in milliseconds."""
+    propagation = resolve_propagation(config.model.propagation, config.model.use_kg, len(graph.triples))
     for resolver, key, value in (
-        (propagation_resolver, "model.propagation", config.model.propagation),
+        (propagation_resolver, "model.propagation", propagation),
         (fusion_resolver, "model.fusion", config.model.fusion),
         (scorer_resolver, "model.scorer", config.model.scorer),
     ):
@@ -89,11 +98,14 @@ def _check_names(config: RunConfig) -> None:
             resolver.lookup(value)
         except (KeyError, ValueError):
             raise InputError(f"unknown {key} '{value}' (choices: {', '.join(sorted(resolver.options))})") from None
-    sampled = config.train.batching != "full"
+    sampled = config.train.samples(int((graph.split.interactions["split"] == "train").sum()))
     if sampled and "rating" in config.train.tasks:
         raise InputError("the rating task needs full-batch training (train.batching=full)")
-    if sampled and config.model.propagation != "lightgcn":
-        raise InputError("sampled batching supports the lightgcn propagation only (relational needs the whole KG)")
+    if sampled and propagation_resolver.lookup(propagation).needs_whole_kg:
+        raise InputError(
+            f"sampled batching supports the lightgcn propagation only: {propagation} propagates over the whole KG every "
+            "step; use train.batching=full, or model.propagation=lightgcn (the user-item graph alone)"
+        )
     if "kg" in config.train.tasks and not config.model.use_kg:
         raise InputError("train.tasks includes kg but model.use_kg is false: the kg task fine-tunes the KG embeddings")
     metric, _, k = config.eval.select_metric.partition("@")
@@ -205,7 +217,7 @@ def train(
         The trained :class:`~kgrec.train.Recommender` (best validation state), already evaluated.
     """
     config = config or RunConfig()
-    _check_names(config)
+    _check_names(config, graph)
     distributed, device = from_environment(resolve_device(config.train.device))
     if distributed.active and graph_dir is None:
         raise InputError("data-parallel training needs the graph on disk (graph_dir), so every process reads the same caches")
@@ -286,7 +298,7 @@ def _train(
         kg_model = make_kg_model(graph, config.kge, kge.training, kge.model_state)
     model = KGRecommender.from_config(
         config.model, len(graph.users), len(graph.items), len(graph.relations), kg_emb, text_emb, text_encoder,
-        context, rating, kg_model,
+        context, rating, kg_model, num_entities=len(graph.entities), num_triples=len(graph.triples),
     )
     recommender = Recommender(model, graph, config, device=device, context=features)
     with torch.no_grad():

@@ -95,6 +95,11 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--kgat-dir", type=click.Path(file_okay=False), help="A dataset in the KGAT/KGIN layout (train.txt, test.txt, kg_final.txt); use with --split given."
 )
+@click.option(
+    "--download/--no-download",
+    default=True,
+    help="Download a --dataset that is not in the data directory from its public source, checksums verified [download].",
+)
 @click.option("--name", help="Graph name (default: the dataset's).")
 @click.option("--out", type=click.Path(file_okay=False), help="Graph directory [default: graphs/<name>].")
 @click.option("--split", type=click.Choice(["random", "loo", "cold-items", "given"]), help="Split kind [random; given keeps a dataset's own test set].")
@@ -103,9 +108,17 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--cold-item-share", type=float, help="Share of items held out for --split cold-items [0.2].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. data.interactions.user=customer.")
-def build_graph(config_path, settings, dataset, data_dir, interactions, items, users, triples, links, kgat_dir, name, out, **flags) -> None:
+def build_graph(
+    config_path, settings, dataset, data_dir, interactions, items, users, triples, links, kgat_dir, download, name, out, **flags
+) -> None:
     """Build the knowledge graph, the PyG graph and the saved split; print their counts."""
+    from kgrec.data import dataset_missing, download_dataset, resolve_data_dir
     from kgrec.graph import format_stats
+
+    if dataset is not None and download and dataset_missing(dataset, data_dir):
+        # As PyG and RecBole do: a first run on an online machine fetches the public data itself.
+        click.echo(f"{dataset} is not in {resolve_data_dir(data_dir)}: downloading it (every file's checksum is verified)", err=True)
+        click.echo(f"downloaded {dataset} into {download_dataset(dataset, data_dir)}", err=True)
 
     if kgat_dir is not None and flags.get("split") is None and config_path is None:
         flags["split"] = "given"  # the layout's point is its published test set; --split/--set still choose otherwise
@@ -158,7 +171,11 @@ def _registry_choice(resolver_name: str) -> click.Choice:
     "--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run from its last checkpoint (its own config and graph)."
 )
 @click.option("--fusion", type=_registry_choice("fusion_resolver"), help="How graph and text views join [gated].")
-@click.option("--propagation", type=_registry_choice("propagation_resolver"), help="GNN over the graph [lightgcn].")
+@click.option(
+    "--propagation",
+    type=click.Choice(["auto", *_registry_choice("propagation_resolver").choices]),
+    help="GNN over the graph [auto: knowledge (users, items and KG entities) when the graph has KG triples, else lightgcn].",
+)
 @click.option("--kge-model", help="PyKEEN model for entity embeddings [TransE].")
 @click.option("--text-model", help="Local path or hub name of the text encoder [bundled all-MiniLM-L6-v2].")
 @click.option("--epochs", type=int, help="Maximum epochs [300].")

@@ -162,7 +162,11 @@ class ModelConfig(_Section):
     """The recommender: base embeddings, propagation, fusion and scorer, chosen from registries by name."""
 
     dim: int = Field(64, ge=2, le=4096, description="Width of user and item representations.")
-    propagation: str = Field("lightgcn", description="Propagation registry name (kgrec ls propagations).")
+    propagation: str = Field(
+        "auto",
+        description="Propagation registry name (kgrec ls propagations), or auto: knowledge (users, items and KG "
+        "entities in one graph) when the KG is used and has triples, else lightgcn (the user-item graph).",
+    )
     num_layers: int = Field(3, ge=0, le=10, description="Propagation layers; 0 disables propagation.")
     kg_layers: int = Field(1, ge=0, le=5, description="Relational KG layers (relational propagation only).")
     fusion: str = Field("gated", description="Fusion registry name: concat, sum, gated, attention.")
@@ -240,6 +244,10 @@ class TrainConfig(_Section):
         if any(not (w > 0) for w in self.task_weights.values()):
             raise ValueError("train.task_weights must be positive")
         return self
+
+    def samples(self, num_interactions: int) -> bool:
+        """Whether training on ``num_interactions`` training pairs uses sampled mini-batches."""
+        return self.batching == "sampled" or (self.batching == "auto" and num_interactions > self.sampled_above)
 
     def task_weight(self, task: str) -> float:
         """The fixed (or starting) weight of a task."""

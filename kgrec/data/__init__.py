@@ -3,7 +3,7 @@
 from kgrec.data.context import ContextFeatures, ContextField
 from kgrec.data.dataset import Dataset, read_catalog, read_dataset
 from kgrec.data.ids import IdMap
-from kgrec.data.public import PUBLIC_DATASETS, download_dataset, load_dataset, resolve_data_dir, verify_dataset
+from kgrec.data.public import PUBLIC_DATASETS, dataset_missing, download_dataset, load_dataset, resolve_data_dir, verify_dataset
 from kgrec.data.split import Split, split_interactions
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "IdMap",
     "PUBLIC_DATASETS",
     "Split",
+    "dataset_missing",
     "download_dataset",
     "load_dataset",
     "read_catalog",

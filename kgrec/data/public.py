@@ -26,7 +26,15 @@ from kgrec.data.kgat import pair_checksum, read_kgat_dir, read_user_lines
 from kgrec.errors import InputError, KgrecError
 from kgrec.io import atomic_dir, check_replaceable, remove_stale_temporaries, sha256_file
 
-__all__ = ["PublicDataset", "PUBLIC_DATASETS", "resolve_data_dir", "load_dataset", "download_dataset", "verify_dataset"]
+__all__ = [
+    "PublicDataset",
+    "PUBLIC_DATASETS",
+    "resolve_data_dir",
+    "load_dataset",
+    "download_dataset",
+    "verify_dataset",
+    "dataset_missing",
+]
 
 DATA_DIR_VARIABLE = "KGREC_DATA_DIR"
 
@@ -174,6 +182,16 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     if os.environ.get(DATA_DIR_VARIABLE):
         return Path(os.environ[DATA_DIR_VARIABLE])
     return Path.home() / ".cache" / "kgrec" / "datasets"
+
+
+def dataset_missing(name: str, data_dir: str | Path | None = None) -> bool:
+    """True when none of a public dataset's files is in the data directory (a download may fetch it).
+
+    A partial or altered copy is not "missing": loading it reports what is wrong instead of replacing it.
+    """
+    spec = _spec(name)
+    folder = resolve_data_dir(data_dir) / name
+    return not any((folder / file_name).exists() for file_name in {**spec.files, **spec.pair_files})
 
 
 def verify_dataset(name: str, data_dir: str | Path | None = None) -> Path:

@@ -1,10 +1,18 @@
 """Recommendation models: propagation, fusion and scoring modules (registries) and KGRecommender."""
 
 from kgrec.models.fusion import AttentionFusion, ConcatFusion, Fusion, GatedFusion, SumFusion, fusion_resolver
-from kgrec.models.graph_inputs import PropagationGraph
+from kgrec.models.graph_inputs import PropagationGraph, RelationalAdjacency
 from kgrec.models.heads import ContextEncoder, RatingHead, TaskWeighting
 from kgrec.models.losses import LOSSES, bce_loss, bpr_loss
-from kgrec.models.propagation import LightGCNPropagation, Propagation, RelationalPropagation, propagation_resolver
+from kgrec.models.propagation import (
+    KnowledgePropagation,
+    LightGCNPropagation,
+    Propagation,
+    RelationalMeanConv,
+    RelationalPropagation,
+    propagation_resolver,
+    resolve_propagation,
+)
 from kgrec.models.recommender import KGRecommender, Representations
 from kgrec.models.scoring import DotScorer, MLPScorer, Scorer, TopK, scorer_resolver, top_k
 
@@ -17,11 +25,14 @@ __all__ = [
     "Fusion",
     "GatedFusion",
     "KGRecommender",
+    "KnowledgePropagation",
     "LightGCNPropagation",
     "MLPScorer",
     "Propagation",
     "PropagationGraph",
+    "RelationalAdjacency",
     "RatingHead",
+    "RelationalMeanConv",
     "RelationalPropagation",
     "Representations",
     "Scorer",
@@ -32,6 +43,7 @@ __all__ = [
     "bpr_loss",
     "fusion_resolver",
     "propagation_resolver",
+    "resolve_propagation",
     "scorer_resolver",
     "top_k",
 ]

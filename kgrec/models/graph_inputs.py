@@ -10,7 +10,47 @@ from torch_geometric.data import HeteroData
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
-__all__ = ["PropagationGraph"]
+__all__ = ["PropagationGraph", "RelationalAdjacency"]
+
+
+class RelationalAdjacency(NamedTuple):
+    """KG edges grouped by ``(target, relation)`` pair, for a relation-aware neighbour mean in two sparse products.
+
+    ``mean_h = sum_r w_r * (sum_{t in N_r(h)} x_t) / deg(h)`` is ``scatter @ ((gather @ x) * w[pair_relation])``:
+    ``gather`` sums (and divides by the target's degree) each pair's sources, ``scatter`` adds a target's
+    pairs. A node has far fewer distinct relations than edges (a film, one ``starring`` pair for twenty
+    actors), so this is about 3x faster on CPU than a per-edge message pass (measured on ml-100k's KG).
+
+    Attributes:
+        gather: ``(P, N)`` sparse CSR, row = a ``(target, relation)`` pair, value ``1 / deg(target)``.
+        scatter: ``(N, P)`` sparse CSR of ones, pair -> its target.
+        pair_relation: ``(P,)`` edge type of each pair.
+    """
+
+    gather: torch.Tensor
+    scatter: torch.Tensor
+    pair_relation: torch.Tensor
+
+    @classmethod
+    def from_edges(cls, edge_index: torch.Tensor, edge_type: torch.Tensor, num_nodes: int, num_types: int) -> RelationalAdjacency:
+        """Group ``edge_index (2, M)`` (source, target) with ``edge_type (M,)`` over ``num_nodes`` nodes."""
+        source, target = edge_index
+        degree = torch.bincount(target, minlength=num_nodes).float()
+        pairs, pair_of_edge = torch.unique(target * num_types + edge_type, return_inverse=True)
+        count = len(pairs)
+        with warnings.catch_warnings():  # sparse CSR is beta in torch
+            warnings.simplefilter("ignore", UserWarning)
+            gather = torch.sparse_coo_tensor(
+                torch.stack([pair_of_edge, source]), 1.0 / degree[target], (count, num_nodes)
+            ).coalesce().to_sparse_csr()
+            scatter = torch.sparse_coo_tensor(
+                torch.stack([pairs // num_types, torch.arange(count)]), torch.ones(count), (num_nodes, count)
+            ).coalesce().to_sparse_csr()
+        return cls(gather, scatter, pairs % num_types)
+
+    def to(self, device: torch.device | str) -> RelationalAdjacency:
+        """The same adjacency on ``device``."""
+        return RelationalAdjacency(*(v.to(device) for v in self))
 
 
 class PropagationGraph(NamedTuple):
@@ -26,6 +66,7 @@ class PropagationGraph(NamedTuple):
             (a sparse matrix product is about 8x faster on CPU than message passing over an edge list).
         kg_edge_index: ``(2, 2 * num_triples)`` over KG nodes (items ``0..I-1``, then entities), both directions.
         kg_edge_type: ``(2 * num_triples,)`` relation of each KG edge.
+        kg: The KG edges grouped for :class:`~kgrec.models.propagation.RelationalMeanConv`.
         item_degree: ``(num_items,)`` training interactions per item.
         history: ``(U, I)`` sparse COO 0/1 matrix of training interactions (user rows for the linear model).
     """
@@ -37,6 +78,7 @@ class PropagationGraph(NamedTuple):
     ui_adj: torch.Tensor
     kg_edge_index: torch.Tensor
     kg_edge_type: torch.Tensor
+    kg: RelationalAdjacency
     item_degree: torch.Tensor
     history: torch.Tensor
 
@@ -69,7 +111,8 @@ class PropagationGraph(NamedTuple):
         history = torch.sparse_coo_tensor(
             torch.stack([users, items]), torch.ones(len(users)), (num_users, num_items)
         ).coalesce()
-        return cls(num_users, num_items, num_entities, num_relations, adj, kg, kg_type, degree, history)
+        relational = RelationalAdjacency.from_edges(kg, kg_type, num_items + num_entities, max(1, 2 * num_relations))
+        return cls(num_users, num_items, num_entities, num_relations, adj, kg, kg_type, relational, degree, history)
 
     def history_rows(self, users: torch.Tensor) -> torch.Tensor:
         """``(B, I)`` dense 0/1 training rows of ``users``."""
@@ -77,4 +120,4 @@ class PropagationGraph(NamedTuple):
 
     def to(self, device: torch.device | str) -> PropagationGraph:
         """The same graph with every tensor on ``device``."""
-        return PropagationGraph(*(v.to(device) if isinstance(v, torch.Tensor) else v for v in self))
+        return PropagationGraph(*(v.to(device) if isinstance(v, (torch.Tensor, RelationalAdjacency)) else v for v in self))

@@ -7,9 +7,17 @@ from class_resolver import ClassResolver
 from torch import nn
 from torch_geometric.nn import LGConv, RGCNConv
 
-from kgrec.models.graph_inputs import PropagationGraph
+from kgrec.models.graph_inputs import PropagationGraph, RelationalAdjacency
 
-__all__ = ["Propagation", "LightGCNPropagation", "RelationalPropagation", "propagation_resolver"]
+__all__ = [
+    "Propagation",
+    "LightGCNPropagation",
+    "RelationalPropagation",
+    "KnowledgePropagation",
+    "RelationalMeanConv",
+    "propagation_resolver",
+    "resolve_propagation",
+]
 
 
 class Propagation(nn.Module):
@@ -21,6 +29,11 @@ class Propagation(nn.Module):
         num_relations: KG relations (used by knowledge-aware subclasses).
         kg_layers: Layers over the KG (used by knowledge-aware subclasses).
     """
+
+    #: True where the module propagates over KG entity nodes, whose embeddings the recommender then owns.
+    uses_entities = False
+    #: True where each step needs the whole KG (no sampled mini-batches).
+    needs_whole_kg = False
 
     def __init__(self, dim: int, num_layers: int, num_relations: int = 0, kg_layers: int = 0) -> None:
         super().__init__()
@@ -94,6 +107,8 @@ class RelationalPropagation(Propagation):
         user_emb (U, d), item_emb (I, d), entity_emb (E, d) -> (U, d), (I, d)
     """
 
+    needs_whole_kg = True
+
     def __init__(self, dim: int, num_layers: int, num_relations: int = 0, kg_layers: int = 1) -> None:
         super().__init__(dim, num_layers, num_relations, kg_layers)
         num_types = max(1, 2 * num_relations)
@@ -131,6 +146,107 @@ class RelationalPropagation(Propagation):
         )
 
 
+class RelationalMeanConv(nn.Module):
+    r"""Relation-aware mean aggregation over KG edges: each node averages its neighbours, each message
+    scaled element-wise by a learned vector of the edge's relation (KGIN's relational message
+    :math:`\mathbf{e}_r \odot \mathbf{e}_t`, without its intents):
+
+    .. math::
+        \mathbf{x}_h' = \frac{1}{|\mathcal{N}(h)|} \sum_{(r, t) \in \mathcal{N}(h)} \mathbf{w}_r \odot \mathbf{x}_t
+
+    The relation vectors start at one (a plain neighbour mean) and are trained. It runs as two sparse
+    products over a :class:`~kgrec.models.graph_inputs.RelationalAdjacency` rather than PyG's per-edge
+    ``MessagePassing`` (the same result, about 3x faster on CPU; a test checks them equal).
+
+    Shapes:
+        x (N, d), adjacency over N nodes -> (N, d)
+    """
+
+    def __init__(self, dim: int, num_edge_types: int) -> None:
+        super().__init__()
+        self.dim, self.num_edge_types = dim, num_edge_types
+        self.relation = nn.Parameter(torch.ones(num_edge_types, dim))
+
+    def reset_parameters(self) -> None:
+        """Relation vectors back to one."""
+        nn.init.ones_(self.relation)
+
+    def forward(self, x: torch.Tensor, adjacency: RelationalAdjacency) -> torch.Tensor:
+        """Aggregate ``x (N, d)`` over ``adjacency``."""
+        per_pair = (adjacency.gather @ x) * self.relation[adjacency.pair_relation]  # (P, d)
+        return adjacency.scatter @ per_pair
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.dim}, num_edge_types={self.num_edge_types})"
+
+
+class KnowledgePropagation(Propagation):
+    r"""LightGCN over the collaborative knowledge graph: users, items and KG entities in one graph.
+
+    Every layer, users gather their items (LightGCN's normalised sum), items gather their users
+    *and* their KG neighbours, and entities gather their items and entities, each KG message
+    scaled by its relation (:class:`RelationalMeanConv`, one set of relation vectors shared by the
+    layers, as KGIN shares its relation embeddings):
+
+    .. math::
+        \mathbf{u}^{(l+1)} = \textstyle\sum_i \hat{A}_{ui}\,\mathbf{i}^{(l)},\quad
+        \mathbf{i}^{(l+1)} = \textstyle\sum_u \hat{A}_{iu}\,\mathbf{u}^{(l)} + \mathrm{KG}(\mathbf{x}^{(l)})_i,\quad
+        \mathbf{e}^{(l+1)} = \mathrm{KG}(\mathbf{x}^{(l)})_e
+
+    and the outputs are the layer means. Information flows item -> entity -> item while training,
+    so an item without interactions is carried, from layer 2 on, by the warm items that share its
+    entities (its director, its brand), and the entities learn what their items' users like. The
+    entity embeddings (owned by the recommender) start from PyKEEN's.
+
+    Shapes:
+        user_emb (U, d), item_emb (I, d), entity_emb (E, d) -> (U, d), (I, d)
+    """
+
+    uses_entities = True
+    needs_whole_kg = True
+
+    def __init__(self, dim: int, num_layers: int, num_relations: int = 0, kg_layers: int = 0) -> None:
+        super().__init__(dim, num_layers, num_relations, kg_layers)
+        self.kg_conv = RelationalMeanConv(dim, max(1, 2 * num_relations))
+
+    def reset_parameters(self) -> None:
+        """Relation vectors back to one."""
+        self.kg_conv.reset_parameters()
+
+    def forward(
+        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, graph: PropagationGraph
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Propagate over user-item and KG edges together; without entity embeddings or KG edges, plain LightGCN."""
+        if entity_emb is None or not graph.kg_edge_index.numel():
+            return self._lightgcn(user_emb, item_emb, graph)
+        num_users, num_items = graph.num_users, graph.num_items
+        user, item, entity = user_emb, item_emb, entity_emb
+        total_user, total_item = user, item
+        for conv in self.convs:
+            collaborative = conv(torch.cat([user, item]), graph.ui_adj)  # (U + I, d)
+            knowledge = self.kg_conv(torch.cat([item, entity]), graph.kg)  # (I + E, d)
+            user = collaborative[:num_users]
+            item = collaborative[num_users:] + knowledge[:num_items]
+            entity = knowledge[num_items:]
+            total_user, total_item = total_user + user, total_item + item
+        scale = 1.0 / (self.num_layers + 1)
+        return total_user * scale, total_item * scale
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.dim}, num_layers={self.num_layers}, num_relations={self.num_relations})"
+
+
 propagation_resolver: ClassResolver[Propagation] = ClassResolver(
-    [LightGCNPropagation, RelationalPropagation], base=Propagation, default=LightGCNPropagation
+    [LightGCNPropagation, RelationalPropagation, KnowledgePropagation], base=Propagation, default=LightGCNPropagation
 )
+
+#: ``model.propagation`` value that picks the propagation from the graph (see :func:`resolve_propagation`).
+AUTO_PROPAGATION = "auto"
+
+
+def resolve_propagation(name: str, use_kg: bool, num_triples: int) -> str:
+    """The registry name ``model.propagation`` stands for: ``auto`` is ``knowledge`` when the KG is used
+    and has triples, else ``lightgcn`` (the user-item graph alone, the ``no-kg`` ablation)."""
+    if name != AUTO_PROPAGATION:
+        return name
+    return "knowledge" if use_kg and num_triples > 0 else "lightgcn"

@@ -12,7 +12,7 @@ from kgrec.models.fusion import Fusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph
 from kgrec.models.heads import ContextEncoder, RatingHead
 from kgrec.models.linear import EASE
-from kgrec.models.propagation import Propagation, propagation_resolver
+from kgrec.models.propagation import Propagation, propagation_resolver, resolve_propagation
 from kgrec.models.scoring import Scorer, TopK, scorer_resolver, top_k
 from kgrec.models.subgraph import Subgraph
 
@@ -59,6 +59,8 @@ class KGRecommender(nn.Module):
         kg_model: A PyKEEN model over the same KG whose entity representations replace the frozen
             ``kg_emb`` (the kg task fine-tunes them with PyKEEN's own loss); ``kg_emb`` keeps the
             initial values, for estimating new items.
+        num_entities: Non-item KG entities; a propagation over entity nodes (``knowledge``) gets a
+            trainable ``(num_entities, dim)`` table of them, started from PyKEEN's ``kg_emb`` rows.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class KGRecommender(nn.Module):
         context: ContextEncoder | None = None,
         rating: RatingHead | None = None,
         kg_model: nn.Module | None = None,
+        num_entities: int = 0,
     ) -> None:
         super().__init__()
         if (fusion is None) != (text_emb is None):
@@ -83,6 +86,8 @@ class KGRecommender(nn.Module):
         self.num_users, self.num_items, self.dim = num_users, num_items, dim
         self.user_emb = nn.Embedding(num_users, dim)
         self.item_emb = nn.Embedding(num_items, dim)
+        self.num_entities = num_entities
+        self.entity_emb = nn.Embedding(num_entities, dim) if propagation.uses_entities else None
         self.propagation, self.scorer, self.fusion = propagation, scorer, fusion
         self.register_buffer("kg_emb", None if kg_emb is None else kg_emb.detach().float().clone())
         self.register_buffer("text_emb", None if text_emb is None else text_emb.detach().float().clone())
@@ -108,10 +113,17 @@ class KGRecommender(nn.Module):
         context: ContextEncoder | None = None,
         rating: RatingHead | None = None,
         kg_model: nn.Module | None = None,
+        num_entities: int = 0,
+        num_triples: int = 0,
     ) -> KGRecommender:
-        """Build from a :class:`~kgrec.config.ModelConfig`, resolving each part by its registry name."""
+        """Build from a :class:`~kgrec.config.ModelConfig`, resolving each part by its registry name.
+
+        ``num_triples`` (the KG's size) decides what ``propagation: auto`` means (see
+        :func:`~kgrec.models.propagation.resolve_propagation`).
+        """
+        name = resolve_propagation(config.propagation, config.use_kg, num_triples)
         propagation = propagation_resolver.make(
-            config.propagation, dim=config.dim, num_layers=config.num_layers, num_relations=num_relations, kg_layers=config.kg_layers
+            name, dim=config.dim, num_layers=config.num_layers, num_relations=num_relations, kg_layers=config.kg_layers
         )
         fusion = None
         if text_emb is not None:
@@ -119,7 +131,8 @@ class KGRecommender(nn.Module):
         scorer = scorer_resolver.make(config.scorer, dim=config.dim)
         linear = EASE(num_items, config.ease_l2[0]) if config.linear == "ease" else None
         return cls(
-            num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, linear, text_encoder, context, rating, kg_model
+            num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, linear, text_encoder, context, rating,
+            kg_model, num_entities,
         )
 
     def reset_parameters(self) -> None:
@@ -128,9 +141,28 @@ class KGRecommender(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=0.1)
         if self.kg_proj is not None:
             nn.init.zeros_(self.kg_proj.weight)
+        if self.entity_emb is not None:
+            self._reset_entities()
         for module in (self.propagation, self.scorer, self.fusion, self.context, self.rating):
             if module is not None:
                 module.reset_parameters()
+
+    @torch.no_grad()
+    def _reset_entities(self) -> None:
+        """Entity nodes start from PyKEEN's entity embeddings (else at random), scaled like the free item embeddings.
+
+        A KG width other than ``dim`` goes through a fixed random projection (distances kept up to scale).
+        """
+        nn.init.normal_(self.entity_emb.weight, std=0.1)
+        if self.kg_emb is None or self.num_entities == 0:
+            return
+        start = self.kg_emb[self.num_items : self.num_items + self.num_entities].float()
+        if start.size(1) != self.dim:
+            start = start @ torch.randn(start.size(1), self.dim, device=start.device)
+        start = start - start.mean(0, keepdim=True)
+        std = start.std()
+        if start.size(0) > 1 and float(std) > 0:
+            self.entity_emb.weight.copy_(start / std * 0.1)
 
     def side_parameters(self) -> list[nn.Parameter]:
         """Parameters that read the KG or text views (the rest is the collaborative backbone)."""
@@ -200,6 +232,8 @@ class KGRecommender(nn.Module):
             item_base = item_base.masked_fill(drop_items.unsqueeze(-1), 0.0)
         if item_kg is not None:
             item_base = item_base + item_kg
+        if self.entity_emb is not None:
+            entity = self.entity_emb.weight if entity is None else self.entity_emb.weight + entity
         user, item = self.propagation(user_base, item_base, entity, graph)
         if item_kg is not None:
             # The KG view again after propagation (as CKE adds it to the item factor): propagation
@@ -243,11 +277,11 @@ class KGRecommender(nn.Module):
         """Representations of a sampled subgraph's users and items only, rows in ``sub`` order (users, then items).
 
         The same computation as :meth:`forward` with LightGCN over ``sub.adj`` instead of the whole
-        graph; memory follows the subgraph. Knowledge-graph layers (``relational`` propagation) need the
-        whole KG and are not supported here.
+        graph; memory follows the subgraph. Propagations over the KG (``knowledge``, ``relational``) need the
+        whole KG every step and are not supported here.
         """
-        if self.propagation.side_parameters():
-            raise ValueError("sampled training supports the lightgcn propagation only (relational needs the whole KG)")
+        if self.propagation.needs_whole_kg:
+            raise ValueError(f"sampled training supports the lightgcn propagation only ({self.propagation!r} needs the whole KG)")
         users, items = sub.user_ids, sub.item_ids(self.num_users)
         user_base, item_base = self.user_emb(users), self.item_emb(items)
         if drop_items is not None:
@@ -354,7 +388,7 @@ class KGRecommender(nn.Module):
         parts.append(repr(self.fusion) if self.fusion is not None else "no text")
         if self.text_encoder is not None:
             parts.append(repr(self.text_encoder))
-        parts.append("no kg" if self.kg_proj is None else "kg (fine-tuned)" if self.kg_model is not None else "kg")
+        parts.append("no kg" if self.kg_emb is None else "kg (fine-tuned)" if self.kg_model is not None else "kg")
         for module in (self.context, self.rating):
             if module is not None:
                 parts.append(repr(module))

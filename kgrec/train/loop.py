@@ -121,7 +121,7 @@ def fit(
             torch.set_rng_state(saved["torch_rng"])
             started -= saved["seconds"]
         distributed = distributed or Distributed()
-        sampled = config.batching == "sampled" or (config.batching == "auto" and len(sampler.users) > config.sampled_above)
+        sampled = config.samples(len(sampler.users))
         step = distributed.wrap(TrainingStep(model, weighting, inputs, config, generator, trains_kg, sampled), device)
         epochs_left = range(first_epoch, max_epochs + 1) if stale < config.patience else range(0)
         bar = tqdm(epochs_left, desc=f"train ({stage})", unit="epoch", disable=quiet)
@@ -132,8 +132,7 @@ def fit(
                 batch = Batch(*(torch.from_numpy(a).to(device) for a in (users, positives, negatives, rows)))
                 drop = None
                 if stage == "side" and config.item_dropout > 0:
-                    drop = torch.rand(model.num_items, generator=generator) < config.item_dropout
-                    drop = drop.to(device)
+                    drop = (torch.rand(model.num_items, generator=generator) < config.item_dropout).to(device)
                 text_items = None
                 if stage == "side" and model.text_encoder is not None:
                     text_items = torch.unique(torch.cat([batch.positives, batch.negatives.flatten()]))

@@ -459,7 +459,7 @@ class Recommender:
             kg_model = make_kg_model(graph, config.kge, torch.from_numpy(graph.triples))
         model = KGRecommender.from_config(
             config.model, shapes["num_users"], shapes["num_items"], shapes["num_relations"], kg, text, tuner,
-            context_encoder, rating, kg_model,
+            context_encoder, rating, kg_model, num_entities=len(graph.entities), num_triples=len(graph.triples),
         )
         if model.linear is not None:
             model.linear.l2 = shapes.get("ease_l2", model.linear.l2)

@@ -173,3 +173,25 @@ def test_alibaba_download_verifies_files_and_the_pair_set(tmp_path, alibaba_copy
     finally:
         httpd.shutdown()
     assert list((tmp_path / "data2").iterdir()) == []
+
+
+def test_build_graph_downloads_a_missing_dataset(tmp_path, data_dir, monkeypatch):
+    from click.testing import CliRunner
+
+    from kgrec.cli import main
+
+    payload = _archive(data_dir, tmp_path)
+    server = _Server(payload)
+    spec = dataclasses.replace(PUBLIC_DATASETS["ml-100k"], archive_url=server.url, archive_sha256=hashlib.sha256(payload).hexdigest())
+    monkeypatch.setitem(public_module.PUBLIC_DATASETS, "ml-100k", spec)
+    empty = tmp_path / "data"
+    try:
+        refused = CliRunner().invoke(main, ["build-graph", "--dataset", "ml-100k", "--data-dir", str(empty), "--no-download", "--out", str(tmp_path / "g")])
+        assert refused.exit_code == 2 and "ml-100k is not in" in refused.output and server.requests == 0
+        built = CliRunner().invoke(main, ["build-graph", "--dataset", "ml-100k", "--data-dir", str(empty), "--out", str(tmp_path / "g")])
+    finally:
+        server.close()
+    assert built.exit_code == 0, built.output
+    assert "downloading it" in built.output and f"downloaded ml-100k into {empty / 'ml-100k'}" in built.output
+    assert verify_dataset("ml-100k", empty) == empty / "ml-100k"
+    assert (tmp_path / "g" / "manifest.json").is_file() and server.requests == 1

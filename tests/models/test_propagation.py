@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kgrec.models import PropagationGraph, propagation_resolver
+from kgrec.models import PropagationGraph, RelationalAdjacency, RelationalMeanConv, propagation_resolver, resolve_propagation
 
 
 def _embeddings(inputs: PropagationGraph, dim: int = 8):
@@ -30,8 +30,10 @@ def test_kg_edge_order_does_not_matter(name, small_inputs):
     torch.manual_seed(0)
     module = propagation_resolver.make(name, dim=8, num_layers=2, num_relations=2, kg_layers=1)
     permutation = torch.randperm(small_inputs.kg_edge_index.size(1))
+    edge_index, edge_type = small_inputs.kg_edge_index[:, permutation], small_inputs.kg_edge_type[permutation]
+    num_nodes = small_inputs.num_items + small_inputs.num_entities
     shuffled = small_inputs._replace(
-        kg_edge_index=small_inputs.kg_edge_index[:, permutation], kg_edge_type=small_inputs.kg_edge_type[permutation]
+        kg_edge_index=edge_index, kg_edge_type=edge_type, kg=RelationalAdjacency.from_edges(edge_index, edge_type, num_nodes, 4)
     )
     for a, b in zip(module(*_embeddings(small_inputs), small_inputs), module(*_embeddings(small_inputs), shuffled)):
         assert torch.allclose(a, b, atol=1e-5)
@@ -69,3 +71,59 @@ def test_relational_reads_the_kg(small_inputs):
     _, third = lightgcn(user, item, entity + 1.0, small_inputs)
     _, fourth = lightgcn(user, item, entity, small_inputs)
     assert torch.equal(third, fourth)
+
+
+def test_relational_mean_matches_a_per_edge_mean():
+    generator = torch.Generator().manual_seed(1)
+    num_nodes, num_types = 9, 3
+    edge_index = torch.randint(0, num_nodes, (2, 40), generator=generator)
+    edge_type = torch.randint(0, num_types, (40,), generator=generator)
+    conv = RelationalMeanConv(4, num_types)
+    with torch.no_grad():
+        conv.relation.copy_(torch.randn(num_types, 4, generator=generator))
+    x = torch.randn(num_nodes, 4, generator=generator)
+    out = conv(x, RelationalAdjacency.from_edges(edge_index, edge_type, num_nodes, num_types))
+    expected = torch.zeros(num_nodes, 4)
+    for node in range(num_nodes):
+        into = (edge_index[1] == node).nonzero().flatten()
+        if len(into):
+            expected[node] = (x[edge_index[0, into]] * conv.relation[edge_type[into]]).mean(0)
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_knowledge_carries_an_item_without_interactions_by_its_entities():
+    """item 0 has no user; it shares entity 0 with item 1. A change to item 1 must reach item 0 (2 hops)."""
+    from torch_geometric.data import HeteroData
+
+    data = HeteroData()
+    data["user"].num_nodes, data["item"].num_nodes, data["entity"].num_nodes = 2, 3, 1
+    data["user", "interacts", "item"].edge_index = torch.tensor([[0, 1, 1], [1, 1, 2]])
+    data["item", "kg", "entity"].edge_index = torch.tensor([[0, 1], [0, 0]])
+    data["item", "kg", "entity"].relation = torch.tensor([0, 0])
+    graph = PropagationGraph.from_hetero(data, num_relations=1)
+    generator = torch.Generator().manual_seed(0)
+    user, item, entity = (torch.randn(n, 4, generator=generator) for n in (2, 3, 1))
+    changed = item.clone()
+    changed[1] += 1.0
+    knowledge = propagation_resolver.make("knowledge", dim=4, num_layers=2, num_relations=1)
+    lightgcn = propagation_resolver.make("lightgcn", dim=4, num_layers=2)
+    assert not torch.allclose(knowledge(user, item, entity, graph)[1][0], knowledge(user, changed, entity, graph)[1][0])
+    assert torch.allclose(lightgcn(user, item, entity, graph)[1][0], lightgcn(user, changed, entity, graph)[1][0])
+    # ... and users see the KG through their items: user 1's item 1 gathers entity 0 at layer 1.
+    assert not torch.allclose(knowledge(user, item, entity, graph)[0][1], lightgcn(user, item, entity, graph)[0][1])
+
+
+def test_knowledge_without_entities_is_lightgcn(small_inputs):
+    user, item, entity = _embeddings(small_inputs)
+    knowledge = propagation_resolver.make("knowledge", dim=8, num_layers=2, num_relations=2)
+    lightgcn = propagation_resolver.make("lightgcn", dim=8, num_layers=2)
+    for a, b in zip(knowledge(user, item, None, small_inputs), lightgcn(user, item, None, small_inputs)):
+        assert torch.allclose(a, b)
+
+
+@pytest.mark.parametrize(
+    ("name", "use_kg", "triples", "expected"),
+    [("auto", True, 10, "knowledge"), ("auto", True, 0, "lightgcn"), ("auto", False, 10, "lightgcn"), ("relational", True, 10, "relational")],
+)
+def test_auto_propagation_follows_the_kg(name, use_kg, triples, expected):
+    assert resolve_propagation(name, use_kg, triples) == expected
