@@ -53,6 +53,10 @@ VARIANTS: dict[str, dict[str, object]] = {
     "no-kg": {"model.fusion": "gated", "model.use_kg": False},
     "no-text": {"model.fusion": "gated", "model.use_text": False},
     "no-propagation": {"model.fusion": "gated", "model.num_layers": 0},
+    # The propagation before the KG entered the graph (the default until issue 14): user-item LightGCN, with
+    # the KG as a projected PyKEEN vector added to items.
+    "gated-lightgcn": {"model.fusion": "gated", "model.propagation": "lightgcn"},
+    "no-text-lightgcn": {"model.fusion": "gated", "model.use_text": False, "model.propagation": "lightgcn"},
     # Not the default (yet): sampled softmax over 16 negatives instead of BPR, measured beside it.
     "gated-softmax": {"model.fusion": "gated", "train.loss": "softmax", "train.negatives": 16},
     # The mini-batch path: each step propagates over the batch's sampled neighbourhood (benchmarks/scale.py).
@@ -325,6 +329,7 @@ def summarise(raw: Path) -> pd.DataFrame:
         runs = [r for r in records if r["system"] == system]
         ok = [r for r in runs if "error" not in r]
         row: dict = {"system": system, "kind": runs[0]["kind"], "seeds": " ".join(str(r["seed"]) for r in ok)}
+        row["commits"] = " ".join(sorted({str(r.get("commit", "?")) for r in runs}))
         if not ok:
             row["error"] = runs[0]["error"]
             rows.append(row)

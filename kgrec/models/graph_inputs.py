@@ -83,8 +83,12 @@ class PropagationGraph(NamedTuple):
     history: torch.Tensor
 
     @classmethod
-    def from_hetero(cls, data: HeteroData, num_relations: int) -> PropagationGraph:
-        """Collect the forward edge types of ``data`` (reverse edges are rebuilt here, uniformly)."""
+    def from_hetero(cls, data: HeteroData, num_relations: int, listen_only: torch.Tensor | None = None) -> PropagationGraph:
+        """Collect the forward edge types of ``data`` (reverse edges are rebuilt here, uniformly).
+
+        ``listen_only`` items read their KG neighbours but send nothing into the KG: items added to a
+        trained model that way leave every trained item's representation exactly as it was.
+        """
         num_users, num_items = data["user"].num_nodes, data["item"].num_nodes
         num_entities = data["entity"].num_nodes
         users, items = data["user", "interacts", "item"].edge_index
@@ -107,6 +111,9 @@ class PropagationGraph(NamedTuple):
             head = tail = relation = torch.zeros(0, dtype=torch.long)
         kg = torch.cat([torch.stack([head, tail]), torch.stack([tail, head])], dim=1)
         kg_type = torch.cat([relation, relation + num_relations])
+        if listen_only is not None and len(listen_only):
+            sends = ~torch.isin(kg[0], listen_only)
+            kg, kg_type = kg[:, sends], kg_type[sends]
         degree = torch.bincount(items, minlength=num_items).float()
         history = torch.sparse_coo_tensor(
             torch.stack([users, items]), torch.ones(len(users)), (num_users, num_items)

@@ -322,6 +322,9 @@ class Recommender:
         except ValueError as error:
             raise InputError(str(error)) from None
         extended = Recommender(model, graph, self.config, None, self.device, self.context)
+        # New items read their entities but do not change them: the trained items score as before.
+        new_items = torch.arange(old, old + count)
+        extended.inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations), listen_only=new_items).to(self.device)
         extended.graph_dir = self.graph_dir
         return extended
 

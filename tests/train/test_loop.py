@@ -164,7 +164,7 @@ def test_batched_and_faiss_recommendations_match_exact_ranking(graph, tmp_path):
 
 def test_sampled_batching_learns_and_reports_what_it_cannot_do(graph, tmp_path):
     settings = {**FAST, "model.linear": "none", "model.use_text": False, "train.epochs": 30, "train.batch_size": 8,
-                "train.batching": "sampled", "train.fanout": [2, 2, 2]}
+                "train.batching": "sampled", "train.fanout": [2, 2, 2], "model.propagation": "lightgcn"}
     sampled = api.train(graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
@@ -173,5 +173,8 @@ def test_sampled_batching_learns_and_reports_what_it_cannot_do(graph, tmp_path):
     assert abs(sampled.metrics["valid"]["ndcg@10"] - full.metrics["valid"]["ndcg@10"]) < 0.2
     with pytest.raises(InputError, match="full-batch"):
         api.train(graph, RunConfig().override({**settings, "train.tasks": ["rank", "rating"]}), quiet=True)
-    with pytest.raises(InputError, match="lightgcn propagation only"):
-        api.train(graph, RunConfig().override({**settings, "model.propagation": "relational", "model.use_kg": True}), quiet=True)
+    for propagation in ("relational", "knowledge", "auto"):  # auto is knowledge here: the graph has triples
+        with pytest.raises(InputError, match=r"lightgcn propagation only: (relational|knowledge) propagates over the whole KG"):
+            api.train(graph, RunConfig().override({**settings, "model.propagation": propagation}), quiet=True)
+    # batching=auto samples only above sampled_above edges, so the knowledge default still trains small graphs.
+    api.train(graph, RunConfig().override({**settings, "model.propagation": "auto", "train.batching": "auto", "train.epochs": 1}), quiet=True)
