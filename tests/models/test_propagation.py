@@ -107,6 +107,11 @@ def test_knowledge_carries_an_item_without_interactions_by_its_entities():
     changed[1] += 1.0
     knowledge = propagation_resolver.make("knowledge", dim=4, num_layers=2, num_relations=1)
     lightgcn = propagation_resolver.make("lightgcn", dim=4, num_layers=2)
+    # Fresh, the KG scales are zero: the module is LightGCN; training opens them.
+    for a, b in zip(knowledge(user, item, entity, graph), lightgcn(user, item, entity, graph)):
+        assert torch.allclose(a, b)
+    with torch.no_grad():
+        knowledge.kg_scales.fill_(0.5)
     assert not torch.allclose(knowledge(user, item, entity, graph)[1][0], knowledge(user, changed, entity, graph)[1][0])
     assert torch.allclose(lightgcn(user, item, entity, graph)[1][0], lightgcn(user, changed, entity, graph)[1][0])
     # ... and users see the KG through their items: user 1's item 1 gathers entity 0 at layer 1.
