@@ -53,17 +53,16 @@ VARIANTS: dict[str, dict[str, object]] = {
     "no-kg": {"model.fusion": "gated", "model.use_kg": False},
     "no-text": {"model.fusion": "gated", "model.use_text": False},
     "no-propagation": {"model.fusion": "gated", "model.num_layers": 0},
-    # The propagation before the KG entered the graph (the default until issue 14): user-item LightGCN, with
-    # the KG as a projected PyKEEN vector added to items.
-    "gated-lightgcn": {"model.fusion": "gated", "model.propagation": "lightgcn"},
-    "no-text-lightgcn": {"model.fusion": "gated", "model.use_text": False, "model.propagation": "lightgcn"},
+    # KG entities as nodes of the propagation graph (issue 14), with text and without.
+    "gated-knowledge": {"model.fusion": "gated", "model.propagation": "knowledge"},
+    "no-text-knowledge": {"model.fusion": "gated", "model.use_text": False, "model.propagation": "knowledge"},
     # Not the default (yet): sampled softmax over 16 negatives instead of BPR, measured beside it.
     "gated-softmax": {"model.fusion": "gated", "train.loss": "softmax", "train.negatives": 16},
     # The mini-batch path: each step propagates over the batch's sampled neighbourhood (benchmarks/scale.py).
     "gated-sampled": {"model.fusion": "gated", "train.batching": "sampled", "train.batch_size": 8192, "train.fanout": "[10,5,5]"},
 }
-DEFAULT_VARIANTS = ("gated", "concat", "sum", "attention", "no-kg", "no-text", "no-propagation")
-COLD_VARIANTS = ("gated", "no-kg", "no-text")
+DEFAULT_VARIANTS = ("gated", "concat", "sum", "attention", "no-kg", "no-text", "no-propagation", "gated-knowledge")
+COLD_VARIANTS = ("gated", "no-kg", "no-text", "gated-knowledge", "no-text-knowledge")
 PEERS = ("EASE", "BPR", "LightGCN", "CKE", "KGAT", "KGIN", "KGCN")
 KNOWLEDGE_PEERS = {"CKE", "KGAT", "KGIN", "KGCN"}
 # Why a peer's environment differs from plain RecBole 1.2.1, or why it cannot run here; shown under the table.

@@ -174,7 +174,7 @@ def _registry_choice(resolver_name: str) -> click.Choice:
 @click.option(
     "--propagation",
     type=click.Choice(["auto", *_registry_choice("propagation_resolver").choices]),
-    help="GNN over the graph [auto: knowledge (users, items and KG entities) when the graph has KG triples, else lightgcn].",
+    help="GNN over the graph [lightgcn]; knowledge puts KG entities in the graph; auto: knowledge when the graph has KG triples.",
 )
 @click.option("--kge-model", help="PyKEEN model for entity embeddings [TransE].")
 @click.option("--text-model", help="Local path or hub name of the text encoder [bundled all-MiniLM-L6-v2].")

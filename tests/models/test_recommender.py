@@ -92,17 +92,18 @@ def test_gradients_reach_every_parameter(model, small_inputs):
 def test_auto_propagation_puts_entities_in_the_graph_started_from_pykeen(small_inputs):
     torch.manual_seed(0)
     kg = torch.randn(small_inputs.num_items + small_inputs.num_entities, 8)
-    knowledge = KGRecommender.from_config(ModelConfig(dim=8, num_layers=2), 5, 7, 2, kg, None, num_entities=4, num_triples=7)
+    auto = ModelConfig(dim=8, num_layers=2, propagation="auto")
+    knowledge = KGRecommender.from_config(auto, 5, 7, 2, kg, None, num_entities=4, num_triples=7)
     assert "KnowledgePropagation(8, num_layers=2, num_relations=2)" in repr(knowledge)
     # The entity table starts from PyKEEN's entity rows (centred, rescaled to the free embeddings' 0.1).
     start = kg[7:] - kg[7:].mean(0)
     assert torch.allclose(knowledge.entity_emb.weight, start / start.std() * 0.1, atol=1e-6)
     # A PyKEEN width other than dim goes through a fixed projection; the table is still (E, dim).
-    wide = KGRecommender.from_config(ModelConfig(dim=8), 5, 7, 2, torch.randn(11, 20), None, num_entities=4, num_triples=7)
+    wide = KGRecommender.from_config(auto, 5, 7, 2, torch.randn(11, 20), None, num_entities=4, num_triples=7)
     assert wide.entity_emb.weight.shape == (4, 8)
     reps = knowledge(small_inputs)
     assert reps.item.shape == (7, 8) and torch.isfinite(reps.item).all()
     # Without triples, or with the KG switched off, auto is the user-item graph alone.
-    for config, triples in ((ModelConfig(dim=8), 0), (ModelConfig(dim=8, use_kg=False), 7)):
+    for config, triples in ((auto, 0), (ModelConfig(dim=8, propagation="auto", use_kg=False), 7)):
         plain = KGRecommender.from_config(config, 5, 7, 2, kg if config.use_kg else None, None, num_entities=4, num_triples=triples)
         assert "LightGCNPropagation" in repr(plain) and plain.entity_emb is None

@@ -106,8 +106,9 @@ def _new_items(tmp_path, rows):
     return read_catalog(path)
 
 
-def test_new_items_without_retraining(graph, tmp_path):
-    config = RunConfig().override({**FAST, "model.dim": 16})
+@pytest.mark.parametrize("propagation", ["lightgcn", "knowledge"])
+def test_new_items_without_retraining(graph, tmp_path, propagation):
+    config = RunConfig().override({**FAST, "model.dim": 16, "model.propagation": propagation})
     recommender = api.train(graph, config, quiet=True)
     users = torch.arange(len(graph.users))
     before = recommender.score_function()(users)
