@@ -122,8 +122,8 @@ class PropagationGraph(NamedTuple):
         return cls(num_users, num_items, num_entities, num_relations, adj, kg, kg_type, relational, degree, history)
 
     def history_rows(self, users: torch.Tensor) -> torch.Tensor:
-        """``(B, I)`` dense 0/1 training rows of ``users``."""
-        return torch.index_select(self.history, 0, users).to_dense()
+        """``(B, I)`` sparse COO 0/1 training rows of ``users``."""
+        return torch.index_select(self.history, 0, users)
 
     def to(self, device: torch.device | str) -> PropagationGraph:
         """The same graph with every tensor on ``device``."""

@@ -23,7 +23,7 @@ class EASE(nn.Module):
         l2: The ridge penalty :math:`\lambda`.
 
     Shapes:
-        history (B, I) 0/1 training rows -> (B, I) scores
+        history (B, I) 0/1 training rows (sparse COO or dense) -> (B, I) scores
     """
 
     def __init__(self, num_items: int, l2: float = 250.0) -> None:
@@ -47,6 +47,9 @@ class EASE(nn.Module):
         The Gram matrix is formed from the sparse interactions (never a dense ``U x I`` matrix);
         the inverse is float64 up to :attr:`DOUBLE_PRECISION_ITEMS` items, a float32 Cholesky solve above.
         """
+        # Release the old weights first: at 30k items each I x I float32 matrix is 3.6 GB, and the
+        # solve already holds two of them (the factor and its inverse).
+        self.weight = torch.empty(0, device=self.weight.device)
         gram = self._gram(interactions)  # (I, I)
         gram.diagonal().add_(self.l2)
         if self.num_items <= self.DOUBLE_PRECISION_ITEMS:
@@ -59,7 +62,7 @@ class EASE(nn.Module):
         scale = precision.diagonal().clone()
         precision.div_(scale).neg_()  # B = I - P diag(1/diag(P)), in place to hold one I x I matrix
         precision.diagonal().zero_()
-        self.weight.copy_(precision)
+        self.weight = precision.float()
         return self
 
     def _gram(self, interactions: torch.Tensor) -> torch.Tensor:
@@ -77,8 +80,13 @@ class EASE(nn.Module):
         return torch.from_numpy((matrix.T @ matrix).toarray()).to(self.weight.device)
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
-        """Scores of every item for the given users' training rows."""
-        return history.float() @ self.weight
+        """Scores of every item for the given users' training rows.
+
+        The rows are multiplied as a sparse matrix: a user has a few dozen items among tens of
+        thousands, and the dense product costs ``B x I x I`` (about 100x slower at 30k items).
+        """
+        rows = history.float() if history.is_sparse else history.float().to_sparse()
+        return torch.sparse.mm(rows, self.weight)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.num_items}, l2={self.l2:g})"

@@ -131,7 +131,7 @@ def test_graph_without_removes_exactly_the_path_edges(run):
     removed_kg = full.kg_edge_index.size(1) - reduced.kg_edge_index.size(1)
     assert removed_kg >= 2 * (len(path.edges) - 1)  # both directions of every KG hop
     user = int(run.graph.users.to_index([user_id])[0])
-    assert reduced.history_rows(torch.tensor([user]))[0, path.kg_nodes[0]] == 0
+    assert reduced.history_rows(torch.tensor([user])).to_dense()[0, path.kg_nodes[0]] == 0
 
 
 def test_parallel_and_opposite_triples_between_the_same_nodes(tmp_path):

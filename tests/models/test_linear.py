@@ -32,3 +32,14 @@ def test_large_catalog_path_matches_the_exact_inverse():
     large.DOUBLE_PRECISION_ITEMS = 10  # take the large-catalog path on a small problem
     assert torch.allclose(large.fit(interactions.to_sparse()).weight, exact, atol=1e-5)
     assert torch.allclose(EASE(120, 50.0).fit(interactions).weight, exact)  # dense input, same result
+
+
+def test_sparse_and_dense_history_rows_score_alike():
+    """The scores are a sparse product (fast at 30k items); a dense history gives the same numbers."""
+    torch.manual_seed(0)
+    interactions = (torch.rand(50, 30) < 0.2).float()
+    ease = EASE(30, 10.0).fit(interactions.to_sparse())
+    dense = interactions[:7] @ ease.weight
+    assert torch.allclose(ease(interactions[:7].to_sparse()), dense, atol=1e-6)
+    assert torch.allclose(ease(interactions[:7]), dense, atol=1e-6)
+    assert ease.weight.dtype == torch.float32 and ease.weight.shape == (30, 30)
