@@ -20,11 +20,20 @@ from recbole.utils import get_model, get_trainer, init_logger, init_seed
 KNOWLEDGE_MODELS = {"CKE", "KGAT", "KGIN", "KGCN", "KGNNLS", "KTUP", "MKR", "RippleNet", "CFKG", "MCCLK"}
 
 
-def timed(log: list, key: str, method):  # noqa: ANN001, ANN201 - wraps a bound trainer method
+PROGRESS_FILE = "progress.jsonl"
+
+
+def timed(log: list, key: str, method, progress):  # noqa: ANN001, ANN201 - wraps a bound trainer method
     def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         started = time.perf_counter()
         out = method(*args, **kwargs)
-        log.append((key, time.perf_counter() - started, out))
+        seconds = time.perf_counter() - started
+        log.append((key, seconds, out))
+        # One line per pass, flushed at once: a run stopped by the benchmark's timeout still tells
+        # how long its epochs took and how far validation had got.
+        score = float(out[0]) if key == "valid" else None
+        progress.write(json.dumps({"pass": key, "seconds": seconds, "score": score}) + "\n")
+        progress.flush()
         return out
 
     return wrapper
@@ -73,8 +82,9 @@ def main() -> None:
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     log: list = []
-    trainer._train_epoch = timed(log, "train", trainer._train_epoch)
-    trainer._valid_epoch = timed(log, "valid", trainer._valid_epoch)
+    progress = open(f"{work_dir}/{PROGRESS_FILE}", "w")  # noqa: SIM115 - open for the whole run
+    trainer._train_epoch = timed(log, "train", trainer._train_epoch, progress)
+    trainer._valid_epoch = timed(log, "valid", trainer._valid_epoch, progress)
     prepared = time.perf_counter()
     _, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     fitted = time.perf_counter()

@@ -69,9 +69,9 @@ KNOWLEDGE_PEERS = {"CKE", "KGAT", "KGIN", "KGCN"}
 PEER_NOTES = {
     "KGIN": "RecBole's KGIN imports torch_scatter.scatter_mean; torch-scatter has no wheel for torch 2.13, so "
     "benchmarks/shims/torch_scatter provides the same function on torch's index_add_.",
-    "KGAT": "RecBole's KGAT needs DGL; DGL's newest PyPI wheel (2.1.0) is built for torch <= 2.2 and does not import "
-    "with torch 2.13 (no libgraphbolt_pytorch_2.13.0.so; tried with torchdata 0.9 and pydantic added), and the "
-    "CPU torch 2.13 is the only torch this machine installs offline.",
+    "KGAT": "RecBole's KGAT needs DGL; DGL's newest wheel (2.1.0) predates torch 2.13, so run.py installs it without "
+    "its dependencies (with torchdata 0.7.1 and pydantic), skips its optional graphbolt library on import and "
+    "rewrites RecBole's two DGL 1.x calls (prepare_dgl).",
 }
 COLD_BASELINES = ("popularity", "text-knn", "kg-knn")
 SEEDS = (2020, 2021, 2022)
@@ -204,6 +204,49 @@ def recbole_python(venv: Path) -> Path:
     return python
 
 
+# RecBole's KGAT needs DGL, whose newest wheel (2.1.0) predates torch 2.13: installed without its
+# dependencies, its optional graphbolt library (built per torch version) is skipped on import, and
+# RecBole's two calls that DGL 2.x renamed are rewritten. Applied once, to the benchmark venv only.
+DGL_PACKAGES = ("dgl==2.1.0", "torchdata==0.7.1")
+DGL_PATCHES = {
+    "dgl/graphbolt/__init__.py": (("\nload_graphbolt()\n", "\ntry:\n    load_graphbolt()\nexcept Exception:  # patched by kgrec's benchmarks/run.py\n    pass\n"),),
+    "recbole/model/knowledge_aware_recommender/kgat.py": (
+        ("preserve_nodes=True", "relabel_nodes=False"),
+        (".adjacency_matrix(transpose=False, scipy_fmt=\"coo\")", ".adj_external(transpose=False, scipy_fmt=\"coo\")"),
+    ),
+}
+
+
+def prepare_dgl(python: Path) -> None:
+    """DGL in the RecBole venv, patched so that RecBole's KGAT runs with torch 2.13 (idempotent)."""
+    site = Path(subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True).stdout.strip())
+    if not (site / "dgl").is_dir():
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", *DGL_PACKAGES], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "pydantic"], check=True)  # dgl imports it
+    for relative, replacements in DGL_PATCHES.items():
+        path = site / relative
+        text = path.read_text()
+        for old, new in replacements:
+            text = text.replace(old, new)
+        path.write_text(text)
+
+
+def _partial_progress(path: Path) -> dict:
+    """Epochs done, mean seconds per training epoch and per validation pass, best validation so far, of a stopped peer."""
+    if not path.is_file():
+        return {}
+    passes = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    train = [p["seconds"] for p in passes if p["pass"] == "train"]
+    valid = [p for p in passes if p["pass"] == "valid"]
+    out: dict = {"epochs": len(train)}
+    if train:
+        out["seconds_per_epoch"] = sum(train) / len(train)
+    if valid:
+        out["valid_seconds_per_pass"] = sum(p["seconds"] for p in valid) / len(valid)
+        out["best_valid_ndcg@10_so_far"] = max(p["score"] for p in valid)
+    return out
+
+
 def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: Path) -> None:
     """One RecBole model in its own venv on the exported split."""
     out = raw / f"recbole-{model}-{seed}.json"
@@ -219,6 +262,8 @@ def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: 
     env = {**_env(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # RecBole reloads its own checkpoints
     if model == "KGIN":
         env["PYTHONPATH"] = str(HERE / "shims")
+    if model == "KGAT":
+        prepare_dgl(python)
     record: dict = {"system": f"RecBole {model}", "kind": "peer", "seed": seed, "threads": args.threads, "device": "cpu"}
     started = time.perf_counter()
     try:
@@ -235,6 +280,7 @@ def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: 
             record.update({k: v for k, v in result.items() if k not in ("model", "seed", "threads")})
     except subprocess.TimeoutExpired:
         record["error"] = f"did not finish within {args.timeout} s on this machine"
+        record.update(_partial_progress(work / "progress.jsonl"))
     record["wall_seconds"] = time.perf_counter() - started
     _write(out, record)
     print(record["system"], seed, record.get("error") or {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")}, flush=True)
@@ -331,6 +377,9 @@ def summarise(raw: Path) -> pd.DataFrame:
         row["commits"] = " ".join(sorted({str(r.get("commit", "?")) for r in runs}))
         if not ok:
             row["error"] = runs[0]["error"]
+            for key in ("epochs", "seconds_per_epoch", "valid_seconds_per_pass", "best_valid_ndcg@10_so_far", "peak_rss_mib"):
+                if runs[0].get(key) is not None:
+                    row[key] = runs[0][key]
             rows.append(row)
             continue
         for metric in COLUMNS:
@@ -400,7 +449,8 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
             cost = side["kge_seconds"] * overrides.get("model.use_kg", True) + side["text_seconds"] * overrides.get("model.use_text", True)
             table.loc[table.system == f"kgrec {name}", "side_seconds"] = cost
     info = machine()
-    stem = dataset if split in ("random", "given") else f"{dataset}-{split}"
+    # The given split's kgrec runs are reported by alibaba.py in <dataset>.md; this table sits beside it.
+    stem = dataset if split == "random" else f"{dataset}-{split}"
     out = HERE / "results"
     out.mkdir(parents=True, exist_ok=True)
     cold = split == "cold-items"
@@ -424,7 +474,12 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     ]
     for _, row in table.iterrows():
         if pd.notna(row.get("error")) and row.get("error"):
-            lines.append(f"| {row['system']} | — | not run: {row['error']} | | | | | | | | |")
+            progress = ""
+            if pd.notna(row.get("seconds_per_epoch")):
+                progress = f"; {row['epochs']:.0f} epochs done, {row['seconds_per_epoch']:.0f} s per training epoch"
+                if pd.notna(row.get("valid_seconds_per_pass")):
+                    progress += f" + {row['valid_seconds_per_pass']:.0f} s per validation pass, best valid NDCG@10 so far {row['best_valid_ndcg@10_so_far']:.4f}"
+            lines.append(f"| {row['system']} | — | {'stopped' if progress else 'not run'}: {row['error']}{progress} | | | | | | | | |")
             continue
         ratio = f"{row['NDCG@20 / best peer']:.3f}" if best_peer is not None else "—"
         side = f" + {row['side_seconds']:.0f}" if pd.notna(row.get("side_seconds")) and row.get("side_seconds") else ""
