@@ -321,7 +321,7 @@ def run_cold_baseline(graph_dir: Path, baseline: str, seed: int, args: argparse.
     from kgrec.config import load_config
     from kgrec.embed import encode_item_texts
     from kgrec.evaluate import evaluate_ranking
-    from kgrec.train.run import split_matrix
+    from kgrec.inference import split_matrix
 
     torch.set_num_threads(args.threads)
     graph = kgrec.KnowledgeGraph.load(str(graph_dir))

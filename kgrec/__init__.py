@@ -11,7 +11,7 @@ from kgrec.data import Dataset
 from kgrec.errors import InputError, KgrecError
 from kgrec.evaluate import EvaluationResult
 from kgrec.graph import KnowledgeGraph
-from kgrec.train import Recommendation, Recommender
+from kgrec.inference import Recommendation, Recommender
 
 __all__ = [
     "Dataset",

@@ -12,7 +12,7 @@ import torch
 from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures, Dataset, load_dataset, read_catalog, read_dataset
 from kgrec.data.kgat import read_kgat_dir
-from kgrec.embed import encode_item_texts, make_kg_model, train_kg_embeddings
+from kgrec.embed import encode_item_texts, train_kg_embeddings
 from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError, KgrecError
 from kgrec.evaluate import EvaluationResult, link_prediction
@@ -23,16 +23,9 @@ from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import open_store
 from kgrec.graph.sparql import query as sparql_query
 from kgrec.io import DirectoryLock, sha256_bytes, write_json
-from kgrec.models import (
-    ContextEncoder,
-    KGRecommender,
-    RatingHead,
-    fusion_resolver,
-    propagation_resolver,
-    resolve_propagation,
-    scorer_resolver,
-)
-from kgrec.train import NegativeSampler, Recommendation, Recommender, resolve_device
+from kgrec.inference import ModelShapes, Recommendation, Recommender, assemble_model, resolve_device
+from kgrec.models import fusion_resolver, propagation_resolver, resolve_propagation, scorer_resolver
+from kgrec.train import NegativeSampler
 from kgrec.train.report import plot_curve, write_history
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer, read_checkpoint
 from kgrec.train.distributed import Distributed, from_environment
@@ -41,7 +34,8 @@ from kgrec.train.schedule import run_schedule
 from kgrec.train.tasks import TaskInputs
 
 __all__ = [
-    "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "resume", "evaluate", "recommend", "explain", "query",
+    "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "resume", "update", "load_run", "evaluate", "recommend",
+    "explain", "query",
 ]
 
 
@@ -289,16 +283,18 @@ def _train(
     if distributed.writer:
         distributed.barrier()
     torch.manual_seed(config.train.seed)
-    context = rating = kg_model = None
-    if features is not None:
-        context = ContextEncoder(features.num_tokens, features.num_fields, config.model.dim, torch.from_numpy(features.offsets))
-    if "rating" in tasks:
-        rating = RatingHead(len(graph.users), len(graph.items), mean=float(train_log["rating"].mean()))
-    if "kg" in tasks:
-        kg_model = make_kg_model(graph, config.kge, kge.training, kge.model_state)
-    model = KGRecommender.from_config(
-        config.model, len(graph.users), len(graph.items), len(graph.relations), kg_emb, text_emb, text_encoder,
-        context, rating, kg_model, num_entities=len(graph.entities), num_triples=len(graph.triples),
+    shapes = ModelShapes(
+        len(graph.users), len(graph.items), len(graph.relations),
+        kg_shape=None if kg_emb is None else tuple(kg_emb.shape),
+        text_shape=None if text_emb is None else tuple(text_emb.shape),
+        context=None if features is None else (features.num_tokens, features.num_fields),
+        rating="rating" in tasks,
+        kg_model="kg" in tasks,
+    )
+    model = assemble_model(
+        config, graph, shapes, kg_emb=kg_emb, text_emb=text_emb, text_encoder=text_encoder, context=features,
+        rating_mean=float(train_log["rating"].mean()) if "rating" in tasks else 0.0,
+        kg_training=None if kge is None else kge.training, kg_state=None if kge is None else kge.model_state,
     )
     recommender = Recommender(model, graph, config, device=device, context=features)
     with torch.no_grad():
@@ -315,8 +311,8 @@ def _train(
     inputs = TaskInputs(
         context=None if features is None else torch.from_numpy(recommender.log_context[in_train]).to(device),
         context_dropout=config.context.dropout,
-        ratings=torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device) if rating is not None else None,
-        kg_training=kge.training.to(device) if kg_model is not None else None,
+        ratings=torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device) if model.rating is not None else None,
+        kg_training=kge.training.to(device) if model.kg_model is not None else None,
     )
     validate = _validation(recommender, config) if len(graph.split.valid) else None
     schedule = run_schedule(
@@ -329,41 +325,157 @@ def _train(
         seconds_per_epoch=schedule.seconds / max(1, len(schedule.history)),
     )
 
-    metrics: dict = {}
-    for split in ("valid", "test"):
-        if len(graph.split.part(split)):
-            result = recommender.evaluate(split)
-            metrics[split] = {**result.metrics, **recommender.rating_errors(split)}
-            timings[f"eval_{split}_seconds"] = result.seconds
+    metrics = _final_metrics(recommender, timings)
     if kge is not None:
         # Link prediction on the held-out triples: PyKEEN's as trained, and again after joint fine-tuning.
         metrics["kge"] = kge.metrics
         if model.kg_model is not None:
             metrics["kge_finetuned"] = link_prediction(model.kg_model, kge.testing, kge.training)
-    timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if device.type == "cuda":
-        timings["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-    recommender.metrics, recommender.timings, recommender.blend = metrics, timings, schedule.blend
+    _finish(recommender, metrics, timings, schedule.blend)
     if out is not None:
-        write_json(out / "metrics.json", metrics)
-        write_history(schedule.history, out / "history.csv")
-        plot_curve(schedule.history, config.eval.select_metric if "rank" in config.train.tasks else "-rmse", out / "curve.png")
-        extra = {
-            "best_epoch": schedule.best_epoch,
-            "epochs_run": len(schedule.history),
-            "device": str(device),
-            "processes": distributed.world,
-            "timings": timings,
-            "blend": schedule.blend,
-        }
-        recommender.save(out, graph_dir, extra)
+        extra = {"best_epoch": schedule.best_epoch, "epochs_run": len(schedule.history), "processes": distributed.world}
+        _write_run(recommender, out, graph_dir, schedule.history, extra)
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # complete: run.json and model.pt replace it
     distributed.close()
     return recommender
 
 
+def _final_metrics(recommender: Recommender, timings: dict) -> dict:
+    """Validation and test metrics of a trained recommender, read once after training (their times into ``timings``)."""
+    metrics: dict = {}
+    for split in ("valid", "test"):
+        if len(recommender.graph.split.part(split)):
+            result = recommender.evaluate(split)
+            metrics[split] = {**result.metrics, **recommender.rating_errors(split)}
+            timings[f"eval_{split}_seconds"] = result.seconds
+    return metrics
+
+
+def _finish(recommender: Recommender, metrics: dict, timings: dict, blend: dict | None) -> None:
+    timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if recommender.device.type == "cuda":
+        timings["peak_cuda_mib"] = torch.cuda.max_memory_allocated(recommender.device) / 2**20
+    recommender.metrics, recommender.timings, recommender.blend = metrics, timings, blend
+
+
+def _write_run(recommender: Recommender, out: Path, graph_dir: str | Path, history: list[dict], extra: dict) -> None:
+    """metrics.json, history.csv, curve.png, model.pt and (last) run.json of a trained recommender."""
+    config = recommender.config
+    write_json(out / "metrics.json", recommender.metrics)
+    write_history(history, out / "history.csv")
+    plot_curve(history, config.eval.select_metric if "rank" in config.train.tasks else "-rmse", out / "curve.png")
+    info = {**extra, "device": str(recommender.device), "timings": recommender.timings, "blend": recommender.blend}
+    recommender.save(out, graph_dir, info)
+
+
+def update(
+    run: Recommender | str | Path,
+    events: str | Path,
+    out: str | Path,
+    epochs: int = 3,
+    new_items: str | Path | None = None,
+    quiet: bool = False,
+    device: str = "cpu",
+) -> Recommender:
+    """Warm-start a trained run on its interactions plus ``events`` (new users and items get rows): a new run in ``out``.
+
+    Instead of a full retrain: the trained weights are the start; the events join the training part
+    of the run's graph (validation and test stay as they were, so the updated model is selected and
+    measured like its predecessor); ``epochs`` epochs of the whole model follow, keeping the best
+    state by validation, the start included. EASE is solved again on the grown interactions (its
+    penalty kept) and its blend weight chosen again. ``new_items`` is a catalog file of items the
+    events may name. PyKEEN and the text encoder are not run again: new items get their rows as
+    ``recommend --new-items`` gives them.
+
+    Raises:
+        InputError: an event naming an item in neither the catalog nor ``new_items``; a run with a
+            fine-tuned text encoder or KG model; ``out`` not a folder kgrec may write.
+    """
+    import copy
+
+    from kgrec.config import dump_config
+    from kgrec.data import read_interactions
+    from kgrec.io import atomic_write
+    from kgrec.models import PropagationGraph
+    from kgrec.train import fit
+    from kgrec.train.blend import choose_blend
+
+    if epochs < 1:
+        raise InputError(f"epochs must be at least 1, not {epochs}")
+    previous = load_run(run, device)
+    if previous.model.text_encoder is not None or previous.model.kg_model is not None:
+        raise InputError("update does not support runs with a fine-tuned text encoder or KG model (text.finetune_layers, the kg task)")
+    config = previous.config.override({"train.epochs": epochs, "train.batching": "full"})
+    trained_items = len(previous.graph.items)
+    if new_items is not None:
+        previous = previous.add_items(read_catalog(new_items, config.data))
+    log = read_interactions(events, config.data)
+    try:
+        graph = previous.graph.with_interactions(log)
+    except InputError as error:
+        raise InputError(error.message, events) from None
+    if "rating" in config.train.tasks and graph.split.train["rating"].isna().any():
+        raise InputError("the run trains a rating head, so every event needs a rating", events)
+    model = copy.deepcopy(previous.model)
+    model.add_users(len(graph.users) - len(previous.graph.users), torch.Generator().manual_seed(config.train.seed))
+    # Items added after training keep their listen-only KG edges: they still send nothing into the KG.
+    added = torch.arange(trained_items, len(graph.items))
+    inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations), listen_only=added if len(added) else None)
+    recommender = Recommender(model, graph, config, device=previous.device, context=previous.context, inputs=inputs)
+    run_dir = RunDirectory(out).open()
+    try:
+        out = run_dir.path
+        with atomic_write(out / "config.yaml") as handle:
+            handle.write(dump_config(config))
+        graph_dir = out / "graph"
+        graph.save(str(graph_dir))
+        train_log = graph.split.train
+        sampler = NegativeSampler(
+            graph.users.to_index(train_log["user_id"].to_numpy()), graph.items.to_index(train_log["item_id"].to_numpy()),
+            len(graph.items), seed=config.train.seed,
+        )
+        in_train = (graph.split.interactions["split"] == "train").to_numpy()
+        device_ = recommender.device
+        task_inputs = TaskInputs(
+            context=None if recommender.context is None else torch.from_numpy(recommender.log_context[in_train]).to(device_),
+            context_dropout=config.context.dropout,
+            ratings=None if model.rating is None else torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device_),
+        )
+        validate = _validation(recommender, config) if len(graph.split.valid) else None
+        previous_weight = None if model.linear is None else float(model.linear_weight)
+        if model.linear is not None:
+            model.linear_weight.zero_()  # trained without the linear part, as in train; blended again below
+        start = None if validate is None else (validate(model), copy.deepcopy(model.training_state()))
+        fitted = fit(model, recommender.inputs, sampler, config.train, validate, device_, quiet, epochs=epochs, start=start,
+                     stage="update", inputs=task_inputs)
+        model.load_training_state(fitted.best_state)
+        model.eval()
+        blend = None
+        if model.linear is not None:
+            blend = choose_blend(model, recommender.inputs, (model.linear.l2,), validate, fitted.best_score)
+            if validate is None:
+                model.linear_weight.fill_(previous_weight)
+        timings = {"train_seconds": fitted.seconds, "train_seconds_to_best": fitted.seconds_to_best,
+                   "seconds_per_epoch": fitted.seconds / max(1, len(fitted.history))}
+        _finish(recommender, _final_metrics(recommender, timings), timings, blend)
+        extra = {"best_epoch": fitted.best_epoch, "epochs_run": len(fitted.history), "updated_from": str(previous.directory),
+                 "update": graph.stats.get("update", {})}
+        _write_run(recommender, out, graph_dir, fitted.history, extra)
+    except BaseException as error:
+        run_dir.fail(bad_input=isinstance(error, KgrecError))
+        raise
+    finally:
+        run_dir.close()
+    return recommender
+
+
+def load_run(run: Recommender | str | Path, device: str = "cpu") -> Recommender:
+    """A trained run: the given :class:`Recommender` as it is, or the run directory loaded onto ``device`` (``auto``: CUDA if any)."""
+    return run if isinstance(run, Recommender) else Recommender.load(run, device=device)
+
+
 def evaluate(
-    run: Recommender | str | Path, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all"
+    run: Recommender | str | Path, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all", device: str = "cpu"
 ) -> EvaluationResult:
     """Full-ranking evaluation of a trained run; with a run directory, also merged into its ``metrics.json``.
 
@@ -372,7 +484,7 @@ def evaluate(
     """
     import json
 
-    recommender = run if isinstance(run, Recommender) else Recommender.load(run)
+    recommender = load_run(run, device)
     result = recommender.evaluate(split, ks, candidates)
     if recommender.directory is not None:
         # Read, merge and write under the run's lock, so two evaluations never drop each other's numbers.
@@ -399,6 +511,7 @@ def recommend(
     context: dict[str, str] | None = None,
     new_user: bool = False,
     retrieval: str = "exact",
+    device: str = "cpu",
 ) -> list[Recommendation]:
     """Top-``k`` unseen items for each user id, with titles and scores; with ``explain``, each item's
     best explanation path and its fusion gate (share of the graph view). With ``history`` (item ids),
@@ -409,8 +522,8 @@ def recommend(
     is known by the context's attributes (``age``, ``gender`` ...) and ``history``, if any. ``retrieval="faiss"``
     takes candidates from an approximate inner-product index (see :meth:`Recommender.recommend`)."""
     if (history or new_user) and explain:
-        raise InputError("--explain works for users in the graph; a new user's history is not part of it")
-    recommender = run if isinstance(run, Recommender) else Recommender.load(run)
+        raise InputError("explanations work for users in the graph; a new user's history is not part of it")
+    recommender = load_run(run, device)
     if new_items is not None:
         recommender = recommender.add_items(read_catalog(new_items, recommender.config.data))
     recommendations = recommender.recommend(list(user_ids), k, context=context, retrieval=retrieval) if user_ids else []
@@ -443,13 +556,14 @@ def explain(
     max_hops: int = 2,
     max_fanout: int = 50,
     endpoint: str | None = None,
+    device: str = "cpu",
 ) -> list[ExplanationPath]:
     """Top paths user -> training-history item -> KG hops -> ``item_id``, scored by the trained model.
 
     Labels come from the graph's RDF (its ``rdfs:label``s), or from ``endpoint`` when the graph is
     served by a SPARQL endpoint.
     """
-    recommender = run if isinstance(run, Recommender) else Recommender.load(run)
+    recommender = load_run(run, device)
     finder = PathFinder(recommender, max_fanout=max_fanout, max_hops=max_hops, labels=_label_store(recommender, endpoint))
     return finder.find(str(user_id), str(item_id), max_paths)
 

@@ -242,6 +242,12 @@ def _print_metrics(metrics: dict, split: str) -> None:
         click.echo(f"{split:5s} {name:14s} {value:.4f}")
 
 
+def _device_option(default: str = "cpu"):  # noqa: ANN202 - a click decorator
+    return click.option(
+        "--device", default=default, show_default=True, help="Where the model runs: cpu, cuda, cuda:N, or auto (CUDA when available)."
+    )
+
+
 @main.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory.")
 @click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True)
@@ -253,9 +259,10 @@ def _print_metrics(metrics: dict, split: str) -> None:
     show_default=True,
     help="Rank all items, or only items never seen in training (cold-start evaluation).",
 )
-def evaluate(run_dir, split, ks, candidates) -> None:
+@_device_option()
+def evaluate(run_dir, split, ks, candidates, device) -> None:
     """Full-ranking evaluation of a run; merged into its metrics.json."""
-    result = api.evaluate(run_dir, split, tuple(ks) or None, candidates)
+    result = api.evaluate(run_dir, split, tuple(ks) or None, candidates, device=device)
     _print_metrics(result.metrics, split)
     against = "all items" if candidates == "all" else "the items unseen in training"
     click.echo(f"{result.num_users} users ranked against {against} in {result.seconds:.3f} s")
@@ -286,9 +293,11 @@ def evaluate(run_dir, split, ks, candidates) -> None:
     help="Score every item, or take candidates from a FAISS HNSW index (large catalogs; runs without the linear part).",
 )
 @click.option("--new-user", is_flag=True, help="Recommend for a new user known only by --context attributes (and --history, if given).")
+@_device_option()
 @click.argument("more_context", nargs=-1, metavar="[KEY=VALUE]...")
 def recommend(
-    run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, history, new_items, context_pairs, retrieval, new_user, more_context
+    run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, history, new_items, context_pairs, retrieval, new_user, device,
+    more_context,
 ) -> None:
     """Top-K unseen items per user, with titles and scores."""
     import dataclasses
@@ -308,7 +317,7 @@ def recommend(
         raise KgrecError("-k must be at least 1")
     recommendations = api.recommend(
         run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items, context=context, new_user=new_user,
-        retrieval=retrieval,
+        retrieval=retrieval, device=device,
     )
     for rec in recommendations:
         if as_json:
@@ -343,13 +352,14 @@ def _path_text(path: dict) -> str:
 @click.option("--max-fanout", type=click.IntRange(1), default=50, show_default=True, help="Entities expanded per node, most specific first.")
 @click.option("--endpoint", help="SPARQL endpoint serving the graph, for labels [the graph's own kg.nt].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per path.")
-def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, as_json) -> None:
+@_device_option()
+def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, as_json, device) -> None:
     """Why ITEM for USER: paths user -> training item -> KG hops -> item, scored by the model."""
     import json
 
     if max_paths < 1:
         raise KgrecError("--max-paths must be at least 1")
-    paths = api.explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint)
+    paths = api.explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, device=device)
     if not paths:
         click.echo(f"user {user_id} has no training interactions to explain item {item_id} from")
     for rank, path in enumerate(paths, start=1):
@@ -441,6 +451,45 @@ def export(graph_dir, out, name) -> None:
     from kgrec.graph import KnowledgeGraph, export_recbole
 
     click.echo(f"wrote {export_recbole(KnowledgeGraph.load(graph_dir), out, name)}")
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="The trained run to start from.")
+@click.option("--events", required=True, type=click.Path(dir_okay=False), help="New interactions (a log like train's: user, item [, rating, timestamp]).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The updated run (a new run directory).")
+@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Epochs over old plus new interactions.")
+@click.option("--new-items", type=click.Path(dir_okay=False), help="A catalog file of items the events may name that the run lacks.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_device_option()
+def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
+    """Warm-start a run on its interactions plus new ones (new users and items get rows), instead of a full retrain."""
+    recommender = api.update(run_dir, events, out, epochs, new_items, quiet, device)
+    stats = recommender.graph.stats.get("update", {})
+    click.echo(
+        f"added {stats.get('added', 0):,} interactions ({stats.get('new_users', 0):,} new users; {stats.get('already_known', 0):,} "
+        f"already in the run left out) in {recommender.timings['train_seconds']:.1f} s"
+    )
+    if "test" in recommender.metrics:
+        _print_metrics({k: v for k, v in recommender.metrics["test"].items() if k.startswith(("ndcg", "recall"))}, "test")
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--state", "state_dir", type=click.Path(file_okay=False), help="Folder of the durable event log [RUN/serving].")
+@click.option("--token", envvar="KGREC_SERVE_TOKEN", help="Token the write endpoints require (or KGREC_SERVE_TOKEN) [none: open].")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning", show_default=True)
+@_device_option()
+def serve(run_dir, host, port, state_dir, token, log_level, device) -> None:
+    """Answer recommendations over HTTP (OpenAPI docs at /docs); SIGHUP or POST /admin/reload swaps in a newer run."""
+    from kgrec.serve import serve as run_server
+
+    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host} with no --token: anyone who reaches it can post interactions and items", err=True)
+    click.echo(f"kgrec serve: {run_dir} on http://{host}:{port} (docs at /docs)", err=True)
+    run_server(run_dir, host, port, state_dir, token, device, log_level)
 
 
 @main.command()

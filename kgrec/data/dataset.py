@@ -14,7 +14,7 @@ from kgrec.data.context import log_context_columns
 from kgrec.data.readers import is_rdf, read_rdf_triples, read_table
 from kgrec.errors import InputError
 
-__all__ = ["Dataset", "read_catalog", "read_dataset"]
+__all__ = ["Dataset", "read_catalog", "read_dataset", "read_interactions"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,18 @@ def _read_items(path: Path, config: DataConfig) -> pd.DataFrame:
     for column in schema.check_extra_columns(table, parsed, "the item catalog"):
         frame[column] = schema.text_column(table, column, config.list_separator)
     frame["_line"] = np.arange(len(frame)) + table.first_line
+    return frame
+
+
+def read_interactions(path: str | Path, config: DataConfig | None = None) -> pd.DataFrame:
+    """Read and validate an interaction log alone (e.g. new events for ``kgrec update``).
+
+    Returns ``user_id, item_id`` [, ``rating``, ``timestamp``, context columns] and ``_line``
+    (the row's line in the file), repeated pairs reduced to their latest.
+    """
+    frame = _read_interactions(Path(path), config or DataConfig(), [])
+    if frame.empty:
+        raise InputError("the interaction log has no rows", path)
     return frame
 
 

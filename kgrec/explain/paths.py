@@ -26,7 +26,7 @@ import torch
 
 from kgrec.errors import InputError
 from kgrec.graph.rdf import node_iri
-from kgrec.train.run import Recommender
+from kgrec.inference import Recommender
 
 __all__ = ["ExplanationPath", "PathFinder", "relation_label"]
 
@@ -121,10 +121,9 @@ class PathFinder:
     @torch.no_grad()
     def contributions(self, user: int, item: int, history: np.ndarray) -> np.ndarray:
         """``(len(history),)`` contribution of each history item to ``score(user, item)``."""
-        model, inputs = self.recommender.model, self.recommender.inputs
+        model = self.recommender.model
         if self._reps is None:
-            model.eval()
-            self._reps = model(inputs)
+            self._reps = self.recommender.representations()
         item_rep = self._reps.item.float().cpu()
         embedding = (item_rep[history] @ item_rep[item]).numpy()
         embedding = embedding / np.sqrt(np.maximum(self.user_degree[user] * self.item_degree[history], 1.0))

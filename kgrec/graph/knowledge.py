@@ -123,6 +123,44 @@ class KnowledgeGraph:
         stats = {**self.stats, "new_items": {"items": count, "links": len(new), "unknown_entities": missing}}
         return replace(self, items=items, catalog=catalog, triples=triples, stats=stats)
 
+    def with_interactions(self, log: pd.DataFrame) -> KnowledgeGraph:
+        """This graph plus ``log`` (``user_id, item_id`` [, rating, timestamp, context columns]) as *training* interactions.
+
+        For ``kgrec update``: new users go after the existing ones (every existing user and item keeps
+        its index), their attribute rows are empty; validation and test stay as they were, so an
+        updated model is selected and evaluated like the one it starts from. Pairs already in the
+        graph (any part) and rows below ``split.min_rating`` are left out and counted in
+        ``stats["update"]``.
+
+        Raises:
+            InputError: naming the first row whose item is not in the catalog.
+        """
+        unknown = ~log["item_id"].isin(list(self.items.ids))
+        if unknown.any():
+            row = log[unknown].iloc[0]
+            where = f"row {int(row['_line'])}: " if "_line" in log else ""
+            raise InputError(f"{where}unknown item id '{row['item_id']}' (not in the run's catalog; add it as a new item first)")
+        rows = log.drop(columns=["_line"], errors="ignore")
+        below = 0
+        if self.config.split.min_rating is not None and "rating" in rows:
+            keep = rows["rating"] >= self.config.split.min_rating
+            below, rows = int((~keep).sum()), rows[keep]
+        old = self.split.interactions
+        known = pd.MultiIndex.from_frame(old[["user_id", "item_id"]])
+        fresh = ~pd.MultiIndex.from_frame(rows[["user_id", "item_id"]]).isin(known)
+        repeated, rows = int((~fresh).sum()), rows[fresh]
+        new_users = [user for user in dict.fromkeys(rows["user_id"]) if user not in self.users]
+        users = IdMap(self.users.ids + tuple(new_users))
+        split_log = pd.concat([old, rows.assign(split="train")], ignore_index=True)
+        split_log["split"] = pd.Categorical(split_log["split"].astype(str), categories=list(SPLIT_NAMES))
+        user_table = self.user_table
+        if user_table is not None and new_users:
+            empty = {column: "" for column in user_table.columns if column != "user_id"}  # unknown attributes
+            user_table = pd.concat([user_table, pd.DataFrame({"user_id": new_users, **empty})], ignore_index=True)
+        stats = {**self.stats, "update": {"added": len(rows), "new_users": len(new_users), "already_known": repeated,
+                                          "below_min_rating": below}}
+        return replace(self, users=users, split=replace(self.split, interactions=split_log), user_table=user_table, stats=stats)
+
     @cached_property
     def digest(self) -> str:
         """A checksum of what a trained model depends on: the id maps, the split and the KG triples.

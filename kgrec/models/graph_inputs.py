@@ -68,7 +68,8 @@ class PropagationGraph(NamedTuple):
         kg_edge_type: ``(2 * num_triples,)`` relation of each KG edge.
         kg: The KG edges grouped for :class:`~kgrec.models.propagation.RelationalMeanConv`.
         item_degree: ``(num_items,)`` training interactions per item.
-        history: ``(U, I)`` sparse COO 0/1 matrix of training interactions (user rows for the linear model).
+        history: ``(U, I)`` sparse CSR 0/1 matrix of training interactions (user rows for the linear model;
+            CSR, so that the rows of a few users are a slice, not a scan of every interaction).
     """
 
     num_users: int
@@ -115,15 +116,28 @@ class PropagationGraph(NamedTuple):
             sends = ~torch.isin(kg[0], listen_only)
             kg, kg_type = kg[:, sends], kg_type[sends]
         degree = torch.bincount(items, minlength=num_items).float()
-        history = torch.sparse_coo_tensor(
-            torch.stack([users, items]), torch.ones(len(users)), (num_users, num_items)
-        ).coalesce()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            history = torch.sparse_coo_tensor(
+                torch.stack([users, items]), torch.ones(len(users)), (num_users, num_items)
+            ).coalesce().to_sparse_csr()
         relational = RelationalAdjacency.from_edges(kg, kg_type, num_items + num_entities, max(1, 2 * num_relations))
         return cls(num_users, num_items, num_entities, num_relations, adj, kg, kg_type, relational, degree, history)
 
     def history_rows(self, users: torch.Tensor) -> torch.Tensor:
-        """``(B, I)`` sparse COO 0/1 training rows of ``users``."""
-        return torch.index_select(self.history, 0, users)
+        """``(B, I)`` sparse CSR training rows of ``users`` (in that order; repeats allowed)."""
+        crow, col = self.history.crow_indices(), self.history.col_indices()
+        starts, counts = crow[users], crow[users + 1] - crow[users]
+        offsets = torch.zeros(len(users) + 1, dtype=crow.dtype, device=crow.device)
+        offsets[1:] = torch.cumsum(counts, 0)
+        total = int(offsets[-1])
+        # Position j of the new rows reads col[start of its row + (j - offset of its row)].
+        gather = torch.repeat_interleave(starts - offsets[:-1], counts, output_size=total) + torch.arange(total, device=crow.device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(
+                offsets, col[gather], self.history.values()[gather], (len(users), self.num_items)
+            )
 
     def to(self, device: torch.device | str) -> PropagationGraph:
         """The same graph with every tensor on ``device``."""

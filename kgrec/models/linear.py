@@ -23,7 +23,7 @@ class EASE(nn.Module):
         l2: The ridge penalty :math:`\lambda`.
 
     Shapes:
-        history (B, I) 0/1 training rows (sparse COO or dense) -> (B, I) scores
+        history (B, I) 0/1 training rows (sparse CSR, sparse COO or dense) -> (B, I) scores
     """
 
     def __init__(self, num_items: int, l2: float = 250.0) -> None:
@@ -71,7 +71,13 @@ class EASE(nn.Module):
         import scipy.sparse as sp
 
         dtype = np.float64 if self.num_items <= self.DOUBLE_PRECISION_ITEMS else np.float32
-        if interactions.is_sparse:
+        if interactions.layout == torch.sparse_csr:
+            matrix = sp.csr_matrix(
+                (interactions.values().cpu().numpy().astype(dtype), interactions.col_indices().cpu().numpy(),
+                 interactions.crow_indices().cpu().numpy()),
+                shape=tuple(interactions.shape),
+            )
+        elif interactions.is_sparse:
             coo = interactions.coalesce()
             rows, cols = coo.indices().cpu().numpy()
             matrix = sp.csr_matrix((coo.values().cpu().numpy().astype(dtype), (rows, cols)), shape=tuple(coo.shape))
@@ -85,6 +91,8 @@ class EASE(nn.Module):
         The rows are multiplied as a sparse matrix: a user has a few dozen items among tens of
         thousands, and the dense product costs ``B x I x I`` (about 100x slower at 30k items).
         """
+        if history.layout == torch.sparse_csr:
+            return history.to(self.weight.dtype) @ self.weight
         rows = history.float() if history.is_sparse else history.float().to_sparse()
         return torch.sparse.mm(rows, self.weight)
 

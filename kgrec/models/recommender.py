@@ -315,6 +315,26 @@ class KGRecommender(nn.Module):
         return scores
 
     @torch.no_grad()
+    def add_users(self, count: int, generator: torch.Generator | None = None) -> None:
+        """Grow the user table by ``count`` users, in place; existing users are unchanged.
+
+        New users start as trained users did (Normal(0, 0.1) free embeddings, zero rating biases);
+        for ``kgrec update``, which then trains them on their interactions.
+        """
+        old = self.num_users
+        weight = self.user_emb.weight
+        self.user_emb = nn.Embedding(old + count, self.dim, device=weight.device, dtype=weight.dtype)
+        self.user_emb.weight[:old] = weight
+        self.user_emb.weight[old:] = torch.randn(count, self.dim, generator=generator).to(weight) * 0.1
+        if self.rating is not None:
+            bias = self.rating.user_bias.weight
+            self.rating.user_bias = nn.Embedding(old + count, 1, device=bias.device, dtype=bias.dtype)
+            self.rating.user_bias.weight.zero_()
+            self.rating.user_bias.weight[:old] = bias
+            self.rating.num_users = old + count
+        self.num_users = old + count
+
+    @torch.no_grad()
     def add_items(self, count: int, kg_rows: torch.Tensor | None = None, text_rows: torch.Tensor | None = None) -> None:
         """Grow the item table by ``count`` items without interactions, in place; existing items are unchanged.
 

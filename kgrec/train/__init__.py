@@ -1,7 +1,6 @@
-"""Training: negative sampling, the fit loop, run directories and the trained Recommender."""
+"""Training: negative sampling, the fit loop, the schedule (backbone, side views, EASE blend), checkpoints and run directories."""
 
-from kgrec.train.loop import FitResult, fit, resolve_device
-from kgrec.train.run import Recommendation, Recommender
+from kgrec.train.loop import FitResult, fit
 from kgrec.train.sampling import NegativeSampler
 
-__all__ = ["FitResult", "NegativeSampler", "Recommendation", "Recommender", "fit", "resolve_device"]
+__all__ = ["FitResult", "NegativeSampler", "fit"]

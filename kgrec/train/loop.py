@@ -18,7 +18,7 @@ from kgrec.train.sampling import NegativeSampler
 from kgrec.train.distributed import Distributed
 from kgrec.train.tasks import Batch, TaskInputs, TrainingStep
 
-__all__ = ["FitResult", "fit", "resolve_device"]
+__all__ = ["FitResult", "fit"]
 
 
 @dataclass
@@ -32,17 +32,6 @@ class FitResult:
     seconds_to_best: float = 0.0
     seconds: float = 0.0
     seconds_per_epoch: float = 0.0
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; ``cuda`` without a GPU is an error, not a silent fallback."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from kgrec.errors import InputError
-
-        raise InputError("--device cuda was asked for but torch sees no CUDA device (torch.cuda.is_available() is False)")
-    return torch.device(name)
 
 
 def fit(

@@ -76,7 +76,7 @@ def test_finetuning_top_layers_trains_and_reloads(tmp_path, tiny_graph):
     """text.finetune_layers=1: the top encoder layer learns with the KG/text stage; the run reloads."""
     from kgrec import api
     from kgrec.config import RunConfig
-    from kgrec.train import Recommender
+    from kgrec.inference import Recommender
 
     config = RunConfig().override(
         {

@@ -12,7 +12,7 @@ from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
 from kgrec.errors import InputError
 from kgrec.graph import build_graph
-from kgrec.train import Recommender
+from kgrec.inference import Recommender
 
 FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 12, "train.eval_every": 2,
         "model.use_text": False}

@@ -12,7 +12,7 @@ import torch
 
 from kgrec.config import GraphConfig, SplitConfig
 from kgrec.graph import build_graph
-from kgrec.train import Recommender
+from kgrec.inference import Recommender
 from kgrec.train.distributed import Distributed
 from kgrec.train.tasks import Batch
 

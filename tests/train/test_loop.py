@@ -13,7 +13,8 @@ from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.errors import InputError
 from kgrec.graph import build_graph
-from kgrec.train import NegativeSampler, Recommender
+from kgrec.inference import Recommender
+from kgrec.train import NegativeSampler
 
 FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 12, "train.eval_every": 2}
 

@@ -1,4 +1,7 @@
-"""Recommender: a trained model with its graph and config; saving and loading run directories; recommend and evaluate.
+"""Recommender: a trained model bound to its graph and config, for inference; saving and loading run directories.
+
+Training (:mod:`kgrec.train`), evaluation, explanations (:mod:`kgrec.explain`), the CLI and the
+HTTP service (:mod:`kgrec.serve`) all use this one object.
 
 A run directory holds ``config.yaml`` (the complete RunConfig), ``run.json`` (graph location,
 timings, versions; written last, so its presence means the run is complete), ``model.pt``
@@ -27,7 +30,8 @@ from kgrec.errors import InputError
 from kgrec.evaluate import EvaluationResult, evaluate_ranking, interaction_matrix, rating_errors
 from kgrec.graph import KnowledgeGraph
 from kgrec.io import atomic_write, check_replaceable, load_tensors, write_json, write_marker
-from kgrec.models import ContextEncoder, DotScorer, KGRecommender, PropagationGraph, RatingHead, TopK, top_k
+from kgrec.inference.assemble import ModelShapes, assemble_model, resolve_device
+from kgrec.models import DotScorer, KGRecommender, PropagationGraph, Representations, TopK, top_k
 
 __all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "split_matrix"]
 
@@ -74,6 +78,7 @@ class Recommender:
         directory: The run directory, once saved or loaded.
         device: Where scoring happens.
         context: The fitted context vocabulary, for a model with a context encoder.
+        inputs: The propagation inputs, when not the graph's own (items added after training).
     """
 
     def __init__(
@@ -84,10 +89,11 @@ class Recommender:
         directory: Path | None = None,
         device: str | torch.device = "cpu",
         context: ContextFeatures | None = None,
+        inputs: PropagationGraph | None = None,
     ) -> None:
         if (model.context is None) != (context is None):
             raise ValueError("a context encoder needs its context vocabulary and the other way round")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.graph, self.config, self.directory = graph, config, directory
         self.context = context
@@ -96,9 +102,30 @@ class Recommender:
         self.metrics: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
         self.blend: dict[str, float] | None = None
-        self.inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations)).to(self.device)
+        inputs = inputs if inputs is not None else PropagationGraph.from_hetero(graph.hetero, len(graph.relations))
+        self.inputs = inputs.to(self.device)
         # The graph is immutable, so its matrices are built once, not at every validation.
         self._matrices: dict[tuple[str, ...], sp.csr_matrix] = {}
+        self._frozen: Representations | None = None
+
+    def freeze(self) -> Recommender:
+        """Compute the final representations once and score every later request from them (serving).
+
+        Propagation is the costly part of a request (one pass over the whole graph); a model that no
+        longer trains gives the same representations every time. Training never freezes.
+        """
+        self.model.eval()
+        with torch.no_grad():
+            self._frozen = self.model(self.inputs)
+        return self
+
+    def representations(self) -> Representations:
+        """The final user and item representations: the frozen ones, or a fresh forward pass."""
+        if self._frozen is not None:
+            return self._frozen
+        self.model.eval()
+        with torch.no_grad():
+            return self.model(self.inputs)
 
     # -- interactions as matrices ---------------------------------------------------------
     def interactions(self, *parts: str) -> sp.csr_matrix:
@@ -243,15 +270,14 @@ class Recommender:
         rows = self.graph.users.to_index(user_ids)
         seen = self.interactions("train", "valid", "test") if exclude_seen else None
         tokens = self.stated_context(list(user_ids), context)
-        self.model.eval()
-        reps = self.model(self.inputs)
+        reps = self.representations()
         index = self._item_index(reps) if retrieval == "faiss" else None
         found = []
         for start in range(0, len(rows), self.config.eval.batch_size):
             chunk = rows[start : start + self.config.eval.batch_size]
             users = torch.from_numpy(chunk).to(self.device)
             chunk_tokens = None if tokens is None else tokens[start : start + len(chunk)]
-            exclude = None if seen is None else torch.from_numpy(seen[chunk].toarray()).to(self.device)
+            exclude = None if seen is None else self._row_mask(seen, chunk)
             if index is None:
                 top = top_k(self.model.score_all(reps, self.inputs, users, chunk_tokens), k, exclude)
             else:
@@ -285,10 +311,23 @@ class Recommender:
         best = scores.topk(min(k, scores.size(1)), dim=1)
         return TopK(items.gather(1, best.indices), best.values)
 
+    def _row_mask(self, matrix: sp.csr_matrix, rows: np.ndarray) -> torch.Tensor:
+        """``(B, I)`` bool mask of the nonzeros of ``rows`` of a CSR matrix (a slice per row; no scipy fancy indexing)."""
+        starts, stops = matrix.indptr[rows], matrix.indptr[rows + 1]
+        counts = stops - starts
+        columns = matrix.indices[np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+        mask = torch.zeros(len(rows), matrix.shape[1], dtype=torch.bool)
+        mask[torch.from_numpy(np.repeat(np.arange(len(rows)), counts)), torch.from_numpy(columns)] = True
+        return mask.to(self.device)
+
+    @functools.cached_property
+    def _titles(self) -> np.ndarray:
+        """Item titles as a plain object array (read once: the catalog's string column is slow to index per request)."""
+        return self.graph.catalog["title"].astype(str).to_numpy(dtype=object)
+
     def _recommendation(self, user_id: str, indices: np.ndarray, scores: np.ndarray) -> Recommendation:
         keep = np.isfinite(scores)  # fewer than k candidates: the rest came back as -inf
-        titles = self.graph.catalog["title"].to_numpy()[indices[keep]]
-        return Recommendation(user_id, self.graph.items.to_ids(indices[keep]), [str(t) for t in titles], scores[keep].tolist())
+        return Recommendation(user_id, self.graph.items.to_ids(indices[keep]), self._titles[indices[keep]].tolist(), scores[keep].tolist())
 
     @torch.no_grad()
     def add_items(self, rows: pd.DataFrame) -> Recommender:
@@ -321,10 +360,9 @@ class Recommender:
             model.add_items(count, kg_rows, text_rows)
         except ValueError as error:
             raise InputError(str(error)) from None
-        extended = Recommender(model, graph, self.config, None, self.device, self.context)
         # New items read their entities but do not change them: the trained items score as before.
-        new_items = torch.arange(old, old + count)
-        extended.inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations), listen_only=new_items).to(self.device)
+        inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations), listen_only=torch.arange(old, old + count))
+        extended = Recommender(model, graph, self.config, None, self.device, self.context, inputs)
         extended.graph_dir = self.graph_dir
         return extended
 
@@ -348,9 +386,8 @@ class Recommender:
         history = torch.zeros(1, len(self.graph.items), device=self.device)
         if item_ids:
             history[0, torch.from_numpy(self.graph.items.to_index(list(item_ids))).to(self.device)] = 1.0
-        self.model.eval()
         tokens = self.stated_context([user_id], context, attributes=False)
-        scores = self.model.score_history(self.model(self.inputs), history, tokens)
+        scores = self.model.score_history(self.representations(), history, tokens)
         top = top_k(scores, k, history.bool())
         return self._recommendation(user_id, top.indices[0].cpu().numpy(), top.scores[0].cpu().numpy())
 
@@ -376,18 +413,7 @@ class Recommender:
             with atomic_write(directory / "config.yaml") as handle:
                 handle.write(dump_config(self.config))
         model = self.model
-        shapes = {
-            "num_users": model.num_users,
-            "num_items": model.num_items,
-            "num_relations": len(self.graph.relations),
-            "kg_shape": None if model.kg_emb is None else list(model.kg_emb.shape),
-            "text_shape": None if model.text_emb is None else list(model.text_emb.shape),
-            "ease_l2": None if model.linear is None else model.linear.l2,
-            "text_tokens": None if model.text_encoder is None else list(model.text_encoder.input_ids.shape),
-            "context": None if model.context is None else [model.context.num_tokens, model.context.num_fields],
-            "rating": model.rating is not None,
-            "kg_model": model.kg_model is not None,
-        }
+        shapes = ModelShapes.of(model, len(self.graph.relations)).to_dict()
         if self.context is not None:
             write_json(directory / "context.json", self.context.to_dict())
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -435,37 +461,17 @@ class Recommender:
             raise InputError("the run has no model.pt checkpoint", directory) from None
         except Exception as error:
             raise InputError(f"cannot read the checkpoint: {' '.join(str(error).split())[:200]}", directory / "model.pt") from None
-        shapes = checkpoint["shapes"]
-        kg = None if shapes["kg_shape"] is None else torch.zeros(shapes["kg_shape"])
-        text = None if shapes["text_shape"] is None else torch.zeros(shapes["text_shape"])
-        tuner = None
-        if shapes.get("text_tokens") is not None:
-            from kgrec.embed.text import TextTuner, load_encoder
-
-            _, encoder = load_encoder(config.text)
-            tokens = torch.zeros(shapes["text_tokens"], dtype=torch.long)
-            tuner = TextTuner(encoder, tokens, tokens.clone(), config.text.finetune_layers, config.text.pooling)
-        context = context_encoder = rating = kg_model = None
-        if shapes.get("context") is not None:
+        shapes = ModelShapes.from_dict(checkpoint["shapes"])
+        context = None
+        if shapes.context is not None:
             try:
                 context = ContextFeatures.from_dict(json.loads((directory / "context.json").read_text(encoding="utf-8")))
             except (OSError, json.JSONDecodeError) as error:
                 raise InputError(f"cannot read the context vocabulary: {error}", directory / "context.json") from None
-            if [context.num_tokens, context.num_fields] != list(shapes["context"]):
-                raise InputError("context.json does not match the checkpoint", directory / "context.json")
-            context_encoder = ContextEncoder(context.num_tokens, context.num_fields, config.model.dim, torch.from_numpy(context.offsets))
-        if shapes.get("rating"):
-            rating = RatingHead(shapes["num_users"], shapes["num_items"])
-        if shapes.get("kg_model"):
-            from kgrec.embed import make_kg_model
-
-            kg_model = make_kg_model(graph, config.kge, torch.from_numpy(graph.triples))
-        model = KGRecommender.from_config(
-            config.model, shapes["num_users"], shapes["num_items"], shapes["num_relations"], kg, text, tuner,
-            context_encoder, rating, kg_model, num_entities=len(graph.entities), num_triples=len(graph.triples),
-        )
-        if model.linear is not None:
-            model.linear.l2 = shapes.get("ease_l2", model.linear.l2)
+        try:
+            model = assemble_model(config, graph, shapes, context=context)
+        except InputError as error:
+            raise InputError(error.message, directory / "context.json") from None
         try:
             model.load_state_dict(checkpoint["state_dict"])
         except RuntimeError as error:

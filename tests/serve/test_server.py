@@ -1,0 +1,230 @@
+"""`kgrec serve` as a real process on a loopback port, talked to over HTTP (httpx)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kgrec import api
+from kgrec.config import GraphConfig, RunConfig, SplitConfig
+from kgrec.data import read_dataset
+from kgrec.graph import build_graph
+from kgrec.serve import EventLog
+
+FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 10, "model.use_text": False}
+TOKEN = "t0ken"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    from tests.conftest import write_tiny_files
+
+    folder = tmp_path_factory.mktemp("serve")
+    dataset = read_dataset(**write_tiny_files(folder / "files"), name="tiny")
+    graph = build_graph(dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+    graph.save(str(folder / "graph"))
+    api.train(graph, RunConfig().override(FAST), out=folder / "run", graph_dir=folder / "graph", quiet=True)
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """One ``kgrec serve`` process; ``url`` once it answers /health."""
+
+    def __init__(self, run: Path, state: Path, token: str | None = TOKEN) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "kgrec", "serve", "--run", str(run), "--state", str(state), "--port", str(self.port)]
+        env = {**os.environ, "KGREC_SERVE_TOKEN": token or ""}
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited: {self.process.stdout.read()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.stop()
+        raise AssertionError("server did not start within 60 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(trained, tmp_path):
+    started = Server(trained / "run", tmp_path / "state")
+    yield started
+    started.stop()
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_reads_match_the_library_and_bad_requests_get_one_line_4xx(server, trained):
+    client = httpx.Client(base_url=server.url, timeout=30)
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["items"] == 10 and health["events"] == 0
+    expected = api.recommend(trained / "run", ["u1", "u5"], k=4)
+    got = client.get("/recommend", params={"user": "u1", "k": 4}).json()
+    assert got["known"] and not got["cold_start"]
+    assert [item["item"] for item in got["items"]] == expected[0].item_ids
+    assert [item["score"] for item in got["items"]] == pytest.approx(expected[0].scores, abs=1e-5)
+    batch = client.post("/recommend", json={"users": ["u1", "u5", "stranger"], "k": 4, "history": ["1", "2"]}).json()["results"]
+    assert [r["user"] for r in batch] == ["u1", "u5", "stranger", "anonymous"]
+    assert [i["item"] for i in batch[1]["items"]] == expected[1].item_ids
+    assert batch[2]["cold_start"] and not batch[2]["known"]  # the cold-start answer, flagged
+    assert not {"1", "2"} & {i["item"] for i in batch[3]["items"]}  # a history is never recommended back
+    explained = client.get("/recommend", params={"user": "u1", "k": 2, "explain": "true"}).json()
+    assert any(item["path"] and item["path"]["nodes"][0] == "user:u1" for item in explained["items"])
+    paths = client.get("/explain", params={"user": "u1", "item": "10"}).json()["paths"]
+    assert paths and paths[0]["nodes"][-1] == "item:10"
+
+    for response, status, words in (
+        (client.get("/recommend", params={"user": "u1", "k": 0}), 422, "k"),
+        (client.get("/recommend", params={"user": "u1", "k": 11}), 400, "between 1 and the number of items"),
+        (client.get("/recommend"), 422, "user"),
+        (client.get("/recommend", params={"user": "u1", "hour": "3"}), 400, "without context"),
+        (client.post("/recommend", content=b"{not json", headers={"content-type": "application/json"}), 422, "JSON"),
+        (client.post("/recommend", json={"users": ["u1"], "k": "many"}), 422, "k"),
+        (client.post("/recommend", json={"history": ["nope"]}), 404, "unknown item id 'nope'"),
+        (client.get("/explain", params={"user": "u1", "item": "nope"}), 404, "unknown item id 'nope'"),
+        (client.get("/explain", params={"user": "nobody", "item": "1"}), 400, "unknown user id 'nobody'"),
+    ):
+        assert response.status_code == status, (response.status_code, response.text)
+        detail = response.json()["detail"]
+        assert isinstance(detail, str) and "\n" not in detail and words in detail, detail
+
+    metrics = client.get("/metrics").text
+    assert 'kgrec_requests_total{endpoint="/recommend",method="GET",status="200"}' in metrics
+    assert 'kgrec_request_seconds_bucket{endpoint="/recommend"' in metrics
+
+
+def test_writes_need_the_token_and_show_at_once(server):
+    client = httpx.Client(base_url=server.url, timeout=30)
+    event = {"user": "u1", "item": "10", "timestamp": 1_700_000_000}
+    assert client.post("/interactions", json=event).status_code == 401
+    assert client.post("/interactions", json=event, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    before = [i["item"] for i in client.get("/recommend", params={"user": "u1", "k": 5}).json()["items"]]
+    assert "10" in before  # the cold item is u1's top candidate in the tiny graph
+    accepted = client.post("/interactions", json=event, headers=AUTH)
+    assert accepted.status_code == 200 and accepted.json()["sequence"] == 1
+    after = client.get("/recommend", params={"user": "u1", "k": 5}).json()
+    assert after["folded_in"] and "10" not in [i["item"] for i in after["items"]]
+    # An unknown user becomes a known one.
+    assert client.get("/recommend", params={"user": "newcomer"}).json()["cold_start"]
+    assert client.post("/interactions", json={"user": "newcomer", "item": "6"}, headers=AUTH).status_code == 200
+    newcomer = client.get("/recommend", params={"user": "newcomer", "k": 9}).json()
+    assert newcomer["known"] and not newcomer["cold_start"] and "6" not in [i["item"] for i in newcomer["items"]]
+    # Rejected writes are not logged.
+    assert client.post("/interactions", json={"user": "u1", "item": "nope"}, headers=AUTH).status_code == 404
+    assert client.post("/interactions", json={"user": "u1", "item": "1", "extra": 1}, headers=AUTH).status_code == 422
+    assert client.get("/health").json()["events"] == 2
+
+    item = {"item": "n1", "title": "Nolan's new one", "categories": ["A"], "brands": ["StudioX"]}
+    assert client.post("/items", json={"items": [item]}).status_code == 401
+    assert client.post("/items", json={"items": [item]}, headers=AUTH).json()["added"] == 1
+    listed = client.get("/recommend", params={"user": "u2", "k": 6}).json()["items"]
+    assert "n1" in [i["item"] for i in listed] and client.get("/health").json()["items"] == 11
+    again = client.post("/items", json={"items": [item]}, headers=AUTH)
+    assert again.status_code == 400 and "already in the catalog" in again.json()["detail"]
+
+
+def test_acknowledged_events_survive_sigkill(trained, tmp_path):
+    """A stream of posts, the server killed with SIGKILL mid-stream: every acknowledged event is back after a restart."""
+    state = tmp_path / "state"
+    server = Server(trained / "run", state)
+    acknowledged: list[tuple[str, str]] = []
+    stop = threading.Event()
+
+    def post() -> None:
+        client = httpx.Client(base_url=server.url, timeout=5)
+        n = 0
+        while not stop.is_set():
+            user, item = f"stream{n}", str(1 + n % 10)
+            try:
+                if client.post("/interactions", json={"user": user, "item": item}, headers=AUTH).status_code == 200:
+                    acknowledged.append((user, item))
+            except httpx.TransportError:
+                return
+            n += 1
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    while len(acknowledged) < 20:
+        time.sleep(0.01)
+    server.stop(signal.SIGKILL)
+    stop.set()
+    thread.join()
+    restarted = Server(trained / "run", state)
+    try:
+        client = httpx.Client(base_url=restarted.url, timeout=30)
+        assert client.get("/health").json()["events"] >= len(acknowledged)
+        for user, item in acknowledged:
+            answer = client.get("/recommend", params={"user": user, "k": 9}).json()
+            assert answer["known"] and item not in [i["item"] for i in answer["items"]], (user, item)
+    finally:
+        restarted.stop()
+
+
+def test_reload_swaps_runs_without_dropping_requests(server, trained):
+    client = httpx.Client(base_url=server.url, timeout=30)
+    assert client.post("/interactions", json={"user": "u3", "item": "10"}, headers=AUTH).status_code == 200
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        reader = httpx.Client(base_url=server.url, timeout=30)
+        while not stop.is_set():
+            status = reader.get("/recommend", params={"user": "u1", "k": 3}).status_code
+            if status != 200:
+                failures.append(status)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    assert client.post("/admin/reload", json={}).status_code == 401
+    assert client.post("/admin/reload", json={}, headers=AUTH).status_code == 200
+    server.process.send_signal(signal.SIGHUP)
+    time.sleep(2.0)
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert failures == []
+    # Posted events are replayed onto the reloaded run.
+    answer = client.get("/recommend", params={"user": "u3", "k": 5}).json()
+    assert answer["folded_in"] and "10" not in [i["item"] for i in answer["items"]]
+    missing = client.post("/admin/reload", json={"run": str(trained / "nowhere")}, headers=AUTH)
+    assert missing.status_code == 400 and "run.json" in missing.json()["detail"]
+    assert client.get("/recommend", params={"user": "u1"}).status_code == 200  # the old run still serves
+
+
+def test_event_log_cuts_a_torn_last_line_and_refuses_a_second_holder(tmp_path):
+    log = EventLog(tmp_path)
+    assert log.append({"kind": "interaction", "user": "a", "item": "1"}) == 1
+    log.close()
+    with open(tmp_path / EventLog.FILE, "ab") as handle:
+        handle.write(b'{"kind": "interaction", "us')  # a write cut by a crash: never acknowledged
+    log = EventLog(tmp_path)
+    assert log.read() == [{"kind": "interaction", "user": "a", "item": "1"}] and log.count == 1
+    with pytest.raises(Exception, match="another kgrec server holds this state folder"):
+        EventLog(tmp_path)
+    log.close()
