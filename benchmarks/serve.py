@@ -34,6 +34,12 @@ from build_graph import machine  # noqa: E402
 TARGETS = {"rps_32": 300.0, "p99_ms_32": 50.0, "batch_users_per_s": 20_000.0}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -132,8 +138,15 @@ def bench(label: str, run: Path, args: argparse.Namespace) -> dict:
         startup = time.perf_counter() - started
         try:
             asyncio.run(_load(url, rng.choices(user_ids, k=200), 8))  # warm-up, not recorded
-            loads = [asyncio.run(_load(url, rng.choices(user_ids, k=args.requests), c)) for c in args.concurrency]
+            loads = []
+            for concurrency in args.concurrency:
+                cpu = _cpu_seconds(process.pid)
+                row = asyncio.run(_load(url, rng.choices(user_ids, k=args.requests), concurrency))
+                row["server_cpu_ms_per_request"] = (_cpu_seconds(process.pid) - cpu) * 1000 / row["requests"]
+                loads.append(row)
+            cpu = _cpu_seconds(process.pid)
             batch = _batch(url, rng.choices(user_ids, k=args.batch_users), 1000)
+            batch["server_cpu_us_per_user"] = (_cpu_seconds(process.pid) - cpu) * 1e6 / batch["users"]
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -142,8 +155,10 @@ def bench(label: str, run: Path, args: argparse.Namespace) -> dict:
               "cli_seconds_per_call": cli}
     for row in loads:
         print(f"{label}: {row['concurrency']:2d} clients {row['rps']:7.1f} req/s  p50 {row['p50_ms']:.1f} ms  "
-              f"p95 {row['p95_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}", flush=True)
-    print(f"{label}: batch {batch['users_per_s']:.0f} users/s; CLI {cli:.2f} s per call", flush=True)
+              f"p95 {row['p95_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  "
+              f"server CPU {row['server_cpu_ms_per_request']:.2f} ms/request", flush=True)
+    print(f"{label}: batch {batch['users_per_s']:.0f} users/s (server CPU {batch['server_cpu_us_per_user']:.0f} us/user); "
+          f"CLI {cli:.2f} s per call", flush=True)
     return result
 
 
@@ -156,18 +171,19 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
         f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}; server and load generator on the same machine "
         f"(one asyncio client process); server torch threads {args.server_threads}; 1-minute load average before the run "
         f"{load_before:.2f}.\n",
-        "| run | clients | req/s | p50 ms | p95 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|",
+        "| run | clients | req/s | p50 ms | p95 ms | p99 ms | errors | server CPU ms / request |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         for row in result["load"]:
             lines.append(f"| {result['label']} | {row['concurrency']} | {row['rps']:.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | "
-                         f"{row['p99_ms']:.1f} | {row['errors']} |")
-    lines += ["", "| run | batch users/s (POST /recommend, 1,000 users per request) | `kgrec recommend` s per call (a fresh process) | "
-              "server start s | one GET at 1 client vs one CLI call |", "|---|---|---|---|---|"]
+                         f"{row['p99_ms']:.1f} | {row['errors']} | {row['server_cpu_ms_per_request']:.2f} |")
+    lines += ["", "| run | batch users/s (POST /recommend, 1,000 users per request) | server CPU us / user | `kgrec recommend` s per call "
+              "(a fresh process) | server start s | one GET at 1 client vs one CLI call |", "|---|---|---|---|---|---|"]
     for result in results:
         p50 = result["load"][0]["p50_ms"] / 1000
-        lines.append(f"| {result['label']} | {result['batch']['users_per_s']:,.0f} | {result['cli_seconds_per_call']:.2f} | "
+        lines.append(f"| {result['label']} | {result['batch']['users_per_s']:,.0f} | {result['batch']['server_cpu_us_per_user']:.0f} | "
+                     f"{result['cli_seconds_per_call']:.2f} | "
                      f"{result['server_start_s']:.1f} | {result['cli_seconds_per_call'] / p50:,.0f}x faster |")
     lines += ["", f"Targets (issue 15, this 2-core machine): >= {TARGETS['rps_32']:.0f} req/s and p99 < {TARGETS['p99_ms_32']:.0f} ms "
               f"at 32 clients on ml-1m; batch >= {TARGETS['batch_users_per_s']:,.0f} users/s."]

@@ -92,7 +92,7 @@ class EASE(nn.Module):
         thousands, and the dense product costs ``B x I x I`` (about 100x slower at 30k items).
         """
         if history.layout == torch.sparse_csr:
-            return history.to(self.weight.dtype) @ self.weight
+            history = history.to_sparse_coo()  # CSR selects rows fast; COO multiplies about 2x faster on CPU
         rows = history.float() if history.is_sparse else history.float().to_sparse()
         return torch.sparse.mm(rows, self.weight)
 

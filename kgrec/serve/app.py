@@ -200,13 +200,19 @@ class _Measure:
             self.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
-def _result(answer: Answer, paths: list[dict | None] | None = None) -> RecommendResult:
+def _result(answer: Answer, paths: list[dict | None] | None = None) -> dict[str, Any]:
+    """A :class:`RecommendResult` as a plain dict.
+
+    The read endpoints declare their pydantic response models (the OpenAPI page shows them) but
+    answer with these dicts directly: validating 11,000 small models for a 1,000-user batch took
+    four times as long as scoring it.
+    """
     rec = answer.recommendation
     paths = paths or [None] * len(rec.item_ids)
-    return RecommendResult(
-        user=rec.user_id, known=answer.known, cold_start=answer.cold_start, folded_in=answer.folded_in,
-        items=[ScoredItem(item=i, title=t, score=s, path=p) for i, t, s, p in zip(rec.item_ids, rec.titles, rec.scores, paths)],
-    )
+    return {
+        "user": rec.user_id, "known": answer.known, "cold_start": answer.cold_start, "folded_in": answer.folded_in,
+        "items": [{"item": i, "title": t, "score": s, "path": p} for i, t, s, p in zip(rec.item_ids, rec.titles, rec.scores, paths)],
+    }
 
 
 def _one_line(error: RequestValidationError) -> str:
@@ -263,15 +269,18 @@ def create_app(service: Service) -> FastAPI:
                       events=service.log.count, model=repr(live.recommender.model), version=__version__)
 
     @app.get("/recommend", response_model=RecommendResult)
-    def recommend_one(request: Request, user: str = Query(min_length=1), k: int = Query(10, ge=1, le=MAX_K), explain: bool = False) -> RecommendResult:
-        """Top-k items for one user; any other query parameter is a context field (``hour=21&device=mobile``)."""
+    async def recommend_one(request: Request, user: str = Query(min_length=1), k: int = Query(10, ge=1, le=MAX_K), explain: bool = False) -> Response:
+        """Top-k items for one user; any other query parameter is a context field (``hour=21&device=mobile``).
+
+        Answered on the event loop (no thread hand-off): one user's scores take about a millisecond.
+        """
         context = {key: value for key, value in request.query_params.items() if key not in ("user", "k", "explain")}
         live = service.live
         answer = live.recommend([user], k, context or None)[0]
-        return _result(answer, live.best_paths(answer) if explain else None)
+        return JSONResponse(_result(answer, live.best_paths(answer) if explain else None))
 
     @app.post("/recommend", response_model=BatchResponse)
-    def recommend_many(body: BatchRequest) -> BatchResponse:
+    def recommend_many(body: BatchRequest) -> Response:
         """Many users at once, and/or one anonymous user given a history and/or attributes."""
         if not body.users and body.history is None and body.attributes is None:
             raise InputError("give users, or an anonymous user's history and/or attributes")
@@ -279,7 +288,7 @@ def create_app(service: Service) -> FastAPI:
         answers = live.recommend(body.users, body.k, body.context or None) if body.users else []
         if body.history is not None or body.attributes is not None:
             answers.append(live.recommend_history(body.history or [], body.k, {**body.context, **(body.attributes or {})} or None))
-        return BatchResponse(results=[_result(a, live.best_paths(a) if body.explain else None) for a in answers])
+        return JSONResponse({"results": [_result(a, live.best_paths(a) if body.explain else None) for a in answers]})
 
     @app.get("/explain", response_model=ExplainResponse)
     def explain(user: str = Query(min_length=1), item: str = Query(min_length=1), max_paths: int = Query(3, ge=1, le=50)) -> ExplainResponse:
