@@ -105,7 +105,8 @@ def main() -> None:
     log = dataset.interactions.sort_values(["timestamp"], kind="stable").reset_index(drop=True)
     cut = int(len(log) * args.base_share)
     base, rest = log.iloc[:cut], log.iloc[cut:]
-    chunks = [part.reset_index(drop=True) for part in np.array_split(rest, args.chunks)]
+    bounds = np.linspace(0, len(rest), args.chunks + 1).astype(int)
+    chunks = [rest.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds, bounds[1:])]
     events = []
     for c, chunk in enumerate(chunks):
         path = work / f"chunk{c + 1}.csv"

@@ -142,6 +142,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
      "run format v99"),
     ("run without run.json", lambda r: ["recommend", f"--run={r}", "--user=u1"], "not a complete kgrec run"),
     ("recommend unknown user", lambda r: ["recommend", f"--run={r / 'run'}", "--user=ghost"], "unknown user id 'ghost'"),
+    ("evaluate on a device torch does not see", lambda r: ["evaluate", f"--run={r / 'run'}", "--device=cuda:7"]
+     if not __import__("torch").cuda.is_available() else ["evaluate", f"--run={r / 'run'}", "--device=tpu"], "device"),
+    ("recommend on an unknown device", lambda r: ["recommend", f"--run={r / 'run'}", "--user=u1", "--device=quantum"], "unknown device 'quantum'"),
+    ("update with an unknown item", lambda r: (r.joinpath("ev.csv").write_text("user,item\nu1,ghost\n"),
+     ["update", f"--run={r / 'run'}", f"--events={r / 'ev.csv'}", f"--out={r / 'upd'}"])[1], "row 2: unknown item id 'ghost'"),
     ("recommend unknown history item", lambda r: ["recommend", f"--run={r / 'run'}", "--history=1,ghost"], "unknown item id 'ghost'"),
     ("recommend context on a context-free run", lambda r: ["recommend", f"--run={r / 'run'}", "--user=u1", "--context", "hour=3"],
      "trained without context"),
@@ -218,7 +223,7 @@ def test_bad_input_gives_one_line_exit_2_and_no_output(workspace, tmp_path, case
     assert "Traceback" not in result.output
     assert not (root / "out").exists()  # nothing half-written where the output was asked for
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == damaged  # and nothing written anywhere else
-    assert set(damaged) - set(before) <= {Path(p) for p in ("c.yaml", "u.txt", "n.csv", "afile")} | {
+    assert set(damaged) - set(before) <= {Path(p) for p in ("c.yaml", "u.txt", "n.csv", "afile", "ev.csv")} | {
         p for p in damaged if p.parts[0] in ("data", "mine", "site") or p.parts[:2] == ("graph", "my-run")
     }
 
