@@ -475,7 +475,9 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     for _, row in table.iterrows():
         if pd.notna(row.get("error")) and row.get("error"):
             progress = ""
-            if pd.notna(row.get("seconds_per_epoch")):
+            if row.get("epochs") == 0:
+                progress = "; no training epoch finished in that time (RecBole's data preparation included)"
+            elif pd.notna(row.get("seconds_per_epoch")):
                 progress = f"; {row['epochs']:.0f} epochs done, {row['seconds_per_epoch']:.0f} s per training epoch"
                 if pd.notna(row.get("valid_seconds_per_pass")):
                     progress += f" + {row['valid_seconds_per_pass']:.0f} s per validation pass, best valid NDCG@10 so far {row['best_valid_ndcg@10_so_far']:.4f}"
@@ -503,6 +505,8 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     )
 
     ok = table[table["ndcg@20"].notna()] if "ndcg@20" in table else table.iloc[:0]
+    if ok.empty:  # nothing finished (e.g. every peer stopped by the timeout): tables only
+        return
     colors = ["tab:orange" if kind == "kgrec" else "tab:gray" for kind in ok.kind]
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * len(ok) + 1.8), sharey=True)
     for axis, metric in zip(axes, ("ndcg@20", "recall@20")):

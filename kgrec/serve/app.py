@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, ORJSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kgrec._version import __version__
@@ -205,7 +205,7 @@ def _result(answer: Answer, paths: list[dict | None] | None = None) -> dict[str,
 
     The read endpoints declare their pydantic response models (the OpenAPI page shows them) but
     answer with these dicts directly: validating 11,000 small models for a 1,000-user batch took
-    four times as long as scoring it.
+    four times as long as scoring it; orjson encodes them ten times faster than the standard library.
     """
     rec = answer.recommendation
     paths = paths or [None] * len(rec.item_ids)
@@ -277,7 +277,7 @@ def create_app(service: Service) -> FastAPI:
         context = {key: value for key, value in request.query_params.items() if key not in ("user", "k", "explain")}
         live = service.live
         answer = live.recommend([user], k, context or None)[0]
-        return JSONResponse(_result(answer, live.best_paths(answer) if explain else None))
+        return ORJSONResponse(_result(answer, live.best_paths(answer) if explain else None))
 
     @app.post("/recommend", response_model=BatchResponse)
     def recommend_many(body: BatchRequest) -> Response:
@@ -288,7 +288,7 @@ def create_app(service: Service) -> FastAPI:
         answers = live.recommend(body.users, body.k, body.context or None) if body.users else []
         if body.history is not None or body.attributes is not None:
             answers.append(live.recommend_history(body.history or [], body.k, {**body.context, **(body.attributes or {})} or None))
-        return JSONResponse({"results": [_result(a, live.best_paths(a) if body.explain else None) for a in answers]})
+        return ORJSONResponse({"results": [_result(a, live.best_paths(a) if body.explain else None) for a in answers]})
 
     @app.get("/explain", response_model=ExplainResponse)
     def explain(user: str = Query(min_length=1), item: str = Query(min_length=1), max_paths: int = Query(3, ge=1, le=50)) -> ExplainResponse:

@@ -228,3 +228,15 @@ def test_event_log_cuts_a_torn_last_line_and_refuses_a_second_holder(tmp_path):
     with pytest.raises(Exception, match="another kgrec server holds this state folder"):
         EventLog(tmp_path)
     log.close()
+
+
+def test_frozen_score_table_answers_as_the_model_does(trained):
+    """freeze() keeps a users x items score table when it fits; the answers are those of scoring per request."""
+    from kgrec.inference import Recommender
+
+    table = Recommender.load(trained / "run").freeze()
+    direct = Recommender.load(trained / "run").freeze(score_table_bytes=0)
+    assert table._score_table is not None and direct._score_table is None
+    users = list(table.graph.users.ids)
+    for a, b in zip(table.recommend(users, k=5), direct.recommend(users, k=5)):
+        assert a.item_ids == b.item_ids and a.scores == pytest.approx(b.scores, abs=1e-5)
