@@ -138,6 +138,14 @@ def _validation(recommender: Recommender, config: RunConfig):  # noqa: ANN202 - 
     return None  # kg alone: no interaction objective to select on; train.epochs run in full
 
 
+def _blend_validation(recommender: Recommender, config: RunConfig):  # noqa: ANN202 - (model, weights) -> scores
+    """The selection metric for several EASE blend weights in one pass (ranking runs only)."""
+    if "rank" not in config.train.tasks:
+        return None
+    select, candidates = config.eval.select_metric, config.eval.candidates
+    return lambda _, weights: [m[select] for m in recommender.evaluate_blends(weights, "valid", candidates)]
+
+
 def _cache_dir(graph_dir: str | Path | None, cache_dir: str | Path | None) -> Path | None:
     """Where embedding caches go: ``cache_dir`` if given, else ``<graph_dir>/cache``; checked to be writable now.
 
@@ -317,7 +325,7 @@ def _train(
     validate = _validation(recommender, config) if len(graph.split.valid) else None
     schedule = run_schedule(
         model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet or not distributed.writer,
-        inputs, checkpoint, distributed,
+        inputs, checkpoint, distributed, _blend_validation(recommender, config) if validate is not None else None,
     )
     timings.update(
         train_seconds=schedule.seconds,
@@ -452,7 +460,8 @@ def update(
         model.eval()
         blend = None
         if model.linear is not None:
-            blend = choose_blend(model, recommender.inputs, (model.linear.l2,), validate, fitted.best_score)
+            blend = choose_blend(model, recommender.inputs, (model.linear.l2,), validate, fitted.best_score,
+                                 _blend_validation(recommender, config) if validate is not None else None)
             if validate is None:
                 model.linear_weight.fill_(previous_weight)
         timings = {"train_seconds": fitted.seconds, "train_seconds_to_best": fitted.seconds_to_best,

@@ -1,7 +1,7 @@
 """Full-ranking evaluation and the metrics people quote (Recall, NDCG, MRR, Hit, Precision, AUC, coverage, diversity)."""
 
 from kgrec.evaluate.metrics import auc, coverage, intra_list_diversity, topk_metrics
-from kgrec.evaluate.ranking import EvaluationResult, evaluate_ranking, interaction_matrix
+from kgrec.evaluate.ranking import EvaluationResult, evaluate_blends, evaluate_ranking, interaction_matrix
 from kgrec.evaluate.tasks import link_prediction, rating_errors
 
-__all__ = ["EvaluationResult", "auc", "coverage", "evaluate_ranking", "interaction_matrix", "intra_list_diversity", "link_prediction", "rating_errors", "topk_metrics"]
+__all__ = ["EvaluationResult", "auc", "coverage", "evaluate_blends", "evaluate_ranking", "interaction_matrix", "intra_list_diversity", "link_prediction", "rating_errors", "topk_metrics"]

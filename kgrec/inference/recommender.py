@@ -27,7 +27,7 @@ from kgrec._version import __version__
 from kgrec.config import RunConfig, dump_config, load_config
 from kgrec.data import ContextFeatures
 from kgrec.errors import InputError
-from kgrec.evaluate import EvaluationResult, evaluate_ranking, interaction_matrix, rating_errors
+from kgrec.evaluate import EvaluationResult, evaluate_blends, evaluate_ranking, interaction_matrix, rating_errors
 from kgrec.graph import KnowledgeGraph
 from kgrec.io import atomic_write, check_replaceable, load_tensors, write_json, write_marker
 from kgrec.inference.assemble import ModelShapes, assemble_model, resolve_device
@@ -228,6 +228,31 @@ class Recommender:
             device=self.device,
             candidates=candidate_items,
             topk_only=topk_only,
+        )
+
+    @torch.no_grad()
+    def evaluate_blends(self, weights: list[float], split: str = "valid", candidates: str = "all") -> list[dict[str, float]]:
+        """The @K metrics :meth:`evaluate` (``topk_only``) would give with each linear blend weight, in one pass.
+
+        The model's learned and EASE scores are computed once per batch of users (see
+        :func:`kgrec.evaluate.evaluate_blends`); choosing the weight among eight candidates on
+        Alibaba-iFashion's 114,737 validation users took eight full passes before.
+        """
+        exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
+        candidate_items = None if candidates == "all" else exclude.getnnz(axis=0) == 0
+        self.model.eval()
+        reps = self.model(self.inputs)
+        if self.context is None:
+            truth = self.interactions(split)
+            parts = lambda rows: self.model.score_parts(reps, self.inputs, rows)  # noqa: E731
+        else:
+            users, tokens, truth = self._queries(split)
+            exclude = exclude[users]
+            users_t, tokens_t = (torch.from_numpy(a).to(self.device) for a in (users, tokens))
+            parts = lambda rows: self.model.score_parts(reps, self.inputs, users_t[rows], tokens_t[rows])  # noqa: E731
+        return evaluate_blends(
+            parts, truth, exclude, weights, ks=self.config.eval.ks, batch_size=self.config.eval.batch_size, device=self.device,
+            candidates=candidate_items,
         )
 
     @torch.no_grad()

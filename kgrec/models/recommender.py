@@ -314,6 +314,18 @@ class KGRecommender(nn.Module):
             scores = scores + self.linear_weight * self.linear(graph.history_rows(user_index))
         return scores
 
+    def score_parts(
+        self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(learned, linear)``, each ``(B, I)``: :meth:`score_all` is ``learned + linear_weight * linear``.
+
+        For choosing the blend weight: both parts once per batch, every candidate weight after.
+        """
+        learned = self.scorer.score_all(self.user_vectors(reps, user_index, context), reps.item)
+        if self.linear is None:
+            return learned, torch.zeros_like(learned)
+        return learned, self.linear(graph.history_rows(user_index))
+
     @torch.no_grad()
     def add_users(self, count: int, generator: torch.Generator | None = None) -> None:
         """Grow the user table by ``count`` users, in place; existing users are unchanged.

@@ -28,6 +28,7 @@ def choose_blend(
     l2_grid: tuple[float, ...],
     validate: Callable[[KGRecommender], float] | None,
     baseline: float,
+    validate_blends: Callable[[KGRecommender, list[float]], list[float]] | None = None,
 ) -> dict[str, float]:
     """Pick EASE's penalty and its blend weight by the validation metric; keep weight 0 unless it helps.
 
@@ -38,6 +39,8 @@ def choose_blend(
         validate: Validation metric of the model as it stands; without one, the first penalty and
             the equal-spread weight are used.
         baseline: Validation metric of the model without the linear part.
+        validate_blends: The validation metric for each of several blend weights at once (one pass
+            over the users instead of one per weight); gives the same choice as ``validate``.
 
     Returns:
         ``{"l2", "weight", "valid"}`` as chosen (also set on the model).
@@ -53,11 +56,17 @@ def choose_blend(
         if validate is None:
             best = {"l2": l2, "weight": ratio, "valid": float("nan")}
             break
-        for factor in BLEND_FACTORS:
-            model.linear_weight.fill_(factor * ratio)
-            score = validate(model)
+        weights = [factor * ratio for factor in BLEND_FACTORS]
+        if validate_blends is not None:
+            scores = validate_blends(model, weights)
+        else:
+            scores = []
+            for weight in weights:
+                model.linear_weight.fill_(weight)
+                scores.append(validate(model))
+        for weight, score in zip(weights, scores):
             if score > best["valid"]:
-                best = {"l2": l2, "weight": factor * ratio, "valid": score}
+                best = {"l2": l2, "weight": weight, "valid": score}
     fit_linear(model, graph, best["l2"])
     model.linear_weight.fill_(best["weight"])
     return best

@@ -63,3 +63,24 @@ def test_update_rejects_an_unknown_item_and_leaves_nothing(trained, tmp_path):
     with pytest.raises(InputError, match=r"events.csv: row 3: unknown item id 'nope'"):
         api.update(trained / "run", events, tmp_path / "updated", epochs=1, quiet=True)
     assert not (tmp_path / "updated").exists()
+
+
+def test_one_pass_blend_sweep_matches_one_evaluation_per_weight(trained):
+    """evaluate_blends gives evaluate()'s metrics for every weight; choose_blend picks the same penalty and weight either way."""
+    from kgrec.train.blend import choose_blend
+
+    run = Recommender.load(trained / "run")
+    model, select = run.model, run.config.eval.select_metric
+    weights = [0.0, 0.3, 1.0, 5.0]
+    swept = run.evaluate_blends(weights, "valid")
+    for weight, metrics in zip(weights, swept):
+        model.linear_weight.fill_(weight)
+        single = run.evaluate("valid", topk_only=True).metrics
+        assert metrics == pytest.approx({k: single[k] for k in metrics}, abs=1e-12)
+    validate = lambda _: run.evaluate("valid", topk_only=True).metrics[select]  # noqa: E731
+    one_pass = lambda _, ws: [m[select] for m in run.evaluate_blends(ws, "valid")]  # noqa: E731
+    model.linear_weight.zero_()
+    baseline = validate(model)
+    slow = choose_blend(model, run.inputs, (10.0, 100.0), validate, baseline)
+    fast = choose_blend(model, run.inputs, (10.0, 100.0), validate, baseline, one_pass)
+    assert fast == pytest.approx(slow)
