@@ -389,8 +389,8 @@ def update(
 
     Instead of a full retrain: the trained weights are the start; the events join the training part
     of the run's graph (validation and test stay as they were, so the updated model is selected and
-    measured like its predecessor); ``epochs`` epochs of the whole model follow, keeping the best
-    state by validation, the start included. EASE is solved again on the grown interactions (its
+    measured like its predecessor); new users start at the mean of their items' embeddings; ``epochs``
+    epochs of the whole model follow, keeping the best of them by validation. EASE is solved again on the grown interactions (its
     penalty kept) and its blend weight chosen again. ``new_items`` is a catalog file of items the
     events may name. PyKEEN and the text encoder are not run again: new items get their rows as
     ``recommend --new-items`` gives them.
@@ -426,6 +426,11 @@ def update(
         raise InputError("the run trains a rating head, so every event needs a rating", events)
     model = copy.deepcopy(previous.model)
     model.add_users(len(graph.users) - len(previous.graph.users), torch.Generator().manual_seed(config.train.seed))
+    with torch.no_grad():  # a new user starts at the mean of their items' free embeddings (fold-in), not at noise
+        train_log = graph.split.train
+        for user in graph.users.ids[len(previous.graph.users):]:
+            items = graph.items.to_index(train_log.loc[train_log["user_id"] == user, "item_id"].to_numpy())
+            model.user_emb.weight[graph.users.index_of(user)] = model.item_emb.weight[torch.from_numpy(items)].mean(0)
     # Items added after training keep their listen-only KG edges: they still send nothing into the KG.
     added = torch.arange(trained_items, len(graph.items))
     inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations), listen_only=added if len(added) else None)
@@ -453,9 +458,10 @@ def update(
         previous_weight = None if model.linear is None else float(model.linear_weight)
         if model.linear is not None:
             model.linear_weight.zero_()  # trained without the linear part, as in train; blended again below
-        start = None if validate is None else (validate(model), copy.deepcopy(model.training_state()))
-        fitted = fit(model, recommender.inputs, sampler, config.train, validate, device_, quiet, epochs=epochs, start=start,
-                     stage="update", inputs=task_inputs)
+        # The start is not a candidate state: validation is the old split, which the new interactions do not
+        # touch, so it would keep the start (and the new users unfitted) whenever the old users do not gain.
+        fitted = fit(model, recommender.inputs, sampler, config.train, validate, device_, quiet, epochs=epochs, stage="update",
+                     inputs=task_inputs)
         model.load_training_state(fitted.best_state)
         model.eval()
         blend = None
