@@ -170,8 +170,8 @@ def report(args: argparse.Namespace, rows: list[dict], timings: dict) -> None:
         cells = [f"{row[a]['ndcg@20']:.4f}" for a in APPROACHES]
         update_s, retrain_s = row.get("update_wall_s"), row.get("retrain_wall_s")
         ratio = f"{update_s / retrain_s:.1%}" if update_s and retrain_s else "—"
-        lines.append(f"| {row['chunk']} | {row['no update']['users']} | " + " | ".join(cells)
-                     + f" | {update_s or 0:.0f} | {retrain_s or 0:.0f} | {ratio} |".replace("| 0 |", "| — |"))
+        times = f"{update_s:.0f} | {retrain_s:.0f}" if update_s and retrain_s else "— | —"
+        lines.append(f"| {row['chunk']} | {row['no update']['users']} | " + " | ".join(cells) + f" | {times} | {ratio} |")
     later = [row for row in rows if "update_wall_s" in row]
     if later:
         gap = np.mean([row["update"]["ndcg@20"] / row["retrain"]["ndcg@20"] - 1 for row in later])
