@@ -334,15 +334,10 @@ class KGRecommender(nn.Module):
         for ``kgrec update``, which then trains them on their interactions.
         """
         old = self.num_users
-        weight = self.user_emb.weight
-        self.user_emb = nn.Embedding(old + count, self.dim, device=weight.device, dtype=weight.dtype)
-        self.user_emb.weight[:old] = weight
-        self.user_emb.weight[old:] = torch.randn(count, self.dim, generator=generator).to(weight) * 0.1
+        self.user_emb = _grown(self.user_emb, count)
+        self.user_emb.weight[old:] = torch.randn(count, self.dim, generator=generator).to(self.user_emb.weight) * 0.1
         if self.rating is not None:
-            bias = self.rating.user_bias.weight
-            self.rating.user_bias = nn.Embedding(old + count, 1, device=bias.device, dtype=bias.dtype)
-            self.rating.user_bias.weight.zero_()
-            self.rating.user_bias.weight[:old] = bias
+            self.rating.user_bias = _grown(self.rating.user_bias, count)
             self.rating.num_users = old + count
         self.num_users = old + count
 
@@ -357,10 +352,7 @@ class KGRecommender(nn.Module):
         if self.text_encoder is not None or self.kg_model is not None:
             raise ValueError("adding items to a model with a fine-tuned text encoder or KG model is not supported")
         old = self.num_items
-        weight = self.item_emb.weight
-        self.item_emb = nn.Embedding(old + count, self.dim, device=weight.device, dtype=weight.dtype)
-        self.item_emb.weight.zero_()
-        self.item_emb.weight[:old] = weight
+        self.item_emb = _grown(self.item_emb, count)
         if self.kg_emb is not None:
             if kg_rows is None or kg_rows.shape != (count, self.kg_emb.size(1)):
                 raise ValueError(f"need ({count}, {self.kg_emb.size(1)}) KG rows for the new items")
@@ -370,10 +362,7 @@ class KGRecommender(nn.Module):
                 raise ValueError(f"need ({count}, {self.text_emb.size(1)}) text rows for the new items")
             self.text_emb = torch.cat([self.text_emb, text_rows.to(self.text_emb)])
         if self.rating is not None:
-            bias = self.rating.item_bias.weight
-            self.rating.item_bias = nn.Embedding(old + count, 1, device=bias.device, dtype=bias.dtype)
-            self.rating.item_bias.weight.zero_()
-            self.rating.item_bias.weight[:old] = bias
+            self.rating.item_bias = _grown(self.rating.item_bias, count)
             self.rating.num_items = old + count
         if self.linear is not None:
             grown = torch.zeros(old + count, old + count, dtype=self.linear.weight.dtype, device=self.linear.weight.device)
@@ -427,3 +416,13 @@ class KGRecommender(nn.Module):
         if self.linear is not None:
             parts.append(f"{self.linear!r} x {float(self.linear_weight):.3g}")
         return f"{self.__class__.__name__}({', '.join(parts)}, {self.scorer!r})"
+
+
+@torch.no_grad()
+def _grown(table: nn.Embedding, count: int) -> nn.Embedding:
+    """``table`` with ``count`` zero rows appended (same device and dtype; the old rows copied)."""
+    weight = table.weight
+    grown = nn.Embedding(weight.size(0) + count, weight.size(1), device=weight.device, dtype=weight.dtype)
+    grown.weight.zero_()
+    grown.weight[: weight.size(0)] = weight
+    return grown
