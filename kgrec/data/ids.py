@@ -28,12 +28,15 @@ class IdMap:
 
     ids: tuple[str, ...]
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _array: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index = {id_: i for i, id_ in enumerate(self.ids)}
         if len(index) != len(self.ids):
             raise ValueError("IdMap ids must be unique")
         object.__setattr__(self, "_index", index)
+        # An object array maps a batch of indices back in one numpy take (serving answers thousands at once).
+        object.__setattr__(self, "_array", np.array(self.ids, dtype=object))
 
     @classmethod
     def from_ids(cls, ids: Iterable[str]) -> IdMap:
@@ -59,7 +62,8 @@ class IdMap:
 
     def to_ids(self, indices: Iterable[int]) -> list[str]:
         """Map indices back to external ids."""
-        return [self.ids[int(i)] for i in indices]
+        positions = indices if isinstance(indices, np.ndarray) else np.fromiter(indices, dtype=np.int64)
+        return self._array[positions.astype(np.int64, copy=False)].tolist()
 
     @property
     def id_to_index(self) -> dict[str, int]:

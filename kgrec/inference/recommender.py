@@ -108,9 +108,12 @@ class Recommender:
         self._matrices: dict[tuple[str, ...], sp.csr_matrix] = {}
         self._frozen: Representations | None = None
         self._score_table: torch.Tensor | None = None
+        self._ranked: TopK | None = None
 
     #: Largest users x items score table :meth:`freeze` keeps (float32 bytes); above it, scores are computed per request.
     SCORE_TABLE_BYTES = 1 << 30
+    #: How many unseen items per user :meth:`freeze` ranks ahead of time (a request for more is scored).
+    RANKED_DEPTH = 100
 
     def freeze(self, score_table_bytes: int | None = None) -> Recommender:
         """Compute the final representations once and score every later request from them (serving).
@@ -125,7 +128,7 @@ class Recommender:
         self.model.eval()
         with torch.no_grad():
             self._frozen = self.model(self.inputs)
-            self._score_table = None
+            self._score_table, self._ranked = None, None
             budget = self.SCORE_TABLE_BYTES if score_table_bytes is None else score_table_bytes
             if self.model.context is None and self.model.num_users * self.model.num_items * 4 <= budget:
                 table = torch.empty(self.model.num_users, self.model.num_items, device=self.device)
@@ -133,7 +136,25 @@ class Recommender:
                     users = torch.arange(start, min(start + self.config.eval.batch_size, self.model.num_users), device=self.device)
                     table[users] = self.model.score_all(self._frozen, self.inputs, users)
                 self._score_table = table
+                self._ranked = self._rank_unseen(table)
         return self
+
+    def _rank_unseen(self, table: torch.Tensor) -> TopK:
+        """Every user's best :attr:`RANKED_DEPTH` items outside their interactions, best first.
+
+        A served request for ``k`` of them is then a slice, not a mask and a top-k over the catalog
+        (which cost ~25 us a user on ml-1m, half of a batch answer). Slots past a user's unseen
+        items hold ``-inf`` scores, which answers drop.
+        """
+        seen = self.interactions("train", "valid", "test")
+        depth = min(self.RANKED_DEPTH, table.size(1))
+        indices = torch.empty(table.size(0), depth, dtype=torch.int64, device=self.device)
+        scores = torch.empty(table.size(0), depth, device=self.device)
+        for start in range(0, table.size(0), self.config.eval.batch_size):
+            rows = np.arange(start, min(start + self.config.eval.batch_size, table.size(0)))
+            top = top_k(table[start : start + len(rows)], depth, self._row_mask(seen, rows))
+            indices[start : start + len(rows)], scores[start : start + len(rows)] = top.indices, top.scores
+        return TopK(indices, scores)
 
     def representations(self) -> Representations:
         """The final user and item representations: the frozen ones, or a fresh forward pass."""
@@ -313,6 +334,11 @@ class Recommender:
         tokens = self.stated_context(list(user_ids), context)
         reps = self.representations()
         index = self._item_index(reps) if retrieval == "faiss" else None
+        if self._ranked is not None and exclude_seen and tokens is None and index is None and k <= self._ranked.indices.size(1):
+            picked = torch.from_numpy(rows).to(self.device)
+            indices = self._ranked.indices[picked, :k].cpu().numpy()
+            scores = self._ranked.scores[picked, :k].cpu().numpy()
+            return self._recommendations(user_ids, indices, scores)
         found = []
         for start in range(0, len(rows), self.config.eval.batch_size):
             chunk = rows[start : start + self.config.eval.batch_size]
@@ -368,6 +394,15 @@ class Recommender:
     def _titles(self) -> np.ndarray:
         """Item titles as a plain object array (read once: the catalog's string column is slow to index per request)."""
         return self.graph.catalog["title"].astype(str).to_numpy(dtype=object)
+
+    def _recommendations(self, user_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> list[Recommendation]:
+        """One :class:`Recommendation` per row of ``indices``/``scores (B, k)``, converted in whole-batch numpy calls."""
+        if not np.isfinite(scores).all():
+            return [self._recommendation(user, *row) for user, row in zip(user_ids, zip(indices, scores))]
+        k = indices.shape[1]
+        item_ids = self.graph.items.to_ids(indices.ravel())
+        titles, values = self._titles[indices].tolist(), scores.tolist()
+        return [Recommendation(user, item_ids[row * k : (row + 1) * k], titles[row], values[row]) for row, user in enumerate(user_ids)]
 
     def _recommendation(self, user_id: str, indices: np.ndarray, scores: np.ndarray) -> Recommendation:
         keep = np.isfinite(scores)  # fewer than k candidates: the rest came back as -inf

@@ -7,6 +7,7 @@ pydantic model, so the OpenAPI page at ``/docs`` documents the API exactly.
 
 from __future__ import annotations
 
+import gc
 import hmac
 import threading
 import time
@@ -140,6 +141,7 @@ class Service:
         self.log = EventLog(state_dir if state_dir is not None else self.run_dir / "serving")
         self.write_lock = threading.Lock()
         self.live = self._replayed(recommender)
+        _settle_heap()
 
     def _replayed(self, recommender: Recommender) -> LiveRecommender:
         live = LiveRecommender(recommender)
@@ -156,6 +158,8 @@ class Service:
             self.live.check(event)
             sequence = self.log.append(event)
             self.live.apply(event)
+            if event["kind"] == "items":
+                _settle_heap()  # a new catalog and graph: many new long-lived objects
             return sequence
 
     def reload(self, run_dir: str | Path | None = None) -> float:
@@ -166,11 +170,26 @@ class Service:
         with self.write_lock:
             self.live = self._replayed(recommender)
             self.run_dir = target
+        del recommender
+        _settle_heap()
         return time.perf_counter() - started
 
     def close(self) -> None:
         """Close the event log (and give its folder back)."""
         self.log.close()
+
+
+def _settle_heap() -> None:
+    """Collect, then move every live object out of the cyclic garbage collector's view (``gc.freeze``).
+
+    A loaded run is ~400,000 long-lived Python objects (ids, catalog, graph). Every full collection
+    walked them all, and a 1,000-user answer allocates enough to trigger several: half of a batch
+    request's time on ml-1m went to the collector. Frozen objects are still freed by reference
+    counting; the old run's cycles are collected here, after a swap, before freezing again.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class _Measure:

@@ -237,6 +237,16 @@ def test_frozen_score_table_answers_as_the_model_does(trained):
     table = Recommender.load(trained / "run").freeze()
     direct = Recommender.load(trained / "run").freeze(score_table_bytes=0)
     assert table._score_table is not None and direct._score_table is None
+    assert table._ranked is not None and direct._ranked is None
+    shallow = Recommender.load(trained / "run")
+    shallow.RANKED_DEPTH = 3  # k above it is scored from the table, k at or below it read from the ranking
+    shallow.freeze()
     users = list(table.graph.users.ids)
-    for a, b in zip(table.recommend(users, k=5), direct.recommend(users, k=5)):
-        assert a.item_ids == b.item_ids and a.scores == pytest.approx(b.scores, abs=1e-5)
+    everything = len(table.graph.items)  # more than some users have unseen: those answers are shorter
+    for k in (1, 3, 5, everything):
+        for answers in (table.recommend(users, k=k), shallow.recommend(users, k=k)):
+            for a, b in zip(answers, direct.recommend(users, k=k)):
+                assert a.item_ids == b.item_ids and a.scores == pytest.approx(b.scores, abs=1e-5)
+    assert any(len(rec.item_ids) < everything for rec in table.recommend(users, k=everything))
+    seen_any = table.recommend(users, k=3, exclude_seen=False)
+    assert [r.item_ids for r in seen_any] == [r.item_ids for r in direct.recommend(users, k=3, exclude_seen=False)]
