@@ -123,7 +123,9 @@ class Recommender:
         whole ``users x items`` score table fits in ``score_table_bytes`` (default
         :attr:`SCORE_TABLE_BYTES`) and the model has no context encoder (scores then depend on the
         request), it is computed too: a known user's request is then a row lookup and a top-k,
-        instead of a sparse product with the EASE matrix (most of a request's time on ml-1m).
+        instead of a sparse product with the EASE matrix (most of a request's time on ml-1m), and
+        each user's best :attr:`RANKED_DEPTH` unseen items are ranked from it, so the usual request
+        (``k`` up to that depth, seen items excluded) is a slice.
         """
         self.model.eval()
         with torch.no_grad():
