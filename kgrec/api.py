@@ -326,6 +326,7 @@ def _train(
     schedule = run_schedule(
         model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet or not distributed.writer,
         inputs, checkpoint, distributed, _blend_validation(recommender, config) if validate is not None else None,
+        config.model.ease_kg_weight if config.model.use_kg and len(graph.triples) else (0.0,),
     )
     timings.update(
         train_seconds=schedule.seconds,
@@ -467,7 +468,7 @@ def update(
         blend = None
         if model.linear is not None:
             blend = choose_blend(model, recommender.inputs, (model.linear.l2,), validate, fitted.best_score,
-                                 _blend_validation(recommender, config) if validate is not None else None)
+                                 _blend_validation(recommender, config) if validate is not None else None, (model.linear.kg_weight,))
             if validate is None:
                 model.linear_weight.fill_(previous_weight)
         timings = {"train_seconds": fitted.seconds, "train_seconds_to_best": fitted.seconds_to_best,

@@ -181,6 +181,12 @@ class ModelConfig(_Section):
     ease_l2: tuple[float, ...] = Field(
         (100.0, 250.0, 500.0, 1000.0), min_length=1, description="EASE ridge penalties tried on validation."
     )
+    ease_kg_weight: tuple[Annotated[float, Field(ge=0.0)], ...] = Field(
+        (0.0, 1.0, 4.0), min_length=1,
+        description="Weights of the KG's item links stacked under the interactions in EASE's Gram matrix (items sharing "
+        "an entity co-occur, so items without interactions get weights; collective EASE), each tried with every "
+        "penalty on validation; 0 is plain EASE. Not used with use_kg false.",
+    )
 
 
 class TrainConfig(_Section):

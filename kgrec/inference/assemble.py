@@ -48,6 +48,7 @@ class ModelShapes:
         rating: Whether there is a rating head.
         kg_model: Whether a PyKEEN model is fine-tuned inside the recommender.
         ease_l2: The EASE penalty chosen on validation, or None without EASE.
+        ease_kg_weight: The weight of the KG's item links in EASE chosen on validation, or None.
     """
 
     num_users: int
@@ -60,6 +61,7 @@ class ModelShapes:
     rating: bool = False
     kg_model: bool = False
     ease_l2: float | None = None
+    ease_kg_weight: float | None = None
 
     @classmethod
     def of(cls, model: KGRecommender, num_relations: int) -> ModelShapes:
@@ -75,6 +77,7 @@ class ModelShapes:
             rating=model.rating is not None,
             kg_model=model.kg_model is not None,
             ease_l2=None if model.linear is None else model.linear.l2,
+            ease_kg_weight=None if model.linear is None else model.linear.kg_weight,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,4 +148,6 @@ def assemble_model(
     )
     if model.linear is not None and shapes.ease_l2 is not None:
         model.linear.l2 = shapes.ease_l2
+    if model.linear is not None and shapes.ease_kg_weight is not None:
+        model.linear.kg_weight = shapes.ease_kg_weight
     return model

@@ -139,6 +139,25 @@ class PropagationGraph(NamedTuple):
                 offsets, col[gather], self.history.values()[gather], (len(users), self.num_items)
             )
 
+    def item_links(self) -> torch.Tensor:
+        """``(I + E, I)`` sparse CSR 0/1 matrix: row ``n`` marks the items KG node ``n`` is linked to (any relation).
+
+        Rows are the KG nodes (items, then entities), so two items share a row when they share a
+        director, a brand, a category ... or link to each other. These rows join the interactions
+        in the linear model's Gram matrix (:class:`~kgrec.models.linear.EASE` ``kg_weight``).
+        """
+        node, item = self.kg_edge_index[0], self.kg_edge_index[1]
+        to_item = item < self.num_items
+        node, item = node[to_item], item[to_item]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            links = torch.sparse_coo_tensor(
+                torch.stack([node, item]), torch.ones(len(node), device=node.device), (self.num_items + self.num_entities, self.num_items)
+            ).coalesce()
+            # Two relations between the same pair are one link.
+            links = torch.sparse_coo_tensor(links.indices(), torch.ones_like(links.values()), links.shape).coalesce()
+            return links.to_sparse_csr()
+
     def to(self, device: torch.device | str) -> PropagationGraph:
         """The same graph with every tensor on ``device``."""
         return PropagationGraph(*(v.to(device) if isinstance(v, (torch.Tensor, RelationalAdjacency)) else v for v in self))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = ["EASE"]
 
@@ -16,19 +21,27 @@ class EASE(nn.Module):
         s(u, \cdot) = X_u B
 
     :math:`B` has a zero diagonal, so an item never recommends itself, and an item without
-    training interactions gets a zero column (its score comes from the other views).
+    training interactions gets a zero column (its score comes from the other views) unless the
+    fit is given side rows.
+
+    Side rows (collective EASE, Jeunen et al., RecSys 2020): the KG's item links
+    :math:`T` (one row per KG node, marking the items it links) are stacked under the interactions
+    with weight :math:`\alpha`, so :math:`X^\top X` becomes :math:`X^\top X + \alpha^2 T^\top T`:
+    items sharing entities co-occur as if a user had taken both. An item nobody interacted with
+    then gets a column from its entities, and the warm items' weights are smoothed by them.
 
     Args:
         num_items: Items (rows and columns of :math:`B`).
         l2: The ridge penalty :math:`\lambda`.
+        kg_weight: :math:`\alpha`, the weight of the side rows (0: plain EASE).
 
     Shapes:
         history (B, I) 0/1 training rows (sparse CSR, sparse COO or dense) -> (B, I) scores
     """
 
-    def __init__(self, num_items: int, l2: float = 250.0) -> None:
+    def __init__(self, num_items: int, l2: float = 250.0, kg_weight: float = 0.0) -> None:
         super().__init__()
-        self.num_items, self.l2 = num_items, l2
+        self.num_items, self.l2, self.kg_weight = num_items, l2, kg_weight
         self.register_buffer("weight", torch.zeros(num_items, num_items))
         self.reset_parameters()
 
@@ -41,16 +54,18 @@ class EASE(nn.Module):
     DOUBLE_PRECISION_ITEMS = 10_000
 
     @torch.no_grad()
-    def fit(self, interactions: torch.Tensor) -> EASE:
+    def fit(self, interactions: torch.Tensor, side: torch.Tensor | None = None) -> EASE:
         """Solve for :math:`B` from the ``(U, I)`` training interaction matrix (dense or sparse).
 
+        ``side (S, I)``: rows stacked under the interactions with weight :attr:`kg_weight` (the KG's
+        item links); ignored when the weight is 0.
         The Gram matrix is formed from the sparse interactions (never a dense ``U x I`` matrix);
         the inverse is float64 up to :attr:`DOUBLE_PRECISION_ITEMS` items, a float32 Cholesky solve above.
         """
         # Release the old weights first: at 30k items each I x I float32 matrix is 3.6 GB, and the
         # solve already holds two of them (the factor and its inverse).
         self.weight = torch.empty(0, device=self.weight.device)
-        gram = self._gram(interactions)  # (I, I)
+        gram = self._gram(interactions, side)  # (I, I)
         gram.diagonal().add_(self.l2)
         if self.num_items <= self.DOUBLE_PRECISION_ITEMS:
             precision = torch.linalg.inv(gram)
@@ -65,24 +80,19 @@ class EASE(nn.Module):
         self.weight = precision.float()
         return self
 
-    def _gram(self, interactions: torch.Tensor) -> torch.Tensor:
-        """``X^T X`` as a dense matrix: float64 for the exact inverse, float32 for the large Cholesky path."""
+    def _gram(self, interactions: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+        """``X^T X`` (plus ``kg_weight^2 T^T T``) as a dense matrix: float64 for the exact inverse, float32 above.
+
+        The side rows are stacked under the interactions before the one sparse product, so the
+        dense result exists once (3.6 GB at 30k items).
+        """
         import numpy as np
         import scipy.sparse as sp
 
         dtype = np.float64 if self.num_items <= self.DOUBLE_PRECISION_ITEMS else np.float32
-        if interactions.layout == torch.sparse_csr:
-            matrix = sp.csr_matrix(
-                (interactions.values().cpu().numpy().astype(dtype), interactions.col_indices().cpu().numpy(),
-                 interactions.crow_indices().cpu().numpy()),
-                shape=tuple(interactions.shape),
-            )
-        elif interactions.is_sparse:
-            coo = interactions.coalesce()
-            rows, cols = coo.indices().cpu().numpy()
-            matrix = sp.csr_matrix((coo.values().cpu().numpy().astype(dtype), (rows, cols)), shape=tuple(coo.shape))
-        else:
-            matrix = sp.csr_matrix(interactions.cpu().numpy().astype(dtype))
+        matrix = _scipy_rows(interactions, dtype)
+        if side is not None and self.kg_weight != 0.0:
+            matrix = sp.vstack([matrix, _scipy_rows(side, dtype) * self.kg_weight], format="csr")
         return torch.from_numpy((matrix.T @ matrix).toarray()).to(self.weight.device)
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
@@ -97,4 +107,21 @@ class EASE(nn.Module):
         return torch.sparse.mm(rows, self.weight)
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.num_items}, l2={self.l2:g})"
+        side = f", kg_weight={self.kg_weight:g}" if self.kg_weight else ""
+        return f"{self.__class__.__name__}({self.num_items}, l2={self.l2:g}{side})"
+
+
+def _scipy_rows(rows: torch.Tensor, dtype: type) -> sp.csr_matrix:
+    """A torch matrix (sparse CSR, sparse COO or dense) as a scipy CSR matrix of ``dtype``."""
+    import scipy.sparse as sp
+
+    if rows.layout == torch.sparse_csr:
+        return sp.csr_matrix(
+            (rows.values().cpu().numpy().astype(dtype), rows.col_indices().cpu().numpy(), rows.crow_indices().cpu().numpy()),
+            shape=tuple(rows.shape),
+        )
+    if rows.is_sparse:
+        coo = rows.coalesce()
+        indices = coo.indices().cpu().numpy()
+        return sp.csr_matrix((coo.values().cpu().numpy().astype(dtype), (indices[0], indices[1])), shape=tuple(coo.shape))
+    return sp.csr_matrix(rows.cpu().numpy().astype(dtype))

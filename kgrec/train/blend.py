@@ -1,7 +1,8 @@
-"""Choosing the EASE penalty and the blend weight of the linear model on validation (never on test)."""
+"""Choosing the EASE penalty, its KG-row weight and the blend weight of the linear model on validation (never on test)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -15,10 +16,14 @@ __all__ = ["fit_linear", "choose_blend"]
 BLEND_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
 
 
-def fit_linear(model: KGRecommender, graph: PropagationGraph, l2: float) -> None:
-    """Solve the model's EASE component on the training interactions with penalty ``l2``."""
-    model.linear.l2 = l2
-    model.linear.fit(graph.history)
+def fit_linear(model: KGRecommender, graph: PropagationGraph, l2: float, kg_weight: float = 0.0) -> None:
+    """Solve the model's EASE component on the training interactions with penalty ``l2``.
+
+    ``kg_weight`` > 0 stacks the KG's item links under the interactions with that weight
+    (:meth:`~kgrec.models.PropagationGraph.item_links`; collective EASE).
+    """
+    model.linear.l2, model.linear.kg_weight = l2, kg_weight
+    model.linear.fit(graph.history, graph.item_links() if kg_weight else None)
 
 
 @torch.no_grad()
@@ -29,8 +34,9 @@ def choose_blend(
     validate: Callable[[KGRecommender], float] | None,
     baseline: float,
     validate_blends: Callable[[KGRecommender, list[float]], list[float]] | None = None,
+    kg_weights: tuple[float, ...] = (0.0,),
 ) -> dict[str, float]:
-    """Pick EASE's penalty and its blend weight by the validation metric; keep weight 0 unless it helps.
+    """Pick EASE's penalty, KG-row weight and blend weight by the validation metric; keep blend weight 0 unless it helps.
 
     Args:
         model: Trained model with an EASE component.
@@ -41,20 +47,22 @@ def choose_blend(
         baseline: Validation metric of the model without the linear part.
         validate_blends: The validation metric for each of several blend weights at once (one pass
             over the users instead of one per weight); gives the same choice as ``validate``.
+        kg_weights: Weights of the KG's item links in EASE's Gram matrix to try with every penalty
+            (0: interactions only).
 
     Returns:
-        ``{"l2", "weight", "valid"}`` as chosen (also set on the model).
+        ``{"l2", "kg_weight", "weight", "valid"}`` as chosen (also set on the model).
     """
     model.eval()
     reps = model(graph)
     users = torch.arange(min(graph.num_users, 2048), device=reps.user.device)
     embedding_spread = model.scorer.score_all(reps.user[users], reps.item).std()
-    best = {"l2": l2_grid[0], "weight": 0.0, "valid": baseline}
-    for l2 in l2_grid:
-        fit_linear(model, graph, l2)
+    best = {"l2": l2_grid[0], "kg_weight": kg_weights[0], "weight": 0.0, "valid": baseline}
+    for l2, kg_weight in itertools.product(l2_grid, kg_weights):
+        fit_linear(model, graph, l2, kg_weight)
         ratio = float(embedding_spread / model.linear(graph.history_rows(users)).std().clamp(min=1e-12))
         if validate is None:
-            best = {"l2": l2, "weight": ratio, "valid": float("nan")}
+            best = {"l2": l2, "kg_weight": kg_weight, "weight": ratio, "valid": float("nan")}
             break
         weights = [factor * ratio for factor in BLEND_FACTORS]
         if validate_blends is not None:
@@ -66,7 +74,7 @@ def choose_blend(
                 scores.append(validate(model))
         for weight, score in zip(weights, scores):
             if score > best["valid"]:
-                best = {"l2": l2, "weight": weight, "valid": score}
-    fit_linear(model, graph, best["l2"])
+                best = {"l2": l2, "kg_weight": kg_weight, "weight": weight, "valid": score}
+    fit_linear(model, graph, best["l2"], best["kg_weight"])
     model.linear_weight.fill_(best["weight"])
     return best

@@ -44,6 +44,7 @@ def run_schedule(
     checkpoint: Checkpointer | None = None,
     distributed: Distributed | None = None,
     validate_blends: Callable[[KGRecommender, list[float]], list[float]] | None = None,
+    ease_kg_weights: tuple[float, ...] = (0.0,),
 ) -> ScheduleResult:
     """Train ``model`` in place and leave it in its best state (by validation).
 
@@ -90,5 +91,5 @@ def run_schedule(
         (i + 1 for i, row in enumerate(result.history) if row.get("valid") == fitted.best_score), len(result.history)
     )
     if model.linear is not None:
-        result.blend = choose_blend(model, graph, ease_l2, validate, fitted.best_score, validate_blends)
+        result.blend = choose_blend(model, graph, ease_l2, validate, fitted.best_score, validate_blends, ease_kg_weights)
     return result

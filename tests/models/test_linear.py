@@ -43,3 +43,28 @@ def test_sparse_and_dense_history_rows_score_alike():
     assert torch.allclose(ease(interactions[:7].to_sparse()), dense, atol=1e-6)
     assert torch.allclose(ease(interactions[:7]), dense, atol=1e-6)
     assert ease.weight.dtype == torch.float32 and ease.weight.shape == (30, 30)
+
+
+def test_kg_rows_join_the_gram_matrix_and_give_a_cold_item_weights():
+    """kg_weight a stacks the side rows T under X: B solves the ridge problem of [X; a T]; 0 is plain EASE."""
+    generator = torch.Generator().manual_seed(1)
+    matrix = (torch.rand(40, 6, generator=generator) < 0.4).double()
+    matrix[:, 5] = 0  # nobody interacted with item 5 ...
+    side = torch.tensor([[1, 0, 0, 0, 0, 1], [0, 1, 1, 0, 0, 0]], dtype=torch.double)  # ... but it shares entity 0 with item 0
+    plain = EASE(6, l2=3.0).fit(matrix.to_sparse())
+    assert torch.equal(EASE(6, l2=3.0, kg_weight=0.0).fit(matrix.to_sparse(), side.to_sparse()).weight, plain.weight)
+    ease = EASE(6, l2=3.0, kg_weight=2.0).fit(matrix.to_sparse(), side.to_sparse_csr())
+    stacked = torch.cat([matrix, 2.0 * side])
+    assert torch.allclose(ease.weight, EASE(6, l2=3.0).fit(stacked.to_sparse()).weight, atol=1e-6)
+    assert plain.weight[:, 5].abs().max() == 0 and ease.weight[0, 5] > 0  # taking item 0 now recommends item 5
+    assert repr(ease) == "EASE(6, l2=3, kg_weight=2)"
+
+
+def test_item_links_mark_the_items_each_kg_node_links(small_inputs):
+    links = small_inputs.item_links().to_dense()
+    num_items = small_inputs.num_items
+    assert links.shape == (num_items + small_inputs.num_entities, num_items)
+    assert set(links.unique().tolist()) <= {0.0, 1.0}
+    # The fixture links item i to entity i % 4, one relation each: entity rows hold those items, item rows nothing.
+    for item in range(num_items):
+        assert links[:, item].nonzero().ravel().tolist() == [num_items + item % 4]
