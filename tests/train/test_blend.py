@@ -1,0 +1,39 @@
+"""The linear blend of a training run: EASE's KG rows follow the KG switch and survive saving."""
+
+from __future__ import annotations
+
+import pytest
+
+from kgrec import api
+from kgrec.config import GraphConfig, RunConfig, SplitConfig
+from kgrec.data import read_dataset
+from kgrec.graph import build_graph
+from kgrec.inference import Recommender
+
+FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 3, "train.side_epochs": 1,
+        "model.use_text": False, "model.ease_l2": [10.0]}
+
+
+@pytest.fixture(scope="module")
+def graph_dir(tmp_path_factory):
+    from tests.conftest import write_tiny_files
+
+    folder = tmp_path_factory.mktemp("blend")
+    graph = build_graph(read_dataset(**write_tiny_files(folder / "files"), name="tiny"), GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+    graph.save(str(folder / "graph"))
+    return folder / "graph"
+
+
+def test_kg_rows_are_tried_with_the_kg_and_never_without_it(graph_dir, tmp_path):
+    from kgrec.graph import KnowledgeGraph
+
+    graph = KnowledgeGraph.load(graph_dir)
+    with_kg = api.train(graph, RunConfig().override({**FAST, "model.ease_kg_weight": [3.0]}), out=tmp_path / "kg", graph_dir=graph_dir, quiet=True)
+    assert with_kg.blend["kg_weight"] == 3.0 and with_kg.model.linear.kg_weight == 3.0
+    no_kg = api.train(graph, RunConfig().override({**FAST, "model.ease_kg_weight": [3.0], "model.use_kg": False}),
+                      out=tmp_path / "no-kg", graph_dir=graph_dir, quiet=True)
+    assert no_kg.blend["kg_weight"] == 0.0 and no_kg.model.linear.kg_weight == 0.0  # the ablation has no KG anywhere
+    loaded = Recommender.load(tmp_path / "kg")
+    assert loaded.model.linear.kg_weight == 3.0 and "kg_weight=3" in repr(loaded.model)
+    users = list(graph.users.ids)
+    assert [r.item_ids for r in loaded.recommend(users, k=3)] == [r.item_ids for r in with_kg.recommend(users, k=3)]
