@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, ORJSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kgrec._version import __version__
@@ -234,6 +235,11 @@ def _result(answer: Answer, paths: list[dict | None] | None = None) -> dict[str,
     }
 
 
+def _json(content: dict[str, Any]) -> Response:
+    """``content`` encoded by orjson (FastAPI's ORJSONResponse is deprecated; this is all it did)."""
+    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+
+
 def _one_line(error: RequestValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query"))
@@ -296,7 +302,7 @@ def create_app(service: Service) -> FastAPI:
         context = {key: value for key, value in request.query_params.items() if key not in ("user", "k", "explain")}
         live = service.live
         answer = live.recommend([user], k, context or None)[0]
-        return ORJSONResponse(_result(answer, live.best_paths(answer) if explain else None))
+        return _json(_result(answer, live.best_paths(answer) if explain else None))
 
     @app.post("/recommend", response_model=BatchResponse)
     def recommend_many(body: BatchRequest) -> Response:
@@ -307,7 +313,7 @@ def create_app(service: Service) -> FastAPI:
         answers = live.recommend(body.users, body.k, body.context or None) if body.users else []
         if body.history is not None or body.attributes is not None:
             answers.append(live.recommend_history(body.history or [], body.k, {**body.context, **(body.attributes or {})} or None))
-        return ORJSONResponse({"results": [_result(a, live.best_paths(a) if body.explain else None) for a in answers]})
+        return _json({"results": [_result(a, live.best_paths(a) if body.explain else None) for a in answers]})
 
     @app.get("/explain", response_model=ExplainResponse)
     def explain(user: str = Query(min_length=1), item: str = Query(min_length=1), max_paths: int = Query(3, ge=1, le=50)) -> ExplainResponse:
