@@ -116,19 +116,33 @@ async def _load(url: str, users: list[str], concurrency: int) -> dict[str, float
     }
 
 
-def _batch(url: str, users: list[str], size: int) -> dict[str, float]:
+def _batch(url: str, users: list[str], size: int, streams: int) -> dict[str, float]:
+    """``POST /recommend`` of ``size`` users a request, ``streams`` requests in flight (each on its own connection).
+
+    With one stream the server waits while the client parses each answer (stdlib JSON, about as costly as the
+    server's work); two keep both sides busy, as two callers of a service would.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     import httpx
 
-    with httpx.Client(base_url=url, timeout=300) as client:
-        client.post("/recommend", json={"users": users[:size], "k": 10})  # warm-up
-        started = time.perf_counter()
+    chunks = [users[start : start + size] for start in range(0, len(users), size)]
+
+    def run(part: list[list[str]]) -> int:
         served = 0
-        for start in range(0, len(users), size):
-            response = client.post("/recommend", json={"users": users[start : start + size], "k": 10})
-            response.raise_for_status()
-            served += len(response.json()["results"])
-        wall = time.perf_counter() - started
-    return {"batch_size": size, "users": served, "seconds": wall, "users_per_s": served / wall}
+        with httpx.Client(base_url=url, timeout=300) as client:
+            for chunk in part:
+                response = client.post("/recommend", json={"users": chunk, "k": 10})
+                response.raise_for_status()
+                served += len(response.json()["results"])
+        return served
+
+    run([users[:size]])  # warm-up
+    started = time.perf_counter()
+    with ThreadPoolExecutor(streams) as pool:
+        served = sum(pool.map(run, [chunks[i::streams] for i in range(streams)]))
+    wall = time.perf_counter() - started
+    return {"batch_size": size, "streams": streams, "users": served, "seconds": wall, "users_per_s": served / wall}
 
 
 def _cli_cost(run: Path, user: str, calls: int) -> float:
@@ -161,7 +175,7 @@ def bench(label: str, run: Path, args: argparse.Namespace) -> dict:
                 row["server_cpu_ms_per_request"] = (_cpu_seconds(process.pid) - cpu) * 1000 / row["requests"]
                 loads.append(row)
             cpu = _cpu_seconds(process.pid)
-            batch = _batch(url, rng.choices(user_ids, k=args.batch_users), 1000)
+            batch = _batch(url, rng.choices(user_ids, k=args.batch_users), 1000, args.batch_streams)
             batch["server_cpu_us_per_user"] = (_cpu_seconds(process.pid) - cpu) * 1e6 / batch["users"]
         finally:
             process.terminate()
@@ -194,7 +208,7 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
         for row in result["load"]:
             lines.append(f"| {result['label']} | {row['concurrency']} | {row['rps']:.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | "
                          f"{row['p99_ms']:.1f} | {row['errors']} | {row['server_cpu_ms_per_request']:.2f} |")
-    lines += ["", "| run | batch users/s (POST /recommend, 1,000 users per request) | server CPU us / user | `kgrec recommend` s per call "
+    lines += ["", "| run | batch users/s (POST /recommend, 1,000 users per request, " + f"{args.batch_streams} in flight) | server CPU us / user | `kgrec recommend` s per call "
               "(a fresh process) | server start s | one GET at 1 client vs one CLI call |", "|---|---|---|---|---|---|"]
     for result in results:
         p50 = result["load"][0]["p50_ms"] / 1000
@@ -222,6 +236,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="GET requests per concurrency level.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--batch-users", type=int, default=20_000, help="Users sent to POST /recommend, 1,000 per request.")
+    parser.add_argument("--batch-streams", type=int, default=2, help="Batch requests in flight at once.")
     parser.add_argument("--cli-calls", type=int, default=3)
     parser.add_argument("--server-threads", type=int, default=1, help="torch threads in the server process.")
     parser.add_argument("--seed", type=int, default=2020)
