@@ -37,6 +37,49 @@ def _dense(matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> tor
     return torch.from_numpy(matrix[rows].toarray()).to(device)
 
 
+def _ranked_users(
+    truth: sp.csr_matrix, candidates: np.ndarray | None, device: torch.device, tie_seed: int
+) -> tuple[sp.csr_matrix, np.ndarray, torch.Tensor | None, torch.Tensor]:
+    """What a full ranking needs before its first batch: ``(truth, users, not_candidate, order)``.
+
+    ``truth`` counts relevant items among the candidates only; ``users`` are those with at least one.
+
+    Raises:
+        InputError: when no user has a relevant item to rank (an empty split, or no candidate among it).
+    """
+    not_candidate = None
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=bool)
+        truth = sp.csr_matrix(truth.multiply(candidates[None, :]))  # relevance counts among candidates only
+        truth.eliminate_zeros()
+        not_candidate = torch.from_numpy(~candidates).to(device)
+    users = np.flatnonzero(truth.getnnz(axis=1) > 0)
+    if not len(users):  # a mean over no users is no metric; never report it as 0
+        raise InputError("no user has a relevant item among the ranked candidates: there is nothing to evaluate")
+    # Ties are broken in one fixed random order, not by item index: where a model gives many items the
+    # same score (items it knows nothing about), index order would rank them by however the ids were
+    # assigned (for MovieLens, roughly by age and popularity) and reward the model for it.
+    order = torch.randperm(truth.shape[1], generator=torch.Generator().manual_seed(tie_seed)).to(device)
+    return truth, users, not_candidate, order
+
+
+def _batch_masks(
+    truth: sp.csr_matrix, exclude: sp.csr_matrix, rows: np.ndarray, not_candidate: torch.Tensor | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(relevant, excluded)`` ``(B, I)`` masks of a batch of users."""
+    relevant, excluded = _dense(truth, rows, device), _dense(exclude, rows, device)
+    excluded &= ~relevant  # a relevant item is always a candidate, whatever the exclusion says
+    if not_candidate is not None:
+        excluded |= not_candidate  # (I,) broadcasts over the batch
+    return relevant, excluded
+
+
+def _top(scores: torch.Tensor, excluded: torch.Tensor, order: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, k)`` best item indices, never an excluded one, ties in the fixed random ``order``."""
+    shuffled = scores.masked_fill(excluded, float("-inf"))[:, order]  # topk keeps the first of equals
+    return order[shuffled.topk(min(k, scores.size(1)), dim=1).indices]
+
+
 @torch.no_grad()
 def evaluate_blends(
     score_parts: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
@@ -56,29 +99,15 @@ def evaluate_blends(
     large catalog the linear part (a sparse product with an items x items matrix) is most of the cost.
     """
     device = torch.device(device)
-    k_max = max(ks)
-    not_candidate = None
-    if candidates is not None:
-        candidates = np.asarray(candidates, dtype=bool)
-        truth = sp.csr_matrix(truth.multiply(candidates[None, :]))
-        truth.eliminate_zeros()
-        not_candidate = torch.from_numpy(~candidates).to(device)
-    users = np.flatnonzero(truth.getnnz(axis=1) > 0)
-    if not len(users):
-        raise InputError("no user has a relevant item among the ranked candidates: there is nothing to evaluate")
-    order = torch.randperm(truth.shape[1], generator=torch.Generator().manual_seed(tie_seed)).to(device)
+    truth, users, not_candidate, order = _ranked_users(truth, candidates, device, tie_seed)
     sums: list[dict[str, float]] = [{} for _ in weights]
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
         learned, linear = score_parts(torch.from_numpy(rows).to(device))
-        relevant, excluded = _dense(truth, rows, device), _dense(exclude, rows, device)
-        excluded &= ~relevant
-        if not_candidate is not None:
-            excluded |= not_candidate
+        relevant, excluded = _batch_masks(truth, exclude, rows, not_candidate, device)
         for totals, weight in zip(sums, weights):
             scores = (learned + weight * linear if weight != 0.0 else learned).float()
-            shuffled = scores.masked_fill(excluded, float("-inf"))[:, order]
-            top = order[shuffled.topk(min(k_max, scores.size(1)), dim=1).indices]
+            top = _top(scores, excluded, order, max(ks))
             for name, values in topk_metrics(relevant.gather(1, top), relevant.sum(1).float(), ks).items():
                 totals[name] = totals.get(name, 0.0) + float(values.sum())
     return [{name: total / len(users) for name, total in sorted(totals.items())} for totals in sums]
@@ -120,32 +149,15 @@ def evaluate_ranking(
     """
     started = time.perf_counter()
     device = torch.device(device)
-    k_max = max(ks)
-    not_candidate = None
-    if candidates is not None:
-        candidates = np.asarray(candidates, dtype=bool)
-        truth = sp.csr_matrix(truth.multiply(candidates[None, :]))  # relevance counts among candidates only
-        truth.eliminate_zeros()
-        not_candidate = torch.from_numpy(~candidates).to(device)
-    users = np.flatnonzero(truth.getnnz(axis=1) > 0)
-    if not len(users):  # a mean over no users is no metric; never report it as 0
-        raise InputError("no user has a relevant item among the ranked candidates: there is nothing to evaluate")
-    # Ties are broken in one fixed random order, not by item index: where a model gives many items the
-    # same score (items it knows nothing about), index order would rank them by however the ids were
-    # assigned (for MovieLens, roughly by age and popularity) and reward the model for it.
-    order = torch.randperm(truth.shape[1], generator=torch.Generator().manual_seed(tie_seed)).to(device)
+    truth, users, not_candidate, order = _ranked_users(truth, candidates, device, tie_seed)
     sums: dict[str, float] = {}
     auc_sum, auc_count = 0.0, 0
     lists = []
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
         scores = score_users(torch.from_numpy(rows).to(device)).float()  # (B, I)
-        relevant, excluded = _dense(truth, rows, device), _dense(exclude, rows, device)
-        excluded &= ~relevant  # a relevant item is always a candidate, whatever the exclusion says
-        if not_candidate is not None:
-            excluded |= not_candidate  # (I,) broadcasts over the batch
-        shuffled = scores.masked_fill(excluded, float("-inf"))[:, order]  # topk keeps the first of equals
-        top = order[shuffled.topk(min(k_max, scores.size(1)), dim=1).indices]  # (B, K) item indices
+        relevant, excluded = _batch_masks(truth, exclude, rows, not_candidate, device)
+        top = _top(scores, excluded, order, max(ks))  # (B, K) item indices
         hits = relevant.gather(1, top)
         for name, values in topk_metrics(hits, relevant.sum(1).float(), ks).items():
             sums[name] = sums.get(name, 0.0) + float(values.sum())

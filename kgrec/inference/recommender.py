@@ -202,6 +202,23 @@ class Recommender:
         truth = interaction_matrix(query.ravel(), items, len(keys), len(self.graph.items))
         return keys[:, 0], keys[:, 1:], truth
 
+    def _ranking_task(
+        self, split: str, candidates: str
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """``(truth, exclude, candidate items, query users, query tokens)`` of a full ranking on ``split``.
+
+        Valid masks the training items, test also the validation ones; ``"unseen"`` candidates are
+        the items with no interaction in the masked parts. A context-aware run ranks each interaction
+        in its own context: one query per (user, context), rows of ``truth``/``exclude``; otherwise
+        rows are users and the query arrays are None.
+        """
+        exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
+        candidate_items = None if candidates == "all" else exclude.getnnz(axis=0) == 0
+        if self.context is None:
+            return self.interactions(split), exclude, candidate_items, None, None
+        users, tokens, truth = self._queries(split)
+        return truth, exclude[users], candidate_items, users, tokens
+
     # -- scoring --------------------------------------------------------------------------
     @torch.no_grad()
     def score_function(self, users: np.ndarray | None = None, tokens: np.ndarray | None = None):  # noqa: ANN201
@@ -233,16 +250,9 @@ class Recommender:
             raise InputError(f"cut-offs K must be at least 1, got {list(ks)}")
         if not self.interactions(split).nnz:
             raise InputError(f"the {split} split of graph {self.graph.name} has no interactions: there is nothing to evaluate")
-        exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
-        candidate_items = None if candidates == "all" else exclude.getnnz(axis=0) == 0
-        if self.context is None:
-            truth, score = self.interactions(split), self.score_function()
-        else:
-            # Each test interaction is ranked in its own context: one query per (user, context).
-            users, tokens, truth = self._queries(split)
-            exclude, score = exclude[users], self.score_function(users, tokens)
+        truth, exclude, candidate_items, users, tokens = self._ranking_task(split, candidates)
         return evaluate_ranking(
-            score,
+            self.score_function(users, tokens),
             truth,
             exclude,
             ks=ks or self.config.eval.ks,
@@ -261,16 +271,12 @@ class Recommender:
         :func:`kgrec.evaluate.evaluate_blends`); choosing the weight among eight candidates on
         Alibaba-iFashion's 114,737 validation users took eight full passes before.
         """
-        exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
-        candidate_items = None if candidates == "all" else exclude.getnnz(axis=0) == 0
+        truth, exclude, candidate_items, users, tokens = self._ranking_task(split, candidates)
         self.model.eval()
         reps = self.model(self.inputs)
-        if self.context is None:
-            truth = self.interactions(split)
+        if users is None:
             parts = lambda rows: self.model.score_parts(reps, self.inputs, rows)  # noqa: E731
         else:
-            users, tokens, truth = self._queries(split)
-            exclude = exclude[users]
             users_t, tokens_t = (torch.from_numpy(a).to(self.device) for a in (users, tokens))
             parts = lambda rows: self.model.score_parts(reps, self.inputs, users_t[rows], tokens_t[rows])  # noqa: E731
         return evaluate_blends(

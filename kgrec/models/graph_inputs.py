@@ -154,8 +154,7 @@ class PropagationGraph(NamedTuple):
             links = torch.sparse_coo_tensor(
                 torch.stack([node, item]), torch.ones(len(node), device=node.device), (self.num_items + self.num_entities, self.num_items)
             ).coalesce()
-            # Two relations between the same pair are one link.
-            links = torch.sparse_coo_tensor(links.indices(), torch.ones_like(links.values()), links.shape).coalesce()
+            links.values().clamp_(max=1.0)  # two relations between the same pair are one link
             return links.to_sparse_csr()
 
     def to(self, device: torch.device | str) -> PropagationGraph:
