@@ -86,6 +86,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("log wrong delimiter", lambda r: _build(r, interactions="user;item\nu1;1\n"), "is the delimiter right"),
     ("log empty file", lambda r: _build(r, interactions=""), "the file is empty"),
     ("log header only", lambda r: _build(r, interactions="user,item\n"), "header but no rows"),
+    ("log column named twice", lambda r: _build(r, interactions="user,item,rating, rating\nu1,1,4,5\n"), "column 'rating' appears twice"),
     ("log non-UTF-8", lambda r: _build(r, interactions=b"user,item\nu1,1\nu\xe9,2\n"), "not valid UTF-8"),
     ("log NaN rating", lambda r: _build(r, interactions=LOG + "u1,1,nan,1600000000,web\n"), "'nan' is not a finite number"),
     ("log inf rating", lambda r: _build(r, interactions=LOG + "u1,1,inf,1600000000,web\n"), "'inf' is not a finite number"),

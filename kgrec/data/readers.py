@@ -131,6 +131,7 @@ def read_table(path: str | Path) -> Table:
         raise InputError(f"cannot parse table: {' '.join(str(error).split())}", path) from None
     if frame.empty:
         raise InputError("the file has a header but no rows", path)
+    _check_header(text, separator, path)
     field_types: dict[str, str] = {}
     if atomic:
         renamed = {}
@@ -141,6 +142,18 @@ def read_table(path: str | Path) -> Table:
         frame = frame.rename(columns=renamed)
     frame.columns = [str(c).strip() for c in frame.columns]
     return Table(frame, path, first_line=2, field_types=field_types)
+
+
+def _check_header(text: str, separator: str, path: Path) -> None:
+    """A column named twice is an error: pandas would rename the second (``rating.1``) and read the first silently."""
+    quoting = csv.QUOTE_MINIMAL if separator == "," else csv.QUOTE_NONE
+    header = next(csv.reader(io.StringIO(text), delimiter=separator, quoting=quoting))
+    names = [name.partition(":")[0].strip() for name in header] if path.suffix.lower() in ATOMIC_SUFFIXES else [n.strip() for n in header]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(f"column '{name}' appears twice in the header", path, 1)
+        seen.add(name)
 
 
 class _CountingSink:
