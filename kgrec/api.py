@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import resource
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -350,14 +351,34 @@ def _train(
 
 
 def _final_metrics(recommender: Recommender, timings: dict) -> dict:
-    """Validation and test metrics of a trained recommender, read once after training (their times into ``timings``)."""
+    """Validation and test metrics of a trained recommender, read once after training (their times into ``timings``).
+
+    With ``train.refit_linear``, EASE is solved again on training plus validation between the two
+    (validation is measured on the model it selected, test on the model that is saved).
+    """
     metrics: dict = {}
     for split in ("valid", "test"):
+        if split == "test" and recommender.config.train.refit_linear:
+            _refit_linear(recommender, timings)
         if len(recommender.graph.split.part(split)):
             result = recommender.evaluate(split)
             metrics[split] = {**result.metrics, **recommender.rating_errors(split)}
             timings[f"eval_{split}_seconds"] = result.seconds
     return metrics
+
+
+def _refit_linear(recommender: Recommender, timings: dict) -> None:
+    """Solve the blended EASE again on training plus validation interactions, at the penalty and KG weight chosen."""
+    from kgrec.train.blend import fit_linear
+
+    linear = recommender.model.linear
+    if linear is None or not len(recommender.graph.split.valid):
+        return
+    started = time.perf_counter()
+    recommender.use_history("train", "valid")  # what Recommender.load gives the saved run
+    if float(recommender.model.linear_weight):  # blended out: its weights are never read
+        fit_linear(recommender.model, recommender.inputs, linear.l2, linear.kg_weight)
+    timings["refit_linear_seconds"] = time.perf_counter() - started
 
 
 def _finish(recommender: Recommender, metrics: dict, timings: dict, blend: dict | None) -> None:

@@ -199,6 +199,13 @@ class TrainConfig(_Section):
     )
     epochs: int = Field(300, ge=1, description="Maximum epochs (of the backbone stage, when staged).")
     side_epochs: int = Field(100, ge=0, description="Maximum epochs of the KG/text stage (staged schedule).")
+    refit_linear: bool = Field(
+        False,
+        description="Once validation has chosen EASE's penalty, KG weight and blend weight, solve EASE again on the "
+        "training plus validation interactions and read each user's validation items as input too (the learned part "
+        "is not retrained). The saved model then uses all the data it was given, as a deployed one should; validation "
+        "metrics are measured before the refit, test after it.",
+    )
     item_dropout: float = Field(
         0.5, ge=0.0, lt=1.0,
         description="KG/text stage: share of items whose free embedding is hidden each step, so KG and text "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,7 @@ class Recommender:
         self.blend: dict[str, float] | None = None
         inputs = inputs if inputs is not None else PropagationGraph.from_hetero(graph.hetero, len(graph.relations))
         self.inputs = inputs.to(self.device)
+        self.history_parts: tuple[str, ...] = ("train",)  # the linear model's input rows (use_history)
         # The graph is immutable, so its matrices are built once, not at every validation.
         self._matrices: dict[tuple[str, ...], sp.csr_matrix] = {}
         self._frozen: Representations | None = None
@@ -165,6 +167,23 @@ class Recommender:
         self.model.eval()
         with torch.no_grad():
             return self.model(self.inputs)
+
+    def use_history(self, *parts: str) -> None:
+        """Give the linear model each user's interactions in the split ``parts`` as input rows (training only by default).
+
+        A run trained with ``train.refit_linear`` reads training plus validation interactions once its
+        EASE is solved on both (:func:`kgrec.api.train` does it; :meth:`load` does it again).
+        """
+        matrix = self.interactions(*parts)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch marks sparse CSR as beta
+            history = torch.sparse_csr_tensor(
+                torch.from_numpy(matrix.indptr.astype(np.int64)), torch.from_numpy(matrix.indices.astype(np.int64)),
+                torch.ones(matrix.nnz), matrix.shape,
+            )
+        self.inputs = self.inputs._replace(history=history.to(self.device))
+        self.history_parts = parts
+        self._frozen = self._score_table = self._ranked = None
 
     # -- interactions as matrices ---------------------------------------------------------
     def interactions(self, *parts: str) -> sp.csr_matrix:
@@ -450,6 +469,8 @@ class Recommender:
         # New items read their entities but do not change them: the trained items score as before.
         inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations), listen_only=torch.arange(old, old + count))
         extended = Recommender(model, graph, self.config, None, self.device, self.context, inputs)
+        if extended.history_parts != self.history_parts:
+            extended.use_history(*self.history_parts)
         extended.graph_dir = self.graph_dir
         return extended
 
@@ -564,5 +585,7 @@ class Recommender:
         except RuntimeError as error:
             raise InputError(f"checkpoint does not fit the config: {str(error).splitlines()[0]}", directory / "model.pt") from None
         recommender = cls(model, graph, config, directory, device, context)
+        if config.train.refit_linear and model.linear is not None and len(graph.split.valid):
+            recommender.use_history("train", "valid")  # as its EASE was solved (api.train)
         recommender.graph_dir = Path(run["graph"])
         return recommender
