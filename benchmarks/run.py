@@ -124,6 +124,10 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
     settings = {**VARIANTS[variant], "train.seed": seed, "train.device": args.device}
     if args.split == "cold-items":
         settings["eval.candidates"] = "unseen"  # select on validation the way the task is measured
+        # Items without interactions are placed by EASE's KG and text rows alone, and a ridge penalty far above the
+        # warm optimum suits that (the fit nears the side rows' item similarities): a wider grid, still chosen on validation.
+        settings["model.ease_l2"] = "[500,5000,100000]"
+        settings["model.ease_text_weight"] = "[0,3,12,50]"
     command = [sys.executable, "-m", "kgrec", "train", "--graph", str(graph), "--config", args.dataset, "--out", str(run_dir), "--quiet"]
     command += [arg for key, value in settings.items() for arg in ("--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}")]
     started = time.perf_counter()
@@ -322,6 +326,7 @@ def run_cold_baseline(graph_dir: Path, baseline: str, seed: int, args: argparse.
     from kgrec.embed import encode_item_texts
     from kgrec.evaluate import evaluate_ranking
     from kgrec.inference import split_matrix
+    from kgrec.models.linear import text_features
 
     torch.set_num_threads(args.threads)
     graph = kgrec.KnowledgeGraph.load(str(graph_dir))
@@ -342,8 +347,9 @@ def run_cold_baseline(graph_dir: Path, baseline: str, seed: int, args: argparse.
             norms = np.sqrt(np.asarray(profile.multiply(profile).sum(axis=1))).clip(min=1e-12)
             return torch.from_numpy(np.asarray((profile.multiply(1.0 / norms) @ features.T).todense())).float()
     else:
-        text = encode_item_texts(graph.catalog, load_config(args.dataset).text, graph_dir / "cache").text_emb
-        text = torch.nn.functional.normalize(text.float(), dim=1)
+        # Centred first (kgrec.models.linear.text_features): sentence encoders give every text one common
+        # direction, and uncentred cosines scored 0.149 NDCG@20 here against 0.365 centred.
+        text = text_features(encode_item_texts(graph.catalog, load_config(args.dataset).text, graph_dir / "cache").text_emb)
         profile = torch.from_numpy(train @ text.numpy()).float()  # sum of the user's items
         profile = torch.nn.functional.normalize(profile, dim=1)
         score = lambda users: profile[users] @ text.T  # noqa: E731

@@ -328,6 +328,7 @@ def _train(
         model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet or not distributed.writer,
         inputs, checkpoint, distributed, _blend_validation(recommender, config) if validate is not None else None,
         config.model.ease_kg_weight if config.model.use_kg and len(graph.triples) else (0.0,),
+        config.model.ease_text_weight if text_emb is not None else (0.0,),
     )
     timings.update(
         train_seconds=schedule.seconds,
@@ -377,7 +378,7 @@ def _refit_linear(recommender: Recommender, timings: dict) -> None:
     started = time.perf_counter()
     recommender.use_history("train", "valid")  # what Recommender.load gives the saved run
     if float(recommender.model.linear_weight):  # blended out: its weights are never read
-        fit_linear(recommender.model, recommender.inputs, linear.l2, linear.kg_weight)
+        fit_linear(recommender.model, recommender.inputs, linear.l2, linear.kg_weight, linear.text_weight)
     timings["refit_linear_seconds"] = time.perf_counter() - started
 
 
@@ -489,7 +490,8 @@ def update(
         blend = None
         if model.linear is not None:
             blend = choose_blend(model, recommender.inputs, (model.linear.l2,), validate, fitted.best_score,
-                                 _blend_validation(recommender, config) if validate is not None else None, (model.linear.kg_weight,))
+                                 _blend_validation(recommender, config) if validate is not None else None, (model.linear.kg_weight,),
+                                 (model.linear.text_weight,))
             if validate is None:
                 model.linear_weight.fill_(previous_weight)
         timings = {"train_seconds": fitted.seconds, "train_seconds_to_best": fitted.seconds_to_best,

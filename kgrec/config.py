@@ -187,6 +187,12 @@ class ModelConfig(_Section):
         "an entity co-occur, so items without interactions get weights; collective EASE), each tried with every "
         "penalty on validation; 0 is plain EASE. Not used with use_kg false.",
     )
+    ease_text_weight: tuple[Annotated[float, Field(ge=0.0)], ...] = Field(
+        (0.0, 3.0), min_length=1,
+        description="Weights of the items' text similarities (centred, unit-length text embeddings) added to EASE's Gram "
+        "matrix the same way, each tried with every penalty and KG weight on validation; 0 is none. Not used with "
+        "use_text false.",
+    )
 
 
 class TrainConfig(_Section):

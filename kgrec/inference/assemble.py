@@ -49,6 +49,7 @@ class ModelShapes:
         kg_model: Whether a PyKEEN model is fine-tuned inside the recommender.
         ease_l2: The EASE penalty chosen on validation, or None without EASE.
         ease_kg_weight: The weight of the KG's item links in EASE chosen on validation, or None.
+        ease_text_weight: The weight of the items' text rows in EASE chosen on validation, or None.
     """
 
     num_users: int
@@ -62,6 +63,7 @@ class ModelShapes:
     kg_model: bool = False
     ease_l2: float | None = None
     ease_kg_weight: float | None = None
+    ease_text_weight: float | None = None
 
     @classmethod
     def of(cls, model: KGRecommender, num_relations: int) -> ModelShapes:
@@ -78,6 +80,7 @@ class ModelShapes:
             kg_model=model.kg_model is not None,
             ease_l2=None if model.linear is None else model.linear.l2,
             ease_kg_weight=None if model.linear is None else model.linear.kg_weight,
+            ease_text_weight=None if model.linear is None else model.linear.text_weight,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,4 +153,6 @@ def assemble_model(
         model.linear.l2 = shapes.ease_l2
     if model.linear is not None and shapes.ease_kg_weight is not None:
         model.linear.kg_weight = shapes.ease_kg_weight
+    if model.linear is not None and shapes.ease_text_weight is not None:
+        model.linear.text_weight = shapes.ease_text_weight
     return model

@@ -129,7 +129,7 @@ class KGRecommender(nn.Module):
         if text_emb is not None:
             fusion = fusion_resolver.make(config.fusion, graph_dim=config.dim, text_dim=text_emb.size(1), dropout=config.dropout)
         scorer = scorer_resolver.make(config.scorer, dim=config.dim)
-        linear = EASE(num_items, config.ease_l2[0], config.ease_kg_weight[0]) if config.linear == "ease" else None
+        linear = EASE(num_items, config.ease_l2[0], config.ease_kg_weight[0], config.ease_text_weight[0]) if config.linear == "ease" else None
         return cls(
             num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, linear, text_encoder, context, rating,
             kg_model, num_entities,

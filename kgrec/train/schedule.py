@@ -45,6 +45,7 @@ def run_schedule(
     distributed: Distributed | None = None,
     validate_blends: Callable[[KGRecommender, list[float]], list[float]] | None = None,
     ease_kg_weights: tuple[float, ...] = (0.0,),
+    ease_text_weights: tuple[float, ...] = (0.0,),
 ) -> ScheduleResult:
     """Train ``model`` in place and leave it in its best state (by validation).
 
@@ -91,5 +92,7 @@ def run_schedule(
         (i + 1 for i, row in enumerate(result.history) if row.get("valid") == fitted.best_score), len(result.history)
     )
     if model.linear is not None:
-        result.blend = choose_blend(model, graph, ease_l2, validate, fitted.best_score, validate_blends, ease_kg_weights)
+        result.blend = choose_blend(
+            model, graph, ease_l2, validate, fitted.best_score, validate_blends, ease_kg_weights, ease_text_weights
+        )
     return result

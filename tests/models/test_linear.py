@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kgrec.models.linear import EASE
+from kgrec.models.linear import EASE, text_features
 
 
 def test_ease_solves_the_constrained_ridge_problem():
@@ -60,6 +60,24 @@ def test_kg_rows_join_the_gram_matrix_and_give_a_cold_item_weights():
     assert torch.allclose(ease.weight, EASE(6, l2=3.0).fit(stacked.to_sparse()).weight, atol=1e-6)
     assert plain.weight[:, 5].abs().max() == 0 and ease.weight[0, 5] > 0  # taking item 0 now recommends item 5
     assert repr(ease) == "EASE(6, l2=3, kg_weight=2)"
+
+
+def test_text_rows_add_centred_text_similarities_and_place_a_cold_item():
+    """text_weight b adds b^2 F F^T to the Gram matrix, F the centred unit-length text rows: as if F^T were rows of X."""
+    generator = torch.Generator().manual_seed(2)
+    matrix = (torch.rand(40, 6, generator=generator) < 0.4).double()
+    matrix[:, 5] = 0  # nobody interacted with item 5 ...
+    text = torch.randn(6, 4, generator=generator) + 10.0  # a large shared direction, as sentence encoders give
+    text[5] = text[0] + 0.01 * torch.randn(4, generator=generator)  # ... but its text is item 0's
+    features = text_features(text)
+    assert torch.allclose(features.norm(dim=1), torch.ones(6, dtype=features.dtype), atol=1e-5)
+    assert torch.allclose(text_features(text + 5.0), features, atol=1e-5)  # a common offset is removed
+    ease = EASE(6, l2=3.0, text_weight=2.0).fit(matrix.to_sparse(), text=features)
+    stacked = torch.cat([matrix, 2.0 * features.double().T])
+    assert torch.allclose(ease.weight, EASE(6, l2=3.0).fit(stacked).weight, atol=1e-5)
+    assert ease.weight[0, 5] > 0 and ease.weight[0, 5] == ease.weight[:, 5].max()  # item 0's takers get item 5
+    assert torch.equal(EASE(6, l2=3.0).fit(matrix.to_sparse(), text=features).weight, EASE(6, l2=3.0).fit(matrix.to_sparse()).weight)
+    assert repr(ease) == "EASE(6, l2=3, text_weight=2)"
 
 
 def test_item_links_mark_the_items_each_kg_node_links(small_inputs):

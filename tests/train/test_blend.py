@@ -37,3 +37,17 @@ def test_kg_rows_are_tried_with_the_kg_and_never_without_it(graph_dir, tmp_path)
     assert loaded.model.linear.kg_weight == 3.0 and "kg_weight=3" in repr(loaded.model)
     users = list(graph.users.ids)
     assert [r.item_ids for r in loaded.recommend(users, k=3)] == [r.item_ids for r in with_kg.recommend(users, k=3)]
+
+
+def test_text_rows_are_tried_with_the_text_view_and_survive_saving(graph_dir, tmp_path):
+    from kgrec.graph import KnowledgeGraph
+
+    graph = KnowledgeGraph.load(graph_dir)
+    settings = {**FAST, "model.use_text": True, "model.ease_kg_weight": [0.0], "model.ease_text_weight": [5.0]}
+    with_text = api.train(graph, RunConfig().override(settings), out=tmp_path / "text", graph_dir=graph_dir, quiet=True)
+    assert with_text.blend["text_weight"] == 5.0 and with_text.model.linear.text_weight == 5.0
+    no_text = api.train(graph, RunConfig().override({**settings, "model.use_text": False}), quiet=True)
+    assert no_text.blend["text_weight"] == 0.0 and no_text.model.linear.text_weight == 0.0
+    loaded = Recommender.load(tmp_path / "text")
+    assert "text_weight=5" in repr(loaded.model)
+    assert loaded.evaluate("test").metrics == pytest.approx(with_text.metrics["test"])
