@@ -1,14 +1,17 @@
-"""What the KG adds to the linear backbone alone: EASE against EASE with the KG's item links as extra rows.
+"""What the KG (and text) add to the linear backbone alone: EASE against EASE with the KG's item links and the items' text as extra rows.
 
     python benchmarks/linear_kg.py --graph benchmarks/.work/alibaba-fashion-given/graph --l2 500 --kg-weight 0 1 4
-    python benchmarks/linear_kg.py --graph benchmarks/.work/ml-100k-cold-items/graph --candidates unseen
+    python benchmarks/linear_kg.py --graph benchmarks/.work/ml-100k-cold-items/graph --candidates unseen \
+        --l2 500 5000 100000 --kg-weight 0 1 4 --text-weight 0 3 12 50 --config ml-100k
 
 For every KG-row weight (0 is plain EASE, the same solver and split): the closed-form fit on the
 saved graph's training interactions (plus, for a weight above 0, the KG item links of
 ``PropagationGraph.item_links`` scaled by it), full-ranking validation and test metrics under
 kgrec's protocol (training items masked; at test, validation items too). The weight is chosen on
 validation only; test is reported for every weight so the ablation is visible, and the chosen row
-is marked. No learned embeddings, no PyKEEN: this isolates the KG's contribution to the one model
+is marked. ``--text-weight`` above 0 adds the items' centred text similarities
+(``kgrec.models.linear.text_features`` of the graph's cached text embeddings, encoded with ``--config``'s
+text settings). No learned embeddings, no PyKEEN: this isolates the KG's contribution to the one model
 family that beats every published KG recommender on these splits.
 
 Writes ``benchmarks/results/linear_kg_<graph>.{md,json}`` with the machine and its load.
@@ -17,6 +20,7 @@ Writes ``benchmarks/results/linear_kg_<graph>.{md,json}`` with the machine and i
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -37,6 +41,8 @@ def main() -> None:
     parser.add_argument("--graph", type=Path, required=True, help="A graph saved by kgrec build-graph.")
     parser.add_argument("--l2", type=float, nargs="+", default=[500.0], help="EASE ridge penalties.")
     parser.add_argument("--kg-weight", type=float, nargs="+", default=[0.0, 1.0, 4.0], help="KG-row weights (0: plain EASE).")
+    parser.add_argument("--text-weight", type=float, nargs="+", default=[0.0], help="Text-row weights (0: none).")
+    parser.add_argument("--config", default="default", help="Preset or file whose text settings encode the items (with --text-weight).")
     parser.add_argument("--candidates", choices=["all", "unseen"], default="all", help="unseen: rank only items without training interactions (cold items).")
     parser.add_argument("--ks", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--select", default="ndcg@20", help="Validation metric that chooses the row.")
@@ -47,35 +53,39 @@ def main() -> None:
     from kgrec.graph import KnowledgeGraph
     from kgrec.inference.recommender import split_matrix
     from kgrec.models import PropagationGraph
-    from kgrec.models.linear import EASE
+    from kgrec.config import load_config
+    from kgrec.embed import encode_item_texts
+    from kgrec.models.linear import EASE, text_features
 
     label = args.label or args.graph.parent.name
     load = os.getloadavg()[0]
     graph = KnowledgeGraph.load(args.graph)
     inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations))
     links = inputs.item_links()
+    text = None
+    if any(args.text_weight):
+        text = text_features(encode_item_texts(graph.catalog, load_config(args.config).text, args.graph / "cache").text_emb)
     train, valid, test = (split_matrix(graph, part) for part in ("train", "valid", "test"))
     train_valid = split_matrix(graph, "train", "valid")
     rows = []
-    for l2 in args.l2:
-        for kg_weight in args.kg_weight:
-            ease = EASE(inputs.num_items, l2, kg_weight)
-            started = time.perf_counter()
-            ease.fit(inputs.history, links)
-            fit_seconds = time.perf_counter() - started
-            row = {"l2": l2, "kg_weight": kg_weight, "fit_seconds": fit_seconds}
-            for split, truth, exclude in (("valid", valid, train), ("test", test, train_valid)):
-                candidates = None if args.candidates == "all" else exclude.getnnz(axis=0) == 0
-                result = evaluate_ranking(
-                    lambda users: ease(inputs.history_rows(users)), truth, exclude, ks=tuple(args.ks), batch_size=1024,
-                    candidates=candidates, topk_only=True,
-                )
-                row[split] = result.metrics
-                row[f"{split}_seconds"] = result.seconds
-            rows.append(row)
-            print(f"{label} l2={l2:g} kg_weight={kg_weight:g}: fit {fit_seconds:.0f} s, valid {args.select} "
-                  f"{row['valid'][args.select]:.4f}, test {row['test'][args.select]:.4f}", flush=True)
-            del ease
+    for l2, kg_weight, text_weight in itertools.product(args.l2, args.kg_weight, args.text_weight):
+        ease = EASE(inputs.num_items, l2, kg_weight, text_weight)
+        started = time.perf_counter()
+        ease.fit(inputs.history, links, text)
+        fit_seconds = time.perf_counter() - started
+        row = {"l2": l2, "kg_weight": kg_weight, "text_weight": text_weight, "fit_seconds": fit_seconds}
+        for split, truth, exclude in (("valid", valid, train), ("test", test, train_valid)):
+            candidates = None if args.candidates == "all" else exclude.getnnz(axis=0) == 0
+            result = evaluate_ranking(
+                lambda users: ease(inputs.history_rows(users)), truth, exclude, ks=tuple(args.ks), batch_size=1024,
+                candidates=candidates, topk_only=True,
+            )
+            row[split] = result.metrics
+            row[f"{split}_seconds"] = result.seconds
+        rows.append(row)
+        print(f"{label} l2={l2:g} kg_weight={kg_weight:g} text_weight={text_weight:g}: fit {fit_seconds:.0f} s, valid {args.select} "
+              f"{row['valid'][args.select]:.4f}, test {row['test'][args.select]:.4f}", flush=True)
+        del ease
     chosen = max(range(len(rows)), key=lambda i: rows[i]["valid"][args.select])
     result = {
         "graph": str(args.graph), "label": label, "candidates": args.candidates, "select": args.select, "chosen": chosen,
@@ -101,15 +111,15 @@ def report(result: dict, ks: list[int]) -> str:
         f"{result['machine']['torch']}, {result['torch_threads']} torch threads, "
         f"1-minute load average before the run {result['load_before']:.2f}; peak RSS {result['peak_rss_mib']:,.0f} MiB.",
         "",
-        "| l2 | KG-row weight | " + " | ".join(f"valid {k}" for k in keys) + " | " + " | ".join(f"test {k}" for k in keys) + " | fit s |",
-        "|---|---|" + "---|" * (2 * len(keys)) + "---|",
+        "| l2 | KG-row weight | text-row weight | " + " | ".join(f"valid {k}" for k in keys) + " | " + " | ".join(f"test {k}" for k in keys) + " | fit s |",
+        "|---|---|---|" + "---|" * (2 * len(keys)) + "---|",
     ]
     for i, row in enumerate(result["rows"]):
         mark = " (chosen)" if i == result["chosen"] else ""
         weight = "0 (plain EASE)" if row["kg_weight"] == 0 else f"{row['kg_weight']:g}"
-        lines.append(f"| {row['l2']:g} | {weight}{mark} | " + " | ".join(f"{row['valid'][k]:.4f}" for k in keys) + " | "
+        lines.append(f"| {row['l2']:g} | {weight}{mark} | {row.get('text_weight', 0.0):g} | " + " | ".join(f"{row['valid'][k]:.4f}" for k in keys) + " | "
                      + " | ".join(f"{row['test'][k]:.4f}" for k in keys) + f" | {row['fit_seconds']:.0f} |")
-    plain = [r for r in result["rows"] if r["kg_weight"] == 0]
+    plain = [r for r in result["rows"] if r["kg_weight"] == 0 and not r.get("text_weight")]
     if plain:
         lines.append("")
         best_plain = max(plain, key=lambda r: r["valid"][result["select"]])
@@ -118,6 +128,17 @@ def report(result: dict, ks: list[int]) -> str:
             change = chosen["test"][key] / best_plain["test"][key] - 1 if best_plain["test"][key] else float("nan")
             lines.append(f"- test {key}: chosen {chosen['test'][key]:.4f} vs plain EASE (its best validation penalty) "
                          f"{best_plain['test'][key]:.4f}, {change:+.1%}")
+    select = result["select"]
+    families = {
+        "KG rows only": [r for r in result["rows"] if r["kg_weight"] and not r.get("text_weight")],
+        "text rows only": [r for r in result["rows"] if r.get("text_weight") and not r["kg_weight"]],
+        "KG and text rows": [r for r in result["rows"] if r["kg_weight"] and r.get("text_weight")],
+    }
+    for name, rows in families.items():
+        if rows:
+            best = max(rows, key=lambda r: r["valid"][select])
+            lines.append(f"- best {name} by validation (l2 {best['l2']:g}, KG {best['kg_weight']:g}, text "
+                         f"{best.get('text_weight', 0.0):g}): valid {select} {best['valid'][select]:.4f}, test {best['test'][select]:.4f}")
     return "\n".join(lines) + "\n"
 
 

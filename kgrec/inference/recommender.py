@@ -33,6 +33,7 @@ from kgrec.graph import KnowledgeGraph
 from kgrec.io import atomic_write, check_replaceable, load_tensors, write_json, write_marker
 from kgrec.inference.assemble import ModelShapes, assemble_model, resolve_device
 from kgrec.models import DotScorer, KGRecommender, PropagationGraph, Representations, TopK, top_k
+from kgrec.models.linear import text_features
 
 __all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "split_matrix"]
 
@@ -471,6 +472,13 @@ class Recommender:
         extended = Recommender(model, graph, self.config, None, self.device, self.context, inputs)
         if extended.history_parts != self.history_parts:
             extended.use_history(*self.history_parts)
+        linear = model.linear
+        if linear is not None and (linear.kg_weight or linear.text_weight):
+            # Their EASE columns from their KG links and text, as if they had been in the fit; the rest of B stays.
+            linear.extend(
+                count, extended.inputs.history, extended.inputs.item_links() if linear.kg_weight else None,
+                text_features(model.text_emb, centre_rows=old) if linear.text_weight and model.text_emb is not None else None,
+            )
         extended.graph_dir = self.graph_dir
         return extended
 

@@ -96,6 +96,54 @@ class EASE(nn.Module):
         self.weight = precision.float().contiguous()  # a no-op copy-wise: already row-major
         return self
 
+    @torch.no_grad()
+    def extend(
+        self, count: int, interactions: torch.Tensor, side: torch.Tensor | None = None, text: torch.Tensor | None = None
+    ) -> EASE:
+        """Give the last ``count`` items (added without interactions, their columns zero) columns from the side rows.
+
+        EASE's objective splits into one ridge regression per column, so a new item's column is the
+        regression of its side rows on the trained items' (:math:`(G + \lambda I)^{-1} g`, :math:`G`
+        the trained items' Gram matrix with side rows, :math:`g` their cross products with the new
+        item), solved by conjugate gradients without forming :math:`G`. The trained items' columns
+        and the new items' rows stay as they are, so every existing score is unchanged and a new item
+        scores as an item with its links and text would have if it had been in the catalog at fit time
+        (but recommends nothing itself until the next fit). ``interactions (U, I)``, ``side (S, I)``
+        and ``text (I, d)`` cover every item, the new ones last, as in :meth:`fit`.
+        """
+        import numpy as np
+        import scipy.sparse as sp
+        from scipy.sparse.linalg import LinearOperator, cg
+
+        if self.weight.shape != (self.num_items, self.num_items) or not 0 < count < self.num_items:
+            raise ValueError(f"extend needs an EASE grown to its {self.num_items} items and 0 < count < that")
+        old = self.num_items - count
+        rows = [_scipy_rows(interactions, np.float64)]
+        if side is not None and self.kg_weight != 0.0:
+            rows.append(_scipy_rows(side, np.float64) * self.kg_weight)
+        matrix = sp.vstack(rows, format="csc")
+        trained, new = matrix[:, :old].tocsr(), matrix[:, old:].tocsr()
+        features = None
+        if text is not None and self.text_weight != 0.0:
+            features = text.double().cpu().numpy() * self.text_weight
+        if len(rows) == 1 and features is None:
+            return self  # no side rows: a new item has nothing to be regressed on
+        cross = (trained.T @ new).toarray()  # (old, count)
+        if features is not None:
+            cross += features[:old] @ features[old:].T
+
+        def gram_times(vector: np.ndarray) -> np.ndarray:
+            product = trained.T @ (trained @ vector) + self.l2 * vector
+            return product + (features[:old] @ (features[:old].T @ vector) if features is not None else 0.0)
+
+        operator = LinearOperator((old, old), matvec=gram_times, dtype=np.float64)
+        columns = np.zeros((old, count))
+        for j in range(count):
+            if np.any(cross[:, j]):
+                columns[:, j], _ = cg(operator, cross[:, j], rtol=1e-8, maxiter=1000)
+        self.weight[:old, old:] = torch.from_numpy(columns).to(self.weight)
+        return self
+
     def _gram(self, interactions: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
         """``X^T X`` (plus ``kg_weight^2 T^T T``) as a dense matrix: float64 for the exact inverse, float32 above.
 
@@ -128,9 +176,14 @@ class EASE(nn.Module):
         return f"{self.__class__.__name__}({self.num_items}, l2={self.l2:g}{side})"
 
 
-def text_features(text_emb: torch.Tensor) -> torch.Tensor:
-    """``(I, d)`` item text embeddings centred over the items and scaled to unit length (EASE's text rows)."""
-    centred = text_emb.float() - text_emb.float().mean(0, keepdim=True)
+def text_features(text_emb: torch.Tensor, centre_rows: int | None = None) -> torch.Tensor:
+    """``(I, d)`` item text embeddings centred over the items and scaled to unit length (EASE's text rows).
+
+    ``centre_rows``: centre on the mean of the first that many rows only (the items EASE was fitted
+    with, when items were added since), so the trained items' rows are the ones the fit saw.
+    """
+    text = text_emb.float()
+    centred = text - text[:centre_rows].mean(0, keepdim=True)
     return torch.nn.functional.normalize(centred, dim=1)
 
 

@@ -347,7 +347,8 @@ class KGRecommender(nn.Module):
 
         New items get a zero free embedding (like every item without training interactions), their
         ``(count, d_kg)`` KG rows between the old items and the entities (KG node order), their
-        ``(count, d_text)`` text rows, and zero EASE weights (EASE knows items only by interactions).
+        ``(count, d_text)`` text rows, and zero EASE weights (:meth:`~kgrec.models.linear.EASE.extend`
+        gives them columns from their KG and text rows).
         """
         if self.text_encoder is not None or self.kg_model is not None:
             raise ValueError("adding items to a model with a fine-tuned text encoder or KG model is not supported")

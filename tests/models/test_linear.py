@@ -80,6 +80,30 @@ def test_text_rows_add_centred_text_similarities_and_place_a_cold_item():
     assert repr(ease) == "EASE(6, l2=3, text_weight=2)"
 
 
+def test_extend_gives_new_items_the_ridge_columns_of_their_side_rows_and_keeps_the_rest():
+    """A new item's column is the regression of its side rows on the trained items: (G + l2 I)^-1 g, solved by CG."""
+    generator = torch.Generator().manual_seed(3)
+    matrix = (torch.rand(50, 8, generator=generator) < 0.3).double()
+    side = (torch.rand(5, 8, generator=generator) < 0.4).double()
+    text = text_features(torch.randn(8, 4, generator=generator) + 3.0)
+    trained = EASE(6, l2=4.0, kg_weight=1.5, text_weight=2.0).fit(matrix[:, :6].to_sparse(), side[:, :6].to_sparse(), text[:6])
+    before = trained.weight.clone()
+    grown = EASE(8, l2=4.0, kg_weight=1.5, text_weight=2.0)
+    grown.weight = torch.zeros(8, 8)
+    grown.weight[:6, :6] = before
+    history = matrix.clone()
+    history[:, 6:] = 0  # the new items have no interactions
+    grown.extend(2, history.to_sparse_csr(), side.to_sparse_csr(), text)
+    stacked = torch.cat([history[:, :6], 1.5 * side[:, :6], 2.0 * text[:6].double().T])
+    new_rows = torch.cat([history[:, 6:], 1.5 * side[:, 6:], 2.0 * text[6:].double().T])
+    expected = torch.linalg.solve(stacked.T @ stacked + 4.0 * torch.eye(6, dtype=torch.double), stacked.T @ new_rows)
+    torch.testing.assert_close(grown.weight[:6, 6:].double(), expected, atol=1e-5, rtol=1e-4)
+    assert torch.equal(grown.weight[:6, :6], before) and grown.weight[6:].abs().max() == 0  # old columns, new rows
+    plain = EASE(8, l2=4.0)
+    plain.weight = torch.zeros(8, 8)
+    assert plain.extend(2, history.to_sparse_csr(), side.to_sparse_csr(), text).weight.abs().max() == 0  # no side rows
+
+
 def test_item_links_mark_the_items_each_kg_node_links(small_inputs):
     links = small_inputs.item_links().to_dense()
     num_items = small_inputs.num_items

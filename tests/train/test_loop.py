@@ -131,11 +131,16 @@ def test_new_items_without_retraining(graph, tmp_path, propagation):
 
 
 def test_new_item_with_the_same_text_scores_like_a_cold_twin(graph, tmp_path):
-    # Text only: a new item with item 10's text and no interactions must score exactly like item 10.
-    recommender = api.train(graph, RunConfig().override({**FAST, "model.use_kg": False}), quiet=True)
+    # Text only: a new item with item 10's text and no interactions gets item 10's learned scores exactly, and
+    # EASE text-row weights that rank users as item 10's do (not the same numbers: item 10 is one of its regressors).
+    settings = {**FAST, "model.use_kg": False, "model.ease_text_weight": [3.0]}
+    recommender = api.train(graph, RunConfig().override(settings), quiet=True)
     extended = recommender.add_items(_new_items(tmp_path, [("11", "Kappa", "A cold film nobody watched", "A", "StudioX")]))
-    scores = extended.score_function()(torch.arange(len(graph.users)))
-    assert torch.allclose(scores[:, -1], scores[:, graph.items.index_of("10")], atol=1e-5)
+    users, twin = torch.arange(len(graph.users)), graph.items.index_of("10")
+    learned, linear = extended.model.score_parts(extended.representations(), extended.inputs, users)
+    assert torch.allclose(learned[:, -1], learned[:, twin], atol=1e-5)
+    assert extended.model.linear.text_weight == 3.0 and linear[:, -1].abs().min() > 0
+    assert torch.corrcoef(torch.stack([linear[:, -1], linear[:, twin]]))[0, 1] > 0.99
 
 
 def test_selection_on_unseen_candidates_for_cold_start(tiny_dataset, tmp_path):
