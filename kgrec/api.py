@@ -16,7 +16,7 @@ from kgrec.data.kgat import read_kgat_dir
 from kgrec.embed import encode_item_texts, train_kg_embeddings
 from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError, KgrecError
-from kgrec.evaluate import EvaluationResult, link_prediction
+from kgrec.evaluate import EvaluationResult, PairedComparison, holm, link_prediction, paired_comparison
 from kgrec.evaluate.metrics import TOPK_METRICS
 from kgrec.explain import ExplanationPath, PathFinder
 from kgrec.graph import KnowledgeGraph
@@ -24,7 +24,7 @@ from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import open_store
 from kgrec.graph.sparql import query as sparql_query
 from kgrec.io import DirectoryLock, sha256_bytes, write_json
-from kgrec.inference import ModelShapes, Recommendation, Recommender, assemble_model, resolve_device
+from kgrec.inference import ModelShapes, Recommendation, Recommender, assemble_model, read_per_user, resolve_device, write_per_user
 from kgrec.models import fusion_resolver, propagation_resolver, resolve_propagation, scorer_resolver
 from kgrec.train import NegativeSampler
 from kgrec.train.report import plot_curve, write_history
@@ -35,8 +35,8 @@ from kgrec.train.schedule import run_schedule
 from kgrec.train.tasks import TaskInputs
 
 __all__ = [
-    "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "resume", "update", "load_run", "evaluate", "recommend",
-    "explain", "query",
+    "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "resume", "update", "load_run", "evaluate", "compare",
+    "recommend", "explain", "query",
 ]
 
 
@@ -365,6 +365,7 @@ def _final_metrics(recommender: Recommender, timings: dict) -> dict:
             result = recommender.evaluate(split)
             metrics[split] = {**result.metrics, **recommender.rating_errors(split)}
             timings[f"eval_{split}_seconds"] = result.seconds
+            recommender.per_user[split] = result.per_user
     return metrics
 
 
@@ -393,6 +394,8 @@ def _write_run(recommender: Recommender, out: Path, graph_dir: str | Path, histo
     """metrics.json, history.csv, curve.png, model.pt and (last) run.json of a trained recommender."""
     config = recommender.config
     write_json(out / "metrics.json", recommender.metrics)
+    if recommender.per_user:
+        write_per_user(out, recommender.per_user, recommender.graph.split_digest)
     write_history(history, out / "history.csv")
     plot_curve(history, config.eval.select_metric if "rank" in config.train.tasks else "-rmse", out / "curve.png")
     info = {**extra, "device": str(recommender.device), "timings": recommender.timings, "blend": recommender.blend}
@@ -536,7 +539,57 @@ def evaluate(
             key = split if candidates == "all" else f"{split}_{candidates}"
             metrics[key] = {**metrics.get(key, {}), **result.metrics}
             write_json(path, metrics)
+            write_per_user(recommender.directory, {key: result.per_user}, recommender.graph.split_digest)
     return result
+
+
+def compare(
+    baseline: str | Path, runs: list[str | Path], metric: str = "ndcg@20", evaluation: str = "test",
+    resamples: int = 10_000, seed: int = 0,
+) -> list[PairedComparison]:
+    """Each run against ``baseline`` on the same users: mean difference, 95% bootstrap interval, paired t-test and
+    Wilcoxon p-values, Holm-adjusted over the runs. Reads each run's ``per_user.parquet``.
+
+    ``evaluation``: ``"test"``, ``"valid"`` or ``"test_unseen"`` (after ``kgrec evaluate --candidates unseen``).
+    A context-aware run ranks (user, context) queries; a user's value is then the mean over their queries.
+
+    Raises:
+        InputError: a run without per-user metrics for ``evaluation`` or without ``metric``, or runs
+            evaluated on different splits or on different users.
+    """
+    if not runs:
+        raise InputError("compare needs a baseline run and at least one run to compare with it")
+    tables = {}
+    for run in [baseline, *runs]:
+        table = read_per_user(run)
+        table = table[table["evaluation"] == evaluation]
+        if table.empty:
+            found = ", ".join(sorted(read_per_user(run)["evaluation"].unique()))
+            raise InputError(f"no per-user '{evaluation}' metrics (it has: {found})", run)
+        if metric not in table.columns or table[metric].isna().all():
+            known = ", ".join(c for c in table.columns if c not in ("evaluation", "split_digest", "user", "query"))
+            raise InputError(f"no per-user metric '{metric}' (known: {known})", run)
+        tables[str(run)] = table
+    digests = {run: table["split_digest"].iloc[0] for run, table in tables.items()}
+    reference = digests[str(baseline)]
+    for run, digest in digests.items():
+        if digest != reference:
+            raise InputError(f"evaluated on another split than the baseline {baseline} (split digest {digest} vs {reference}): "
+                             "a paired comparison needs the same held-out interactions", run)
+    values = {run: table.groupby("user", sort=True)[metric].mean() for run, table in tables.items()}
+    base = values[str(baseline)]
+    stats = []
+    for run in map(str, runs):
+        if not values[run].index.equals(base.index):
+            raise InputError(f"ranked other users than the baseline {baseline} ({len(values[run])} vs {len(base)}): "
+                             "evaluate both with the same candidates", run)
+        both = base.notna() & values[run].notna()  # AUC is undefined for some users
+        stats.append(paired_comparison(base[both].to_numpy(), values[run][both].to_numpy(), resamples, seed) | {"users": int(both.sum())})
+    holm_t, holm_w = holm([s["t_p"] for s in stats]), holm([s["wilcoxon_p"] for s in stats])
+    return [
+        PairedComparison(run=str(run), baseline=str(baseline), metric=metric, holm_t_p=ht, holm_wilcoxon_p=hw, **s)
+        for run, s, ht, hw in zip(runs, stats, holm_t, holm_w)
+    ]
 
 
 def recommend(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sys
 import traceback
@@ -266,6 +267,32 @@ def evaluate(run_dir, split, ks, candidates, device) -> None:
     _print_metrics(result.metrics, split)
     against = "all items" if candidates == "all" else "the items unseen in training"
     click.echo(f"{result.num_users} users ranked against {against} in {result.seconds:.3f} s")
+
+
+@main.command()
+@click.argument("baseline", type=click.Path(file_okay=False))
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--metric", default="ndcg@20", show_default=True, help="A per-user metric (recall@20, mrr@10, auc ...).")
+@click.option(
+    "--evaluation", default="test", show_default=True,
+    help="Which stored evaluation: test, valid, or test_unseen (after evaluate --candidates unseen).",
+)
+@click.option("--resamples", type=click.IntRange(100), default=10_000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run instead of a table.")
+def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> None:
+    """Paired per-user comparison of RUNS against BASELINE on the same split (bootstrap CI, t-test, Wilcoxon, Holm)."""
+    results = api.compare(baseline, list(runs), metric, evaluation, resamples, seed)
+    if as_json:
+        for result in results:
+            click.echo(json.dumps(result.to_dict()))
+        return
+    click.echo(f"{metric} on {evaluation}, paired over users, against {baseline} (mean {results[0].baseline_mean:.4f}):")
+    click.echo(f"{'run':<40} {'users':>6} {'mean':>8} {'diff':>9} {'rel':>7} {'95% CI':>21} {'t p':>9} {'Wilcoxon p':>10} {'Holm t':>9} {'Holm W':>9}")
+    for r in results:
+        interval = f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+        click.echo(f"{r.run:<40} {r.users:>6} {r.mean:>8.4f} {r.difference:>+9.4f} {r.relative:>+7.1%} {interval:>21} "
+                   f"{r.t_p:>9.2g} {r.wilcoxon_p:>10.2g} {r.holm_t_p:>9.2g} {r.holm_wilcoxon_p:>9.2g}")
 
 
 @main.command()

@@ -112,6 +112,15 @@ def test_end_to_end_build_train_evaluate_recommend(tmp_path, tiny_files):
     assert result.exit_code == 0, result.output
     assert "ranked against the items unseen in training" in result.output
     assert "test_unseen" in json.loads((run_dir / "metrics.json").read_text())
+    # Paired comparison over the stored per-user metrics (train wrote them; evaluate -k 5 kept ndcg@20 beside ndcg@5).
+    result = _run("compare", str(tmp_path / "runs" / "concat"), str(run_dir), str(tmp_path / "runs" / "sum"), "--resamples=200")
+    assert result.exit_code == 0, result.output
+    assert "ndcg@20 on test" in result.output and result.output.count("runs/") >= 3 and "Holm" in result.output
+    result = _run("compare", str(run_dir), str(run_dir), "--metric=ndcg@5", "--json")
+    same = json.loads(result.output)
+    assert same["difference"] == 0.0 and same["t_p"] == 1.0 and same["users"] == 8
+    result = _run("compare", str(run_dir), str(run_dir), "--metric=ndcg@7")
+    assert result.exit_code == 2 and "no per-user metric 'ndcg@7'" in result.output
     result = _run("recommend", f"--run={run_dir}", "--user=u1", "--user=u6", "-k", "3", "--json")
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]

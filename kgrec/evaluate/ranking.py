@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -18,11 +19,17 @@ __all__ = ["EvaluationResult", "evaluate_blends", "evaluate_ranking", "interacti
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """Metrics averaged over users with at least one relevant item (``"ndcg@20"`` keys), and how long it took."""
+    """Metrics averaged over users with at least one relevant item (``"ndcg@20"`` keys), and how long it took.
+
+    ``per_user``: one row per ranked user (column ``row``, the row of ``truth``) with each user's @K
+    metrics and AUC (NaN where undefined), for paired significance tests (``kgrec compare``);
+    ``None`` for a ``topk_only`` evaluation.
+    """
 
     metrics: dict[str, float]
     num_users: int
     seconds: float
+    per_user: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
 
 def interaction_matrix(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int) -> sp.csr_matrix:
@@ -153,6 +160,7 @@ def evaluate_ranking(
     sums: dict[str, float] = {}
     auc_sum, auc_count = 0.0, 0
     lists = []
+    per_user: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
         scores = score_users(torch.from_numpy(rows).to(device)).float()  # (B, I)
@@ -161,9 +169,12 @@ def evaluate_ranking(
         hits = relevant.gather(1, top)
         for name, values in topk_metrics(hits, relevant.sum(1).float(), ks).items():
             sums[name] = sums.get(name, 0.0) + float(values.sum())
+            if not topk_only:
+                per_user.setdefault(name, []).append(values.double().cpu())
         if topk_only:
             continue
         per_user_auc = auc(scores, relevant, excluded)
+        per_user.setdefault("auc", []).append(per_user_auc.double().cpu())
         valid = ~torch.isnan(per_user_auc)
         auc_sum += float(per_user_auc[valid].sum())
         auc_count += int(valid.sum())
@@ -177,4 +188,7 @@ def evaluate_ranking(
             metrics[f"coverage@{k}"] = coverage(top_all[:, :k], truth.shape[1])
             if item_features is not None and k >= 2 and item_features.size(1) > 0:
                 metrics[f"diversity@{k}"] = float(intra_list_diversity(top_all[:, :k], item_features).mean())
-    return EvaluationResult(metrics, len(users), time.perf_counter() - started)
+    table = None
+    if not topk_only:
+        table = pd.DataFrame({"row": users, **{name: torch.cat(parts).numpy() for name, parts in sorted(per_user.items())}})
+    return EvaluationResult(metrics, len(users), time.perf_counter() - started, table)

@@ -11,6 +11,7 @@ vocabulary, for context-aware runs), ``metrics.json``, ``history.csv`` and ``cur
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import json
@@ -51,6 +52,41 @@ def split_matrix(graph: KnowledgeGraph, *parts: str) -> sp.csr_matrix:
         len(graph.users),
         len(graph.items),
     )
+
+
+#: Each evaluated user's metrics, one row per (evaluation, user), beside ``metrics.json`` (``kgrec compare`` reads it).
+PER_USER_NAME = "per_user.parquet"
+
+
+def write_per_user(directory: str | Path, tables: dict[str, pd.DataFrame], split_digest: str) -> None:
+    """Store per-user metric tables under their evaluation names (``"test"``, ``"test_unseen"`` ...), replacing those names only."""
+    path = Path(directory) / PER_USER_NAME
+    frames, stored = [], read_per_user(directory) if path.is_file() else None
+    for name, table in tables.items():
+        table = table.assign(evaluation=name, split_digest=split_digest)
+        old = None if stored is None else stored[stored["evaluation"] == name]
+        if old is not None and len(old) == len(table) and (old["split_digest"] == split_digest).all():
+            # Another evaluation of the same users (other cut-offs): keep the metrics it did not recompute, as metrics.json does.
+            old = old.set_index(["user", "query"])
+            merged = table.set_index(["user", "query"])
+            if old.index.equals(merged.index):
+                table = old.drop(columns=[c for c in merged.columns if c in old.columns]).join(merged).reset_index()
+        frames.append(table)
+    if stored is not None:
+        frames.insert(0, stored[~stored["evaluation"].isin(list(tables))])
+    with atomic_write(path, mode="wb") as handle:
+        pd.concat(frames, ignore_index=True).to_parquet(handle, index=False)
+
+
+def read_per_user(directory: str | Path) -> pd.DataFrame:
+    """The per-user metric table of a run (columns ``evaluation``, ``split_digest``, ``user``, ``query`` and the metrics)."""
+    path = Path(directory) / PER_USER_NAME
+    if not path.is_file():
+        raise InputError(f"the run has no {PER_USER_NAME} (trained before kgrec kept per-user metrics); run 'kgrec evaluate --run {directory}'", directory)
+    try:
+        return pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for a damaged file
+        raise InputError(f"cannot read per-user metrics: {' '.join(str(error).split())[:200]}", path) from None
 
 
 @dataclass(frozen=True)
@@ -104,6 +140,7 @@ class Recommender:
         self.metrics: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
         self.blend: dict[str, float] | None = None
+        self.per_user: dict[str, pd.DataFrame] = {}  # per-user metrics of the final evaluations, by name
         inputs = inputs if inputs is not None else PropagationGraph.from_hetero(graph.hetero, len(graph.relations))
         self.inputs = inputs.to(self.device)
         self.history_parts: tuple[str, ...] = ("train",)  # the linear model's input rows (use_history)
@@ -271,7 +308,7 @@ class Recommender:
         if not self.interactions(split).nnz:
             raise InputError(f"the {split} split of graph {self.graph.name} has no interactions: there is nothing to evaluate")
         truth, exclude, candidate_items, users, tokens = self._ranking_task(split, candidates)
-        return evaluate_ranking(
+        result = evaluate_ranking(
             self.score_function(users, tokens),
             truth,
             exclude,
@@ -282,6 +319,13 @@ class Recommender:
             candidates=candidate_items,
             topk_only=topk_only,
         )
+        if result.per_user is not None:
+            # Rows of truth are users, or (user, context) queries of a context-aware run: name the user either way.
+            rows = result.per_user["row"].to_numpy()
+            table = result.per_user.rename(columns={"row": "query"})
+            table.insert(0, "user", self.graph.users.to_ids(rows if users is None else users[rows]))
+            result = dataclasses.replace(result, per_user=table)
+        return result
 
     @torch.no_grad()
     def evaluate_blends(self, weights: list[float], split: str = "valid", candidates: str = "all") -> list[dict[str, float]]:
