@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -198,6 +201,7 @@ def train(
     quiet: bool = False,
     cache_dir: str | Path | None = None,
     _resume: dict | None = None,
+    on_validation: Callable[[int, float], None] | None = None,
 ) -> Recommender:
     """Train the recommender: PyKEEN embeddings -> text embeddings -> propagation + fusion, early-stopped on validation.
 
@@ -210,6 +214,8 @@ def train(
         quiet: No progress bars.
         cache_dir: Where the PyKEEN and text embeddings are cached instead of ``graph_dir/cache``
             (for a read-only graph folder).
+        on_validation: Called with ``(step, score)`` after every validation during training (step counts
+            from 0 across stages); an exception it raises stops training (``kgrec tune`` prunes this way).
 
     ``out`` must be absent, empty or an earlier run (see :class:`~kgrec.train.rundir.RunDirectory`); it is
     locked while training, so a second process writing the same run stops with an error. A checkpoint is
@@ -229,7 +235,7 @@ def train(
         run_dir = RunDirectory(out, resume=_resume is not None).open()
     try:
         cache = _cache_dir(graph_dir, cache_dir)
-        return _train(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device)
+        return _train(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device, on_validation)
     except BaseException as error:
         if run_dir is not None:
             run_dir.fail(bad_input=isinstance(error, KgrecError))
@@ -249,6 +255,7 @@ def _train(
     _resume: dict | None,
     distributed: Distributed,
     device: torch.device,
+    on_validation: Callable[[int, float], None] | None = None,
 ) -> Recommender:
     """:func:`train` proper, in a claimed run directory; ``train`` adds the claim and the clean-up after a failure."""
     from kgrec.config import dump_config
@@ -324,6 +331,8 @@ def _train(
         kg_training=kge.training.to(device) if model.kg_model is not None else None,
     )
     validate = _validation(recommender, config) if len(graph.split.valid) else None
+    if validate is not None and on_validation is not None:
+        validate = _reporting(validate, on_validation)
     schedule = run_schedule(
         model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet or not distributed.writer,
         inputs, checkpoint, distributed, _blend_validation(recommender, config) if validate is not None else None,
@@ -349,6 +358,18 @@ def _train(
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # complete: run.json and model.pt replace it
     distributed.close()
     return recommender
+
+
+def _reporting(validate: Callable[[Any], float], report: Callable[[int, float], None]) -> Callable[[Any], float]:
+    """``validate`` that also hands each score to ``report`` with its running step number."""
+    steps = itertools.count()
+
+    def validate_and_report(model: Any) -> float:
+        score = validate(model)
+        report(next(steps), score)
+        return score
+
+    return validate_and_report
 
 
 def _final_metrics(recommender: Recommender, timings: dict) -> dict:

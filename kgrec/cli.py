@@ -270,6 +270,29 @@ def evaluate(run_dir, split, ks, candidates, device) -> None:
 
 
 @main.command()
+@click.option("--graph", "graph_dir", required=True, type=click.Path(file_okay=False), help="A graph from build-graph.")
+@click.option("--study", "study_dir", required=True, type=click.Path(file_okay=False), help="Study folder (created, or resumed).")
+@click.option("--trials", type=click.IntRange(1), required=True, help="Finished trials (complete or pruned) the study should hold.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Stop drawing new trials after this many seconds.")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Trials in parallel processes.")
+@click.option("--space", type=click.Path(dir_okay=False), help="Search space YAML [kgrec/configs/spaces/default.yaml].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Base config file or preset every trial starts from.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A fixed config value for every trial.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
+def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settings, seed) -> None:
+    """Search hyper-parameters with Optuna (TPE, median pruning, resumable); the best config goes to STUDY/best.yaml."""
+    from kgrec.tune import tune as run_study
+
+    config = _config(config_path, {}, {}, settings)
+    result = run_study(graph_dir, study_dir, trials, config, space, timeout, jobs, seed)
+    click.echo(f"{result.complete} complete, {result.pruned} pruned, {result.failed} failed trials ({result.seconds:.0f} s this call)")
+    click.echo(f"best: trial {result.best_trial}, validation {result.best_value:.4f}")
+    for key, value in result.best_params.items():
+        click.echo(f"  {key} = {value}")
+    click.echo(f"wrote {result.best_config} (kgrec train --graph {graph_dir} --config {result.best_config})")
+
+
+@main.command()
 @click.argument("baseline", type=click.Path(file_okay=False))
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--metric", default="ndcg@20", show_default=True, help="A per-user metric (recall@20, mrr@10, auc ...).")
