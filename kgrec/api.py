@@ -36,6 +36,7 @@ from kgrec.train.distributed import Distributed, from_environment
 from kgrec.train.rundir import RunDirectory
 from kgrec.train.schedule import run_schedule
 from kgrec.train.tasks import TaskInputs
+from kgrec.train.tracking import Tracker, flatten, tracker_resolver
 
 __all__ = [
     "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "resume", "update", "load_run", "evaluate", "compare",
@@ -202,6 +203,8 @@ def train(
     cache_dir: str | Path | None = None,
     _resume: dict | None = None,
     on_validation: Callable[[int, float], None] | None = None,
+    tracker: str | None = None,
+    tracker_uri: str | None = None,
 ) -> Recommender:
     """Train the recommender: PyKEEN embeddings -> text embeddings -> propagation + fusion, early-stopped on validation.
 
@@ -216,6 +219,10 @@ def train(
             (for a read-only graph folder).
         on_validation: Called with ``(step, score)`` after every validation during training (step counts
             from 0 across stages); an exception it raises stops training (``kgrec tune`` prunes this way).
+        tracker: ``"mlflow"`` or ``"tensorboard"`` (:data:`~kgrec.train.tracking.tracker_resolver`): the
+            config as parameters, each epoch's loss and validation score, the final metrics, and the
+            run's config, history and curve as files; PyKEEN's own tracker logs the KG stage.
+        tracker_uri: The tracker's location (an MLflow tracking URI, a TensorBoard log folder).
 
     ``out`` must be absent, empty or an earlier run (see :class:`~kgrec.train.rundir.RunDirectory`); it is
     locked while training, so a second process writing the same run stops with an error. A checkpoint is
@@ -230,13 +237,21 @@ def train(
     distributed, device = from_environment(resolve_device(config.train.device))
     if distributed.active and graph_dir is None:
         raise InputError("data-parallel training needs the graph on disk (graph_dir), so every process reads the same caches")
+    tracking = None
+    if tracker is not None and distributed.writer:  # before the run folder: a missing tracker library leaves nothing behind
+        try:
+            tracking = tracker_resolver.make(tracker, uri=tracker_uri)
+        except KeyError:
+            raise InputError(f"unknown tracker '{tracker}' (known: {', '.join(sorted(tracker_resolver.options))})") from None
     run_dir = None
     if out is not None and distributed.writer:  # under torchrun, rank 0 alone writes the run directory
         run_dir = RunDirectory(out, resume=_resume is not None).open()
     try:
         cache = _cache_dir(graph_dir, cache_dir)
-        return _train(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device, on_validation)
+        return _train(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device, on_validation, tracking)
     except BaseException as error:
+        if tracking is not None:
+            tracking.finish(success=False)
         if run_dir is not None:
             run_dir.fail(bad_input=isinstance(error, KgrecError))
         raise
@@ -256,6 +271,7 @@ def _train(
     distributed: Distributed,
     device: torch.device,
     on_validation: Callable[[int, float], None] | None = None,
+    tracking: Tracker | None = None,
 ) -> Recommender:
     """:func:`train` proper, in a claimed run directory; ``train`` adds the claim and the clean-up after a failure."""
     from kgrec.config import dump_config
@@ -263,6 +279,7 @@ def _train(
 
     checkpoint = None
     out = None if run_dir is None else run_dir.path
+    run_name = out.name if out is not None else f"{graph.name}-{config.model.fusion}"
     if out is not None:
         with atomic_write(out / "config.yaml") as handle:
             handle.write(dump_config(config))
@@ -287,7 +304,8 @@ def _train(
         distributed.barrier()  # rank 0 trains PyKEEN and encodes text first; the others then read its cache
     kg_emb = kge = None
     if config.model.use_kg:
-        kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device))
+        kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device),
+                                  result_tracker=None if tracking is None else tracking.pykeen(run_name, out))
         kg_emb, timings["kge_seconds"] = kge.entity_emb, kge.seconds
     text_emb = text_encoder = None
     if config.model.use_text:
@@ -298,6 +316,8 @@ def _train(
 
     if distributed.writer:
         distributed.barrier()
+    if tracking is not None:  # after PyKEEN, whose MLflow tracker opens a run of its own; train() closes it on failure
+        tracking.start(run_name, flatten(config.model_dump(mode="json")), out)
     torch.manual_seed(config.train.seed)
     shapes = ModelShapes(
         len(graph.users), len(graph.items), len(graph.relations),
@@ -333,11 +353,15 @@ def _train(
     validate = _validation(recommender, config) if len(graph.split.valid) else None
     if validate is not None and on_validation is not None:
         validate = _reporting(validate, on_validation)
+    epochs = itertools.count()
     schedule = run_schedule(
         model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet or not distributed.writer,
         inputs, checkpoint, distributed, _blend_validation(recommender, config) if validate is not None else None,
         config.model.ease_kg_weight if config.model.use_kg and len(graph.triples) else (0.0,),
         config.model.ease_text_weight if text_emb is not None else (0.0,),
+        None if tracking is None else lambda row: tracking.log_metrics(
+            {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"}, step=next(epochs)
+        ),
     )
     timings.update(
         train_seconds=schedule.seconds,
@@ -356,6 +380,13 @@ def _train(
         extra = {"best_epoch": schedule.best_epoch, "epochs_run": len(schedule.history), "processes": distributed.world}
         _write_run(recommender, out, graph_dir, schedule.history, extra)
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # complete: run.json and model.pt replace it
+    if tracking is not None:
+        final = {f"{split}/{name}": value for split in ("valid", "test") for name, value in metrics.get(split, {}).items()
+                 if isinstance(value, (int, float))}
+        tracking.log_metrics({**final, **{f"time/{k}": v for k, v in timings.items()}})
+        if out is not None:
+            tracking.log_files([out / name for name in ("config.yaml", "metrics.json", "history.csv", "curve.png", "run.json")])
+        tracking.finish(success=True)
     distributed.close()
     return recommender
 

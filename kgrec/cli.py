@@ -205,7 +205,10 @@ def _registry_choice(resolver_name: str) -> click.Choice:
     help="Where PyKEEN and text embeddings are cached [env KGREC_CACHE_DIR, else <graph>/cache]; for a read-only graph.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fields, tasks, fanout, cache_dir, **flags) -> None:
+@click.option("--tracker", type=click.Choice(["mlflow", "tensorboard"]), help="Log parameters, per-epoch and final metrics and files.")
+@click.option("--tracker-uri", help="MLflow tracking URI (e.g. sqlite:///mlflow.db) or TensorBoard folder [MLflow's default; <run>/tensorboard].")
+def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fields, tasks, fanout, cache_dir, tracker, tracker_uri,
+          **flags) -> None:
     """Train the recommender on a built graph; write the run directory and print test metrics."""
     from kgrec.graph import KnowledgeGraph
 
@@ -232,7 +235,8 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
     if context_fields:
         config = config.override(api.context_overrides(graph, _names(context_fields)))
     out = Path(out) if out else Path("runs") / safe_name(f"{graph.name}-{config.model.fusion}", "run name")
-    recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir)
+    recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, tracker=tracker,
+                            tracker_uri=tracker_uri)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports (and alone wrote the run)
         _print_metrics(recommender.metrics.get("test", {}), "test")
         click.echo(f"wrote {out}")
@@ -279,12 +283,14 @@ def evaluate(run_dir, split, ks, candidates, device) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Base config file or preset every trial starts from.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A fixed config value for every trial.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
-def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settings, seed) -> None:
+@click.option("--tracker", type=click.Choice(["mlflow", "tensorboard"]), help="Log every trial as a tracked run.")
+@click.option("--tracker-uri", help="MLflow tracking URI or TensorBoard folder.")
+def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settings, seed, tracker, tracker_uri) -> None:
     """Search hyper-parameters with Optuna (TPE, median pruning, resumable); the best config goes to STUDY/best.yaml."""
     from kgrec.tune import tune as run_study
 
     config = _config(config_path, {}, {}, settings)
-    result = run_study(graph_dir, study_dir, trials, config, space, timeout, jobs, seed)
+    result = run_study(graph_dir, study_dir, trials, config, space, timeout, jobs, seed, tracker=tracker, tracker_uri=tracker_uri)
     click.echo(f"{result.complete} complete, {result.pruned} pruned, {result.failed} failed trials ({result.seconds:.0f} s this call)")
     click.echo(f"best: trial {result.best_trial}, validation {result.best_value:.4f}")
     for key, value in result.best_params.items():

@@ -146,6 +146,8 @@ def tune(
     jobs: int = 1,
     seed: int = 0,
     quiet: bool = True,
+    tracker: str | None = None,
+    tracker_uri: str | None = None,
 ) -> TuneResult:
     """Run (or resume) a study of ``trials`` finished trials (complete or pruned) on a saved graph.
 
@@ -155,6 +157,7 @@ def tune(
     validation ``eval.select_metric`` (after the EASE blend); test metrics are never read here.
     ``jobs`` processes draw trials in parallel from the same SQLite study. The study folder is
     locked while it runs; trials a killed process left running are marked failed when it resumes.
+    ``tracker``/``tracker_uri`` log every trial as its own run (see :func:`kgrec.api.train`).
 
     Raises:
         InputError: a study folder started with another space or base config, a bad space, a graph
@@ -183,11 +186,11 @@ def tune(
             # We hold the lock, so whoever ran these is gone: a killed study. Optuna would wait for them forever.
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         if jobs == 1:
-            _optimize(study_dir, str(graph_dir), trials, timeout, seed, quiet)
+            _optimize(study_dir, str(graph_dir), trials, timeout, seed, quiet, tracker, tracker_uri)
         else:
             context = multiprocessing.get_context("spawn")  # torch and fork do not mix
             workers = [
-                context.Process(target=_optimize, args=(study_dir, str(graph_dir), trials, timeout, seed + 1 + j, True))
+                context.Process(target=_optimize, args=(study_dir, str(graph_dir), trials, timeout, seed + 1 + j, True, tracker, tracker_uri))
                 for j in range(jobs)
             ]
             for worker in workers:
@@ -220,7 +223,10 @@ def _record_setup(study_dir: Path, base: RunConfig, space: SearchSpace) -> None:
                 handle.write(text)
 
 
-def _optimize(study_dir: Path, graph_dir: str, trials: int, timeout: float | None, seed: int, quiet: bool) -> None:
+def _optimize(
+    study_dir: Path, graph_dir: str, trials: int, timeout: float | None, seed: int, quiet: bool,
+    tracker: str | None = None, tracker_uri: str | None = None,
+) -> None:
     """Draw and run trials until the study holds ``trials`` finished ones (or ``timeout`` seconds pass)."""
     import optuna
 
@@ -236,7 +242,7 @@ def _optimize(study_dir: Path, graph_dir: str, trials: int, timeout: float | Non
     base = load_config(study_dir / "base.yaml")
     space = load_space(study_dir / "space.yaml", base)
     graph = KnowledgeGraph.load(graph_dir)
-    objective = _objective(study_dir, graph, graph_dir, base, space, quiet)
+    objective = _objective(study_dir, graph, graph_dir, base, space, quiet, tracker, tracker_uri)
     def stop_after_failures(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         # A config the space allows but training refuses fails every time: do not draw forever.
         if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))) >= max(3, trials):
@@ -249,7 +255,8 @@ def _optimize(study_dir: Path, graph_dir: str, trials: int, timeout: float | Non
 
 
 def _objective(
-    study_dir: Path, graph: KnowledgeGraph, graph_dir: str, base: RunConfig, space: SearchSpace, quiet: bool
+    study_dir: Path, graph: KnowledgeGraph, graph_dir: str, base: RunConfig, space: SearchSpace, quiet: bool,
+    tracker: str | None, tracker_uri: str | None,
 ) -> Callable[[Any], float]:
     import optuna
 
@@ -266,7 +273,8 @@ def _objective(
                 raise optuna.TrialPruned(f"validation {score:.4f} at step {step} is below the median of earlier trials")
 
         try:
-            recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, on_validation=report)
+            recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, on_validation=report,
+                                    tracker=tracker, tracker_uri=tracker_uri)
         except optuna.TrialPruned:
             shutil.rmtree(out, ignore_errors=True)
             raise

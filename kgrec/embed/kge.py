@@ -53,9 +53,13 @@ def _real(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def train_kg_embeddings(
-    graph: KnowledgeGraph, config: KGEConfig, cache_dir: Path | None = None, device: str = "cpu"
+    graph: KnowledgeGraph, config: KGEConfig, cache_dir: Path | None = None, device: str = "cpu",
+    result_tracker: tuple[str, dict] | None = None,
 ) -> KGEmbeddings:
     """Train a PyKEEN model on the KG triples and return embeddings aligned with the KG node index.
+
+    ``result_tracker``: PyKEEN's ``(result_tracker, result_tracker_kwargs)`` for its pipeline (an
+    experiment tracker's KG stage); unused when the embeddings come from the cache.
 
     Args:
         graph: The built graph; only ``graph.triples`` (KG facts, no interactions) are used.
@@ -101,6 +105,7 @@ def train_kg_embeddings(
             evaluation_kwargs={"use_tqdm": False, "batch_size": 256},
             random_seed=config.seed,
             device=device,
+            **({} if result_tracker is None else {"result_tracker": result_tracker[0], "result_tracker_kwargs": result_tracker[1]}),
         )
     except (KeyError, ValueError) as error:
         raise InputError(f"PyKEEN cannot train kge.model={config.model!r}: {' '.join(str(error).split())}") from None

@@ -49,6 +49,7 @@ def fit(
     inputs: TaskInputs | None = None,
     checkpoint: Checkpointer | None = None,
     distributed: Distributed | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` (or only ``parameters`` of it) and keep the state with the best validation score.
 
@@ -153,6 +154,8 @@ def fit(
                     stale += 1
                 bar.set_postfix(loss=f"{row['loss']:.4f}", valid=f"{score:.4f}", best=f"{result.best_score:.4f}")
             result.history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)  # an experiment tracker, live
             last = stale >= config.patience or epoch == max_epochs
             if checkpoint is not None and checkpoint.due(epoch, last):
                 checkpoint.save(

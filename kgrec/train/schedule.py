@@ -46,6 +46,7 @@ def run_schedule(
     validate_blends: Callable[[KGRecommender, list[float]], list[float]] | None = None,
     ease_kg_weights: tuple[float, ...] = (0.0,),
     ease_text_weights: tuple[float, ...] = (0.0,),
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> ScheduleResult:
     """Train ``model`` in place and leave it in its best state (by validation).
 
@@ -55,7 +56,8 @@ def run_schedule(
     Last, an EASE component (if the model has one) is blended in with a weight chosen on validation.
     """
     if config.schedule == "joint":
-        fitted = fit(model, graph, sampler, config, validate, device, quiet, inputs=inputs, checkpoint=checkpoint, distributed=distributed)
+        fitted = fit(model, graph, sampler, config, validate, device, quiet, inputs=inputs, checkpoint=checkpoint, distributed=distributed,
+                     on_epoch=on_epoch)
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
     else:
         if checkpoint is not None and checkpoint.skips("backbone", ("backbone", "side")):
@@ -65,7 +67,7 @@ def run_schedule(
         else:
             fitted = fit(
                 model, graph, sampler, config, validate, device, quiet, model.backbone_parameters(),
-                stage="backbone", inputs=inputs, checkpoint=checkpoint, distributed=distributed,
+                stage="backbone", inputs=inputs, checkpoint=checkpoint, distributed=distributed, on_epoch=on_epoch,
             )
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
         side = model.side_parameters()
@@ -78,7 +80,10 @@ def run_schedule(
                     "seconds": fitted.seconds, "seconds_to_best": fitted.seconds_to_best,
                 }
             start = (fitted.best_score, fitted.best_state) if validate is not None else None
-            second = fit(model, graph, sampler, config, validate, device, quiet, side, config.side_epochs, start, "side", inputs, checkpoint, distributed)
+            second = fit(
+                model, graph, sampler, config, validate, device, quiet, side, config.side_epochs, start, "side", inputs, checkpoint,
+                distributed, on_epoch,
+            )
             if second.best_epoch > 0 or validate is None:
                 result.seconds_to_best = result.seconds + second.seconds_to_best
             offset = len(result.history)
