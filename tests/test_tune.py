@@ -37,8 +37,13 @@ def study_inputs(tmp_path_factory):
 
 
 def _states(study_dir):
-    study = optuna.load_study(study_name="kgrec", storage=f"sqlite:///{study_dir / 'study.db'}")
-    return [t.state for t in study.get_trials(deepcopy=False)]
+    """Trial states in order, read from the SQLite file directly: opening it through Optuna would create the schema
+    while the study's own process may be creating it."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{study_dir / 'study.db'}?mode=ro", uri=True) as connection:
+        rows = connection.execute("SELECT state FROM trials ORDER BY number").fetchall()
+    return [optuna.trial.TrialState[state] for (state,) in rows]
 
 
 def test_a_study_runs_prunes_and_its_best_config_repeats(study_inputs, tmp_path):
@@ -69,11 +74,15 @@ def test_a_killed_study_resumes(study_inputs, tmp_path):
     study_dir = tmp_path / "study"
     command = [sys.executable, "-m", "kgrec", "tune", f"--graph={study_inputs / 'graph'}", f"--study={study_dir}", "--trials=40",
                f"--space={study_inputs / 'space.yaml'}", f"--config={study_inputs / 'base.yaml'}"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             time.sleep(0.5)
+            if process.poll() is not None:
+                pytest.fail(f"kgrec tune exited with {process.returncode} before it was killed: {errors.read_text()[-2000:]}")
             if (study_dir / "study.db").is_file():
                 try:
                     states = _states(study_dir)
