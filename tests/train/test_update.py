@@ -87,5 +87,5 @@ def test_one_pass_blend_sweep_matches_one_evaluation_per_weight(trained):
     baseline = validate(model)
     slow = choose_blend(model, run.inputs, (10.0, 100.0), validate, baseline, kg_weights=(0.0, 2.0))
     fast = choose_blend(model, run.inputs, (10.0, 100.0), validate, baseline, one_pass, kg_weights=(0.0, 2.0))
-    assert fast == pytest.approx(slow) and set(fast) == {"l2", "kg_weight", "weight", "valid"}
+    assert fast == pytest.approx(slow) and set(fast) == {"l2", "kg_weight", "text_weight", "weight", "valid"}
     assert (model.linear.l2, model.linear.kg_weight) == (fast["l2"], fast["kg_weight"])  # the model holds the choice
