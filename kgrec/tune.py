@@ -179,8 +179,7 @@ def tune(
         _record_setup(study_dir, base, search)
         storage = _storage(study_dir)
         study_ = optuna.create_study(
-            storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2),
+            storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True, **_search(seed),
         )
         for trial in study_.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             # We hold the lock, so whoever ran these is gone: a killed study. Optuna would wait for them forever.
@@ -199,6 +198,13 @@ def tune(
                 worker.join()
         study_ = optuna.load_study(study_name=STUDY_NAME, storage=storage)
         return _summarise(study_, study_dir, time.perf_counter() - started)
+
+
+def _search(seed: int) -> dict[str, Any]:
+    """The sampler and pruner every process of a study uses (Optuna keeps neither in the storage)."""
+    import optuna
+
+    return {"sampler": optuna.samplers.TPESampler(seed=seed), "pruner": optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)}
 
 
 def _storage(study_dir: Path) -> Any:
@@ -232,10 +238,7 @@ def _optimize(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = _storage(study_dir)
-    study = optuna.load_study(
-        study_name=STUDY_NAME, storage=storage, sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2),
-    )
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage, **_search(seed))
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if len(study.get_trials(deepcopy=False, states=finished)) >= trials:
         return
