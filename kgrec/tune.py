@@ -106,6 +106,8 @@ def load_space(source: str | Path | None, base: RunConfig) -> SearchSpace:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         raise InputError(f"not valid YAML: {' '.join(str(error).split())[:200]}", origin) from None
+    if not isinstance(raw, dict):
+        raise InputError(f"a search space maps config keys to parameters ({{train.lr: {{type: float, low: .., high: ..}}}}), not a {type(raw).__name__}", origin)
     try:
         space = SearchSpace(parameters=raw)
     except ValidationError as error:
