@@ -283,14 +283,23 @@ def evaluate(run_dir, split, ks, candidates, device) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Base config file or preset every trial starts from.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A fixed config value for every trial.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
+@click.option(
+    "--pruner", type=click.Choice(["percentile", "median", "none"]), default="percentile", show_default=True,
+    help="Stop trials whose per-epoch validation falls in the bottom quarter (percentile) or half (median) of earlier trials.",
+)
+@click.option("--prune-startup", type=click.IntRange(0), default=5, show_default=True, help="Finished trials before any is pruned.")
+@click.option("--prune-warmup", type=click.IntRange(0), default=5, show_default=True, help="Epochs a trial runs before it can be pruned.")
 @click.option("--tracker", type=click.Choice(["mlflow", "tensorboard"]), help="Log every trial as a tracked run.")
 @click.option("--tracker-uri", help="MLflow tracking URI or TensorBoard folder.")
-def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settings, seed, tracker, tracker_uri) -> None:
-    """Search hyper-parameters with Optuna (TPE, median pruning, resumable); the best config goes to STUDY/best.yaml."""
-    from kgrec.tune import tune as run_study
+def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settings, seed, pruner, prune_startup, prune_warmup,
+         tracker, tracker_uri) -> None:
+    """Search hyper-parameters with Optuna (TPE, pruning, resumable); the best config goes to STUDY/best.yaml."""
+    from kgrec.tune import Pruning, tune as run_study
 
     config = _config(config_path, {}, {}, settings)
-    result = run_study(graph_dir, study_dir, trials, config, space, timeout, jobs, seed, tracker=tracker, tracker_uri=tracker_uri)
+    pruning = Pruning(pruner, prune_startup, prune_warmup)
+    result = run_study(graph_dir, study_dir, trials, config, space, timeout, jobs, seed, tracker=tracker, tracker_uri=tracker_uri,
+                       pruning=pruning)
     click.echo(f"{result.complete} complete, {result.pruned} pruned, {result.failed} failed trials ({result.seconds:.0f} s this call)")
     click.echo(f"best: trial {result.best_trial}, validation {result.best_value:.4f}")
     for key, value in result.best_params.items():

@@ -27,7 +27,7 @@ from kgrec.errors import InputError
 from kgrec.graph import KnowledgeGraph
 from kgrec.io import DirectoryLock, atomic_write, write_json
 
-__all__ = ["Parameter", "SearchSpace", "TuneResult", "load_space", "tune"]
+__all__ = ["Parameter", "Pruning", "SearchSpace", "TuneResult", "load_space", "tune"]
 
 STUDY_NAME = "kgrec"
 
@@ -125,6 +125,36 @@ def load_space(source: str | Path | None, base: RunConfig) -> SearchSpace:
 
 
 @dataclass(frozen=True)
+class Pruning:
+    """When a trial is stopped early on its per-epoch validation score.
+
+    ``kind``: ``percentile`` stops a trial whose score at an epoch is in the bottom ``percentile`` of
+    earlier trials at that epoch; ``median`` is the same at 50; ``none`` runs every trial to its end.
+    Nothing is pruned before ``startup_trials`` trials have finished or before epoch ``warmup_epochs``.
+    The per-epoch score is the learned model's alone, while a trial's value is measured after the EASE
+    blend, which can reorder trials: that is why the default prunes only the bottom quarter, late.
+    """
+
+    kind: Literal["percentile", "median", "none"] = "percentile"
+    startup_trials: int = 5
+    warmup_epochs: int = 5
+    percentile: float = 25.0
+
+    def __post_init__(self) -> None:
+        if self.startup_trials < 0 or self.warmup_epochs < 0 or not 0 < self.percentile < 100:
+            raise InputError(f"pruning needs startup_trials and warmup_epochs >= 0 and 0 < percentile < 100, got {self}")
+
+    def pruner(self) -> Any:
+        """The Optuna pruner."""
+        import optuna
+
+        if self.kind == "none":
+            return optuna.pruners.NopPruner()
+        percentile = 50.0 if self.kind == "median" else self.percentile
+        return optuna.pruners.PercentilePruner(percentile, n_startup_trials=self.startup_trials, n_warmup_steps=self.warmup_epochs)
+
+
+@dataclass(frozen=True)
 class TuneResult:
     """How a study stands: the best trial's number, validation score, parameters and config file, and trial counts."""
 
@@ -150,12 +180,13 @@ def tune(
     quiet: bool = True,
     tracker: str | None = None,
     tracker_uri: str | None = None,
+    pruning: Pruning | None = None,
 ) -> TuneResult:
     """Run (or resume) a study of ``trials`` finished trials (complete or pruned) on a saved graph.
 
     Each trial is one :func:`kgrec.api.train` of ``config`` (the defaults without one) with the
-    space's values drawn by Optuna's TPE sampler; its validation score after every epoch feeds a
-    median pruner, which stops trials that fall behind. The value a trial returns is the final
+    space's values drawn by Optuna's TPE sampler; its validation score after every epoch feeds the
+    pruner of ``pruning`` (:class:`Pruning`'s defaults without one), which stops trials that fall behind. The value a trial returns is the final
     validation ``eval.select_metric`` (after the EASE blend); test metrics are never read here.
     ``jobs`` processes draw trials in parallel from the same SQLite study. The study folder is
     locked while it runs; trials a killed process left running are marked failed when it resumes.
@@ -170,6 +201,7 @@ def tune(
     if trials < 1 or jobs < 1:
         raise InputError(f"trials and jobs must be at least 1, got {trials} and {jobs}")
     study_dir = Path(study)
+    pruning = pruning or Pruning()
     graph = KnowledgeGraph.load(str(graph_dir))
     if not len(graph.split.valid):
         raise InputError("tuning selects on validation, and this graph's split has no validation interactions", graph_dir)
@@ -181,17 +213,17 @@ def tune(
         _record_setup(study_dir, base, search)
         storage = _storage(study_dir)
         study_ = optuna.create_study(
-            storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True, **_search(seed),
+            storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True, **_search(seed, pruning),
         )
         for trial in study_.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             # We hold the lock, so whoever ran these is gone: a killed study. Optuna would wait for them forever.
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         if jobs == 1:
-            _optimize(study_dir, str(graph_dir), trials, timeout, seed, quiet, tracker, tracker_uri)
+            _optimize(study_dir, str(graph_dir), trials, timeout, seed, quiet, tracker, tracker_uri, pruning)
         else:
             context = multiprocessing.get_context("spawn")  # torch and fork do not mix
             workers = [
-                context.Process(target=_optimize, args=(study_dir, str(graph_dir), trials, timeout, seed + 1 + j, True, tracker, tracker_uri))
+                context.Process(target=_optimize, args=(study_dir, str(graph_dir), trials, timeout, seed + 1 + j, True, tracker, tracker_uri, pruning))
                 for j in range(jobs)
             ]
             for worker in workers:
@@ -199,14 +231,14 @@ def tune(
             for worker in workers:
                 worker.join()
         study_ = optuna.load_study(study_name=STUDY_NAME, storage=storage)
-        return _summarise(study_, study_dir, time.perf_counter() - started)
+        return _summarise(study_, study_dir, time.perf_counter() - started, pruning)
 
 
-def _search(seed: int) -> dict[str, Any]:
+def _search(seed: int, pruning: Pruning) -> dict[str, Any]:
     """The sampler and pruner every process of a study uses (Optuna keeps neither in the storage)."""
     import optuna
 
-    return {"sampler": optuna.samplers.TPESampler(seed=seed), "pruner": optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)}
+    return {"sampler": optuna.samplers.TPESampler(seed=seed), "pruner": pruning.pruner()}
 
 
 def _storage(study_dir: Path) -> Any:
@@ -233,14 +265,14 @@ def _record_setup(study_dir: Path, base: RunConfig, space: SearchSpace) -> None:
 
 def _optimize(
     study_dir: Path, graph_dir: str, trials: int, timeout: float | None, seed: int, quiet: bool,
-    tracker: str | None = None, tracker_uri: str | None = None,
+    tracker: str | None = None, tracker_uri: str | None = None, pruning: Pruning | None = None,
 ) -> None:
     """Draw and run trials until the study holds ``trials`` finished ones (or ``timeout`` seconds pass)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = _storage(study_dir)
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage, **_search(seed))
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage, **_search(seed, pruning or Pruning()))
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if len(study.get_trials(deepcopy=False, states=finished)) >= trials:
         return
@@ -275,7 +307,7 @@ def _objective(
         def report(step: int, score: float) -> None:
             trial.report(score, step)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"validation {score:.4f} at step {step} is below the median of earlier trials")
+                raise optuna.TrialPruned(f"validation {score:.4f} at step {step} is behind earlier trials")
 
         try:
             recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, on_validation=report,
@@ -289,7 +321,7 @@ def _objective(
     return objective
 
 
-def _summarise(study: Any, study_dir: Path, seconds: float) -> TuneResult:
+def _summarise(study: Any, study_dir: Path, seconds: float, pruning: Pruning) -> TuneResult:
     """``best.yaml``, ``trials.csv``, the plots and ``summary.json`` of the study as it stands."""
     import optuna
 
@@ -310,7 +342,7 @@ def _summarise(study: Any, study_dir: Path, seconds: float) -> TuneResult:
         best.number, float(best.value), dict(best.params), best_config, counts[optuna.trial.TrialState.COMPLETE],
         counts[optuna.trial.TrialState.PRUNED], counts[optuna.trial.TrialState.FAIL], seconds,
     )
-    write_json(study_dir / "summary.json", {**result.__dict__, "best_config": str(best_config)})
+    write_json(study_dir / "summary.json", {**result.__dict__, "best_config": str(best_config), "pruning": pruning.__dict__})
     return result
 
 

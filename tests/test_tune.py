@@ -16,7 +16,7 @@ from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig, load_config
 from kgrec.errors import InputError
 from kgrec.graph import KnowledgeGraph, build_graph
-from kgrec.tune import load_space, tune
+from kgrec.tune import Pruning, load_space, tune
 
 BASE = {"kge.epochs": 1, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "model.use_text": False, "model.linear": "none",
         "train.epochs": 6, "train.side_epochs": 0, "train.patience": 6}
@@ -49,7 +49,8 @@ def _states(study_dir):
 def test_a_study_runs_prunes_and_its_best_config_repeats(study_inputs, tmp_path):
     study_dir = tmp_path / "study"
     config = RunConfig().override(BASE)
-    result = tune(study_inputs / "graph", study_dir, trials=8, config=config, space=study_inputs / "space.yaml", seed=3)
+    eager = Pruning("median", startup_trials=2, warmup_epochs=2)
+    result = tune(study_inputs / "graph", study_dir, trials=8, config=config, space=study_inputs / "space.yaml", seed=3, pruning=eager)
     states = _states(study_dir)
     assert result.complete + result.pruned == 8 == sum(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states)
     assert result.pruned >= 1, "the median pruner stopped no trial"
@@ -62,12 +63,21 @@ def test_a_study_runs_prunes_and_its_best_config_repeats(study_inputs, tmp_path)
     repeated = api.train(graph, best, quiet=True)
     assert repeated.metrics["valid"][best.eval.select_metric] == pytest.approx(result.best_value)
     # Asking for more trials continues the same study; another space is refused.
-    again = tune(study_inputs / "graph", study_dir, trials=9, config=config, space=study_inputs / "space.yaml", seed=3)
+    again = tune(study_inputs / "graph", study_dir, trials=9, config=config, space=study_inputs / "space.yaml", seed=3, pruning=eager)
     assert again.complete + again.pruned == 9
     other = study_inputs / "other.yaml"
     other.write_text(yaml.safe_dump({"train.lr": SPACE["train.lr"]}))
     with pytest.raises(InputError, match="started with another space"):
         tune(study_inputs / "graph", study_dir, trials=10, config=config, space=other)
+
+
+def test_pruning_none_runs_every_trial_to_its_end(study_inputs, tmp_path):
+    config = RunConfig().override(BASE)
+    result = tune(study_inputs / "graph", tmp_path / "study", trials=4, config=config, space=study_inputs / "space.yaml", seed=3,
+                  pruning=Pruning("none"))
+    assert (result.complete, result.pruned) == (4, 0)
+    with pytest.raises(InputError, match="percentile"):
+        Pruning(percentile=0)
 
 
 def test_a_killed_study_resumes(study_inputs, tmp_path):
