@@ -47,11 +47,16 @@ def main() -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--select", default="ndcg@20", help="Validation metric that chooses the row.")
     parser.add_argument("--label", help="Name in the results file (default: the graph's folder).")
+    parser.add_argument(
+        "--per-user", type=Path, metavar="DIR",
+        help="Also write the chosen row's per-user metrics to DIR/per_user.parquet, so that `kgrec compare DIR RUN...` "
+        "tests runs on the same graph against this EASE (the p-value column of benchmarks/run.py).",
+    )
     args = parser.parse_args()
 
     from kgrec.evaluate import evaluate_ranking
     from kgrec.graph import KnowledgeGraph
-    from kgrec.inference.recommender import split_matrix
+    from kgrec.inference.recommender import split_matrix, write_per_user
     from kgrec.models import PropagationGraph
     from kgrec.config import load_config
     from kgrec.embed import encode_item_texts
@@ -67,26 +72,36 @@ def main() -> None:
         text = text_features(encode_item_texts(graph.catalog, load_config(args.config).text, args.graph / "cache").text_emb)
     train, valid, test = (split_matrix(graph, part) for part in ("train", "valid", "test"))
     train_valid = split_matrix(graph, "train", "valid")
-    rows = []
+    rows, per_user = [], []
     for l2, kg_weight, text_weight in itertools.product(args.l2, args.kg_weight, args.text_weight):
         ease = EASE(inputs.num_items, l2, kg_weight, text_weight)
         started = time.perf_counter()
         ease.fit(inputs.history, links, text)
         fit_seconds = time.perf_counter() - started
         row = {"l2": l2, "kg_weight": kg_weight, "text_weight": text_weight, "fit_seconds": fit_seconds}
+        tables = {}
         for split, truth, exclude in (("valid", valid, train), ("test", test, train_valid)):
             candidates = None if args.candidates == "all" else exclude.getnnz(axis=0) == 0
             result = evaluate_ranking(
                 lambda users: ease(inputs.history_rows(users)), truth, exclude, ks=tuple(args.ks), batch_size=1024,
-                candidates=candidates, topk_only=True,
+                candidates=candidates, topk_only=args.per_user is None,
             )
             row[split] = result.metrics
             row[f"{split}_seconds"] = result.seconds
+            if args.per_user is not None:
+                table = result.per_user.rename(columns={"row": "query"})
+                table.insert(0, "user", graph.users.to_ids(table["query"].to_numpy()))
+                tables[split] = table
         rows.append(row)
+        per_user.append(dict(tables))
         print(f"{label} l2={l2:g} kg_weight={kg_weight:g} text_weight={text_weight:g}: fit {fit_seconds:.0f} s, valid {args.select} "
               f"{row['valid'][args.select]:.4f}, test {row['test'][args.select]:.4f}", flush=True)
         del ease
     chosen = max(range(len(rows)), key=lambda i: rows[i]["valid"][args.select])
+    if args.per_user is not None:
+        args.per_user.mkdir(parents=True, exist_ok=True)
+        write_per_user(args.per_user, per_user[chosen], graph.split_digest)
+        print(f"wrote {args.per_user}/per_user.parquet")
     result = {
         "graph": str(args.graph), "label": label, "candidates": args.candidates, "select": args.select, "chosen": chosen,
         "rows": rows, "machine": machine(), "load_before": load, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -142,6 +142,7 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
                 [sys.executable, "-m", "kgrec", "evaluate", "--run", str(run_dir), "--candidates", "unseen"],
                 check=True, capture_output=True, env=_env(args.threads),
             )
+        _keep_per_user(run_dir, "test_unseen" if args.split == "cold-items" else "test", raw / "per_user" / f"kgrec-{variant}-{seed}.parquet")
         run = json.loads((run_dir / "run.json").read_text())
         metrics = json.loads((run_dir / "metrics.json").read_text())
         timings = run.get("timings", {})
@@ -164,6 +165,63 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
         )
     _write(out, record)
     print(record["system"], seed, record.get("error") or {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")}, flush=True)
+
+
+PER_USER_COLUMNS = ("ndcg@20", "recall@20")
+# RecBole's EASE default penalty: kgrec's EASE at it reproduces RecBole EASE's test metrics on the shared split
+# (ml-100k: NDCG@20 0.3365 both), so its per-user values stand in for RecBole's, which RecBole does not write.
+EASE_STAND_IN_L2 = 250.0
+
+
+def _keep_per_user(run_dir: Path, evaluation: str, out: Path) -> None:
+    """A slim copy (user, NDCG@20, Recall@20) of a run's per-user test metrics, for the p-value column."""
+    table = pd.read_parquet(run_dir / "per_user.parquet")
+    table = table[table["evaluation"] == evaluation].groupby("user", sort=True)[list(PER_USER_COLUMNS)].mean().reset_index()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out.with_suffix(".tmp"), index=False)
+    out.with_suffix(".tmp").replace(out)
+
+
+def ease_stand_in(graph: Path, dataset: str, raw: Path, threads: int) -> None:
+    """kgrec's EASE at RecBole's penalty on the same graph (deterministic: one fit), its per-user test metrics kept."""
+    out = raw / "per_user" / "kgrec-ease-stand-in.parquet"
+    if out.is_file():
+        return
+    folder = graph.parent / "ease-stand-in"
+    subprocess.run(
+        [sys.executable, str(HERE / "linear_kg.py"), "--graph", str(graph), "--l2", str(EASE_STAND_IN_L2), "--kg-weight", "0",
+         "--label", f"{dataset}-ease-stand-in", "--per-user", str(folder)],
+        check=True, env=_env(threads),
+    )
+    _keep_per_user(folder, "test", out)
+
+
+def significance(table: pd.DataFrame, raw: Path, metric: str = "ndcg@20") -> pd.DataFrame:
+    """A ``p vs EASE`` column: paired t-test over users of each kgrec row (users' values averaged over its seeds)
+    against kgrec's EASE stand-in, where every seed's per-user file exists."""
+    from kgrec.evaluate.significance import paired_comparison
+
+    base_file = raw / "per_user" / "kgrec-ease-stand-in.parquet"
+    table["p vs EASE"] = np.nan
+    if not base_file.is_file():
+        return table
+    base = pd.read_parquet(base_file).set_index("user")[metric]
+    for index, row in table.iterrows():
+        if row["kind"] != "kgrec" or not str(row["seeds"]).strip():
+            continue
+        name = row["system"].removeprefix("kgrec ")
+        files = [raw / "per_user" / f"kgrec-{name}-{seed}.parquet" for seed in str(row["seeds"]).split()]
+        if not all(f.is_file() for f in files):
+            continue
+        ours = pd.concat([pd.read_parquet(f).set_index("user")[metric] for f in files], axis=1).mean(axis=1)
+        if not ours.index.sort_values().equals(base.index.sort_values()):
+            continue  # other users (another split): no paired test
+        table.loc[index, "p vs EASE"] = paired_comparison(base.sort_index().to_numpy(), ours.sort_index().to_numpy())["t_p"]
+    return table
+
+
+def _p(value: float) -> str:
+    return "—" if pd.isna(value) else ("< 1e-4" if value < 1e-4 else f"{value:.4f}")
 
 
 _SIDE_COST = r"""
@@ -462,6 +520,7 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     cold = split == "cold-items"
     peers = table[(table.kind != "kgrec") & table["ndcg@20"].notna()] if "ndcg@20" in table else table.iloc[:0]
     best_peer = peers.loc[peers["ndcg@20"].idxmax()] if len(peers) else None
+    table = significance(table, raw)
     if best_peer is not None:
         table["NDCG@20 / best peer"] = table["ndcg@20"] / best_peer["ndcg@20"]
         table["Recall@20 / best peer"] = table["recall@20"] / best_peer["recall@20"]
@@ -475,8 +534,8 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     lines = [
         f"# {dataset}{' — cold items' if cold else ''}: kgrec and its peers on one split\n",
         f"Made by `{command}` (resumable; see benchmarks/README.md). " + header,
-        "| system | seeds | NDCG@10 | NDCG@20 | Recall@20 | MRR@20 | NDCG@20 / best peer | train s to best | s / epoch | eval s (test) | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| system | seeds | NDCG@10 | NDCG@20 | Recall@20 | MRR@20 | NDCG@20 / best peer | p vs EASE | train s to best | s / epoch | eval s (test) | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, row in table.iterrows():
         if pd.notna(row.get("error")) and row.get("error"):
@@ -487,20 +546,20 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
                 progress = f"; {row['epochs']:.0f} epochs done, {row['seconds_per_epoch']:.0f} s per training epoch"
                 if pd.notna(row.get("valid_seconds_per_pass")):
                     progress += f" + {row['valid_seconds_per_pass']:.0f} s per validation pass, best valid NDCG@10 so far {row['best_valid_ndcg@10_so_far']:.4f}"
-            lines.append(f"| {row['system']} | — | {'stopped' if progress else 'not run'}: {row['error']}{progress} | | | | | | | | |")
+            lines.append(f"| {row['system']} | — | {'stopped' if progress else 'not run'}: {row['error']}{progress} | | | | | | | | | |")
             continue
         ratio = f"{row['NDCG@20 / best peer']:.3f}" if best_peer is not None else "—"
         side = f" + {row['side_seconds']:.0f}" if pd.notna(row.get("side_seconds")) and row.get("side_seconds") else ""
         lines.append(
             f"| {row['system']} | {len(str(row['seeds']).split())} | {_fmt(row, 'ndcg@10')} | {_fmt(row, 'ndcg@20')} | {_fmt(row, 'recall@20')} | {_fmt(row, 'mrr@20')} | "
-            f"{ratio} | {row['train_seconds_to_best']:.0f}{side} | {row['seconds_per_epoch']:.2f} | {row['eval_test_seconds']:.2f} | "
+            f"{ratio} | {_p(row['p vs EASE'])} | {row['train_seconds_to_best']:.0f}{side} | {row['seconds_per_epoch']:.2f} | {row['eval_test_seconds']:.2f} | "
             f"{row['peak_rss_mib']:.0f} |".replace("| nan |", "| — |")
         )
     if cold:
         lines.append(
             "| RecBole EASE, BPR, LightGCN, CKE, KGAT, KGIN, KGCN | — | not run: they score an item from its "
             "training interactions (ID embeddings or item-item weights), so items held out of training all get "
-            "the same untrained score | | | | | | | | |"
+            "the same untrained score | | | | | | | | | |"
         )
     notes = [f"- {model}: {note}" for model, note in PEER_NOTES.items() if f"RecBole {model}" in set(table.system)]
     lines += [""] + notes if notes else []
@@ -571,6 +630,8 @@ def main() -> None:
         peers = args.peers or (() if cold else PEERS)
         if args.only != "peers":
             measure_side_cost(graph, args, raw)
+            if not cold:
+                ease_stand_in(graph, args.dataset, raw, args.threads)
         for seed in args.seeds:
             if args.only != "peers":
                 for variant in variants:

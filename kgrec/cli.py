@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 import yaml
 
-from kgrec import api
 from kgrec.config import PRESETS, RunConfig, load_config
 from kgrec.errors import KgrecError
 from kgrec.io import safe_name
@@ -113,6 +112,7 @@ def build_graph(
     config_path, settings, dataset, data_dir, interactions, items, users, triples, links, kgat_dir, download, name, out, **flags
 ) -> None:
     """Build the knowledge graph, the PyG graph and the saved split; print their counts."""
+    from kgrec import api
     from kgrec.data import dataset_missing, download_dataset, resolve_data_dir
     from kgrec.graph import format_stats
 
@@ -159,10 +159,25 @@ def _pairs(pairs: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def _registry_choice(resolver_name: str) -> click.Choice:
-    from kgrec import models
+class _RegistryChoice(click.Choice):
+    """A choice among a registry's names, read when first needed: the registries live in kgrec.models, whose torch
+    and PyG imports would otherwise make every command, ``--help`` included, wait seconds to start."""
 
-    return click.Choice(sorted(getattr(models, resolver_name).options))
+    def __init__(self, resolver_name: str, extra: tuple[str, ...] = ()) -> None:
+        self.resolver_name, self.extra, self._names = resolver_name, extra, None
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self._names is None:
+            from kgrec import models
+
+            self._names = (*self.extra, *sorted(getattr(models, self.resolver_name).options))
+        return self._names
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:
+        self._names = tuple(value)
 
 
 @main.command()
@@ -171,10 +186,10 @@ def _registry_choice(resolver_name: str) -> click.Choice:
 @click.option(
     "--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run from its last checkpoint (its own config and graph)."
 )
-@click.option("--fusion", type=_registry_choice("fusion_resolver"), help="How graph and text views join [gated].")
+@click.option("--fusion", type=_RegistryChoice("fusion_resolver"), help="How graph and text views join [gated].")
 @click.option(
     "--propagation",
-    type=click.Choice(["auto", *_registry_choice("propagation_resolver").choices]),
+    type=_RegistryChoice("propagation_resolver", extra=("auto",)),
     help="GNN over the graph [lightgcn]; knowledge puts KG entities in the graph; auto: knowledge when the graph has KG triples.",
 )
 @click.option("--kge-model", help="PyKEEN model for entity embeddings [TransE].")
@@ -210,6 +225,7 @@ def _registry_choice(resolver_name: str) -> click.Choice:
 def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fields, tasks, fanout, cache_dir, tracker, tracker_uri,
           **flags) -> None:
     """Train the recommender on a built graph; write the run directory and print test metrics."""
+    from kgrec import api
     from kgrec.graph import KnowledgeGraph
 
     if resume_dir is not None:
@@ -267,6 +283,8 @@ def _device_option(default: str = "cpu"):  # noqa: ANN202 - a click decorator
 @_device_option()
 def evaluate(run_dir, split, ks, candidates, device) -> None:
     """Full-ranking evaluation of a run; merged into its metrics.json."""
+    from kgrec import api
+
     result = api.evaluate(run_dir, split, tuple(ks) or None, candidates, device=device)
     _print_metrics(result.metrics, split)
     against = "all items" if candidates == "all" else "the items unseen in training"
@@ -320,6 +338,8 @@ def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settin
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run instead of a table.")
 def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> None:
     """Paired per-user comparison of RUNS against BASELINE on the same split (bootstrap CI, t-test, Wilcoxon, Holm)."""
+    from kgrec import api
+
     results = api.compare(baseline, list(runs), metric, evaluation, resamples, seed)
     if as_json:
         for result in results:
@@ -367,6 +387,8 @@ def recommend(
     """Top-K unseen items per user, with titles and scores."""
     import dataclasses
     import json
+
+    from kgrec import api
 
     ids = list(user_ids)
     if users_file:
@@ -422,6 +444,8 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
     """Why ITEM for USER: paths user -> training item -> KG hops -> item, scored by the model."""
     import json
 
+    from kgrec import api
+
     if max_paths < 1:
         raise KgrecError("--max-paths must be at least 1")
     paths = api.explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, device=device)
@@ -444,6 +468,8 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
 )
 def query(sparql, graph_dir, endpoint, as_json, allow_service) -> None:
     """Run a SPARQL SELECT/ASK query over a graph's RDF (prefixes kgrec:, kg:, rdfs:, rdf: predeclared)."""
+    from kgrec import api
+
     table = api.query(sparql, graph_dir, endpoint, allow_service=allow_service)
     if as_json:
         import json
@@ -528,6 +554,8 @@ def export(graph_dir, out, name) -> None:
 @_device_option()
 def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
     """Warm-start a run on its interactions plus new ones (new users and items get rows), instead of a full retrain."""
+    from kgrec import api
+
     recommender = api.update(run_dir, events, out, epochs, new_items, quiet, device)
     stats = recommender.graph.stats.get("update", {})
     click.echo(
