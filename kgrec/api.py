@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from kgrec.config import RunConfig
-from kgrec.data import ContextFeatures, Dataset, load_dataset, read_catalog, read_dataset
+from kgrec.data import ContextFeatures, Dataset, load_dataset, read_catalog, read_dataset, read_entity_labels
 from kgrec.data.kgat import read_kgat_dir
 from kgrec.embed import encode_item_texts, train_kg_embeddings
 from kgrec.embed.text import text_tuner
@@ -656,9 +656,11 @@ def recommend(
     new_user: bool = False,
     retrieval: str = "exact",
     device: str = "cpu",
+    labels: str | Path | dict[str, str] | None = None,
 ) -> list[Recommendation]:
     """Top-``k`` unseen items for each user id, with titles and scores; with ``explain``, each item's
-    best explanation path and its fusion gate (share of the graph view). With ``history`` (item ids),
+    best explanation path (entity ``labels`` as in :func:`explain`) and how its score divides among
+    graph view, text view and EASE (:meth:`Recommender.score_shares`). With ``history`` (item ids),
     also one recommendation for a new user who interacted with those items (no retraining; returned last,
     as user ``new``; it has no training history to explain from). With ``new_items`` (a catalog file), those
     items are added first (text and KG links, no retraining) and compete with the rest. ``context``
@@ -675,8 +677,7 @@ def recommend(
         recommendations.append(recommender.recommend_for_history(list(history or []), k, context=context))
     if not explain:
         return recommendations
-    finder = PathFinder(recommender, labels=_label_store(recommender, endpoint))
-    share = recommender.fusion_weights()
+    finder = PathFinder(recommender, labels=_label_store(endpoint), entity_labels=_entity_labels(labels))
     explained = []
     for rec in recommendations:
         paths = [finder.find(rec.user_id, item_id, max_paths=1) for item_id in rec.item_ids]
@@ -684,7 +685,7 @@ def recommend(
             dataclasses.replace(
                 rec,
                 explanations=[found[0].to_dict() if found else None for found in paths],
-                graph_share=[float(share[item_id]) for item_id in rec.item_ids],
+                shares=recommender.score_shares(rec.user_id, rec.item_ids, context),
             )
         )
     return explained
@@ -701,22 +702,28 @@ def explain(
     max_fanout: int = 50,
     endpoint: str | None = None,
     device: str = "cpu",
+    labels: str | Path | dict[str, str] | None = None,
 ) -> list[ExplanationPath]:
     """Top paths user -> training-history item -> KG hops -> ``item_id``, scored by the trained model.
 
-    Labels come from the graph's RDF (its ``rdfs:label``s), or from ``endpoint`` when the graph is
-    served by a SPARQL endpoint.
+    Entity labels come from ``labels`` first (a file for :func:`kgrec.data.read_entity_labels`, or a
+    dict), then from ``endpoint`` when the graph is served by a SPARQL endpoint, then from the graph;
+    an entity with none is described by its relation (``a shared genre (m.02kdv5l)``).
     """
     recommender = load_run(run, device)
-    finder = PathFinder(recommender, max_fanout=max_fanout, max_hops=max_hops, labels=_label_store(recommender, endpoint))
+    finder = PathFinder(recommender, max_fanout=max_fanout, max_hops=max_hops, labels=_label_store(endpoint),
+                        entity_labels=_entity_labels(labels))
     return finder.find(str(user_id), str(item_id), max_paths)
 
 
-def _label_store(recommender: Recommender, endpoint: str | None):  # noqa: ANN202 - a labels callable or None
-    graph_dir = recommender.graph_dir
-    if endpoint is None and (graph_dir is None or not (Path(graph_dir) / "kg.nt").is_file()):
-        return None
-    return open_store(graph_dir, endpoint).labels
+def _label_store(endpoint: str | None):  # noqa: ANN202 - a labels callable or None
+    # A local graph's own labels are already in the KnowledgeGraph (kg.nt is written from it); parsing kg.nt with
+    # rdflib only to read them again took 11 s on ml-100k. An endpoint may know more.
+    return None if endpoint is None else open_store(None, endpoint).labels
+
+
+def _entity_labels(labels: str | Path | dict[str, str] | None) -> dict[str, str] | None:
+    return labels if labels is None or isinstance(labels, dict) else read_entity_labels(labels)
 
 
 def query(sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None, allow_service: bool = False) -> pd.DataFrame:

@@ -359,8 +359,9 @@ def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> Non
 @click.option("--users-file", type=click.Path(dir_okay=False), help="A file with one user id per line.")
 @click.option("-k", type=int, default=10, show_default=True, help="Items per user.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@click.option("--explain", "with_paths", is_flag=True, help="Attach each item's best explanation path and its fusion gate.")
-@click.option("--endpoint", help="SPARQL endpoint serving the graph, for labels [the graph's own kg.nt].")
+@click.option("--explain", "with_paths", is_flag=True, help="Attach each item's best explanation path and each part's share of its score.")
+@click.option("--endpoint", help="SPARQL endpoint serving the graph, for entity labels [the graph's own].")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
 @click.option("--history", help="Comma-separated item ids: recommend for a new user with this history (no retraining).")
 @click.option("--new-items", type=click.Path(dir_okay=False), help="A catalog file of new items to make recommendable (no retraining).")
 @click.option(
@@ -381,14 +382,15 @@ def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> Non
 @_device_option()
 @click.argument("more_context", nargs=-1, metavar="[KEY=VALUE]...")
 def recommend(
-    run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, history, new_items, context_pairs, retrieval, new_user, device,
-    more_context,
+    run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, labels, history, new_items, context_pairs, retrieval, new_user,
+    device, more_context,
 ) -> None:
     """Top-K unseen items per user, with titles and scores."""
     import dataclasses
     import json
 
     from kgrec import api
+    from kgrec.explain import path_text
 
     ids = list(user_ids)
     if users_file:
@@ -404,7 +406,7 @@ def recommend(
         raise KgrecError("-k must be at least 1")
     recommendations = api.recommend(
         run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items, context=context, new_user=new_user,
-        retrieval=retrieval, device=device,
+        retrieval=retrieval, device=device, labels=labels,
     )
     for rec in recommendations:
         if as_json:
@@ -415,19 +417,15 @@ def recommend(
             click.echo(f"  {rank:2d}. {_flat(title or item_id)}  [item {_flat(item_id)}]  score {score:.3f}")
             if rec.explanations is not None:
                 path = rec.explanations[rank - 1]
-                share = rec.graph_share[rank - 1]
-                why = _path_text(path) if path else "no path in the training graph"
-                click.echo(f"      why: {_flat(why)}  (graph view {share:.0%}, text {1 - share:.0%})")
+                why = path_text(path["user_id"], path["relations"], path["labels"]) if path else "no path in the training graph"
+                names = {"graph": "graph view", "text": "text", "ease": "EASE"}
+                shares = ", ".join(f"{names[part]} {share:.0%}" for part, share in rec.shares[rank - 1].items())
+                click.echo(f"      why: {_flat(why)}  (score: {shares})")
 
 
 def _flat(text: str) -> str:
     """Text for a table row: line breaks and tabs in a title become spaces (``--json`` keeps them)."""
     return " ".join(str(text).split())
-
-
-def _path_text(path: dict) -> str:
-    hops = [f'-[{relation}]-> "{label}"' for relation, label in zip(path["relations"], path["labels"][1:])]
-    return " ".join([f"user {path['user_id']}", *hops])
 
 
 @main.command()
@@ -437,10 +435,11 @@ def _path_text(path: dict) -> str:
 @click.option("--max-paths", type=int, default=5, show_default=True, help="Paths to show.")
 @click.option("--max-hops", type=click.IntRange(1, 2), default=2, show_default=True, help="KG entities between the two items.")
 @click.option("--max-fanout", type=click.IntRange(1), default=50, show_default=True, help="Entities expanded per node, most specific first.")
-@click.option("--endpoint", help="SPARQL endpoint serving the graph, for labels [the graph's own kg.nt].")
+@click.option("--endpoint", help="SPARQL endpoint serving the graph, for entity labels [the graph's own].")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per path.")
 @_device_option()
-def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, as_json, device) -> None:
+def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, labels, as_json, device) -> None:
     """Why ITEM for USER: paths user -> training item -> KG hops -> item, scored by the model."""
     import json
 
@@ -448,7 +447,7 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
 
     if max_paths < 1:
         raise KgrecError("--max-paths must be at least 1")
-    paths = api.explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, device=device)
+    paths = api.explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, device=device, labels=labels)
     if not paths:
         click.echo(f"user {user_id} has no training interactions to explain item {item_id} from")
     for rank, path in enumerate(paths, start=1):

@@ -3,6 +3,7 @@
 from kgrec.data.context import ContextFeatures, ContextField
 from kgrec.data.dataset import Dataset, read_catalog, read_dataset, read_interactions
 from kgrec.data.ids import IdMap
+from kgrec.data.readers import read_entity_labels
 from kgrec.data.public import PUBLIC_DATASETS, dataset_missing, download_dataset, load_dataset, resolve_data_dir, verify_dataset
 from kgrec.data.split import Split, split_interactions
 
@@ -18,6 +19,7 @@ __all__ = [
     "load_dataset",
     "read_catalog",
     "read_dataset",
+    "read_entity_labels",
     "read_interactions",
     "resolve_data_dir",
     "split_interactions",

@@ -17,7 +17,7 @@ import pandas as pd
 
 from kgrec.errors import InputError
 
-__all__ = ["Table", "read_table", "read_rdf_triples", "ATOMIC_SUFFIXES", "RDF_FORMATS", "is_rdf"]
+__all__ = ["Table", "read_table", "read_rdf_triples", "read_entity_labels", "ATOMIC_SUFFIXES", "RDF_FORMATS", "is_rdf"]
 
 ATOMIC_SUFFIXES = (".inter", ".item", ".user", ".kg", ".link")
 RDF_FORMATS = {".ttl": "turtle", ".nt": "nt", ".n3": "n3", ".rdf": "xml", ".owl": "xml", ".jsonld": "json-ld"}
@@ -193,11 +193,50 @@ def read_rdf_triples(path: str | Path) -> tuple[pd.DataFrame, dict[str, str], in
     Raises:
         InputError: unreadable or malformed RDF, naming the line where rdflib reports one.
     """
+    path = Path(path)
+    sink = _parse_rdf(path)
+    if not sink.triples:
+        raise InputError("no entity-to-entity triples in the RDF file", path)
+    frame = pd.DataFrame(sink.triples, columns=["head", "relation", "tail"])
+    return frame, sink.labels, sink.literals
+
+
+def read_entity_labels(path: str | Path) -> dict[str, str]:
+    """Entity labels for explanations: a table with columns ``entity`` and ``label`` (CSV, TSV, Parquet), or RDF
+    whose ``rdfs:label``/``skos:prefLabel`` literals name entities (keyed by full IRI and by the IRI's last segment,
+    so ``<http://rdf.freebase.com/ns/m.0hj3nbk>`` labels entity ``m.0hj3nbk``).
+
+    Raises:
+        InputError: an unreadable file, a table without those columns, a row with an empty entity, or no label at all.
+    """
+    path = Path(path)
+    if is_rdf(path):
+        found = _parse_rdf(path).labels
+        labels = dict(found)
+        for iri, label in found.items():
+            labels.setdefault(re.split(r"[/#]", iri.rstrip("/#"))[-1], label)
+    else:
+        table = read_table(path)
+        columns = {name.strip().lower(): name for name in table.frame.columns}
+        missing = [name for name in ("entity", "label") if name not in columns]
+        if missing:
+            raise InputError(f"a labels table needs columns 'entity' and 'label' (found: {', '.join(table.frame.columns)})", path)
+        entities, texts = table.frame[columns["entity"]].str.strip(), table.frame[columns["label"]].str.strip()
+        empty = np.flatnonzero((entities == "").to_numpy())
+        if len(empty):
+            raise InputError("empty entity id", path, table.line_of(empty[0]))
+        labels = {entity: text for entity, text in zip(entities, texts) if text}
+    if not labels:
+        raise InputError("no entity labels in the file", path)
+    return labels
+
+
+def _parse_rdf(path: Path) -> _CountingSink:
+    """Every triple of an RDF file into a sink (N-Triples streamed, other formats through ``rdflib.Graph``)."""
     import rdflib
     from rdflib.exceptions import ParserError
     from rdflib.plugins.parsers.ntriples import W3CNTriplesParser
 
-    path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path)
     sink = _CountingSink()
@@ -220,10 +259,7 @@ def read_rdf_triples(path: str | Path) -> tuple[pd.DataFrame, dict[str, str], in
             raise InputError(f"malformed {fmt} RDF: {message}", path, None if line is None else int(line) + 1) from None
         for triple in graph:
             sink.triple(*triple)
-    if not sink.triples:
-        raise InputError("no entity-to-entity triples in the RDF file", path)
-    frame = pd.DataFrame(sink.triples, columns=["head", "relation", "tail"])
-    return frame, sink.labels, sink.literals
+    return sink
 
 
 def _nth_statement_line(path: Path, statements_before: int) -> int:

@@ -19,6 +19,7 @@ interactions are used.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -28,7 +29,7 @@ from kgrec.errors import InputError
 from kgrec.graph.rdf import node_iri
 from kgrec.inference import Recommender
 
-__all__ = ["ExplanationPath", "PathFinder", "relation_label"]
+__all__ = ["ExplanationPath", "PathFinder", "path_text", "relation_label"]
 
 INTERACTED = "interacted with"
 CO_INTERACTED = "is often interacted with together with"
@@ -68,11 +69,8 @@ class ExplanationPath:
     kg_nodes: tuple[int, ...]
 
     def text(self) -> str:
-        """``you interacted with "A" -> "A" directed by "Z" <- "B" directed by "Z"``, readable in a terminal."""
-        parts = [f'user {self.user_id}']
-        for relation, label in zip(self.relations, self.labels[1:]):
-            parts.append(f"-[{relation}]-> \"{label}\"")
-        return " ".join(parts)
+        """``user 196 -[interacted with]-> "A" -[genre]-> "a shared genre (m.x)" -[genre (inverse)]-> "B"``."""
+        return path_text(self.user_id, self.relations, self.labels)
 
     def to_dict(self) -> dict:
         """JSON-ready fields (no internal edge indices)."""
@@ -82,6 +80,39 @@ class ExplanationPath:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in record.items()}
 
 
+def _describe(path: ExplanationPath, position: int) -> str:
+    """What the unlabelled entity at ``kg_nodes[position]`` is, read from the relations of its two hops.
+
+    ``relations[position]`` leads into the entity, ``relations[position + 1]`` out of it. A forward hop
+    in (``A -[genre]-> e``) or an inverse hop out (``e -[genre (inverse)]-> B``) says the entity is a
+    genre; between two items it is a shared one. Verb-like relation names read as such
+    (``directed by``: "what both are directed by"), ``has X`` as ``X``.
+    """
+    into, out = path.relations[position], path.relations[position + 1]
+    if not into.endswith(" (inverse)"):
+        kind = into
+    elif out.endswith(" (inverse)"):
+        kind = out.removesuffix(" (inverse)")
+    else:
+        return f"an entity linked by '{out}'"
+    kind = kind.removeprefix("has ").removeprefix("has_")
+    shared = len(path.kg_nodes) == 3  # item, entity, item
+    if kind.rsplit(" ", 1)[-1] in _PREPOSITIONS:
+        return f"what both are {kind}" if shared else f"what it is {kind}"
+    if shared:
+        return f"a shared {kind}"
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+
+
+_PREPOSITIONS = {"by", "in", "of", "to", "with", "from", "for", "on", "at", "as"}
+
+
+def path_text(user_id: str, relations: Sequence[str], labels: Sequence[str]) -> str:
+    """A path as one line (:meth:`ExplanationPath.text`; also for paths that travel as dicts, e.g. in JSON)."""
+    hops = [f'-[{relation}]-> "{label}"' for relation, label in zip(relations, labels[1:])]
+    return " ".join([f"user {user_id}", *hops])
+
+
 class PathFinder:
     """Bounded path search and model-based path scores for one trained run.
 
@@ -89,15 +120,23 @@ class PathFinder:
         recommender: A trained run.
         max_fanout: Entities expanded per node, most specific first.
         max_hops: KG hops between the history item and the recommended item (1 or 2 entities).
-        labels: ``iri -> label`` lookup (e.g. ``LocalStore.labels`` over the graph's RDF); without it,
+        labels: ``iri -> label`` lookup (e.g. ``LocalStore.labels`` over an endpoint); without it,
             the labels the graph was built with.
+        entity_labels: ``entity id -> label`` given by the user (``--labels FILE``), used first.
+
+    An entity with no label anywhere is described by the relation that links it to the path's items
+    (``a shared genre (m.02kdv5l)``), so no explanation shows a bare id.
     """
 
-    def __init__(self, recommender: Recommender, max_fanout: int = 50, max_hops: int = 2, labels=None) -> None:  # noqa: ANN001
+    def __init__(
+        self, recommender: Recommender, max_fanout: int = 50, max_hops: int = 2, labels=None,  # noqa: ANN001
+        entity_labels: dict[str, str] | None = None,
+    ) -> None:
         if max_hops not in (1, 2):
             raise InputError(f"max_hops must be 1 or 2, not {max_hops}")
         self.recommender, self.max_fanout, self.max_hops = recommender, max_fanout, max_hops
         self._label_lookup = labels
+        self._entity_labels = entity_labels or {}
         graph = recommender.graph
         self.num_items = len(graph.items)
         heads, relations, tails = graph.triples[:, 0], graph.triples[:, 1], graph.triples[:, 2]
@@ -219,5 +258,20 @@ class PathFinder:
         nodes = sorted({node for path in paths for node in path.kg_nodes})
         iris = {node: node_iri(graph, node)[1:-1] for node in nodes}
         looked_up = self._label_lookup(list(iris.values())) if self._label_lookup else {}
-        labels = {node: looked_up.get(iris[node]) or graph.node_label(node) for node in nodes}
-        return [replace(path, labels=(path.user_id, *(labels[node] for node in path.kg_nodes))) for path in paths]
+        labels, unlabelled = {}, set()
+        for node in nodes:
+            own = graph.node_label(node)
+            if node >= self.num_items:
+                entity_id = graph.entities.ids[node - self.num_items]
+                own = self._entity_labels.get(entity_id) or looked_up.get(iris[node]) or own
+                if own == entity_id:
+                    unlabelled.add(node)
+            labels[node] = own
+        described = []
+        for path in paths:
+            names = [labels[node] for node in path.kg_nodes]
+            for position, node in enumerate(path.kg_nodes):
+                if node in unlabelled:
+                    names[position] = f"{_describe(path, position)} ({labels[node]})"
+            described.append(replace(path, labels=(path.user_id, *names)))
+        return described

@@ -94,8 +94,9 @@ class Recommendation:
     """Top-K items for one user: external ids, titles and scores, best first.
 
     With explanations (``kgrec recommend --explain``): the best path for each item (a dict, see
-    :class:`kgrec.explain.ExplanationPath`, or None without one) and each item's share of the graph
-    view in the fusion (the rest is text).
+    :class:`kgrec.explain.ExplanationPath`, or None without one) and how the item's score divides
+    among the parts the run has (``{"graph": .., "text": .., "ease": ..}``, see
+    :meth:`Recommender.score_shares`).
     """
 
     user_id: str
@@ -103,7 +104,7 @@ class Recommendation:
     titles: list[str]
     scores: list[float]
     explanations: list[dict | None] | None = None
-    graph_share: list[float] | None = None
+    shares: list[dict[str, float]] | None = None
 
 
 class Recommender:
@@ -550,6 +551,29 @@ class Recommender:
         scores = self.model.score_history(self.representations(), history, tokens)
         top = top_k(scores, k, history.bool())
         return self._recommendation(user_id, top.indices[0].cpu().numpy(), top.scores[0].cpu().numpy())
+
+    def score_shares(self, user_id: str, item_ids: list[str], context: dict[str, Any] | None = None) -> list[dict[str, float]]:
+        """Per item, each part's signed share of what lifts its score for ``user_id`` above an average item's.
+
+        Parts: ``graph`` (the propagated graph view, KG included) and ``text`` (the text view), split by their
+        Shapley values in the learned score (see :meth:`KGRecommender.score_shares`), and ``ease`` (the blended
+        linear term). Shares are divided by the sum of the parts' absolute contributions, so they sum to 1 when
+        every part raises the score; a negative share lowered it. Only the parts the run has are given.
+        """
+        if user_id not in self.graph.users:
+            raise InputError(f"unknown user id '{user_id}'")
+        unknown = [item for item in item_ids if item not in self.graph.items]
+        if unknown:
+            raise InputError(f"unknown item id '{unknown[0]}'")
+        users = torch.from_numpy(self.graph.users.to_index([user_id])).to(self.device)
+        items = torch.from_numpy(self.graph.items.to_index(list(item_ids))).to(self.device).view(1, -1)
+        parts = self.model.score_shares(self.inputs, users, items, self.stated_context([user_id], context))
+        names = {"graph": "graph", "text": "text", "linear": "ease"}
+        kept = ["graph"] + (["text"] if self.model.fusion is not None else [])
+        kept += ["linear"] if self.model.linear is not None and float(self.model.linear_weight) != 0.0 else []
+        values = torch.stack([parts[name][0] for name in kept]).double().cpu()  # (parts, K)
+        total = values.abs().sum(0).clamp(min=1e-12)
+        return [{names[name]: float(values[p, i] / total[i]) for p, name in enumerate(kept)} for i in range(len(item_ids))]
 
     def fusion_weights(self) -> pd.Series:
         """Per item, the share of the graph view in its representation (gate or attention), indexed by item id."""

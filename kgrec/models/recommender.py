@@ -305,6 +305,45 @@ class KGRecommender(nn.Module):
         _, item, _, _ = self._graph_view(graph)
         return self.fusion.weights(item, self.text_view(), graph.item_degree).cpu()
 
+    @torch.no_grad()
+    def score_shares(
+        self, graph: PropagationGraph, user_index: torch.Tensor, item_index: torch.Tensor, context: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """How much each part adds to the score of ``item_index (B, K)`` for ``user_index (B,)``: ``{"graph", "text", "linear"}``, each ``(B, K)``.
+
+        ``linear`` is the weighted EASE term, exactly (it is added to the score). ``graph`` and ``text`` split the
+        learned score by the two-player Shapley values of the item's views, a view being taken away by putting the
+        catalog's mean in its place: ``graph + text = s(g, t) - s(mean g, mean t)``. A text view the fusion ignores gets
+        0, whatever its gate says; without text, ``graph`` is the whole learned difference.
+        """
+        user, item_graph, user_base, item_base = self._graph_view(graph)
+        users = self.user_vectors(Representations(user, item_graph, user_base, item_base), user_index, context)
+        batch, k = item_index.shape
+        users = users.unsqueeze(1).expand(batch, k, -1).reshape(batch * k, -1)
+        flat = item_index.reshape(-1)
+        own_graph, mean_graph = item_graph[flat], item_graph.mean(0).expand(batch * k, -1)
+
+        if self.fusion is None:
+            def score(graph_view: torch.Tensor) -> torch.Tensor:
+                return self.scorer(users, graph_view).view(batch, k)
+
+            graph_part, text_part = score(own_graph) - score(mean_graph), torch.zeros(batch, k, device=flat.device)
+        else:
+            text, degree = self.text_view(), graph.item_degree[flat]
+            own_text, mean_text = text[flat], text.mean(0).expand(batch * k, -1)
+
+            def score(graph_view: torch.Tensor, text_view: torch.Tensor) -> torch.Tensor:
+                return self.scorer(users, self.fusion(graph_view, text_view, degree)).view(batch, k)
+
+            both, no_graph, no_text, neither = (score(own_graph, own_text), score(mean_graph, own_text),
+                                                score(own_graph, mean_text), score(mean_graph, mean_text))
+            graph_part = 0.5 * ((both - no_graph) + (no_text - neither))
+            text_part = 0.5 * ((both - no_text) + (no_graph - neither))
+        linear_part = torch.zeros_like(graph_part)
+        if self.linear is not None and float(self.linear_weight) != 0.0:
+            linear_part = self.linear_weight * self.linear(graph.history_rows(user_index)).gather(1, item_index)
+        return {"graph": graph_part, "text": text_part, "linear": linear_part}
+
     def score_all(
         self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None
     ) -> torch.Tensor:

@@ -67,10 +67,37 @@ def test_shared_director_path_is_found_and_readable(run):
     kinds = {path.relations[1] for path in paths}
     assert any("directed by" in relation for relation in kinds)
     nolan = [p for p in paths if "entity:m.nolan" in p.nodes]
-    assert nolan and nolan[0].labels[2] == "m.nolan"  # no label in the data: the id is shown
+    # No label in the data: described by its relation, the id kept.
+    assert nolan and nolan[0].labels[2] == "what both are directed by (m.nolan)"
     assert "directed by" in nolan[0].text() and '"Kappa"' in nolan[0].text()
     record = nolan[0].to_dict()
     assert set(record) >= {"nodes", "labels", "relations", "score"} and "edges" not in record
+
+
+def test_user_labels_from_a_table_or_rdf_name_entities(run, tmp_path):
+    user = next(u for u in run.graph.users.ids if "1" in set(run.graph.split.train.loc[run.graph.split.train["user_id"] == u, "item_id"]))
+    table = tmp_path / "labels.csv"
+    table.write_text('entity,label\nm.nolan,"Nolan, Christopher"\nm.other,\n')
+    rdf = tmp_path / "labels.ttl"
+    rdf.write_text('@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n<http://rdf.freebase.com/ns/m.nolan> rdfs:label "C. Nolan" .\n')
+    for source, expected in ((table, "Nolan, Christopher"), (rdf, "C. Nolan")):
+        paths = api.explain(run, user, "10", max_paths=50, labels=source)
+        assert expected in {label for path in paths for label in path.labels}, source
+    bad = tmp_path / "bad.csv"
+    for text, message in (("id,name\nm.nolan,N\n", "needs columns 'entity' and 'label'"), ("entity,label\n,N\n", "empty entity id"),
+                          ("entity,label\nm.nolan,\n", "no entity labels")):
+        bad.write_text(text)
+        with pytest.raises(InputError, match=message):
+            api.explain(run, user, "10", labels=bad)
+
+
+def test_score_shares_per_item(run):
+    user = run.graph.users.ids[0]
+    (rec,) = api.recommend(run, [user], k=3, explain=True)
+    assert len(rec.shares) == 3
+    for shares in rec.shares:
+        assert set(shares) == ({"graph", "ease"} if float(run.model.linear_weight) else {"graph"})  # no text in this run
+        assert sum(abs(v) for v in shares.values()) == pytest.approx(1.0)
 
 
 def test_bounded_search_on_a_dense_hub(tmp_path):

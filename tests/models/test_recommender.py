@@ -107,3 +107,30 @@ def test_auto_propagation_puts_entities_in_the_graph_started_from_pykeen(small_i
     for config, triples in ((auto, 0), (ModelConfig(dim=8, propagation="auto", use_kg=False), 7)):
         plain = KGRecommender.from_config(config, 5, 7, 2, kg if config.use_kg else None, None, num_entities=4, num_triples=triples)
         assert "LightGCNPropagation" in repr(plain) and plain.entity_emb is None
+
+
+def test_score_shares_add_up_and_a_silent_text_view_gets_nothing(model, small_inputs):
+    model.eval()
+    users, items = torch.tensor([0, 3]), torch.tensor([[1, 4, 6], [0, 2, 5]])
+    # A fresh fusion's text projection outputs zero: the text view cannot move any score, whatever the gate says.
+    assert torch.equal(model.score_shares(small_inputs, users, items)["text"], torch.zeros(2, 3))
+    torch.manual_seed(1)
+    for parameter in model.fusion.parameters():
+        torch.nn.init.normal_(parameter, std=0.5)
+    model.linear.fit(small_inputs.history)
+    model.linear_weight.fill_(2.0)
+    parts = model.score_shares(small_inputs, users, items)
+    assert parts["text"].abs().max() > 1e-4
+    reps = model(small_inputs)
+    full = model.score_all(reps, small_inputs, users).gather(1, items)
+    ease = 2.0 * (small_inputs.history.to_dense() @ model.linear.weight)[users].gather(1, items)
+    assert torch.allclose(parts["linear"], ease, atol=1e-5)
+    # Shapley efficiency: graph + text is the learned score minus that of an item with both views at the catalog mean.
+    _, graph_view, _, _ = model._graph_view(small_inputs)
+    # (the gate reads the item's degree: compare item by item)
+    for row, user_index in enumerate(users.tolist()):
+        for column, item in enumerate(items[row].tolist()):
+            mean_item = model.fusion(graph_view.mean(0, keepdim=True), model.text_view().mean(0, keepdim=True), small_inputs.item_degree[[item]])
+            baseline = model.scorer(reps.user[[user_index]], mean_item)
+            learned = full[row, column] - ease[row, column]
+            assert torch.allclose(parts["graph"][row, column] + parts["text"][row, column], learned - baseline[0], atol=1e-5)
