@@ -726,10 +726,13 @@ def _entity_labels(labels: str | Path | dict[str, str] | None) -> dict[str, str]
     return labels if labels is None or isinstance(labels, dict) else read_entity_labels(labels)
 
 
-def query(sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None, allow_service: bool = False) -> pd.DataFrame:
+def query(
+    sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None, allow_service: bool = False,
+    backend: str | None = None,
+) -> pd.DataFrame:
     """SPARQL SELECT/ASK over a built graph's RDF (or an endpoint serving it), as a table.
 
     Federated parts (``SERVICE <url>``, ``FROM <url>``) would send requests to other machines; they
-    are refused unless ``allow_service``.
+    are refused unless ``allow_service``. ``backend``: the local store, ``oxigraph`` (default) or ``rdflib``.
     """
-    return sparql_query(sparql, graph_dir, endpoint, allow_service)
+    return sparql_query(sparql, graph_dir, endpoint, allow_service, backend)

@@ -465,11 +465,12 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
 @click.option(
     "--allow-service", is_flag=True, help="Let SERVICE <url> and FROM <url> fetch from other endpoints (off: a query never makes this machine send requests)."
 )
-def query(sparql, graph_dir, endpoint, as_json, allow_service) -> None:
+@click.option("--store", "backend", type=click.Choice(["oxigraph", "rdflib"]), help="Local store and SPARQL engine [oxigraph where installed].")
+def query(sparql, graph_dir, endpoint, as_json, allow_service, backend) -> None:
     """Run a SPARQL SELECT/ASK query over a graph's RDF (prefixes kgrec:, kg:, rdfs:, rdf: predeclared)."""
     from kgrec import api
 
-    table = api.query(sparql, graph_dir, endpoint, allow_service=allow_service)
+    table = api.query(sparql, graph_dir, endpoint, allow_service=allow_service, backend=backend)
     if as_json:
         import json
 

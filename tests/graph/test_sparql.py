@@ -1,4 +1,4 @@
-"""SPARQL over a built graph: the local rdflib store and a real HTTP SPARQL endpoint behind one interface."""
+"""SPARQL over a built graph: the local store (Oxigraph or rdflib) and a real HTTP SPARQL endpoint behind one interface."""
 
 from __future__ import annotations
 
@@ -34,6 +34,24 @@ def test_local_queries_and_labels(graph_dir):
     assert query('ASK { ?s rdfs:label "Kappa" }', graph_dir)["ask"].tolist() == [True]
     labels = store.labels(["https://w3id.org/kgrec/id/item/1", "https://w3id.org/kgrec/id/item/none"])
     assert labels == {"https://w3id.org/kgrec/id/item/1": "Alpha"}
+
+
+def test_oxigraph_and_rdflib_answer_alike(graph_dir):
+    assert LocalStore(graph_dir).backend == "oxigraph"  # the default where pyoxigraph is installed
+    queries = (
+        BRANDS_OF_TWO_ITEMS,
+        'SELECT ?p ?o WHERE { ?s kgrec:itemId "10" ; ?p ?o } ORDER BY ?p ?o',
+        "SELECT ?c (COUNT(?i) AS ?n) WHERE { ?i kgrec:hasCategory ?c } GROUP BY ?c ORDER BY ?c",
+        'SELECT ?l WHERE { ?i rdfs:label ?l FILTER(STRSTARTS(?l, "A")) } ORDER BY ?l',
+        'ASK { ?s rdfs:label "Kappa" }',
+        'ASK { ?s rdfs:label "Nobody" }',
+    )
+    oxigraph, rdflib_store = LocalStore(graph_dir, "oxigraph"), LocalStore(graph_dir, "rdflib")
+    for sparql in queries:
+        fast, reference = oxigraph.query(sparql), rdflib_store.query(sparql)
+        assert len(reference) and fast.equals(reference), sparql
+    with pytest.raises(InputError, match="unknown SPARQL backend 'jena'"):
+        LocalStore(graph_dir, "jena")
 
 
 def test_errors_are_one_line(graph_dir, tmp_path):
