@@ -58,6 +58,9 @@ VARIANTS: dict[str, dict[str, object]] = {
     "no-text-knowledge": {"model.fusion": "gated", "model.use_text": False, "model.propagation": "knowledge"},
     # Not the default (yet): sampled softmax over 16 negatives instead of BPR, measured beside it.
     "gated-softmax": {"model.fusion": "gated", "train.loss": "softmax", "train.negatives": 16},
+    # The best of the first `kgrec tune` study on ml-100k (benchmarks/results/tune_ml-100k/, validation NDCG@10 0.2711).
+    "tuned": {"model.fusion": "concat", "model.dim": 64, "model.num_layers": 2, "train.lr": 0.0449, "train.negatives": 4,
+              "train.loss": "bpr", "train.reg": 0.000906, "train.weight_decay": 1.57e-8, "model.ease_l2": "[104]", "model.use_kg": True},
     # The mini-batch path: each step propagates over the batch's sampled neighbourhood (benchmarks/scale.py).
     "gated-sampled": {"model.fusion": "gated", "train.batching": "sampled", "train.batch_size": 8192, "train.fanout": "[10,5,5]"},
 }

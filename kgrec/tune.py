@@ -150,8 +150,9 @@ class Pruning:
 
         if self.kind == "none":
             return optuna.pruners.NopPruner()
-        percentile = 50.0 if self.kind == "median" else self.percentile
-        return optuna.pruners.PercentilePruner(percentile, n_startup_trials=self.startup_trials, n_warmup_steps=self.warmup_epochs)
+        pruned_share = 50.0 if self.kind == "median" else self.percentile
+        # Optuna's percentile is the share of trials *kept* (25: only the top quarter survives); ours is the share pruned.
+        return optuna.pruners.PercentilePruner(100.0 - pruned_share, n_startup_trials=self.startup_trials, n_warmup_steps=self.warmup_epochs)
 
 
 @dataclass(frozen=True)

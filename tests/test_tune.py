@@ -131,3 +131,26 @@ def test_bad_spaces_are_one_line_errors(tmp_path):
         with pytest.raises(InputError, match=message):
             load_space(path, base)
     assert "model.dim" in load_space(None, base).parameters  # the packaged default is valid
+
+
+def test_the_percentile_pruner_stops_only_the_bottom_share():
+    study = optuna.create_study(direction="maximize", pruner=Pruning(startup_trials=5, warmup_epochs=2).pruner())
+    for value in range(10):  # ten finished trials scoring 0 ... 9 at epoch 3
+        trial = study.ask()
+        trial.report(float(value), 3)
+        study.tell(trial, float(value))
+
+    def pruned(score: float) -> bool:
+        trial = study.ask()
+        trial.report(score, 3)
+        answer = trial.should_prune()
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return answer
+
+    assert pruned(1.0)  # in the bottom quarter
+    assert not pruned(3.5)  # below the median, above the bottom quarter: runs on
+    median = optuna.create_study(direction="maximize", pruner=Pruning("median", 5, 2).pruner())
+    median.add_trials(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    trial = median.ask()
+    trial.report(3.5, 3)
+    assert trial.should_prune()
