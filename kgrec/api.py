@@ -65,7 +65,7 @@ def open_dataset(
         return read_kgat_dir(kgat_dir, name=name)
     if dataset is not None:
         if any(path is not None for path in (items, users, triples, links)):
-            raise InputError(f"--dataset {dataset} brings its own files; --items/--users/--triples/--links are for own data")
+            raise InputError(f"dataset '{dataset}' brings its own files; `items`/`users`/`triples`/`links` are for own data")
         return load_dataset(dataset, data_dir)
     return read_dataset(interactions, items, users, triples, links, config=config.data, name=name)
 
@@ -169,7 +169,7 @@ def _cache_dir(graph_dir: str | Path | None, cache_dir: str | Path | None) -> Pa
     except OSError as error:
         raise InputError(
             f"cannot write the embedding cache here ({error.strerror or error}); "
-            "give a writable folder elsewhere (cache_dir, or kgrec train --cache-dir)",
+            "give a writable folder elsewhere (`cache_dir`)",
             folder,
         ) from None
     return folder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -54,7 +55,17 @@ def _one_line(error: Exception) -> str:
         if error.errno == errno.ENOSPC:
             text += " (free some space and run the command again; nothing was left half-written)"
         return _flat(text)
-    return _flat(str(error))
+    return _flat(_as_flags(str(error)))
+
+
+# Library errors name arguments in backticks (`out`, `cache_dir`) and settings as config keys (model.use_kg=false);
+# on the command line those are flags.
+_SETTING = re.compile(r"(?<![\w.-])((?:data|graph|kge|text|model|train|eval|context)\.[\w.]+=[^\s,;)]+)")
+
+
+def _as_flags(message: str) -> str:
+    message = re.sub(r"`([a-z][a-z_]*)`", lambda match: "--" + match.group(1).replace("_", "-"), message)
+    return _SETTING.sub(r"--set \1", message)
 
 
 def _config(

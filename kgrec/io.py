@@ -158,7 +158,7 @@ def _recorded_entries(path: Path) -> set[str] | None:
     return set(files) | {"manifest.json"} if isinstance(files, dict) else None
 
 
-def check_replaceable(path: str | Path, kind: str, option: str = "--out", whole: bool = False, keep: tuple[str, ...] = ()) -> None:
+def check_replaceable(path: str | Path, kind: str, option: str = "`out`", whole: bool = False, keep: tuple[str, ...] = ()) -> None:
     """Raise an InputError unless ``path`` is absent, an empty folder, or a kgrec folder of ``kind``.
 
     The rule for every command that replaces or writes into a whole folder: a folder kgrec did not
@@ -209,7 +209,7 @@ def write_marker(folder: str | Path, kind: str, entries: list[str] | None = None
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path, kind: str, option: str = "--out", keep: tuple[str, ...] = ()) -> Iterator[Path]:
+def atomic_dir(path: str | Path, kind: str, option: str = "`out`", keep: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield an empty temporary directory that replaces ``path`` as a whole when the block succeeds.
 
     An existing ``path`` is swapped out only after the new content is complete, so readers see either
@@ -288,7 +288,7 @@ class DirectoryLock:
                     holder = handle.read().strip() or "unknown"
                     handle.close()
                     raise InputError(
-                        f"another kgrec process (pid {holder}) is writing this folder now; wait for it or choose another --out",
+                        f"another kgrec process (pid {holder}) is writing this folder now; wait for it or choose another folder",
                         self.folder,
                     ) from None
                 time.sleep(0.05)

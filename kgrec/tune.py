@@ -258,7 +258,7 @@ def _record_setup(study_dir: Path, base: RunConfig, space: SearchSpace) -> None:
         path = study_dir / name
         if path.is_file():
             if path.read_text(encoding="utf-8") != text:
-                raise InputError(f"this study was started with another {name.split('.')[0]} config; use a new --study folder", path)
+                raise InputError(f"this study was started with another {name.split('.')[0]} config; use a new `study` folder", path)
         else:
             with atomic_write(path) as handle:
                 handle.write(text)

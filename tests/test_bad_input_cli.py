@@ -172,7 +172,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("build-graph over a folder with someone else's manifest.json", lambda r: (_folder(r / "site", manifest_json='{"name": "app"}', index_html="<p>"),
      _build(r)[:-1] + [f"--out={r / 'site'}"])[1], "not a graph directory that kgrec made"),
     ("train into a folder that merely holds a config.yaml", lambda r: (_folder(r / "mine", config_yaml="model: {}\n", notes_txt="mine"),
-     ["train", f"--graph={r / 'graph'}", f"--out={r / 'mine'}", *FAST])[1], "not a run directory that kgrec made"),
+     ["train", f"--graph={r / 'graph'}", f"--out={r / 'mine'}", *FAST])[1], "not a run directory that kgrec made; it is never replaced or written into: choose another --out"),
     ("download over the user's own dataset folder", lambda r: (_folder(r / "mine" / "ml-100k", notes_txt="my copy"),
      ["datasets", "download", "ml-100k", f"--data-dir={r / 'mine'}", "--quiet"])[1], "not a dataset folder that kgrec made"),
     ("rebuild a graph folder the user saved a run in", lambda r: (shutil.copytree(r / "run", r / "graph" / "my-run"),

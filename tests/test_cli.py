@@ -197,3 +197,12 @@ def test_context_and_tasks_from_the_command_line(tmp_path, tiny_files):
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
     result = _run("train", f"--graph={graph_dir}", f"--out={tmp_path / 'bad'}", "--context=mood", *fast)
     assert result.exit_code == 2 and "unknown context feature 'mood'" in result.output
+
+
+def test_library_wording_becomes_flags_on_the_command_line():
+    from kgrec.cli import _as_flags
+
+    assert _as_flags("choose another `out`") == "choose another --out"
+    assert _as_flags("a `tracker_uri` or `cache_dir`") == "a --tracker-uri or --cache-dir"
+    assert _as_flags("disable it with model.use_kg=false") == "disable it with --set model.use_kg=false"
+    assert _as_flags("context.user ['age'] needs a user table") == "context.user ['age'] needs a user table"  # a key, no setting

@@ -245,7 +245,7 @@ def _check_sources(train: pd.DataFrame, users: pd.DataFrame | None, config: Cont
         raise InputError(f"context.time {list(config.time)} needs a timestamp column in the interaction log")
     if config.user:
         if users is None:
-            raise InputError(f"context.user {list(config.user)} needs a user table (build the graph with --users)")
+            raise InputError(f"context.user {list(config.user)} needs a user table (build the graph with `users`, a user table)")
         missing = [c for c in config.user if c not in users.columns or c == "user_id"]
         if missing:
             raise InputError(

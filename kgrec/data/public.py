@@ -203,7 +203,7 @@ def verify_dataset(name: str, data_dir: str | Path | None = None) -> Path:
         if not path.is_file():
             raise InputError(
                 f"{name} is not in {folder.parent} (run 'kgrec datasets download {name}' on an online machine, "
-                f"or point --data-dir / {DATA_DIR_VARIABLE} at a folder holding {name}/)",
+                f"or point `data_dir` / {DATA_DIR_VARIABLE} at a folder holding {name}/)",
                 path,
             )
         _check_file(path, expected, file_name in spec.pair_files)
@@ -277,7 +277,7 @@ def download_dataset(
     if not force:
         with contextlib.suppress(InputError):
             return verify_dataset(name, root)
-    check_replaceable(root / name, "dataset", "--data-dir")  # before the download, not after it
+    check_replaceable(root / name, "dataset", "`data_dir`")  # before the download, not after it
     root.mkdir(parents=True, exist_ok=True)
     if not spec.archive_url:
         return _download_files(spec, root, url, timeout, show_progress)
@@ -287,7 +287,7 @@ def download_dataset(
         _fetch(url or spec.archive_url, archive, timeout, show_progress)
         if url is None and (actual := sha256_file(archive)) != spec.archive_sha256:
             raise KgrecError(f"checksum mismatch for {spec.archive_url}: sha256 {actual[:12]}..., expected {spec.archive_sha256[:12]}...")
-        with atomic_dir(root / name, "dataset", "--data-dir") as folder:
+        with atomic_dir(root / name, "dataset", "`data_dir`") as folder:
             try:
                 with zipfile.ZipFile(archive) as bundle:
                     for file_name, expected in spec.files.items():
@@ -312,7 +312,7 @@ def _download_files(spec: PublicDataset, root: Path, url: str | None, timeout: f
     base = url or spec.file_url
     base = base if base.endswith("/") else base + "/"
     remove_stale_temporaries(root / spec.name)
-    with atomic_dir(root / spec.name, "dataset", "--data-dir") as folder:
+    with atomic_dir(root / spec.name, "dataset", "`data_dir`") as folder:
         for file_name, expected in {**spec.files, **spec.pair_files}.items():
             _fetch(base + file_name, folder / file_name, timeout, show_progress)
             try:

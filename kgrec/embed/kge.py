@@ -76,7 +76,7 @@ def train_kg_embeddings(
             dict(entry["model_state"]), entry["training"], entry["testing"],
         )
     if len(labeled) == 0:
-        raise InputError("the knowledge graph has no triples; disable KG embeddings with --set model.use_kg=false")
+        raise InputError("the knowledge graph has no triples; disable KG embeddings with model.use_kg=false")
 
     from pykeen.pipeline import pipeline
     from pykeen.triples import TriplesFactory

