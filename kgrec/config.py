@@ -269,10 +269,6 @@ class TrainConfig(_Section):
         """Whether training on ``num_interactions`` training pairs uses sampled mini-batches."""
         return self.batching == "sampled" or (self.batching == "auto" and num_interactions > self.sampled_above)
 
-    def task_weight(self, task: str) -> float:
-        """The fixed (or starting) weight of a task."""
-        return self.task_weights.get(task, 1.0)
-
 
 class EvalConfig(_Section):
     """Full-ranking evaluation."""

@@ -140,3 +140,10 @@ def mounts(tmp_path):
     found = Mounts(tmp_path / "mnt")
     yield found
     found.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on a public dataset (those that take ``data_dir``) are marked ``slow``: ``pytest -m "not slow"`` skips them."""
+    for item in items:
+        if "data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

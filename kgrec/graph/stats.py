@@ -1,4 +1,4 @@
-"""GraphStats: the counts build-graph prints and saves as stats.json."""
+"""The counts build-graph prints and saves as stats.json (``graph_stats``, ``format_stats``)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from kgrec.models.graph_inputs import PropagationGraph
 from kgrec.models.heads import ContextEncoder, RatingHead
 from kgrec.models.linear import EASE
 from kgrec.models.propagation import Propagation, propagation_resolver, resolve_propagation
-from kgrec.models.scoring import Scorer, TopK, scorer_resolver, top_k
+from kgrec.models.scoring import Scorer, scorer_resolver
 from kgrec.models.subgraph import Subgraph
 
 __all__ = ["KGRecommender", "Representations"]
@@ -433,17 +433,6 @@ class KGRecommender(nn.Module):
         return scores
 
     @torch.no_grad()
-    def recommend(
-        self,
-        graph: PropagationGraph,
-        user_index: torch.Tensor,
-        k: int,
-        exclude: torch.Tensor | None = None,
-        context: torch.Tensor | None = None,
-    ) -> TopK:
-        """Top-``k`` items for ``user_index (B,)`` in ``context (B, F)``, skipping ``exclude (B, I)``."""
-        return top_k(self.score_all(self(graph), graph, user_index, context), k, exclude)
-
     def __repr__(self) -> str:
         parts = [f"{self.num_users} users", f"{self.num_items} items", f"dim={self.dim}", repr(self.propagation)]
         parts.append(repr(self.fusion) if self.fusion is not None else "no text")

@@ -1,4 +1,5 @@
-"""fit: the training loop (BPR/BCE, AdamW, full-graph propagation per step, early stopping on validation)."""
+"""fit: the training loop — one objective or several (ranking with BPR, BCE or sampled softmax; rating; KG), AdamW,
+full-graph or sampled-subgraph propagation per step, early stopping on validation, resumable checkpoints."""
 
 from __future__ import annotations
 
