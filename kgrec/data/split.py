@@ -131,6 +131,36 @@ def _given(log: pd.DataFrame, config: SplitConfig, rng: np.random.Generator) -> 
     return codes
 
 
+def split_warnings(split: Split, log: pd.DataFrame) -> list[str]:
+    """What a user should know about a split before training on it: empty parts, users left out of evaluation,
+    and a 0/1 log whose zeros count as positives. ``log`` is the dataset's interaction log before any threshold."""
+    warnings = []
+    if split.config.kind != "given":
+        for part in ("valid", "test"):
+            if not len(split.part(part)):
+                warnings.append(
+                    f"warning: the {split.config.kind} split left {part} empty"
+                    + (f" (each user gives floor({split.config.ratios[1 if part == 'valid' else 2]:g} x n) interactions to it: "
+                       "users need enough interactions)" if split.config.kind == "random" else "")
+                )
+        users = split.interactions["user_id"].nunique()
+        tested = split.test["user_id"].nunique()
+        if len(split.test) and tested < users:
+            warnings.append(
+                f"warning: {users - tested:,} of {users:,} users ({(users - tested) / users:.0%}) have no test interaction "
+                "(too few interactions for their share): they are trained on but never evaluated"
+            )
+    if split.config.min_rating is None and "rating" in log:
+        ratings = log["rating"].dropna()
+        zeros = int((ratings == 0).sum())
+        if zeros and ratings.isin((0, 1)).all():
+            warnings.append(
+                f"warning: the ratings are 0/1 and {zeros:,} rows are 0, yet every row counts as a positive; "
+                "if 0 means 'not clicked', set graph.split.min_rating=1"
+            )
+    return warnings
+
+
 def split_interactions(dataset: Dataset, config: SplitConfig | None = None) -> Split:
     """Split a dataset's interactions into train, validation and test.
 

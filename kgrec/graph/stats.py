@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from kgrec.data.dataset import Dataset
+from kgrec.data.split import split_warnings
 
 if TYPE_CHECKING:
     from kgrec.graph.knowledge import KnowledgeGraph
@@ -44,7 +45,7 @@ def graph_stats(graph: KnowledgeGraph, dataset: Dataset, facts: pd.DataFrame, bu
         "density_train": round(len(train) / max(1, len(graph.users) * num_items), 6),
         "split": graph.split.config.model_dump(mode="json"),
         "cold_items_held_out": len(graph.split.cold_items),
-        "notes": list(dataset.notes),
+        "notes": [*dataset.notes, *split_warnings(graph.split, dataset.interactions)],
         "build_seconds": round(build_seconds, 3),
     }
 
@@ -64,5 +65,5 @@ def format_stats(stats: dict[str, Any]) -> str:
         f"  interactions {inter['total']:,}: train {inter['train']:,}, valid {inter['valid']:,}, test {inter['test']:,} "
         f"({stats['split']['kind']} split, seed {stats['split']['seed']})",
     ]
-    lines += [f"  note: {note}" for note in stats["notes"]]
+    lines += [f"  {note}" if note.startswith("warning: ") else f"  note: {note}" for note in stats["notes"]]
     return "\n".join(lines)

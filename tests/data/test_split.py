@@ -78,3 +78,19 @@ def test_split_invariants_hold_for_any_log(log, kind, seed):
     assert len(split.train) > 0
     if kind == "cold-items":
         assert set(split.train["item_id"]).isdisjoint(split.cold_items)
+
+
+def test_split_warnings_say_what_a_user_would_miss(tiny_dataset):
+    from kgrec.data.split import split_warnings
+
+    # Five interactions per user: 80/10/10 gives floor(0.5) = 0 to validation and test.
+    small = split_interactions(tiny_dataset, SplitConfig())
+    text = " ".join(split_warnings(small, tiny_dataset.interactions))
+    assert "left valid empty" in text and "left test empty" in text
+    fine = split_interactions(tiny_dataset, SplitConfig(ratios=(0.6, 0.2, 0.2)))
+    assert split_warnings(fine, tiny_dataset.interactions) == []  # ratings 1-5, every user tested
+    clicks = tiny_dataset.interactions.assign(rating=[float(i % 2) for i in range(len(tiny_dataset.interactions))])
+    zeros = split_warnings(fine, clicks)
+    assert len(zeros) == 1 and "0/1" in zeros[0] and "graph.split.min_rating=1" in zeros[0]
+    thresholded = split_interactions(Dataset(tiny_dataset.name, clicks, tiny_dataset.items), SplitConfig(ratios=(0.6, 0.2, 0.2), min_rating=1))
+    assert not any("0/1" in w for w in split_warnings(thresholded, clicks))
