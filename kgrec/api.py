@@ -27,6 +27,7 @@ from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import open_store
 from kgrec.graph.sparql import query as sparql_query
 from kgrec.io import DirectoryLock, sha256_bytes, write_json
+from kgrec.logs import library_output
 from kgrec.inference import ModelShapes, Recommendation, Recommender, assemble_model, read_per_user, resolve_device, write_per_user
 from kgrec.models import fusion_resolver, propagation_resolver, resolve_propagation, scorer_resolver
 from kgrec.train import NegativeSampler
@@ -248,7 +249,8 @@ def train(
         run_dir = RunDirectory(out, resume=_resume is not None).open()
     try:
         cache = _cache_dir(graph_dir, cache_dir)
-        return _train(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device, on_validation, tracking)
+        with library_output(quiet):
+            return _train(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device, on_validation, tracking)
     except BaseException as error:
         if tracking is not None:
             tracking.finish(success=False)
@@ -305,11 +307,11 @@ def _train(
     kg_emb = kge = None
     if config.model.use_kg:
         kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device),
-                                  result_tracker=None if tracking is None else tracking.pykeen(run_name, out))
+                                  result_tracker=None if tracking is None else tracking.pykeen(run_name, out), progress=not quiet)
         kg_emb, timings["kge_seconds"] = kge.entity_emb, kge.seconds
     text_emb = text_encoder = None
     if config.model.use_text:
-        text = encode_item_texts(graph.catalog, config.text, cache_dir, device=str(device))
+        text = encode_item_texts(graph.catalog, config.text, cache_dir, device=str(device), progress=not quiet)
         text_emb, timings["text_seconds"] = text.text_emb, text.seconds
         if config.text.finetune_layers > 0:
             text_encoder = text_tuner(graph.catalog, config.text, device=str(device))

@@ -54,7 +54,7 @@ def _real(tensor: torch.Tensor) -> torch.Tensor:
 
 def train_kg_embeddings(
     graph: KnowledgeGraph, config: KGEConfig, cache_dir: Path | None = None, device: str = "cpu",
-    result_tracker: tuple[str, dict] | None = None,
+    result_tracker: tuple[str, dict] | None = None, progress: bool = False,
 ) -> KGEmbeddings:
     """Train a PyKEEN model on the KG triples and return embeddings aligned with the KG node index.
 
@@ -66,6 +66,7 @@ def train_kg_embeddings(
         config: PyKEEN model name, dimension, epochs, ...
         cache_dir: Where to cache the result; the key covers the triples, the config and library versions.
         device: Torch device for PyKEEN.
+        progress: PyKEEN's own progress bars (epochs, evaluation).
     """
     labeled = graph.labeled_triples().astype(str)
     key = cache_key(labeled.tobytes() + str(graph.num_kg_nodes).encode(), config.model_dump(mode="json"), ("pykeen",))
@@ -101,8 +102,9 @@ def train_kg_embeddings(
             model_kwargs={"embedding_dim": config.dim},
             optimizer="Adam",
             optimizer_kwargs={"lr": config.lr},
-            training_kwargs={"num_epochs": config.epochs, "batch_size": config.batch_size, "use_tqdm": False},
-            evaluation_kwargs={"use_tqdm": False, "batch_size": 256},
+            training_kwargs={"num_epochs": config.epochs, "batch_size": config.batch_size, "use_tqdm": progress,
+                             "use_tqdm_batch": False},
+            evaluation_kwargs={"use_tqdm": progress, "batch_size": 256},
             random_seed=config.seed,
             device=device,
             **({} if result_tracker is None else {"result_tracker": result_tracker[0], "result_tracker_kwargs": result_tracker[1]}),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from kgrec.config import TextConfig
 from kgrec.embed.cache import cache_key, load_cached, store_cached
@@ -125,7 +126,7 @@ def text_tuner(catalog: pd.DataFrame, config: TextConfig, device: str = "cpu") -
 
 
 def encode_item_texts(
-    catalog: pd.DataFrame, config: TextConfig, cache_dir: Path | None = None, device: str = "cpu"
+    catalog: pd.DataFrame, config: TextConfig, cache_dir: Path | None = None, device: str = "cpu", progress: bool = False,
 ) -> TextEmbeddings:
     """Encode each item's text with ``AutoTokenizer``/``AutoModel``, batched, without gradients.
 
@@ -134,6 +135,7 @@ def encode_item_texts(
         config: Encoder name or path (None: bundled MiniLM), max length, batch size, pooling.
         cache_dir: Cache folder; the key covers the model, the texts and library versions.
         device: Torch device for the encoder.
+        progress: A progress bar over the batches.
     """
     name = config.model or str(bundled_model_path())
     texts = item_texts(catalog)
@@ -147,7 +149,8 @@ def encode_item_texts(
     encoder.eval()
     chunks = []
     with torch.inference_mode():
-        for start in range(0, len(texts), config.batch_size):
+        starts = range(0, len(texts), config.batch_size)
+        for start in tqdm(starts, desc="text encoder", unit="batch", disable=not progress, leave=False):
             batch = tokenizer(
                 texts[start : start + config.batch_size],
                 padding=True,
