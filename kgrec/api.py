@@ -149,6 +149,8 @@ def _blend_validation(recommender: Recommender, config: RunConfig):  # noqa: ANN
     if "rank" not in config.train.tasks:
         return None
     select, candidates = config.eval.select_metric, config.eval.candidates
+    if config.model.blend_rule == "one-se":  # the rule compares users' scores between blends
+        return lambda _, weights: [(m[select], m["per_user"]) for m in recommender.evaluate_blends(weights, "valid", candidates, per_user=select)]
     return lambda _, weights: [m[select] for m in recommender.evaluate_blends(weights, "valid", candidates)]
 
 
@@ -364,6 +366,7 @@ def _train(
         None if tracking is None else lambda row: tracking.log_metrics(
             {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"}, step=next(epochs)
         ),
+        config.model.blend_rule,
     )
     timings.update(
         train_seconds=schedule.seconds,
@@ -548,7 +551,7 @@ def update(
         if model.linear is not None:
             blend = choose_blend(model, recommender.inputs, (model.linear.l2,), validate, fitted.best_score,
                                  _blend_validation(recommender, config) if validate is not None else None, (model.linear.kg_weight,),
-                                 (model.linear.text_weight,))
+                                 (model.linear.text_weight,), config.model.blend_rule)
             if validate is None:
                 model.linear_weight.fill_(previous_weight)
         timings = {"train_seconds": fitted.seconds, "train_seconds_to_best": fitted.seconds_to_best,

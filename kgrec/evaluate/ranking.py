@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -98,26 +99,38 @@ def evaluate_blends(
     device: torch.device | str = "cpu",
     candidates: np.ndarray | None = None,
     tie_seed: int = 0,
-) -> list[dict[str, float]]:
+    per_user: str | None = None,
+) -> list[dict[str, Any]]:
     """The @K metrics of ``learned + w * linear`` for every ``w`` in ``weights``, in one pass over the users.
 
     Exactly what :func:`evaluate_ranking` with ``topk_only=True`` gives for each weight (same users,
     exclusions, candidates and tie order), but each batch's two score parts are computed once: on a
     large catalog the linear part (a sparse product with an items x items matrix) is most of the cost.
+    With ``per_user`` (a metric name), each weight's dict also holds ``"per_user"``: that metric's
+    ``(users,)`` values, for paired comparisons between weights.
     """
     device = torch.device(device)
     truth, users, not_candidate, order = _ranked_users(truth, candidates, device, tie_seed)
     sums: list[dict[str, float]] = [{} for _ in weights]
+    kept: list[list[np.ndarray]] = [[] for _ in weights]
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
         learned, linear = score_parts(torch.from_numpy(rows).to(device))
         relevant, excluded = _batch_masks(truth, exclude, rows, not_candidate, device)
-        for totals, weight in zip(sums, weights):
+        for totals, values_kept, weight in zip(sums, kept, weights):
             scores = (learned + weight * linear if weight != 0.0 else learned).float()
             top = _top(scores, excluded, order, max(ks))
             for name, values in topk_metrics(relevant.gather(1, top), relevant.sum(1).float(), ks).items():
                 totals[name] = totals.get(name, 0.0) + float(values.sum())
-    return [{name: total / len(users) for name, total in sorted(totals.items())} for totals in sums]
+                if name == per_user:
+                    values_kept.append(values.double().cpu().numpy())
+    results: list[dict[str, Any]] = [{name: total / len(users) for name, total in sorted(totals.items())} for totals in sums]
+    if per_user is not None:
+        if per_user not in results[0]:
+            raise ValueError(f"unknown metric '{per_user}' (known: {', '.join(results[0])})")
+        for result, values_kept in zip(results, kept):
+            result["per_user"] = np.concatenate(values_kept)
+    return results
 
 
 def evaluate_ranking(

@@ -329,7 +329,9 @@ class Recommender:
         return result
 
     @torch.no_grad()
-    def evaluate_blends(self, weights: list[float], split: str = "valid", candidates: str = "all") -> list[dict[str, float]]:
+    def evaluate_blends(
+        self, weights: list[float], split: str = "valid", candidates: str = "all", per_user: str | None = None,
+    ) -> list[dict[str, Any]]:
         """The @K metrics :meth:`evaluate` (``topk_only``) would give with each linear blend weight, in one pass.
 
         The model's learned and EASE scores are computed once per batch of users (see
@@ -346,7 +348,7 @@ class Recommender:
             parts = lambda rows: self.model.score_parts(reps, self.inputs, users_t[rows], tokens_t[rows])  # noqa: E731
         return evaluate_blends(
             parts, truth, exclude, weights, ks=self.config.eval.ks, batch_size=self.config.eval.batch_size, device=self.device,
-            candidates=candidate_items,
+            candidates=candidate_items, per_user=per_user,
         )
 
     @torch.no_grad()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
 
 from kgrec.models import KGRecommender, PropagationGraph
@@ -37,9 +39,10 @@ def choose_blend(
     l2_grid: tuple[float, ...],
     validate: Callable[[KGRecommender], float] | None,
     baseline: float,
-    validate_blends: Callable[[KGRecommender, list[float]], list[float]] | None = None,
+    validate_blends: Callable[[KGRecommender, list[float]], list[Any]] | None = None,
     kg_weights: tuple[float, ...] = (0.0,),
     text_weights: tuple[float, ...] = (0.0,),
+    rule: str = "best",
 ) -> dict[str, float]:
     """Pick EASE's penalty, KG-row and text-row weights and the blend weight by validation; keep blend weight 0 unless it helps.
 
@@ -51,19 +54,27 @@ def choose_blend(
             the equal-spread weight are used.
         baseline: Validation metric of the model without the linear part.
         validate_blends: The validation metric for each of several blend weights at once (one pass
-            over the users instead of one per weight); gives the same choice as ``validate``.
+            over the users instead of one per weight); gives the same choice as ``validate``. Each
+            entry is a score, or ``(score, per-user values)`` for the ``one-se`` rule.
         kg_weights: Weights of the KG's item links in EASE's Gram matrix to try with every penalty
             (0: interactions only).
         text_weights: Weights of the items' text rows, likewise (0: none).
+        rule: ``best`` (highest validation score) or ``one-se``: among the blends whose per-user scores are
+            within one paired standard error of the best blend's, the simplest (largest blend factor, i.e.
+            most EASE, then the fewest KG and text rows, then the largest penalty). Needs per-user values;
+            without them it is ``best``.
 
     Returns:
         ``{"l2", "kg_weight", "text_weight", "weight", "valid"}`` as chosen (also set on the model).
     """
+    if rule not in ("best", "one-se"):
+        raise ValueError(f"blend rule is 'best' or 'one-se', not {rule!r}")
     model.eval()
     reps = model(graph)
     users = torch.arange(min(graph.num_users, 2048), device=reps.user.device)
     embedding_spread = model.scorer.score_all(reps.user[users], reps.item).std()
     best = {"l2": l2_grid[0], "kg_weight": kg_weights[0], "text_weight": text_weights[0], "weight": 0.0, "valid": baseline}
+    measured: list[tuple[dict, float, np.ndarray]] = []  # (choice, blend factor, per-user values) for the one-se rule
     for l2, kg_weight, text_weight in itertools.product(l2_grid, kg_weights, text_weights):
         fit_linear(model, graph, l2, kg_weight, text_weight)
         ratio = float(embedding_spread / model.linear(graph.history_rows(users)).std().clamp(min=1e-12))
@@ -72,18 +83,40 @@ def choose_blend(
             best = {**solved, "weight": ratio, "valid": float("nan")}
             break
         weights = [factor * ratio for factor in BLEND_FACTORS]
+        per_user: list[np.ndarray | None] = [None] * len(weights)
         if validate_blends is not None:
-            scores = validate_blends(model, weights)
+            entries = validate_blends(model, weights)
+            scores = [float(entry[0]) if isinstance(entry, tuple) else float(entry) for entry in entries]
+            per_user = [entry[1] if isinstance(entry, tuple) else None for entry in entries]
         else:
             scores = []
             for weight in weights:
                 model.linear_weight.fill_(weight)
                 scores.append(validate(model))
-        for weight, score in zip(weights, scores):
+        for factor, weight, score, values in zip(BLEND_FACTORS, weights, scores, per_user):
+            choice = {**solved, "weight": weight, "valid": score}
+            if values is not None:
+                measured.append((choice, factor, values))
             if score > best["valid"]:
-                best = {**solved, "weight": weight, "valid": score}
+                best = choice
+    if rule == "one-se" and measured and best["weight"] != 0.0:
+        best = _simplest_near_best(measured, best)
     if (model.linear.l2, model.linear.kg_weight, model.linear.text_weight) != (best["l2"], best["kg_weight"], best["text_weight"]):
         # not the last one solved (ten minutes at 30k items)
         fit_linear(model, graph, best["l2"], best["kg_weight"], best["text_weight"])
     model.linear_weight.fill_(best["weight"])
     return best
+
+
+def _simplest_near_best(measured: list[tuple[dict, float, np.ndarray]], best: dict) -> dict:
+    """The one-standard-error rule over blends: the simplest whose mean paired difference to the best is within one SE."""
+    reference = next(values for choice, _, values in measured if choice is best)
+    near = []
+    for choice, factor, values in measured:
+        difference = values - reference
+        standard_error = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
+        if difference.mean() >= -standard_error:
+            near.append((choice, factor))
+    # Simpler: more of the blend on EASE (deterministic given the data), then fewer side rows, then a stronger penalty.
+    choice, _ = max(near, key=lambda pair: (pair[1], -pair[0]["kg_weight"], -pair[0]["text_weight"], pair[0]["l2"]))
+    return choice

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -43,17 +44,19 @@ def run_schedule(
     inputs: TaskInputs | None = None,
     checkpoint: Checkpointer | None = None,
     distributed: Distributed | None = None,
-    validate_blends: Callable[[KGRecommender, list[float]], list[float]] | None = None,
+    validate_blends: Callable[[KGRecommender, list[float]], list[Any]] | None = None,
     ease_kg_weights: tuple[float, ...] = (0.0,),
     ease_text_weights: tuple[float, ...] = (0.0,),
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    blend_rule: str = "best",
 ) -> ScheduleResult:
     """Train ``model`` in place and leave it in its best state (by validation).
 
     ``staged``: the backbone first, with KG and text silent (their outputs start at zero); then the
     KG/text parameters on top of the best backbone, kept only if validation improves, so side
     information can add to collaborative filtering but never replace it. ``joint``: all at once.
-    Last, an EASE component (if the model has one) is blended in with a weight chosen on validation.
+    Last, an EASE component (if the model has one) is blended in with a weight chosen on validation
+    (``blend_rule``, see :func:`~kgrec.train.blend.choose_blend`).
     """
     if config.schedule == "joint":
         fitted = fit(model, graph, sampler, config, validate, device, quiet, inputs=inputs, checkpoint=checkpoint, distributed=distributed,
@@ -98,6 +101,6 @@ def run_schedule(
     )
     if model.linear is not None:
         result.blend = choose_blend(
-            model, graph, ease_l2, validate, fitted.best_score, validate_blends, ease_kg_weights, ease_text_weights
+            model, graph, ease_l2, validate, fitted.best_score, validate_blends, ease_kg_weights, ease_text_weights, blend_rule
         )
     return result

@@ -51,3 +51,18 @@ def test_text_rows_are_tried_with_the_text_view_and_survive_saving(graph_dir, tm
     loaded = Recommender.load(tmp_path / "text")
     assert "text_weight=5" in repr(loaded.model)
     assert loaded.evaluate("test").metrics == pytest.approx(with_text.metrics["test"])
+
+
+def test_the_one_se_rule_takes_the_simplest_blend_near_the_best():
+    import numpy as np
+
+    from kgrec.train.blend import _simplest_near_best
+
+    base = np.linspace(0.0, 1.0, 400)
+    wobble = np.where(np.arange(400) % 2 == 0, 0.05, -0.05)  # per-user differences of std 0.05: one SE is 0.0025
+    best = {"l2": 100.0, "kg_weight": 1.0, "text_weight": 3.0, "weight": 2.0, "valid": float(base.mean())}
+    noisy_tie = {"l2": 100.0, "kg_weight": 0.0, "text_weight": 3.0, "weight": 900.0, "valid": float(base.mean() - 0.002)}
+    clearly_worse = {"l2": 500.0, "kg_weight": 0.0, "text_weight": 0.0, "weight": 1000.0, "valid": float(base.mean() - 0.1)}
+    measured = [(best, 2.0, base), (noisy_tie, 1000.0, base - 0.002 + wobble), (clearly_worse, 1000.0, base - 0.1 + wobble)]
+    assert _simplest_near_best(measured, best) is noisy_tie  # 0.002 below the best, within one SE
+    assert _simplest_near_best([measured[0], measured[2]], best) is best  # a simpler blend far below is never taken

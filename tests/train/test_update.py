@@ -77,10 +77,13 @@ def test_one_pass_blend_sweep_matches_one_evaluation_per_weight(trained):
     model, select = run.model, run.config.eval.select_metric
     weights = [0.0, 0.3, 1.0, 5.0]
     swept = run.evaluate_blends(weights, "valid")
-    for weight, metrics in zip(weights, swept):
+    with_users = run.evaluate_blends(weights, "valid", per_user=select)
+    for weight, metrics, kept in zip(weights, swept, with_users):
         model.linear_weight.fill_(weight)
-        single = run.evaluate("valid", topk_only=True).metrics
+        evaluation = run.evaluate("valid")
+        single = evaluation.metrics
         assert metrics == pytest.approx({k: single[k] for k in metrics}, abs=1e-12)
+        assert kept["per_user"] == pytest.approx(evaluation.per_user[select].to_numpy(), abs=1e-12)  # same users, same order
     validate = lambda _: run.evaluate("valid", topk_only=True).metrics[select]  # noqa: E731
     one_pass = lambda _, ws: [m[select] for m in run.evaluate_blends(ws, "valid")]  # noqa: E731
     model.linear_weight.zero_()
