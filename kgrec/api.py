@@ -71,18 +71,28 @@ def open_dataset(
     return read_dataset(interactions, items, users, triples, links, config=config.data, name=name)
 
 
-def build_graph(dataset: Dataset, config: RunConfig | None = None, out: str | Path | None = None) -> KnowledgeGraph:
+def build_graph(
+    dataset: Dataset, config: RunConfig | None = None, out: str | Path | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> KnowledgeGraph:
     """Split the dataset and build its knowledge graph; save it to ``out`` atomically when given.
 
     Args:
         dataset: From :func:`load_dataset` or :func:`read_dataset`.
         config: The run config; only its ``graph`` section is used here.
         out: A graph directory (e.g. ``graphs/ml-100k``), replaced as a whole when the build succeeds.
+        on_stage: Called with a line after each stage (built, written) and its time, for progress output.
     """
     config = config or RunConfig()
+    started = time.perf_counter()
     graph = _build_graph(dataset, config.graph)
+    if on_stage is not None:
+        on_stage(f"split and built the graph ({time.perf_counter() - started:.1f} s)")
     if out is not None:
+        started = time.perf_counter()
         graph.save(str(out))
+        if on_stage is not None:
+            on_stage(f"wrote the RDF, PyG graph and split to {out} ({time.perf_counter() - started:.1f} s)")
     return graph
 
 

@@ -119,10 +119,14 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--cold-item-share", type=float, help="Share of items held out for --split cold-items [0.2].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. data.interactions.user=customer.")
+@click.option("--quiet", is_flag=True, help="No progress lines (the counts are still printed).")
 def build_graph(
-    config_path, settings, dataset, data_dir, interactions, items, users, triples, links, kgat_dir, download, name, out, **flags
+    config_path, settings, dataset, data_dir, interactions, items, users, triples, links, kgat_dir, download, name, out, quiet,
+    **flags,
 ) -> None:
     """Build the knowledge graph, the PyG graph and the saved split; print their counts."""
+    import time
+
     from kgrec import api
     from kgrec.data import dataset_missing, download_dataset, resolve_data_dir
     from kgrec.graph import format_stats
@@ -135,9 +139,14 @@ def build_graph(
     if kgat_dir is not None and flags.get("split") is None and config_path is None:
         flags["split"] = "given"  # the layout's point is its published test set; --split/--set still choose otherwise
     config = _config(config_path, flags, _BUILD_FLAGS, settings, preset=dataset)
+    stage = None if quiet else (lambda line: click.echo(f"build-graph: {line}", err=True))
+    started = time.perf_counter()
     data = api.open_dataset(config, dataset, data_dir, interactions, items, users, triples, links, name, kgat_dir)
+    if stage is not None:
+        stage(f"read {len(data.interactions):,} interactions, {len(data.items):,} items and {len(data.triples):,} triples "
+              f"({time.perf_counter() - started:.1f} s)")
     out = Path(out) if out else Path("graphs") / safe_name(name or data.name, "graph name")
-    graph = api.build_graph(data, config, out=out)
+    graph = api.build_graph(data, config, out=out, on_stage=stage)
     click.echo(format_stats(graph.stats))
     click.echo(f"wrote {out}")
 
