@@ -119,7 +119,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--cold-item-share", type=float, help="Share of items held out for --split cold-items [0.2].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. data.interactions.user=customer.")
-@click.option("--quiet", is_flag=True, help="No progress lines (the counts are still printed).")
+@click.option("--quiet", is_flag=True, help="No progress lines on a terminal (the counts are still printed).")
 def build_graph(
     config_path, settings, dataset, data_dir, interactions, items, users, triples, links, kgat_dir, download, name, out, quiet,
     **flags,
@@ -139,7 +139,8 @@ def build_graph(
     if kgat_dir is not None and flags.get("split") is None and config_path is None:
         flags["split"] = "given"  # the layout's point is its published test set; --split/--set still choose otherwise
     config = _config(config_path, flags, _BUILD_FLAGS, settings, preset=dataset)
-    stage = None if quiet else (lambda line: click.echo(f"build-graph: {line}", err=True))
+    # Progress is for a person at a terminal; a pipe or a log gets the counts and, on failure, the one error line.
+    stage = None if quiet or not sys.stderr.isatty() else (lambda line: click.echo(f"build-graph: {line}", err=True))
     started = time.perf_counter()
     data = api.open_dataset(config, dataset, data_dir, interactions, items, users, triples, links, name, kgat_dir)
     if stage is not None:
