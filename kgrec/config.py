@@ -193,12 +193,12 @@ class ModelConfig(_Section):
         "matrix the same way, each tried with every penalty and KG weight on validation; 0 is none. Not used with "
         "use_text false.",
     )
-    blend_rule: Literal["one-se", "best"] = Field(
-        "one-se",
+    blend_rule: Literal["best", "one-se"] = Field(
+        "best",
         description="How validation picks EASE's penalty, KG and text weights and the blend weight. best: the highest "
         "validation score. one-se: the simplest candidate (most weight on EASE, then fewest KG and text rows) whose "
-        "users' scores are within one standard error of the best's, paired over users; on a small validation set "
-        "(a few hundred users, cold items) the best is partly noise, and the simplest near it varies less across seeds.",
+        "users' scores are within one standard error of the best's, paired over users. Measured on ml-100k (3 seeds), "
+        "one-se cost warm NDCG@20 (0.3409 vs 0.3439) and did not steady gated on cold items (std 0.024 vs 0.027).",
     )
 
 
