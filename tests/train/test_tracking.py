@@ -13,8 +13,10 @@ from tests.train.test_blend import FAST, graph_dir  # noqa: F401  (the module's 
 TRACKED = {**FAST, "model.ease_kg_weight": [0.0], "kge.eval_share": 0.1, "kge.epochs": 2}
 
 
-def test_mlflow_gets_params_epochs_final_metrics_files_and_the_kge_stage(graph_dir, tmp_path):  # noqa: F811
+def test_mlflow_gets_params_epochs_final_metrics_files_and_the_kge_stage(graph_dir, tmp_path, monkeypatch):  # noqa: F811
     mlflow = pytest.importorskip("mlflow")
+    # With a database URI, MLflow puts artifacts under ./mlruns of the working directory: keep them out of the checkout.
+    monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     graph = KnowledgeGraph.load(graph_dir)
     cache = tmp_path / "cache"  # a fresh cache, so PyKEEN trains and its own tracker logs the KG stage
