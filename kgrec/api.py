@@ -693,15 +693,12 @@ def recommend(
     if not explain:
         return recommendations
     finder = PathFinder(recommender, labels=_label_store(endpoint), entity_labels=_entity_labels(labels))
+    shares = recommender.score_shares([rec.user_id for rec in recommendations], [rec.item_ids for rec in recommendations], context)
     explained = []
-    for rec in recommendations:
+    for rec, rec_shares in zip(recommendations, shares):
         paths = [finder.find(rec.user_id, item_id, max_paths=1) for item_id in rec.item_ids]
         explained.append(
-            dataclasses.replace(
-                rec,
-                explanations=[found[0].to_dict() if found else None for found in paths],
-                shares=recommender.score_shares(rec.user_id, rec.item_ids, context),
-            )
+            dataclasses.replace(rec, explanations=[found[0].to_dict() if found else None for found in paths], shares=rec_shares)
         )
     return explained
 

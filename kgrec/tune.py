@@ -266,14 +266,14 @@ def _record_setup(study_dir: Path, base: RunConfig, space: SearchSpace) -> None:
 
 def _optimize(
     study_dir: Path, graph_dir: str, trials: int, timeout: float | None, seed: int, quiet: bool,
-    tracker: str | None = None, tracker_uri: str | None = None, pruning: Pruning | None = None,
+    tracker: str | None, tracker_uri: str | None, pruning: Pruning,
 ) -> None:
     """Draw and run trials until the study holds ``trials`` finished ones (or ``timeout`` seconds pass)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = _storage(study_dir)
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage, **_search(seed, pruning or Pruning()))
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage, **_search(seed, pruning))
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if len(study.get_trials(deepcopy=False, states=finished)) >= trials:
         return

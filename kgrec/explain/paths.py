@@ -81,6 +81,10 @@ class ExplanationPath:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in record.items()}
 
 
+# A relation name ending in one of these reads as a verb phrase ("directed by"), not a noun ("genre").
+_PREPOSITIONS = {"by", "in", "of", "to", "with", "from", "for", "on", "at", "as"}
+
+
 def _describe(path: ExplanationPath, position: int) -> str:
     """What the unlabelled entity at ``kg_nodes[position]`` is, read from the relations of its two hops.
 
@@ -103,9 +107,6 @@ def _describe(path: ExplanationPath, position: int) -> str:
     if shared:
         return f"a shared {kind}"
     return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
-
-
-_PREPOSITIONS = {"by", "in", "of", "to", "with", "from", "for", "on", "at", "as"}
 
 
 def path_text(user_id: str, relations: Sequence[str], labels: Sequence[str]) -> str:

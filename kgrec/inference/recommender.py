@@ -554,28 +554,41 @@ class Recommender:
         top = top_k(scores, k, history.bool())
         return self._recommendation(user_id, top.indices[0].cpu().numpy(), top.scores[0].cpu().numpy())
 
-    def score_shares(self, user_id: str, item_ids: list[str], context: dict[str, Any] | None = None) -> list[dict[str, float]]:
-        """Per item, each part's signed share of what lifts its score for ``user_id`` above an average item's.
+    def score_shares(
+        self, user_ids: list[str], item_ids: list[list[str]], context: dict[str, Any] | None = None,
+    ) -> list[list[dict[str, float]]]:
+        """For each user and each of their items, each part's signed share of what lifts the item's score above an average item's.
 
         Parts: ``graph`` (the propagated graph view, KG included) and ``text`` (the text view), split by their
         Shapley values in the learned score (see :meth:`KGRecommender.score_shares`), and ``ease`` (the blended
         linear term). Shares are divided by the sum of the parts' absolute contributions, so they sum to 1 when
-        every part raises the score; a negative share lowered it. Only the parts the run has are given.
+        every part raises the score; a negative share lowered it. Only the parts the run has are given. All users
+        are scored in one model call (one propagation), whatever their number.
         """
-        if user_id not in self.graph.users:
-            raise InputError(f"unknown user id '{user_id}'")
-        unknown = [item for item in item_ids if item not in self.graph.items]
+        unknown = [user for user in user_ids if user not in self.graph.users]
+        if unknown:
+            raise InputError(f"unknown user id '{unknown[0]}'")
+        unknown = [item for items in item_ids for item in items if item not in self.graph.items]
         if unknown:
             raise InputError(f"unknown item id '{unknown[0]}'")
-        users = torch.from_numpy(self.graph.users.to_index([user_id])).to(self.device)
-        items = torch.from_numpy(self.graph.items.to_index(list(item_ids))).to(self.device).view(1, -1)
-        parts = self.model.score_shares(self.inputs, users, items, self.stated_context([user_id], context))
-        names = {"graph": "graph", "text": "text", "linear": "ease"}
+        width = max((len(items) for items in item_ids), default=0)
+        if not width:
+            return [[] for _ in item_ids]
+        # Rows shorter than the widest repeat their first item (or item 0); the padding is dropped below.
+        padded = [list(self.graph.items.to_index(list(items))) for items in item_ids]
+        padded = [row + [row[0] if row else 0] * (width - len(row)) for row in padded]
+        users = torch.from_numpy(self.graph.users.to_index(list(user_ids))).to(self.device)
+        items = torch.tensor(padded, dtype=torch.long, device=self.device)
+        parts = self.model.score_shares(self.inputs, users, items, self.stated_context(list(user_ids), context))
         kept = ["graph"] + (["text"] if self.model.fusion is not None else [])
         kept += ["linear"] if self.model.linear is not None and float(self.model.linear_weight) != 0.0 else []
-        values = torch.stack([parts[name][0] for name in kept]).double().cpu()  # (parts, K)
-        total = values.abs().sum(0).clamp(min=1e-12)
-        return [{names[name]: float(values[p, i] / total[i]) for p, name in enumerate(kept)} for i in range(len(item_ids))]
+        values = torch.stack([parts[name] for name in kept]).double().cpu()  # (parts, B, K)
+        shares = values / values.abs().sum(0).clamp(min=1e-12)
+        names = ["ease" if name == "linear" else name for name in kept]
+        return [
+            [{name: float(shares[p, row, column]) for p, name in enumerate(names)} for column in range(len(items_of_user))]
+            for row, items_of_user in enumerate(item_ids)
+        ]
 
     def fusion_weights(self) -> pd.Series:
         """Per item, the share of the graph view in its representation (gate or attention), indexed by item id."""

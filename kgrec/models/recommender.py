@@ -432,7 +432,6 @@ class KGRecommender(nn.Module):
             scores = scores + self.linear_weight * self.linear(history)
         return scores
 
-    @torch.no_grad()
     def __repr__(self) -> str:
         parts = [f"{self.num_users} users", f"{self.num_items} items", f"dim={self.dim}", repr(self.propagation)]
         parts.append(repr(self.fusion) if self.fusion is not None else "no text")

@@ -178,3 +178,14 @@ def test_parallel_and_opposite_triples_between_the_same_nodes(tmp_path):
     assert {"directed by", "produced by", "favourite film (inverse)"} <= first_hops
     kg_edges = _kg_edges(graph)
     assert all(hop in kg_edges for p in paths for hop in zip(p.kg_nodes, p.kg_nodes[1:]))
+
+
+def test_score_shares_of_several_users_match_one_at_a_time(run):
+    users = list(run.graph.users.ids[:3])
+    recs = run.recommend(users, k=4)
+    together = run.score_shares(users, [rec.item_ids[: 2 + i % 2] for i, rec in enumerate(recs)])  # rows of unequal length
+    for i, rec in enumerate(recs):
+        alone = run.score_shares([rec.user_id], [rec.item_ids[: 2 + i % 2]])[0]
+        assert len(together[i]) == len(alone)
+        for a, b in zip(together[i], alone):
+            assert a == pytest.approx(b, abs=1e-9)
