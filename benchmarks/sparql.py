@@ -69,8 +69,9 @@ def main() -> None:
             "peak RSS MiB": max(r["peak_rss_mib"] for r in runs),
         })
     label = args.label or args.graph.parent.name
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip() or "unknown"
     record = {"graph": str(args.graph), "rows": rows, "same_answers": same, "machine": machine(), "load_before": load,
-              "repeats": args.repeats, "queries": QUERIES}
+              "repeats": args.repeats, "queries": QUERIES, "commit": commit}
     out = HERE / "results" / f"sparql_{label}"
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     columns = list(rows[0])
@@ -79,7 +80,7 @@ def main() -> None:
         "",
         f"Made by `python benchmarks/sparql.py --graph {args.graph}`: {args.repeats} fresh processes per backend, medians. "
         f"The first query ({first!r}) includes loading `kg.nt` + `ontology.ttl`; the rest run on the loaded store. "
-        f"Machine: {record['machine']['cpu']}, {record['machine']['cores']} cores; 1-minute load average before {load:.2f}. "
+        f"Commit {commit}. Machine: {record['machine']['cpu']}, {record['machine']['cores']} cores; 1-minute load average before {load:.2f}. "
         f"Same answers from both: {'yes' if same else '**no**'}.",
         "",
         "| " + " | ".join(columns) + " |",
