@@ -16,7 +16,7 @@ import torch
 from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures, Dataset, load_dataset, read_catalog, read_dataset, read_entity_labels
 from kgrec.data.kgat import read_kgat_dir
-from kgrec.embed import encode_item_texts, train_kg_embeddings
+from kgrec.embed import encode_item_texts, has_item_text, train_kg_embeddings
 from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError, KgrecError
 from kgrec.evaluate import EvaluationResult, PairedComparison, holm, link_prediction, paired_comparison
@@ -247,6 +247,14 @@ def train(
     """
     config = config or RunConfig()
     _check_names(config, graph)
+    notes = []
+    if config.model.use_text and not has_item_text(graph.catalog):
+        # Every item's text would be the same string: a constant view that costs an encoder pass.
+        config = config.override({"model.use_text": False})
+        notes.append("the catalog has no titles, descriptions or categories: trained without a text view (model.use_text=false)")
+    if config.model.use_kg and not len(graph.triples):
+        config = config.override({"model.use_kg": False})
+        notes.append("the graph has no KG triples (no categories, brands or extra triples): trained without a KG view (model.use_kg=false)")
     distributed, device = from_environment(resolve_device(config.train.device))
     if distributed.active and graph_dir is None:
         raise InputError("data-parallel training needs the graph on disk (graph_dir), so every process reads the same caches")
@@ -262,7 +270,7 @@ def train(
     try:
         cache = _cache_dir(graph_dir, cache_dir)
         with library_output(quiet):
-            return _train(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device, on_validation, tracking)
+            return _train(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device, on_validation, tracking, notes)
     except BaseException as error:
         if tracking is not None:
             tracking.finish(success=False)
@@ -286,6 +294,7 @@ def _train(
     device: torch.device,
     on_validation: Callable[[int, float], None] | None = None,
     tracking: Tracker | None = None,
+    notes: list[str] | None = None,
 ) -> Recommender:
     """:func:`train` proper, in a claimed run directory; ``train`` adds the claim and the clean-up after a failure."""
     from kgrec.config import dump_config
@@ -347,6 +356,7 @@ def _train(
         kg_training=None if kge is None else kge.training, kg_state=None if kge is None else kge.model_state,
     )
     recommender = Recommender(model, graph, config, device=device, context=features)
+    recommender.notes = list(notes or [])
     with torch.no_grad():
         # Items without training interactions never receive a collaborative gradient; a zero free
         # embedding lets their KG and text views speak instead of random noise.
@@ -465,7 +475,7 @@ def _write_run(recommender: Recommender, out: Path, graph_dir: str | Path, histo
         write_per_user(out, recommender.per_user, recommender.graph.split_digest)
     write_history(history, out / "history.csv")
     plot_curve(history, config.eval.select_metric if "rank" in config.train.tasks else "-rmse", out / "curve.png")
-    info = {**extra, "device": str(recommender.device), "timings": recommender.timings, "blend": recommender.blend}
+    info = {**extra, "device": str(recommender.device), "timings": recommender.timings, "blend": recommender.blend, "notes": recommender.notes}
     recommender.save(out, graph_dir, info)
 
 

@@ -275,6 +275,8 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
     recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, tracker=tracker,
                             tracker_uri=tracker_uri)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports (and alone wrote the run)
+        for note in recommender.notes:
+            click.echo(f"note: {note}", err=True)
         _print_metrics(recommender.metrics.get("test", {}), "test")
         click.echo(f"wrote {out}")
 

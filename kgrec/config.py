@@ -152,7 +152,16 @@ class TextConfig(_Section):
     )
     max_length: int = Field(128, ge=8, le=4096, description="Tokens per item text.")
     batch_size: int = Field(64, ge=1, description="Texts per encoder batch.")
-    pooling: Literal["mean", "cls"] = Field("mean", description="How token states become one vector.")
+    pooling: Literal["auto", "mean", "cls", "max", "lasttoken"] = Field(
+        "auto",
+        description="How token states become one vector; auto: as the model was trained (its sentence-transformers "
+        "modules.json: CLS for BGE, mean for MiniLM and E5), mean for a plain transformers model.",
+    )
+    prefix: str | None = Field(
+        None,
+        description="Text put before every item text (E5 wants 'passage: '); None: the model's own document prompt "
+        "(config_sentence_transformers.json) where it declares one, else none.",
+    )
     finetune_layers: int = Field(
         0, ge=0, le=48, description="Train the encoder's top N layers with the KG/text stage (0: frozen, cached)."
     )

@@ -43,18 +43,22 @@ LINKS = [("1", "m.alpha"), ("2", "m.beta"), ("10", "m.kappa"), ("6", "m.zeta")]
 USERS = [(f"u{u}", str(20 + u), "F" if u % 2 else "M") for u in range(1, 9)]
 
 
-def write_tiny_files(folder: Path, fmt: str = "csv") -> dict[str, Path]:
-    """Write the tiny dataset in one of the tabular formats; return the paths by role."""
-    folder.mkdir(parents=True, exist_ok=True)
-    frames = {
+def tiny_frames() -> dict[str, pd.DataFrame]:
+    """The tiny dataset as pandas DataFrames by role, columns named as in its files."""
+    return {
         "interactions": pd.DataFrame(INTERACTIONS, columns=["user", "item", "rating", "timestamp", "device"]),
         "items": pd.DataFrame(ITEMS, columns=["item", "title", "description", "category", "brand"]),
         "users": pd.DataFrame(USERS, columns=["user", "age", "gender"]),
         "triples": pd.DataFrame(TRIPLES, columns=["head", "relation", "tail"]),
         "links": pd.DataFrame(LINKS, columns=["item", "entity"]),
     }
+
+
+def write_tiny_files(folder: Path, fmt: str = "csv") -> dict[str, Path]:
+    """Write the tiny dataset in one of the tabular formats; return the paths by role."""
+    folder.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for role, frame in frames.items():
+    for role, frame in tiny_frames().items():
         if fmt == "parquet":
             path = folder / f"{role}.parquet"
             frame.to_parquet(path, index=False)

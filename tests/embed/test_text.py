@@ -10,7 +10,7 @@ import torch
 
 from kgrec.config import TextConfig
 from kgrec.embed import encode_item_texts
-from kgrec.embed.text import item_texts
+from kgrec.embed.text import TextRecipe, item_texts
 from kgrec.errors import InputError
 
 pytestmark = pytest.mark.skipif(
@@ -102,3 +102,62 @@ def test_finetuning_top_layers_trains_and_reloads(tmp_path, tiny_graph):
     assert "TextTuner(BertModel" in repr(run.model)
     loaded = Recommender.load(tmp_path / "run")
     assert loaded.recommend(["u1"], k=3) == run.recommend(["u1"], k=3)
+
+
+def test_a_catalog_of_ids_alone_has_no_text():
+    import pandas as pd
+
+    from kgrec.embed import has_item_text
+
+    bare = pd.DataFrame({"item_id": ["1", "2"], "title": ["", " "], "description": ["", ""], "categories": [(), ()]})
+    assert not has_item_text(bare)
+    assert has_item_text(bare.assign(categories=[(), ("Drama",)]))
+    assert has_item_text(bare.assign(title=["", "Heat"]))
+
+
+def _model_copy(folder, pooling_flag: str | None = None, prompts: dict | None = None):
+    """The bundled MiniLM in a new folder (weights linked), with its pooling flag and prompts rewritten."""
+    import json
+
+    from kgrec.embed.text import bundled_model_path
+
+    source = bundled_model_path()
+    folder.mkdir()
+    for path in source.iterdir():
+        if path.is_file():
+            (folder / path.name).symlink_to(path)
+    (folder / "1_Pooling").mkdir()
+    settings = json.loads((source / "1_Pooling" / "config.json").read_text())
+    if pooling_flag is not None:
+        settings = {**{k: False for k in settings if k.startswith("pooling_mode")}, pooling_flag: True}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(settings))
+    if prompts is not None:
+        (folder / "config_sentence_transformers.json").unlink()
+        (folder / "config_sentence_transformers.json").write_text(json.dumps({"prompts": prompts}))
+    return folder
+
+
+def test_pooling_and_prefix_follow_the_models_own_settings(tmp_path):
+    from kgrec.embed.text import text_recipe
+
+    assert text_recipe(TextConfig()) == TextRecipe("mean", "")  # MiniLM is trained mean-pooled
+    cls_model = _model_copy(tmp_path / "cls", "pooling_mode_cls_token", {"query": "query: ", "passage": "passage: "})
+    assert text_recipe(TextConfig(model=str(cls_model))) == TextRecipe("cls", "passage: ")
+    assert text_recipe(TextConfig(model=str(cls_model), pooling="max", prefix="")) == TextRecipe("max", "")
+    # Encoded as the settings say: CLS of the prefixed text, which differs from the mean of the bare text.
+    auto = encode_item_texts(_catalog(["a cookbook of soups"]), TextConfig(model=str(cls_model))).text_emb
+    stated = encode_item_texts(_catalog(["a cookbook of soups"]), TextConfig(pooling="cls", prefix="passage: ")).text_emb
+    mean = encode_item_texts(_catalog(["a cookbook of soups"]), TextConfig()).text_emb
+    assert torch.allclose(auto, stated, atol=1e-6) and not torch.allclose(auto, mean, atol=1e-3)
+    for pooling in ("max", "lasttoken"):
+        vector = encode_item_texts(_catalog(["a cookbook of soups", "x"]), TextConfig(pooling=pooling)).text_emb
+        assert vector.shape == (2, 384) and torch.isfinite(vector).all() and not torch.allclose(vector[:1], mean, atol=1e-3)
+
+
+def test_a_pooling_kgrec_cannot_reproduce_is_an_error(tmp_path):
+    from kgrec.embed.text import text_recipe
+
+    model = _model_copy(tmp_path / "weighted", "pooling_mode_weightedmean_tokens")
+    with pytest.raises(InputError, match=r"1_Pooling/config.json: the model pools by pooling_mode_weightedmean_tokens.*text.pooling"):
+        text_recipe(TextConfig(model=str(model)))
+    assert text_recipe(TextConfig(model=str(model), pooling="mean")).pooling == "mean"

@@ -67,6 +67,26 @@ def test_recommend_skips_everything_the_user_has_seen(graph, tmp_path):
     assert len(rec.item_ids) == 10 - len(seen)  # only unseen items, even when k asks for more
     with pytest.raises(InputError, match="unknown user id 'nobody'"):
         trained.recommend(["nobody"], k=3)
+    # The same ranking as a DataFrame, and the same scores for the given pairs.
+    frame = trained.recommend(["u1", "u2"], k=3, as_frame=True)
+    assert list(frame.columns) == ["user_id", "rank", "item_id", "title", "score"]
+    assert frame.loc[frame["user_id"] == "u1", "item_id"].tolist() == rec.item_ids[:3]
+    assert frame["rank"].tolist() == [1, 2, 3, 1, 2, 3]
+    assert trained.score(["u1"] * len(rec.item_ids), rec.item_ids) == pytest.approx(rec.scores, rel=1e-5)
+    with pytest.raises(InputError, match="give one item per user"):
+        trained.score(["u1", "u2"], ["1"])
+    with pytest.raises(InputError, match="unknown item id 'nothing'"):
+        trained.score(["u1"], ["nothing"])
+
+
+def test_exported_vectors_are_the_ones_the_dot_scorer_compares(graph):
+    trained = api.train(graph, RunConfig().override({**FAST, "model.linear": "none", "model.use_text": False}), quiet=True)
+    items, users = trained.item_vectors(), trained.user_vectors()
+    assert list(items.index) == list(graph.items.ids) and list(users.index) == list(graph.users.ids)
+    assert items.shape[1] == users.shape[1] == 8
+    pairs_users, pairs_items = ["u1", "u3", "u3"], ["9", "1", "10"]
+    expected = [float(users.loc[u] @ items.loc[i]) for u, i in zip(pairs_users, pairs_items)]
+    assert trained.score(pairs_users, pairs_items) == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
 
 def test_bad_names_fail_before_training(graph):
@@ -185,3 +205,16 @@ def test_sampled_batching_learns_and_reports_what_it_cannot_do(graph, tmp_path):
             api.train(graph, RunConfig().override({**settings, "model.propagation": propagation}), quiet=True)
     # batching=auto samples only above sampled_above edges, so the knowledge default still trains small graphs.
     api.train(graph, RunConfig().override({**settings, "model.propagation": "auto", "train.batching": "auto", "train.epochs": 1}), quiet=True)
+
+
+def test_a_log_without_a_catalog_trains_without_a_text_view(tiny_files, tmp_path):
+    from kgrec.data import read_dataset
+
+    graph = build_graph(read_dataset(tiny_files["interactions"]), GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+    trained = api.train(graph, RunConfig().override(FAST), out=tmp_path / "run", quiet=True)  # FAST asks for text
+    assert trained.config.model.use_text is False and trained.model.text_emb is None
+    assert "no titles, descriptions or categories" in trained.notes[0] and "no KG triples" in trained.notes[1]
+    assert trained.config.model.use_kg is False and trained.model.kg_emb is None
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["notes"] == trained.notes
+    assert "use_text: false" in (tmp_path / "run" / "config.yaml").read_text()
+
