@@ -13,7 +13,7 @@ export KGREC_DATA_DIR
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kgrec-installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test docs setup clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q --durations=15
 
+# The documentation site (MkDocs Material + mkdocstrings) into site/; the test suite builds it in strict mode too.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) graphs/ml-100k runs
+	rm -rf $(VENV) graphs/ml-100k runs site

@@ -367,12 +367,11 @@ def _train(
         len(graph.items),
         seed=config.train.seed,
     )
-    in_train = (graph.split.interactions["split"] == "train").to_numpy()
     inputs = TaskInputs(
-        context=None if features is None else torch.from_numpy(recommender.log_context[in_train]).to(device),
+        context=_training_context(recommender, device),
         context_dropout=config.context.dropout,
         ratings=torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device) if model.rating is not None else None,
-        kg_training=kge.training.to(device) if model.kg_model is not None else None,
+        kg_training=kge.training.to(device) if kge is not None and model.kg_model is not None else None,
     )
     validate = _validation(recommender, config) if len(graph.split.valid) else None
     if validate is not None and on_validation is not None:
@@ -403,6 +402,7 @@ def _train(
     _finish(recommender, metrics, timings, schedule.blend)
     if out is not None:
         extra = {"best_epoch": schedule.best_epoch, "epochs_run": len(schedule.history), "processes": distributed.world}
+        assert graph_dir is not None  # saved under out/graph above when not given
         _write_run(recommender, out, graph_dir, schedule.history, extra)
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # complete: run.json and model.pt replace it
     if tracking is not None:
@@ -414,6 +414,15 @@ def _train(
         tracking.finish(success=True)
     distributed.close()
     return recommender
+
+
+def _training_context(recommender: Recommender, device: torch.device) -> torch.Tensor | None:
+    """``(N, F)`` context tokens of each training interaction, on ``device``; None for a run without context."""
+    context = recommender.log_context
+    if context is None:
+        return None
+    in_train = (recommender.graph.split.interactions["split"] == "train").to_numpy()
+    return torch.from_numpy(context[in_train]).to(device)
 
 
 def _reporting(validate: Callable[[Any], float], report: Callable[[int, float], None]) -> Callable[[Any], float]:
@@ -550,10 +559,9 @@ def update(
             graph.users.to_index(train_log["user_id"].to_numpy()), graph.items.to_index(train_log["item_id"].to_numpy()),
             len(graph.items), seed=config.train.seed,
         )
-        in_train = (graph.split.interactions["split"] == "train").to_numpy()
         device_ = recommender.device
         task_inputs = TaskInputs(
-            context=None if recommender.context is None else torch.from_numpy(recommender.log_context[in_train]).to(device_),
+            context=_training_context(recommender, device_),
             context_dropout=config.context.dropout,
             ratings=None if model.rating is None else torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device_),
         )
@@ -573,7 +581,7 @@ def update(
                                  _blend_validation(recommender, config) if validate is not None else None, (model.linear.kg_weight,),
                                  (model.linear.text_weight,), config.model.blend_rule)
             if validate is None:
-                model.linear_weight.fill_(previous_weight)
+                model.linear_weight.fill_(previous_weight or 0.0)
         timings = {"train_seconds": fitted.seconds, "train_seconds_to_best": fitted.seconds_to_best,
                    "seconds_per_epoch": fitted.seconds / max(1, len(fitted.history))}
         _finish(recommender, _final_metrics(recommender, timings), timings, blend)
@@ -664,7 +672,7 @@ def compare(
         stats.append(paired_comparison(base[both].to_numpy(), values[run][both].to_numpy(), resamples, seed) | {"users": int(both.sum())})
     holm_t, holm_w = holm([s["t_p"] for s in stats]), holm([s["wilcoxon_p"] for s in stats])
     return [
-        PairedComparison(run=str(run), baseline=str(baseline), metric=metric, holm_t_p=ht, holm_wilcoxon_p=hw, **s)
+        PairedComparison(run=str(run), baseline=str(baseline), metric=metric, holm_t_p=ht, holm_wilcoxon_p=hw, **s)  # type: ignore[arg-type]
         for run, s, ht, hw in zip(runs, stats, holm_t, holm_w)
     ]
 

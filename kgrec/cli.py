@@ -185,11 +185,12 @@ class _RegistryChoice(click.Choice):
     and PyG imports would otherwise make every command, ``--help`` included, wait seconds to start."""
 
     def __init__(self, resolver_name: str, extra: tuple[str, ...] = ()) -> None:
-        self.resolver_name, self.extra, self._names = resolver_name, extra, None
+        self.resolver_name, self.extra = resolver_name, extra
+        self._names: tuple[str, ...] | None = None
         self.case_sensitive = True
 
     @property
-    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
         if self._names is None:
             from kgrec import models
 
@@ -442,7 +443,8 @@ def recommend(
                 path = rec.explanations[rank - 1]
                 why = path_text(path["user_id"], path["relations"], path["labels"]) if path else "no path in the training graph"
                 names = {"graph": "graph view", "text": "text", "ease": "EASE"}
-                shares = ", ".join(f"{names[part]} {share:.0%}" for part, share in rec.shares[rank - 1].items())
+                # "+ 0.0" turns a rounded -0 into 0: "-0%" reads as a view that lowers the score.
+                shares = ", ".join(f"{names[part]} {round(share, 2) + 0.0:.0%}" for part, share in (rec.shares or [{}] * rank)[rank - 1].items())
                 click.echo(f"      why: {_flat(why)}  (score: {shares})")
 
 

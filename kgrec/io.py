@@ -198,7 +198,7 @@ def write_marker(folder: str | Path, kind: str, entries: list[str] | None = None
     from kgrec._version import __version__
 
     marker = Path(folder) / MARKER_NAME
-    record = {"kind": kind, "kgrec_version": __version__}
+    record: dict[str, str | list[str]] = {"kind": kind, "kgrec_version": __version__}
     if entries is not None:
         record["entries"] = sorted(entries)
     if _read_json(marker) == record:

@@ -59,6 +59,7 @@ class Parameter(BaseModel):
         """The value ``trial`` (an ``optuna.Trial``) draws for config key ``name``."""
         if self.type == "categorical":
             return trial.suggest_categorical(name, self.choices)
+        assert self.low is not None and self.high is not None  # checked by the validator for numeric types
         if self.type == "int":
             return trial.suggest_int(name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
         return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
@@ -66,7 +67,9 @@ class Parameter(BaseModel):
     def example(self) -> Any:
         """A value in range (to check the key against the config before any trial runs)."""
         if self.type == "categorical":
+            assert self.choices is not None
             return self.choices[0]
+        assert self.low is not None
         return int(self.low) if self.type == "int" else self.low
 
 
@@ -372,5 +375,5 @@ def _plots(study: Any, study_dir: Path) -> None:
             except (ValueError, RuntimeError):  # e.g. every completed trial drew the same values
                 continue
             with atomic_write(study_dir / name, mode="wb") as handle:
-                axes.figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
-            plt.close(axes.figure)
+                axes.figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")  # type: ignore[union-attr]
+            plt.close(axes.figure)  # type: ignore[arg-type]

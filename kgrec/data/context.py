@@ -71,6 +71,7 @@ def _time_values(name: str, timestamps: np.ndarray, previous: np.ndarray | None 
         return pd.Series(np.asarray(WEEKDAYS)[((seconds // 86400) + 3) % 7])  # 1970-01-01 was a Thursday
     if name == "period":
         return pd.Series(pd.to_datetime(seconds, unit="s").strftime("%Y-%m"))
+    assert previous is not None, "the gap feature needs each user's previous timestamps"
     gaps = seconds - previous
     buckets = [("first" if math.isnan(g) else str(int(math.log2(max(g, 1.0))))) for g in gaps]
     return pd.Series(buckets, dtype=object)
@@ -133,10 +134,11 @@ class ContextFeatures:
         _check_sources(train, users, config)
         fields: list[ContextField] = []
         previous = _previous_timestamps(train) if "gap" in config.time else None
-        for name in config.time:
-            raw = _time_values(name, train["timestamp"].to_numpy(), previous)
-            fields.append(_fitted(ContextField(name, "time", ()), raw, config.min_count))
+        for feature in config.time:
+            raw = _time_values(feature, train["timestamp"].to_numpy(), previous)
+            fields.append(_fitted(ContextField(feature, "time", ()), raw, config.min_count))
         for name in config.user:
+            assert users is not None  # _check_sources: user fields need the user table
             column = users.set_index("user_id")[name]
             edges = None
             numbers = pd.to_numeric(column, errors="coerce")
@@ -168,6 +170,7 @@ class ContextFeatures:
             if field.source == "time":
                 raw = _time_values(field.name, log["timestamp"].to_numpy(), previous)
             elif field.source == "user":
+                assert table is not None, "a user field needs the user table"
                 raw = pd.Series(table[field.name].reindex(log["user_id"].to_numpy()).to_numpy(), dtype=object)
             else:
                 raw = log[field.name].reset_index(drop=True)

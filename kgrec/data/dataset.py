@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from kgrec.errors import InputError
 __all__ = ["Dataset", "Source", "read_catalog", "read_dataset", "read_interactions"]
 
 #: A table to read: a file path, or a pandas DataFrame with the same columns.
-Source = str | Path | pd.DataFrame
+Source: TypeAlias = "str | Path | pd.DataFrame"
 
 
 def _where(source: Source, name: str) -> Path:

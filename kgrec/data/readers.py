@@ -11,6 +11,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,7 @@ def _is_list(cell: object) -> bool:
 
 def _list_cell(cell: object) -> tuple[str, ...]:
     """A Parquet list cell as a tuple of strings (a missing cell or a null element holds no value)."""
-    if not _is_list(cell):
+    if not isinstance(cell, (list, tuple, np.ndarray)):
         return () if cell is None or (isinstance(cell, float) and np.isnan(cell)) else (str(cell),)
     return tuple(str(value) for value in cell if value is not None)
 
@@ -158,7 +159,7 @@ def read_table(source: str | Path | pd.DataFrame, name: str = "table") -> Table:
 
 def _check_header(text: str, separator: str, path: Path) -> None:
     """A column named twice is an error: pandas would rename the second (``rating.1``) and read the first silently."""
-    quoting = csv.QUOTE_MINIMAL if separator == "," else csv.QUOTE_NONE
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL if separator == "," else csv.QUOTE_NONE
     header = next(csv.reader(io.StringIO(text), delimiter=separator, quoting=quoting))
     names = [name.partition(":")[0].strip() for name in header] if path.suffix.lower() in ATOMIC_SUFFIXES else [n.strip() for n in header]
     seen: set[str] = set()
@@ -255,7 +256,7 @@ def _parse_rdf(path: Path) -> _CountingSink:
     fmt = RDF_FORMATS[path.suffix.lower()]
     if fmt == "nt":
         _decode(path)  # one pass to report bad bytes with their line before parsing
-        parser = W3CNTriplesParser(sink=sink)
+        parser = W3CNTriplesParser(sink=sink)  # type: ignore[arg-type]  # rdflib's sink protocol, duck-typed
         with open(path, "rb") as handle:
             try:
                 parser.parse(handle)

@@ -136,10 +136,9 @@ def list_column(table: Table, name: str, separator: str) -> pd.Series:
     # RecBole token_seq fields are space-separated by definition of the format.
     if table.field_types.get(name) == "token_seq":
         separator = " "
-    is_list = table.field_types.get(name) == "list"
 
     def split(cell: str | tuple[str, ...]) -> tuple[str, ...]:
-        values = cell if is_list else cell.split(separator)
+        values = cell if isinstance(cell, tuple) else cell.split(separator)
         return tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
 
     return table.frame[name].map(split)

@@ -107,13 +107,15 @@ def train_kg_embeddings(
             evaluation_kwargs={"use_tqdm": progress, "batch_size": 256},
             random_seed=config.seed,
             device=device,
-            **({} if result_tracker is None else {"result_tracker": result_tracker[0], "result_tracker_kwargs": result_tracker[1]}),
+            result_tracker=None if result_tracker is None else result_tracker[0],
+            result_tracker_kwargs=None if result_tracker is None else result_tracker[1],
         )
     except (KeyError, ValueError) as error:
         raise InputError(f"PyKEEN cannot train kge.model={config.model!r}: {' '.join(str(error).split())}") from None
     with torch.no_grad():
-        entity_emb = _real(result.model.entity_representations[0](indices=None)).float().cpu().clone()
-        relation_emb = _real(result.model.relation_representations[0](indices=None)).float().cpu().clone()
+        model = result.model  # an ERModel: its representations are module lists
+        entity_emb = _real(model.entity_representations[0](indices=None)).float().cpu().clone()  # type: ignore[index,operator]
+        relation_emb = _real(model.relation_representations[0](indices=None)).float().cpu().clone()  # type: ignore[index,operator]
     metrics = {}
     if held_out.any():
         for name, metric in (("mrr", "inverse_harmonic_mean_rank"), ("hits@1", "hits_at_1"), ("hits@10", "hits_at_10")):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -127,7 +128,7 @@ def text_recipe(config: TextConfig) -> TextRecipe:
         InputError: when the model pools in a way kgrec does not reproduce (set ``text.pooling``).
     """
     name = config.model or str(bundled_model_path())
-    pooling = config.pooling
+    pooling: str = config.pooling
     if pooling == "auto":
         pooling = "mean"
         modules_file = _model_file(name, "modules.json")
@@ -141,7 +142,7 @@ def text_recipe(config: TextConfig) -> TextRecipe:
                     f"the model pools by {' + '.join(modes) or 'no mode'}, which kgrec does not reproduce; "
                     "choose one of mean, cls, max, lasttoken with text.pooling", settings_file
                 )
-            pooling = _POOLING_FLAGS[modes[0]]
+            pooling = str(_POOLING_FLAGS[modes[0]])
     prefix = config.prefix
     if prefix is None:
         prefix = ""
@@ -182,12 +183,18 @@ class TextTuner(torch.nn.Module):
         pooling: ``mean``, ``cls``, ``max`` or ``lasttoken`` (see :func:`text_recipe`).
     """
 
-    def __init__(self, encoder, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_layers: int, pooling: str = "mean") -> None:  # noqa: ANN001
+    # Buffers, declared for type checkers.
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    def __init__(
+        self, encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_layers: int, pooling: str = "mean"
+    ) -> None:
         super().__init__()
         self.encoder, self.num_layers, self.pooling = encoder, num_layers, pooling
         self.register_buffer("input_ids", input_ids)
         self.register_buffer("attention_mask", attention_mask)
-        layers = encoder.encoder.layer
+        layers: Any = encoder.encoder.layer  # type: ignore[union-attr]  # a BERT-family encoder's blocks
         if not 0 < num_layers <= len(layers):
             raise InputError(f"text.finetune_layers must be between 1 and {len(layers)} for this encoder, got {num_layers}")
         for parameter in encoder.parameters():

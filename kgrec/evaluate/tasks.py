@@ -34,7 +34,7 @@ def link_prediction(kg_model: torch.nn.Module, testing: torch.Tensor, training: 
     kg_model.eval()
     try:
         result = RankBasedEvaluator().evaluate(
-            kg_model,
+            kg_model,  # type: ignore[arg-type]  # a PyKEEN Model, typed as the nn.Module it is
             testing.to(device),
             batch_size=batch_size,
             use_tqdm=False,

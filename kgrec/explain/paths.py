@@ -20,7 +20,7 @@ their relation (``a shared genre (m.02kdv5l)``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -29,6 +29,7 @@ import torch
 from kgrec.errors import InputError
 from kgrec.graph.rdf import node_iri
 from kgrec.inference import Recommender
+from kgrec.models import Representations
 
 __all__ = ["ExplanationPath", "PathFinder", "path_text", "relation_label"]
 
@@ -131,8 +132,8 @@ class PathFinder:
     """
 
     def __init__(
-        self, recommender: Recommender, max_fanout: int = 50, max_hops: int = 2, labels=None,  # noqa: ANN001
-        entity_labels: dict[str, str] | None = None,
+        self, recommender: Recommender, max_fanout: int = 50, max_hops: int = 2,
+        labels: Callable[[list[str]], dict[str, str]] | None = None, entity_labels: dict[str, str] | None = None,
     ) -> None:
         if max_hops not in (1, 2):
             raise InputError(f"max_hops must be 1 or 2, not {max_hops}")
@@ -156,7 +157,7 @@ class PathFinder:
         self.history = recommender.interactions("train").tocsr()
         self.user_degree = np.asarray(self.history.getnnz(axis=1), dtype=float)
         self.item_degree = np.asarray(self.history.getnnz(axis=0), dtype=float)
-        self._reps = None
+        self._reps: Representations | None = None
 
     # -- model side -------------------------------------------------------------------------
     @torch.no_grad()
@@ -217,7 +218,7 @@ class PathFinder:
         paths = [self._path(user_id, user, item, start, entities, edges, contribution[start]) for start, entities, edges in found]
         if not paths:
             # No KG connection: the collaborative reason, from the history items that contribute most.
-            best = sorted(contribution, key=contribution.get, reverse=True)[:max_paths]
+            best = sorted(contribution, key=lambda start: contribution[start], reverse=True)[:max_paths]
             paths = [self._path(user_id, user, item, start, [], [], contribution[start]) for start in best]
         paths.sort(key=lambda path: (path.score, path.specificity), reverse=True)
         return self._with_labels(paths[:max_paths])
@@ -266,7 +267,8 @@ class PathFinder:
             if node >= self.num_items:
                 entity_id = graph.entities.ids[node - self.num_items]
                 own = self._entity_labels.get(entity_id) or looked_up.get(iris[node]) or own
-                if own == entity_id:
+                # Catalog entities (categories, brands, attribute values) are named by their text already.
+                if own == entity_id and graph.entity_kinds[node - self.num_items] == "entity":
                     unlabelled.add(node)
             labels[node] = own
         described = []

@@ -55,9 +55,9 @@ class ModelShapes:
     num_users: int
     num_items: int
     num_relations: int
-    kg_shape: tuple[int, int] | None = None
-    text_shape: tuple[int, int] | None = None
-    text_tokens: tuple[int, int] | None = None
+    kg_shape: tuple[int, ...] | None = None
+    text_shape: tuple[int, ...] | None = None
+    text_tokens: tuple[int, ...] | None = None
     context: tuple[int, int] | None = None
     rating: bool = False
     kg_model: bool = False
@@ -74,7 +74,7 @@ class ModelShapes:
             num_relations=num_relations,
             kg_shape=None if model.kg_emb is None else tuple(model.kg_emb.shape),
             text_shape=None if model.text_emb is None else tuple(model.text_emb.shape),
-            text_tokens=None if model.text_encoder is None else tuple(model.text_encoder.input_ids.shape),
+            text_tokens=None if model.text_encoder is None else tuple(model.text_encoder.input_ids.shape),  # type: ignore[arg-type]
             context=None if model.context is None else (model.context.num_tokens, model.context.num_fields),
             rating=model.rating is not None,
             kg_model=model.kg_model is not None,
@@ -91,7 +91,7 @@ class ModelShapes:
     def from_dict(cls, values: dict[str, Any]) -> ModelShapes:
         """From :meth:`to_dict` (keys a newer kgrec added are ignored; missing ones take their defaults)."""
         known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(**known)  # type: ignore[arg-type]  # values as to_dict wrote them
 
 
 def assemble_model(

@@ -263,11 +263,12 @@ class Recommender:
 
     def _queries(self, split: str) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
         """A context-aware model ranks per (user, context): query users, ``(Q, F)`` tokens and ``(Q, I)`` targets."""
-        log = self.graph.split.interactions
+        log, context = self.graph.split.interactions, self.log_context
+        assert context is not None, "queries in context need a context-aware run"
         rows = (log["split"] == split).to_numpy()
         users = self.graph.users.to_index(log["user_id"].to_numpy()[rows])
         items = self.graph.items.to_index(log["item_id"].to_numpy()[rows])
-        keys, query = np.unique(np.column_stack([users, self.log_context[rows]]), axis=0, return_inverse=True)
+        keys, query = np.unique(np.column_stack([users, context[rows]]), axis=0, return_inverse=True)
         truth = interaction_matrix(query.ravel(), items, len(keys), len(self.graph.items))
         return keys[:, 0], keys[:, 1:], truth
 
@@ -436,10 +437,11 @@ class Recommender:
             chunk_tokens = None if tokens is None else tokens[start : start + len(chunk)]
             exclude = None if seen is None else self._row_mask(seen, chunk)
             if index is None:
-                scores = self._score_table[users] if self._score_table is not None and chunk_tokens is None else None
-                if scores is None:
-                    scores = self.model.score_all(reps, self.inputs, users, chunk_tokens)
-                top = top_k(scores, k, exclude)
+                if self._score_table is not None and chunk_tokens is None:
+                    table_rows = self._score_table[users]
+                else:
+                    table_rows = self.model.score_all(reps, self.inputs, users, chunk_tokens)
+                top = top_k(table_rows, k, exclude)
             else:
                 top = self._retrieve(index, self.model.user_vectors(reps, users, chunk_tokens), k, exclude)
             found += list(zip(top.indices.cpu().numpy(), top.scores.cpu().numpy()))

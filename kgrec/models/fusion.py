@@ -39,8 +39,10 @@ class Fusion(nn.Module):
         for layer in self.text_proj:
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
-        nn.init.zeros_(self.text_proj[-1].weight)
-        nn.init.zeros_(self.text_proj[-1].bias)
+        output = self.text_proj[-1]
+        assert isinstance(output, nn.Linear)
+        nn.init.zeros_(output.weight)
+        nn.init.zeros_(output.bias)
 
     def forward(self, graph_emb: torch.Tensor, text_emb: torch.Tensor, degree: torch.Tensor) -> torch.Tensor:
         """Fuse the two views of each item."""
@@ -70,7 +72,7 @@ class ConcatFusion(Fusion):
         super().reset_parameters()
         # The zero text block already silences the text view; a zero projection too would block
         # every gradient into it.
-        self.text_proj[-1].reset_parameters()
+        self.text_proj[-1].reset_parameters()  # type: ignore[operator]  # an nn.Linear
         with torch.no_grad():
             self.mix.weight.zero_()
             self.mix.weight[:, : self.graph_dim].copy_(torch.eye(self.out_dim, self.graph_dim))

@@ -159,4 +159,4 @@ class PropagationGraph(NamedTuple):
 
     def to(self, device: torch.device | str) -> PropagationGraph:
         """The same graph with every tensor on ``device``."""
-        return PropagationGraph(*(v.to(device) if isinstance(v, (torch.Tensor, RelationalAdjacency)) else v for v in self))
+        return PropagationGraph(*(v.to(device) if isinstance(v, (torch.Tensor, RelationalAdjacency)) else v for v in self))  # type: ignore[arg-type]

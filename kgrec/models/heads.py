@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -23,6 +25,8 @@ class ContextEncoder(nn.Module):
         dim: Width of the user representation.
         field_offsets: ``(F,)`` first token of each field, so dropout can replace a field by its unknown token.
     """
+
+    field_offsets: torch.Tensor  # a buffer
 
     def __init__(self, num_tokens: int, num_fields: int, dim: int, field_offsets: torch.Tensor) -> None:
         super().__init__()
@@ -57,6 +61,8 @@ class RatingHead(nn.Module):
         num_items: Items.
         mean: Global mean rating (the starting :math:`\mu`).
     """
+
+    mean: torch.Tensor  # a buffer
 
     def __init__(self, num_users: int, num_items: int, mean: float = 0.0) -> None:
         super().__init__()
@@ -95,7 +101,7 @@ class TaskWeighting(nn.Module):
         learned: Learn the weights by uncertainty weighting.
     """
 
-    def __init__(self, tasks: tuple[str, ...], weights: dict[str, float], learned: bool) -> None:
+    def __init__(self, tasks: tuple[str, ...], weights: Mapping[str, float], learned: bool) -> None:
         super().__init__()
         self.tasks, self.learned = tuple(tasks), learned
         start = torch.tensor([-float(torch.log(torch.tensor(weights.get(t, 1.0)))) for t in self.tasks])

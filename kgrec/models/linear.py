@@ -46,6 +46,8 @@ class EASE(nn.Module):
         history (B, I) 0/1 training rows (sparse CSR, sparse COO or dense) -> (B, I) scores
     """
 
+    weight: torch.Tensor  # a buffer: (I, I), solved, never trained by gradients
+
     def __init__(self, num_items: int, l2: float = 250.0, kg_weight: float = 0.0, text_weight: float = 0.0) -> None:
         super().__init__()
         self.num_items, self.l2, self.kg_weight, self.text_weight = num_items, l2, kg_weight, text_weight

@@ -121,7 +121,7 @@ class RelationalPropagation(Propagation):
     def reset_parameters(self) -> None:
         """Reset the R-GCN layers; zero scales."""
         for conv in self.kg_convs:
-            conv.reset_parameters()
+            conv.reset_parameters()  # type: ignore[operator]  # RGCNConv, typed as Module by ModuleList
         nn.init.zeros_(self.kg_scales)
 
     def side_parameters(self) -> list[nn.Parameter]:

@@ -63,6 +63,11 @@ class KGRecommender(nn.Module):
             trainable ``(num_entities, dim)`` table of them, started from PyKEEN's ``kg_emb`` rows.
     """
 
+    # Buffers, declared for type checkers (nn.Module's __getattr__ types them loosely).
+    kg_emb: torch.Tensor | None
+    text_emb: torch.Tensor | None
+    linear_weight: torch.Tensor
+
     def __init__(
         self,
         num_users: int,
@@ -153,6 +158,7 @@ class KGRecommender(nn.Module):
 
         A KG width other than ``dim`` goes through a fixed random projection (distances kept up to scale).
         """
+        assert self.entity_emb is not None
         nn.init.normal_(self.entity_emb.weight, std=0.1)
         if self.kg_emb is None or self.num_entities == 0:
             return
@@ -203,8 +209,9 @@ class KGRecommender(nn.Module):
     def kg_table(self) -> torch.Tensor:
         """``(I + E, d_kg)`` entity embeddings: the frozen PyKEEN ones, or the fine-tuned KG model's."""
         if self.kg_model is None:
+            assert self.kg_emb is not None, "a KG view needs the PyKEEN embeddings"
             return self.kg_emb
-        table = self.kg_model.entity_representations[0](indices=None)
+        table = self.kg_model.entity_representations[0](indices=None)  # type: ignore[index,operator]  # a PyKEEN model
         # Complex models (RotatE, ComplEx) keep complex entities; the recommender reads real features.
         return torch.view_as_real(table).flatten(1) if table.is_complex() else table
 
@@ -241,12 +248,13 @@ class KGRecommender(nn.Module):
             item = item + item_kg
         return user, item, user_base, item_base
 
-    def text_view(self, text_items: torch.Tensor | None = None) -> torch.Tensor | None:
+    def text_view(self, text_items: torch.Tensor | None = None) -> torch.Tensor:
         """``(I, d_text)`` text embeddings: cached, or re-encoded where a text encoder is being fine-tuned.
 
         In training, only ``text_items`` are re-encoded (the rest keep their cached embeddings); in
         evaluation every item is re-encoded, so scores reflect the tuned encoder.
         """
+        assert self.text_emb is not None, "a text view needs the text embeddings"
         if self.text_encoder is None:
             return self.text_emb
         if self.training:
@@ -324,16 +332,17 @@ class KGRecommender(nn.Module):
         own_graph, mean_graph = item_graph[flat], item_graph.mean(0).expand(batch * k, -1)
 
         if self.fusion is None:
-            def score(graph_view: torch.Tensor) -> torch.Tensor:
+            def graph_score(graph_view: torch.Tensor) -> torch.Tensor:
                 return self.scorer(users, graph_view).view(batch, k)
 
-            graph_part, text_part = score(own_graph) - score(mean_graph), torch.zeros(batch, k, device=flat.device)
+            graph_part, text_part = graph_score(own_graph) - graph_score(mean_graph), torch.zeros(batch, k, device=flat.device)
         else:
+            fusion = self.fusion
             text, degree = self.text_view(), graph.item_degree[flat]
             own_text, mean_text = text[flat], text.mean(0).expand(batch * k, -1)
 
             def score(graph_view: torch.Tensor, text_view: torch.Tensor) -> torch.Tensor:
-                return self.scorer(users, self.fusion(graph_view, text_view, degree)).view(batch, k)
+                return self.scorer(users, fusion(graph_view, text_view, degree)).view(batch, k)
 
             both, no_graph, no_text, neither = (score(own_graph, own_text), score(mean_graph, own_text),
                                                 score(own_graph, mean_text), score(mean_graph, mean_text))

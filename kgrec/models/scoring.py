@@ -56,9 +56,11 @@ class MLPScorer(Scorer):
 
     def reset_parameters(self) -> None:
         """Reset the MLP; its output layer starts at zero so training starts from the inner product."""
-        self.mlp[0].reset_parameters()
-        nn.init.zeros_(self.mlp[2].weight)
-        nn.init.zeros_(self.mlp[2].bias)
+        hidden, _, output = self.mlp
+        assert isinstance(hidden, nn.Linear) and isinstance(output, nn.Linear)
+        hidden.reset_parameters()
+        nn.init.zeros_(output.weight)
+        nn.init.zeros_(output.bias)
 
     def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         """MLP score plus inner product."""

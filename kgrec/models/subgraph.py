@@ -81,7 +81,9 @@ def sample_subgraph(graph: PropagationGraph, seeds: torch.Tensor, fanout: tuple[
         if len(frontier) == 0:
             break
         source, dest, weight = _sample_hop(graph, frontier, width, generator)
-        sources.append(source), dests.append(dest), weights.append(weight)
+        sources.append(source)
+        dests.append(dest)
+        weights.append(weight)
         new = torch.unique(source)
         frontier = new[~torch.isin(new, seen)]
         seen = torch.unique(torch.cat([seen, frontier]))

@@ -26,10 +26,13 @@ def fit_linear(model: KGRecommender, graph: PropagationGraph, l2: float, kg_weig
     (:meth:`~kgrec.models.PropagationGraph.item_links`; collective EASE); ``text_weight`` > 0 adds
     the items' centred text similarities (:func:`~kgrec.models.linear.text_features`).
     """
-    if text_weight and model.text_emb is None:
+    linear, text = model.linear, model.text_emb
+    if linear is None:
+        raise ValueError("the model has no linear part to fit (model.linear=none)")
+    if text_weight and text is None:
         raise ValueError("EASE text rows need the model's text embeddings")
-    model.linear.l2, model.linear.kg_weight, model.linear.text_weight = l2, kg_weight, text_weight
-    model.linear.fit(graph.history, graph.item_links() if kg_weight else None, text_features(model.text_emb) if text_weight else None)
+    linear.l2, linear.kg_weight, linear.text_weight = l2, kg_weight, text_weight
+    linear.fit(graph.history, graph.item_links() if kg_weight else None, text_features(text) if text is not None and text_weight else None)
 
 
 @torch.no_grad()
@@ -77,6 +80,7 @@ def choose_blend(
     measured: list[tuple[dict, float, np.ndarray]] = []  # (choice, blend factor, per-user values) for the one-se rule
     for l2, kg_weight, text_weight in itertools.product(l2_grid, kg_weights, text_weights):
         fit_linear(model, graph, l2, kg_weight, text_weight)
+        assert model.linear is not None  # fit_linear raised otherwise
         ratio = float(embedding_spread / model.linear(graph.history_rows(users)).std().clamp(min=1e-12))
         solved = {"l2": l2, "kg_weight": kg_weight, "text_weight": text_weight}
         if validate is None:
@@ -101,6 +105,7 @@ def choose_blend(
                 best = choice
     if rule == "one-se" and measured and best["weight"] != 0.0:
         best = _simplest_near_best(measured, best)
+    assert model.linear is not None
     if (model.linear.l2, model.linear.kg_weight, model.linear.text_weight) != (best["l2"], best["kg_weight"], best["text_weight"]):
         # not the last one solved (ten minutes at 30k items)
         fit_linear(model, graph, best["l2"], best["kg_weight"], best["text_weight"])

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,8 +86,8 @@ def fit(
     frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
-    weighting = TaskWeighting(active, config.task_weights, learned=config.task_weighting == "uncertainty").to(device)
-    groups = [{"params": trained}]
+    weighting = TaskWeighting(active, {str(task): weight for task, weight in config.task_weights.items()}, learned=config.task_weighting == "uncertainty").to(device)
+    groups: list[dict[str, Any]] = [{"params": trained}]
     if weighting.learned:
         groups.append({"params": [weighting.log_variance], "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
@@ -118,7 +119,8 @@ def fit(
         bar = tqdm(epochs_left, desc=f"train ({stage})", unit="epoch", disable=quiet)
         for epoch in bar:
             model.train()
-            total, batches, task_totals = 0.0, 0, {}
+            total, batches = 0.0, 0
+            task_totals: dict[str, float] = {}
             for users, positives, negatives, rows in sampler.epoch(config.batch_size, config.negatives):
                 batch = Batch(*(torch.from_numpy(a).to(device) for a in (users, positives, negatives, rows)))
                 drop = None
@@ -133,8 +135,8 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                if trains_kg:
-                    model.kg_model.post_parameter_update()  # PyKEEN's constraints (e.g. TransE's unit-norm entities)
+                if trains_kg and model.kg_model is not None:
+                    model.kg_model.post_parameter_update()  # type: ignore[operator]  # PyKEEN's constraints (e.g. TransE's unit-norm entities)
                 total += float(loss.detach())
                 for name, value in losses.items():
                     task_totals[name] = task_totals.get(name, 0.0) + float(value.detach())

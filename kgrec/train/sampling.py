@@ -54,7 +54,7 @@ class NegativeSampler:
 
     def state(self) -> dict:
         """The generator state, for checkpoints."""
-        return self.rng.bit_generator.state
+        return dict(self.rng.bit_generator.state)
 
     def set_state(self, state: dict) -> None:
         """Restore a state from :meth:`state`."""

@@ -8,6 +8,7 @@ combine is :class:`~kgrec.models.TaskWeighting`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,9 @@ from torch import nn
 from kgrec.config import TrainConfig
 from kgrec.models import LOSSES, KGRecommender, PropagationGraph, Representations, TaskWeighting
 from kgrec.models.subgraph import sample_subgraph
+
+if TYPE_CHECKING:
+    from pykeen.models import ERModel
 
 __all__ = ["TaskInputs", "Batch", "TrainingStep", "task_losses"]
 
@@ -38,7 +42,7 @@ class TaskInputs:
     kg_training: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        self.kg_sampler = None
+        self.kg_sampler: Any = None  # pykeen's BasicNegativeSampler
         if self.kg_training is not None:
             from pykeen.sampling import BasicNegativeSampler
 
@@ -81,17 +85,21 @@ def task_losses(
         penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum() + reps.item_base[j].pow(2).sum()
         losses["rank"] = loss + config.reg * penalty / len(u)
     if "rating" in config.tasks:
+        assert model.rating is not None and inputs.ratings is not None, "the rating task needs the rating head and ratings"
         predicted = model.rating(u, i, positive.float())
         penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum()
         losses["rating"] = F.mse_loss(predicted, inputs.ratings[batch.rows]) + config.reg * penalty / len(u)
     if "kg" in config.tasks and trains_kg:
-        losses["kg"] = kg_loss(model.kg_model, inputs, config.kg_batch_size, generator)
+        assert model.kg_model is not None
+        losses["kg"] = kg_loss(model.kg_model, inputs, config.kg_batch_size, generator)  # type: ignore[arg-type]  # an ERModel
     return losses
 
 
-def kg_loss(kg_model: torch.nn.Module, inputs: TaskInputs, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+def kg_loss(kg_model: ERModel, inputs: TaskInputs, batch_size: int, generator: torch.Generator) -> torch.Tensor:
     """PyKEEN's own sLCWA step on a random batch of training triples: its negative sampler, scores and loss."""
     triples = inputs.kg_training
+    if triples is None or inputs.kg_sampler is None:
+        raise ValueError("the kg task needs the KG's training triples in TaskInputs")
     pick = torch.randint(len(triples), (min(batch_size, len(triples)),), generator=generator).to(triples.device)
     positive = triples[pick]
     negative, _ = inputs.kg_sampler.sample(positive)  # (B, 1, 3)

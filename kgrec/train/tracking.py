@@ -116,7 +116,7 @@ class TensorBoardTracker(Tracker):
         except ImportError:
             raise InputError("tracker 'tensorboard' needs TensorBoard: pip install 'kgrec[tensorboard]'") from None
         self._writer_class = SummaryWriter
-        self._writer = None
+        self._writer: Any = None  # a SummaryWriter once started
         self._final_step = 0
 
     def _folder(self, directory: Path | None) -> Path:

@@ -72,6 +72,9 @@ def test_shared_director_path_is_found_and_readable(run):
     assert "directed by" in nolan[0].text() and '"Kappa"' in nolan[0].text()
     record = nolan[0].to_dict()
     assert set(record) >= {"nodes", "labels", "relations", "score"} and "edges" not in record
+    # A category from the catalog is named by its own text, not described as an unlabelled entity.
+    category = [p for p in paths if p.relations[1] == "has category"]
+    assert category and category[0].labels[2] == "A"
 
 
 def test_user_labels_from_a_table_or_rdf_name_entities(run, tmp_path):
