@@ -3,41 +3,40 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
 
 from kgrec.config import RunConfig
-from kgrec.data import ContextFeatures, Dataset, load_dataset, read_catalog, read_dataset, read_entity_labels
+from kgrec.data import Dataset, load_dataset, read_catalog, read_dataset, read_entity_labels
 from kgrec.data.kgat import read_kgat_dir
-from kgrec.embed import encode_item_texts, has_item_text, train_kg_embeddings
-from kgrec.embed.text import text_tuner
+from kgrec.embed import has_item_text
 from kgrec.errors import InputError, KgrecError
-from kgrec.evaluate import EvaluationResult, PairedComparison, holm, link_prediction, paired_comparison
+from kgrec.evaluate import EvaluationResult, PairedComparison, holm, paired_comparison
 from kgrec.evaluate.metrics import TOPK_METRICS
 from kgrec.explain import ExplanationPath, PathFinder
 from kgrec.graph import KnowledgeGraph
 from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import open_store
 from kgrec.graph.sparql import query as sparql_query
-from kgrec.io import DirectoryLock, sha256_bytes, write_json
+from kgrec.io import DirectoryLock, write_json
 from kgrec.logs import library_output
-from kgrec.inference import ModelShapes, Recommendation, Recommender, assemble_model, read_per_user, resolve_device, write_per_user
+from kgrec.inference import Recommendation, Recommender, read_per_user, resolve_device, write_per_user
 from kgrec.models import fusion_resolver, propagation_resolver, resolve_propagation, scorer_resolver
 from kgrec.train import NegativeSampler
-from kgrec.train.report import plot_curve, write_history
-from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer, read_checkpoint
-from kgrec.train.distributed import Distributed, from_environment
+from kgrec.train.callbacks import TrainingCallback
+from kgrec.train.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from kgrec.train.distributed import from_environment
+from kgrec.train.pipeline import (
+    blend_selection, final_metrics, record_results, selection_score, train_recommender, training_context, write_run,
+)
 from kgrec.train.rundir import RunDirectory
-from kgrec.train.schedule import run_schedule
+from kgrec.train.schedule import training_callbacks
 from kgrec.train.tasks import TaskInputs
-from kgrec.train.tracking import Tracker, flatten, tracker_resolver
+from kgrec.train.tracking import tracker_resolver
 
 __all__ = [
     "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "resume", "update", "load_run", "evaluate", "compare",
@@ -143,27 +142,6 @@ def context_overrides(graph: KnowledgeGraph, names: list[str]) -> dict[str, list
     return sorted_names
 
 
-def _validation(recommender: Recommender, config: RunConfig):  # noqa: ANN202 - a model -> score callable
-    """The model-selection score: the ranking metric, or minus the validation RMSE when only ratings are trained."""
-    tasks = config.train.tasks
-    if "rank" in tasks:
-        select, candidates = config.eval.select_metric, config.eval.candidates
-        return lambda _: recommender.evaluate("valid", candidates=candidates, topk_only=True).metrics[select]
-    if "rating" in tasks:
-        return lambda _: -recommender.rating_errors("valid")["rmse"]
-    return None  # kg alone: no interaction objective to select on; train.epochs run in full
-
-
-def _blend_validation(recommender: Recommender, config: RunConfig):  # noqa: ANN202 - (model, weights) -> scores
-    """The selection metric for several EASE blend weights in one pass (ranking runs only)."""
-    if "rank" not in config.train.tasks:
-        return None
-    select, candidates = config.eval.select_metric, config.eval.candidates
-    if config.model.blend_rule == "one-se":  # the rule compares users' scores between blends
-        return lambda _, weights: [(m[select], m["per_user"]) for m in recommender.evaluate_blends(weights, "valid", candidates, per_user=select)]
-    return lambda _, weights: [m[select] for m in recommender.evaluate_blends(weights, "valid", candidates)]
-
-
 def _cache_dir(graph_dir: str | Path | None, cache_dir: str | Path | None) -> Path | None:
     """Where embedding caches go: ``cache_dir`` if given, else ``<graph_dir>/cache``; checked to be writable now.
 
@@ -218,6 +196,7 @@ def train(
     on_validation: Callable[[int, float], None] | None = None,
     tracker: str | None = None,
     tracker_uri: str | None = None,
+    callbacks: Sequence[TrainingCallback] = (),
 ) -> Recommender:
     """Train the recommender: PyKEEN embeddings -> text embeddings -> propagation + fusion, early-stopped on validation.
 
@@ -236,6 +215,8 @@ def train(
             config as parameters, each epoch's loss and validation score, the final metrics, and the
             run's config, history and curve as files; PyKEEN's own tracker logs the KG stage.
         tracker_uri: The tracker's location (an MLflow tracking URI, a TensorBoard log folder).
+        callbacks: Extra training callbacks (:class:`~kgrec.train.callbacks.TrainingCallback`), run in every stage's training loop
+            beside early stopping, checkpoints, progress and the tracker.
 
     ``out`` must be absent, empty or an earlier run (see :class:`~kgrec.train.rundir.RunDirectory`); it is
     locked while training, so a second process writing the same run stops with an error. A checkpoint is
@@ -270,7 +251,8 @@ def train(
     try:
         cache = _cache_dir(graph_dir, cache_dir)
         with library_output(quiet):
-            return _train(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device, on_validation, tracking, notes)
+            return train_recommender(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device, on_validation, tracking,
+                                     notes, callbacks)
     except BaseException as error:
         if tracking is not None:
             tracking.finish(success=False)
@@ -280,212 +262,6 @@ def train(
     finally:
         if run_dir is not None:
             run_dir.close()
-
-
-def _train(
-    graph: KnowledgeGraph,
-    config: RunConfig,
-    run_dir: RunDirectory | None,
-    graph_dir: str | Path | None,
-    cache_dir: Path | None,
-    quiet: bool,
-    _resume: dict | None,
-    distributed: Distributed,
-    device: torch.device,
-    on_validation: Callable[[int, float], None] | None = None,
-    tracking: Tracker | None = None,
-    notes: list[str] | None = None,
-) -> Recommender:
-    """:func:`train` proper, in a claimed run directory; ``train`` adds the claim and the clean-up after a failure."""
-    from kgrec.config import dump_config
-    from kgrec.io import atomic_write
-
-    checkpoint = None
-    out = None if run_dir is None else run_dir.path
-    run_name = out.name if out is not None else f"{graph.name}-{config.model.fusion}"
-    if out is not None:
-        with atomic_write(out / "config.yaml") as handle:
-            handle.write(dump_config(config))
-        if graph_dir is None:
-            graph_dir = out / "graph"
-            graph.save(str(graph_dir))
-            cache_dir = cache_dir or graph_dir / "cache"
-        meta = {
-            "config": sha256_bytes(dump_config(config).encode())[:16],
-            "graph": graph.digest,
-            "graph_dir": str(Path(graph_dir).resolve()),
-        }
-        checkpoint = Checkpointer(out / CHECKPOINT_NAME, config.train.checkpoint_every, meta, _resume)
-    timings: dict[str, float] = {}
-
-    tasks = config.train.tasks
-    train_log = graph.split.train
-    if "rating" in tasks and ("rating" not in train_log or train_log["rating"].isna().any()):
-        raise InputError("train.tasks includes rating but the interaction log has no rating for every training interaction")
-    features = ContextFeatures.fit(train_log, graph.user_table, config.context) if config.context.enabled else None
-    if not distributed.writer:
-        distributed.barrier()  # rank 0 trains PyKEEN and encodes text first; the others then read its cache
-    kg_emb = kge = None
-    if config.model.use_kg:
-        kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device),
-                                  result_tracker=None if tracking is None else tracking.pykeen(run_name, out), progress=not quiet)
-        kg_emb, timings["kge_seconds"] = kge.entity_emb, kge.seconds
-    text_emb = text_encoder = None
-    if config.model.use_text:
-        text = encode_item_texts(graph.catalog, config.text, cache_dir, device=str(device), progress=not quiet)
-        text_emb, timings["text_seconds"] = text.text_emb, text.seconds
-        if config.text.finetune_layers > 0:
-            text_encoder = text_tuner(graph.catalog, config.text, device=str(device))
-
-    if distributed.writer:
-        distributed.barrier()
-    if tracking is not None:  # after PyKEEN, whose MLflow tracker opens a run of its own; train() closes it on failure
-        tracking.start(run_name, flatten(config.model_dump(mode="json")), out)
-    torch.manual_seed(config.train.seed)
-    shapes = ModelShapes(
-        len(graph.users), len(graph.items), len(graph.relations),
-        kg_shape=None if kg_emb is None else tuple(kg_emb.shape),
-        text_shape=None if text_emb is None else tuple(text_emb.shape),
-        context=None if features is None else (features.num_tokens, features.num_fields),
-        rating="rating" in tasks,
-        kg_model="kg" in tasks,
-    )
-    model = assemble_model(
-        config, graph, shapes, kg_emb=kg_emb, text_emb=text_emb, text_encoder=text_encoder, context=features,
-        rating_mean=float(train_log["rating"].mean()) if "rating" in tasks else 0.0,
-        kg_training=None if kge is None else kge.training, kg_state=None if kge is None else kge.model_state,
-    )
-    recommender = Recommender(model, graph, config, device=device, context=features)
-    recommender.notes = list(notes or [])
-    with torch.no_grad():
-        # Items without training interactions never receive a collaborative gradient; a zero free
-        # embedding lets their KG and text views speak instead of random noise.
-        model.item_emb.weight[recommender.inputs.item_degree.cpu() == 0] = 0.0
-    sampler = NegativeSampler(
-        graph.users.to_index(train_log["user_id"].to_numpy()),
-        graph.items.to_index(train_log["item_id"].to_numpy()),
-        len(graph.items),
-        seed=config.train.seed,
-    )
-    inputs = TaskInputs(
-        context=_training_context(recommender, device),
-        context_dropout=config.context.dropout,
-        ratings=torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device) if model.rating is not None else None,
-        kg_training=kge.training.to(device) if kge is not None and model.kg_model is not None else None,
-    )
-    validate = _validation(recommender, config) if len(graph.split.valid) else None
-    if validate is not None and on_validation is not None:
-        validate = _reporting(validate, on_validation)
-    epochs = itertools.count()
-    schedule = run_schedule(
-        model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet or not distributed.writer,
-        inputs, checkpoint, distributed, _blend_validation(recommender, config) if validate is not None else None,
-        config.model.ease_kg_weight if config.model.use_kg and len(graph.triples) else (0.0,),
-        config.model.ease_text_weight if text_emb is not None else (0.0,),
-        None if tracking is None else lambda row: tracking.log_metrics(
-            {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"}, step=next(epochs)
-        ),
-        config.model.blend_rule,
-    )
-    timings.update(
-        train_seconds=schedule.seconds,
-        train_seconds_to_best=schedule.seconds_to_best,
-        seconds_per_epoch=schedule.seconds / max(1, len(schedule.history)),
-    )
-
-    metrics = _final_metrics(recommender, timings)
-    if kge is not None:
-        # Link prediction on the held-out triples: PyKEEN's as trained, and again after joint fine-tuning.
-        metrics["kge"] = kge.metrics
-        if model.kg_model is not None:
-            metrics["kge_finetuned"] = link_prediction(model.kg_model, kge.testing, kge.training)
-    _finish(recommender, metrics, timings, schedule.blend)
-    if out is not None:
-        extra = {"best_epoch": schedule.best_epoch, "epochs_run": len(schedule.history), "processes": distributed.world}
-        assert graph_dir is not None  # saved under out/graph above when not given
-        _write_run(recommender, out, graph_dir, schedule.history, extra)
-        (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # complete: run.json and model.pt replace it
-    if tracking is not None:
-        final = {f"{split}/{name}": value for split in ("valid", "test") for name, value in metrics.get(split, {}).items()
-                 if isinstance(value, (int, float))}
-        tracking.log_metrics({**final, **{f"time/{k}": v for k, v in timings.items()}})
-        if out is not None:
-            tracking.log_files([out / name for name in ("config.yaml", "metrics.json", "history.csv", "curve.png", "run.json")])
-        tracking.finish(success=True)
-    distributed.close()
-    return recommender
-
-
-def _training_context(recommender: Recommender, device: torch.device) -> torch.Tensor | None:
-    """``(N, F)`` context tokens of each training interaction, on ``device``; None for a run without context."""
-    context = recommender.log_context
-    if context is None:
-        return None
-    in_train = (recommender.graph.split.interactions["split"] == "train").to_numpy()
-    return torch.from_numpy(context[in_train]).to(device)
-
-
-def _reporting(validate: Callable[[Any], float], report: Callable[[int, float], None]) -> Callable[[Any], float]:
-    """``validate`` that also hands each score to ``report`` with its running step number."""
-    steps = itertools.count()
-
-    def validate_and_report(model: Any) -> float:
-        score = validate(model)
-        report(next(steps), score)
-        return score
-
-    return validate_and_report
-
-
-def _final_metrics(recommender: Recommender, timings: dict) -> dict:
-    """Validation and test metrics of a trained recommender, read once after training (their times into ``timings``).
-
-    With ``train.refit_linear``, EASE is solved again on training plus validation between the two
-    (validation is measured on the model it selected, test on the model that is saved).
-    """
-    metrics: dict = {}
-    for split in ("valid", "test"):
-        if split == "test" and recommender.config.train.refit_linear:
-            _refit_linear(recommender, timings)
-        if len(recommender.graph.split.part(split)):
-            result = recommender.evaluate(split)
-            metrics[split] = {**result.metrics, **recommender.rating_errors(split)}
-            timings[f"eval_{split}_seconds"] = result.seconds
-            recommender.per_user[split] = result.per_user
-    return metrics
-
-
-def _refit_linear(recommender: Recommender, timings: dict) -> None:
-    """Solve the blended EASE again on training plus validation interactions, at the penalty and KG weight chosen."""
-    from kgrec.train.blend import fit_linear
-
-    linear = recommender.model.linear
-    if linear is None or not len(recommender.graph.split.valid):
-        return
-    started = time.perf_counter()
-    recommender.use_history("train", "valid")  # what Recommender.load gives the saved run
-    if float(recommender.model.linear_weight):  # blended out: its weights are never read
-        fit_linear(recommender.model, recommender.inputs, linear.l2, linear.kg_weight, linear.text_weight)
-    timings["refit_linear_seconds"] = time.perf_counter() - started
-
-
-def _finish(recommender: Recommender, metrics: dict, timings: dict, blend: dict | None) -> None:
-    timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if recommender.device.type == "cuda":
-        timings["peak_cuda_mib"] = torch.cuda.max_memory_allocated(recommender.device) / 2**20
-    recommender.metrics, recommender.timings, recommender.blend = metrics, timings, blend
-
-
-def _write_run(recommender: Recommender, out: Path, graph_dir: str | Path, history: list[dict], extra: dict) -> None:
-    """metrics.json, history.csv, curve.png, model.pt and (last) run.json of a trained recommender."""
-    config = recommender.config
-    write_json(out / "metrics.json", recommender.metrics)
-    if recommender.per_user:
-        write_per_user(out, recommender.per_user, recommender.graph.split_digest)
-    write_history(history, out / "history.csv")
-    plot_curve(history, config.eval.select_metric if "rank" in config.train.tasks else "-rmse", out / "curve.png")
-    info = {**extra, "device": str(recommender.device), "timings": recommender.timings, "blend": recommender.blend, "notes": recommender.notes}
-    recommender.save(out, graph_dir, info)
 
 
 def update(
@@ -561,33 +337,33 @@ def update(
         )
         device_ = recommender.device
         task_inputs = TaskInputs(
-            context=_training_context(recommender, device_),
+            context=training_context(recommender, device_),
             context_dropout=config.context.dropout,
             ratings=None if model.rating is None else torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device_),
         )
-        validate = _validation(recommender, config) if len(graph.split.valid) else None
+        validate = selection_score(recommender, config) if len(graph.split.valid) else None
         previous_weight = None if model.linear is None else float(model.linear_weight)
         if model.linear is not None:
             model.linear_weight.zero_()  # trained without the linear part, as in train; blended again below
         # The start is not a candidate state: validation is the old split, which the new interactions do not
         # touch, so it would keep the start (and the new users unfitted) whenever the old users do not gain.
-        fitted = fit(model, recommender.inputs, sampler, config.train, validate, device_, quiet, epochs=epochs, stage="update",
-                     inputs=task_inputs)
+        fitted = fit(model, recommender.inputs, sampler, config.train, device_, training_callbacks(config.train, validate, quiet)(),
+                     epochs=epochs, stage="update", inputs=task_inputs)
         model.load_training_state(fitted.best_state)
         model.eval()
         blend = None
         if model.linear is not None:
             blend = choose_blend(model, recommender.inputs, (model.linear.l2,), validate, fitted.best_score,
-                                 _blend_validation(recommender, config) if validate is not None else None, (model.linear.kg_weight,),
+                                 blend_selection(recommender, config) if validate is not None else None, (model.linear.kg_weight,),
                                  (model.linear.text_weight,), config.model.blend_rule)
             if validate is None:
                 model.linear_weight.fill_(previous_weight or 0.0)
         timings = {"train_seconds": fitted.seconds, "train_seconds_to_best": fitted.seconds_to_best,
                    "seconds_per_epoch": fitted.seconds / max(1, len(fitted.history))}
-        _finish(recommender, _final_metrics(recommender, timings), timings, blend)
+        record_results(recommender, final_metrics(recommender, timings), timings, blend)
         extra = {"best_epoch": fitted.best_epoch, "epochs_run": len(fitted.history), "updated_from": str(previous.directory),
                  "update": graph.stats.get("update", {})}
-        _write_run(recommender, out, graph_dir, fitted.history, extra)
+        write_run(recommender, out, graph_dir, fitted.history, extra)
     except BaseException as error:
         run_dir.fail(bad_input=isinstance(error, KgrecError))
         raise

@@ -1,6 +1,9 @@
-"""Training: negative sampling, the fit loop, the schedule (backbone, side views, EASE blend), checkpoints and run directories."""
+"""Training: negative sampling, the fit loop and its callbacks, the schedule (backbone, side views, EASE blend), checkpoints and run directories."""
 
-from kgrec.train.loop import FitResult, fit
+from kgrec.train.callbacks import Checkpointing, EarlyStopping, EpochTracking, FitResult, Progress, TrainingCallback, TrainingState
+from kgrec.train.loop import fit
 from kgrec.train.sampling import NegativeSampler
 
-__all__ = ["FitResult", "NegativeSampler", "fit"]
+__all__ = [
+    "Checkpointing", "EarlyStopping", "EpochTracking", "FitResult", "NegativeSampler", "Progress", "TrainingCallback", "TrainingState", "fit",
+]

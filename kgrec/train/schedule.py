@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,13 +11,14 @@ import torch
 from kgrec.config import TrainConfig
 from kgrec.models import KGRecommender, PropagationGraph
 from kgrec.train.blend import choose_blend
+from kgrec.train.callbacks import Checkpointing, EarlyStopping, EpochTracking, Progress, TrainingCallback
 from kgrec.train.checkpoint import Checkpointer
 from kgrec.train.distributed import Distributed
 from kgrec.train.loop import FitResult, fit
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.tasks import TaskInputs
 
-__all__ = ["ScheduleResult", "run_schedule"]
+__all__ = ["ScheduleResult", "run_schedule", "training_callbacks"]
 
 
 @dataclass
@@ -30,6 +31,33 @@ class ScheduleResult:
     best_epoch: int = 0
     best_score: float = float("nan")
     blend: dict[str, float] | None = None
+
+
+def training_callbacks(
+    config: TrainConfig,
+    validate: Callable[[KGRecommender], float] | None,
+    quiet: bool = False,
+    checkpoint: Checkpointer | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    extra: Sequence[TrainingCallback] = (),
+) -> Callable[[], list[TrainingCallback]]:
+    """A fresh set of the usual callbacks for each :func:`~kgrec.train.loop.fit` call: early stopping on ``validate``
+    (if any), a tracker's per-epoch log, a progress bar unless ``quiet``, the caller's ``extra`` ones (the same
+    instances in every call), a checkpoint writer."""
+
+    def make() -> list[TrainingCallback]:
+        callbacks: list[TrainingCallback] = []
+        if validate is not None:
+            callbacks.append(EarlyStopping(validate, config.eval_every, config.patience))
+        if on_epoch is not None:
+            callbacks.append(EpochTracking(on_epoch))
+        callbacks.append(Progress(quiet))
+        callbacks.extend(extra)
+        if checkpoint is not None:
+            callbacks.append(Checkpointing(checkpoint))
+        return callbacks
+
+    return make
 
 
 def run_schedule(
@@ -49,6 +77,7 @@ def run_schedule(
     ease_text_weights: tuple[float, ...] = (0.0,),
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     blend_rule: str = "best",
+    callbacks: Sequence[TrainingCallback] = (),
 ) -> ScheduleResult:
     """Train ``model`` in place and leave it in its best state (by validation).
 
@@ -56,11 +85,12 @@ def run_schedule(
     KG/text parameters on top of the best backbone, kept only if validation improves, so side
     information can add to collaborative filtering but never replace it. ``joint``: all at once.
     Last, an EASE component (if the model has one) is blended in with a weight chosen on validation
-    (``blend_rule``, see :func:`~kgrec.train.blend.choose_blend`).
+    (``blend_rule``, see :func:`~kgrec.train.blend.choose_blend`). ``callbacks`` join the usual ones
+    (:func:`training_callbacks`) in every stage.
     """
+    make_callbacks = training_callbacks(config, validate, quiet, checkpoint, on_epoch, callbacks)
     if config.schedule == "joint":
-        fitted = fit(model, graph, sampler, config, validate, device, quiet, inputs=inputs, checkpoint=checkpoint, distributed=distributed,
-                     on_epoch=on_epoch)
+        fitted = fit(model, graph, sampler, config, device, make_callbacks(), inputs=inputs, distributed=distributed)
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
     else:
         if checkpoint is not None and checkpoint.skips("backbone", ("backbone", "side")):
@@ -68,10 +98,8 @@ def run_schedule(
             done = checkpoint.previous
             fitted = FitResult({}, 0, done["best_score"], done["history"], done["seconds_to_best"], done["seconds"])
         else:
-            fitted = fit(
-                model, graph, sampler, config, validate, device, quiet, model.backbone_parameters(),
-                stage="backbone", inputs=inputs, checkpoint=checkpoint, distributed=distributed, on_epoch=on_epoch,
-            )
+            fitted = fit(model, graph, sampler, config, device, make_callbacks(), model.backbone_parameters(), stage="backbone",
+                         inputs=inputs, distributed=distributed)
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
         side = model.side_parameters()
         if side and config.side_epochs > 0:
@@ -83,10 +111,7 @@ def run_schedule(
                     "seconds": fitted.seconds, "seconds_to_best": fitted.seconds_to_best,
                 }
             start = (fitted.best_score, fitted.best_state) if validate is not None else None
-            second = fit(
-                model, graph, sampler, config, validate, device, quiet, side, config.side_epochs, start, "side", inputs, checkpoint,
-                distributed, on_epoch,
-            )
+            second = fit(model, graph, sampler, config, device, make_callbacks(), side, config.side_epochs, start, "side", inputs, distributed)
             if second.best_epoch > 0 or validate is None:
                 result.seconds_to_best = result.seconds + second.seconds_to_best
             offset = len(result.history)

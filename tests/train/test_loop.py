@@ -218,3 +218,19 @@ def test_a_log_without_a_catalog_trains_without_a_text_view(tiny_files, tmp_path
     assert json.loads((tmp_path / "run" / "run.json").read_text())["notes"] == trained.notes
     assert "use_text: false" in (tmp_path / "run" / "config.yaml").read_text()
 
+
+def test_a_callback_sees_every_epoch_and_can_stop_training(graph):
+    from kgrec.train import TrainingCallback
+
+    seen = []
+
+    class StopAfterTwo(TrainingCallback):
+        def on_epoch_end(self, state, row):
+            seen.append((state.stage, row["epoch"], "valid" in row))  # early stopping has validated before it
+            if state.epoch == 2:
+                state.stop = True
+
+    config = RunConfig().override({**FAST, "model.use_text": False, "train.schedule": "joint"})  # eval_every 2
+    api.train(graph, config, quiet=True, callbacks=[StopAfterTwo()])
+    assert seen == [("joint", 1, False), ("joint", 2, True)]
+

@@ -82,7 +82,9 @@ def test_a_train_that_crashes_leaves_no_run_folder(graph_dir, tmp_path, monkeypa
     def crash(*args, **kwargs):
         raise RuntimeError("PyKEEN crashed")
 
-    monkeypatch.setattr(api, "train_kg_embeddings", crash)
+    from kgrec.train import pipeline
+
+    monkeypatch.setattr(pipeline, "train_kg_embeddings", crash)
     with pytest.raises(RuntimeError, match="PyKEEN crashed"):
         api.train(KnowledgeGraph.load(graph_dir), out=tmp_path / "run", graph_dir=graph_dir, quiet=True)
     assert not (tmp_path / "run").exists()

@@ -1,0 +1,292 @@
+"""The training pipeline: embeddings, model assembly, the schedule, the final metrics and the run directory.
+
+:func:`train_recommender` is the one named unit a training run is; :func:`kgrec.api.train` wraps it with the
+run directory's claim, the tracker and the clean-up after a failure. The helpers here are shared with
+:func:`kgrec.api.update`, which trains an existing run further.
+"""
+
+from __future__ import annotations
+
+import itertools
+import resource
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kgrec.config import RunConfig
+from kgrec.data import ContextFeatures
+from kgrec.embed import encode_item_texts, train_kg_embeddings
+from kgrec.embed.text import text_tuner
+from kgrec.errors import InputError
+from kgrec.evaluate import link_prediction
+from kgrec.graph import KnowledgeGraph
+from kgrec.inference import ModelShapes, Recommender, assemble_model, write_per_user
+from kgrec.io import sha256_bytes, write_json
+from kgrec.train.callbacks import TrainingCallback
+from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer
+from kgrec.train.distributed import Distributed
+from kgrec.train.report import plot_curve, write_history
+from kgrec.train.rundir import RunDirectory
+from kgrec.train.sampling import NegativeSampler
+from kgrec.train.schedule import run_schedule
+from kgrec.train.tasks import TaskInputs
+from kgrec.train.tracking import Tracker, flatten
+
+__all__ = [
+    "blend_selection", "final_metrics", "record_results", "refit_linear", "selection_score", "train_recommender", "training_context",
+    "write_run",
+]
+
+
+def selection_score(recommender: Recommender, config: RunConfig):  # noqa: ANN202 - a model -> score callable
+    """The model-selection score: the ranking metric, or minus the validation RMSE when only ratings are trained."""
+    tasks = config.train.tasks
+    if "rank" in tasks:
+        select, candidates = config.eval.select_metric, config.eval.candidates
+        return lambda _: recommender.evaluate("valid", candidates=candidates, topk_only=True).metrics[select]
+    if "rating" in tasks:
+        return lambda _: -recommender.rating_errors("valid")["rmse"]
+    return None  # kg alone: no interaction objective to select on; train.epochs run in full
+
+
+def blend_selection(recommender: Recommender, config: RunConfig):  # noqa: ANN202 - (model, weights) -> scores
+    """The selection metric for several EASE blend weights in one pass (ranking runs only)."""
+    if "rank" not in config.train.tasks:
+        return None
+    select, candidates = config.eval.select_metric, config.eval.candidates
+    if config.model.blend_rule == "one-se":  # the rule compares users' scores between blends
+        return lambda _, weights: [(m[select], m["per_user"]) for m in recommender.evaluate_blends(weights, "valid", candidates, per_user=select)]
+    return lambda _, weights: [m[select] for m in recommender.evaluate_blends(weights, "valid", candidates)]
+
+
+def train_recommender(
+    graph: KnowledgeGraph,
+    config: RunConfig,
+    run_dir: RunDirectory | None,
+    graph_dir: str | Path | None,
+    cache_dir: Path | None,
+    quiet: bool,
+    _resume: dict | None,
+    distributed: Distributed,
+    device: torch.device,
+    on_validation: Callable[[int, float], None] | None = None,
+    tracking: Tracker | None = None,
+    notes: list[str] | None = None,
+    callbacks: Sequence[TrainingCallback] = (),
+) -> Recommender:
+    """The training pipeline, in a run directory already claimed (:func:`kgrec.api.train` claims it and cleans up).
+
+    In order: the run's config is written; PyKEEN entity embeddings and item text embeddings are computed
+    (or read from the cache); the model is assembled; the schedule trains it (backbone, then the KG/text
+    views, each a :func:`~kgrec.train.loop.fit` with its callbacks, then the EASE blend); EASE is solved again
+    on training plus validation when ``train.refit_linear``; validation and test are measured once; the run
+    directory is written (``run.json`` last) and the checkpoint removed.
+
+    Args:
+        graph: The graph to train on.
+        config: The complete run config.
+        run_dir: The claimed run directory, or None to keep nothing on disk.
+        graph_dir: Where ``graph`` is saved; None with a run directory saves it under ``<run>/graph``.
+        cache_dir: Where embedding caches live (None: no cache).
+        quiet: No progress bars.
+        _resume: A checkpoint to continue from (:func:`kgrec.api.resume`).
+        distributed: This process's place in a data-parallel group.
+        device: Where training runs.
+        on_validation: Called with ``(step, score)`` after every validation.
+        tracking: An experiment tracker, started here and finished at the end.
+        notes: What the caller decided for the user to read (kept in ``run.json``).
+        callbacks: Extra training callbacks (:class:`~kgrec.train.callbacks.TrainingCallback`) for every ``fit`` of the schedule.
+    """
+    from kgrec.config import dump_config
+    from kgrec.io import atomic_write
+
+    checkpoint = None
+    out = None if run_dir is None else run_dir.path
+    run_name = out.name if out is not None else f"{graph.name}-{config.model.fusion}"
+    if out is not None:
+        with atomic_write(out / "config.yaml") as handle:
+            handle.write(dump_config(config))
+        if graph_dir is None:
+            graph_dir = out / "graph"
+            graph.save(str(graph_dir))
+            cache_dir = cache_dir or graph_dir / "cache"
+        meta = {
+            "config": sha256_bytes(dump_config(config).encode())[:16],
+            "graph": graph.digest,
+            "graph_dir": str(Path(graph_dir).resolve()),
+        }
+        checkpoint = Checkpointer(out / CHECKPOINT_NAME, config.train.checkpoint_every, meta, _resume)
+    timings: dict[str, float] = {}
+
+    tasks = config.train.tasks
+    train_log = graph.split.train
+    if "rating" in tasks and ("rating" not in train_log or train_log["rating"].isna().any()):
+        raise InputError("train.tasks includes rating but the interaction log has no rating for every training interaction")
+    features = ContextFeatures.fit(train_log, graph.user_table, config.context) if config.context.enabled else None
+    if not distributed.writer:
+        distributed.barrier()  # rank 0 trains PyKEEN and encodes text first; the others then read its cache
+    kg_emb = kge = None
+    if config.model.use_kg:
+        kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device),
+                                  result_tracker=None if tracking is None else tracking.pykeen(run_name, out), progress=not quiet)
+        kg_emb, timings["kge_seconds"] = kge.entity_emb, kge.seconds
+    text_emb = text_encoder = None
+    if config.model.use_text:
+        text = encode_item_texts(graph.catalog, config.text, cache_dir, device=str(device), progress=not quiet)
+        text_emb, timings["text_seconds"] = text.text_emb, text.seconds
+        if config.text.finetune_layers > 0:
+            text_encoder = text_tuner(graph.catalog, config.text, device=str(device))
+
+    if distributed.writer:
+        distributed.barrier()
+    if tracking is not None:  # after PyKEEN, whose MLflow tracker opens a run of its own; train() closes it on failure
+        tracking.start(run_name, flatten(config.model_dump(mode="json")), out)
+    torch.manual_seed(config.train.seed)
+    shapes = ModelShapes(
+        len(graph.users), len(graph.items), len(graph.relations),
+        kg_shape=None if kg_emb is None else tuple(kg_emb.shape),
+        text_shape=None if text_emb is None else tuple(text_emb.shape),
+        context=None if features is None else (features.num_tokens, features.num_fields),
+        rating="rating" in tasks,
+        kg_model="kg" in tasks,
+    )
+    model = assemble_model(
+        config, graph, shapes, kg_emb=kg_emb, text_emb=text_emb, text_encoder=text_encoder, context=features,
+        rating_mean=float(train_log["rating"].mean()) if "rating" in tasks else 0.0,
+        kg_training=None if kge is None else kge.training, kg_state=None if kge is None else kge.model_state,
+    )
+    recommender = Recommender(model, graph, config, device=device, context=features)
+    recommender.notes = list(notes or [])
+    with torch.no_grad():
+        # Items without training interactions never receive a collaborative gradient; a zero free
+        # embedding lets their KG and text views speak instead of random noise.
+        model.item_emb.weight[recommender.inputs.item_degree.cpu() == 0] = 0.0
+    sampler = NegativeSampler(
+        graph.users.to_index(train_log["user_id"].to_numpy()),
+        graph.items.to_index(train_log["item_id"].to_numpy()),
+        len(graph.items),
+        seed=config.train.seed,
+    )
+    inputs = TaskInputs(
+        context=training_context(recommender, device),
+        context_dropout=config.context.dropout,
+        ratings=torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device) if model.rating is not None else None,
+        kg_training=kge.training.to(device) if kge is not None and model.kg_model is not None else None,
+    )
+    validate = selection_score(recommender, config) if len(graph.split.valid) else None
+    if validate is not None and on_validation is not None:
+        validate = _reporting(validate, on_validation)
+    epochs = itertools.count()
+    schedule = run_schedule(
+        model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet or not distributed.writer,
+        inputs, checkpoint, distributed, blend_selection(recommender, config) if validate is not None else None,
+        config.model.ease_kg_weight if config.model.use_kg and len(graph.triples) else (0.0,),
+        config.model.ease_text_weight if text_emb is not None else (0.0,),
+        None if tracking is None else lambda row: tracking.log_metrics(
+            {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"}, step=next(epochs)
+        ),
+        config.model.blend_rule,
+        callbacks,
+    )
+    timings.update(
+        train_seconds=schedule.seconds,
+        train_seconds_to_best=schedule.seconds_to_best,
+        seconds_per_epoch=schedule.seconds / max(1, len(schedule.history)),
+    )
+
+    metrics = final_metrics(recommender, timings)
+    if kge is not None:
+        # Link prediction on the held-out triples: PyKEEN's as trained, and again after joint fine-tuning.
+        metrics["kge"] = kge.metrics
+        if model.kg_model is not None:
+            metrics["kge_finetuned"] = link_prediction(model.kg_model, kge.testing, kge.training)
+    record_results(recommender, metrics, timings, schedule.blend)
+    if out is not None:
+        extra = {"best_epoch": schedule.best_epoch, "epochs_run": len(schedule.history), "processes": distributed.world}
+        assert graph_dir is not None  # saved under out/graph above when not given
+        write_run(recommender, out, graph_dir, schedule.history, extra)
+        (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # complete: run.json and model.pt replace it
+    if tracking is not None:
+        final = {f"{split}/{name}": value for split in ("valid", "test") for name, value in metrics.get(split, {}).items()
+                 if isinstance(value, (int, float))}
+        tracking.log_metrics({**final, **{f"time/{k}": v for k, v in timings.items()}})
+        if out is not None:
+            tracking.log_files([out / name for name in ("config.yaml", "metrics.json", "history.csv", "curve.png", "run.json")])
+        tracking.finish(success=True)
+    distributed.close()
+    return recommender
+
+
+def training_context(recommender: Recommender, device: torch.device) -> torch.Tensor | None:
+    """``(N, F)`` context tokens of each training interaction, on ``device``; None for a run without context."""
+    context = recommender.log_context
+    if context is None:
+        return None
+    in_train = (recommender.graph.split.interactions["split"] == "train").to_numpy()
+    return torch.from_numpy(context[in_train]).to(device)
+
+
+def _reporting(validate: Callable[[Any], float], report: Callable[[int, float], None]) -> Callable[[Any], float]:
+    """``validate`` that also hands each score to ``report`` with its running step number."""
+    steps = itertools.count()
+
+    def validate_and_report(model: Any) -> float:
+        score = validate(model)
+        report(next(steps), score)
+        return score
+
+    return validate_and_report
+
+
+def final_metrics(recommender: Recommender, timings: dict) -> dict:
+    """Validation and test metrics of a trained recommender, read once after training (their times into ``timings``).
+
+    With ``train.refit_linear``, EASE is solved again on training plus validation between the two
+    (validation is measured on the model it selected, test on the model that is saved).
+    """
+    metrics: dict = {}
+    for split in ("valid", "test"):
+        if split == "test" and recommender.config.train.refit_linear:
+            refit_linear(recommender, timings)
+        if len(recommender.graph.split.part(split)):
+            result = recommender.evaluate(split)
+            metrics[split] = {**result.metrics, **recommender.rating_errors(split)}
+            timings[f"eval_{split}_seconds"] = result.seconds
+            recommender.per_user[split] = result.per_user
+    return metrics
+
+
+def refit_linear(recommender: Recommender, timings: dict) -> None:
+    """Solve the blended EASE again on training plus validation interactions, at the penalty and KG weight chosen."""
+    from kgrec.train.blend import fit_linear
+
+    linear = recommender.model.linear
+    if linear is None or not len(recommender.graph.split.valid):
+        return
+    started = time.perf_counter()
+    recommender.use_history("train", "valid")  # what Recommender.load gives the saved run
+    if float(recommender.model.linear_weight):  # blended out: its weights are never read
+        fit_linear(recommender.model, recommender.inputs, linear.l2, linear.kg_weight, linear.text_weight)
+    timings["refit_linear_seconds"] = time.perf_counter() - started
+
+
+def record_results(recommender: Recommender, metrics: dict, timings: dict, blend: dict | None) -> None:
+    timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if recommender.device.type == "cuda":
+        timings["peak_cuda_mib"] = torch.cuda.max_memory_allocated(recommender.device) / 2**20
+    recommender.metrics, recommender.timings, recommender.blend = metrics, timings, blend
+
+
+def write_run(recommender: Recommender, out: Path, graph_dir: str | Path, history: list[dict], extra: dict) -> None:
+    """metrics.json, history.csv, curve.png, model.pt and (last) run.json of a trained recommender."""
+    config = recommender.config
+    write_json(out / "metrics.json", recommender.metrics)
+    if recommender.per_user:
+        write_per_user(out, recommender.per_user, recommender.graph.split_digest)
+    write_history(history, out / "history.csv")
+    plot_curve(history, config.eval.select_metric if "rank" in config.train.tasks else "-rmse", out / "curve.png")
+    info = {**extra, "device": str(recommender.device), "timings": recommender.timings, "blend": recommender.blend, "notes": recommender.notes}
+    recommender.save(out, graph_dir, info)
