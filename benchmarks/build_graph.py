@@ -41,7 +41,7 @@ else:
     t2 = time.perf_counter()
     graph = kgrec.build_graph(dataset, load_config(name))
     t3 = time.perf_counter()
-    graph.save(out)
+    save_graph(graph, out)
     t4 = time.perf_counter()
     phases = {"read": t2 - t1, "build": t3 - t2, "save": t4 - t3}
 phases["total"] = time.perf_counter() - t0

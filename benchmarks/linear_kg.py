@@ -28,12 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from build_graph import machine  # noqa: E402
+from kgrec.graph import load_graph, to_hetero
 
 
 def main() -> None:
@@ -55,7 +55,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from kgrec.evaluate import evaluate_ranking
-    from kgrec.graph import KnowledgeGraph
     from kgrec.inference.recommender import split_matrix, write_per_user
     from kgrec.models import PropagationGraph
     from kgrec.config import load_config
@@ -64,8 +63,8 @@ def main() -> None:
 
     label = args.label or args.graph.parent.name
     load = os.getloadavg()[0]
-    graph = KnowledgeGraph.load(args.graph)
-    inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations))
+    graph = load_graph(args.graph)
+    inputs = PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations))
     links = inputs.item_links()
     text = None
     if any(args.text_weight):

@@ -233,7 +233,7 @@ import torch
 import kgrec
 from kgrec.config import load_config
 from kgrec.embed import encode_item_texts, train_kg_embeddings
-graph = kgrec.KnowledgeGraph.load(sys.argv[1])
+graph = kgrec.load_graph(sys.argv[1])
 config = load_config(sys.argv[2])
 started = time.perf_counter()
 train_kg_embeddings(graph, config.kge, None)
@@ -390,7 +390,7 @@ def run_cold_baseline(graph_dir: Path, baseline: str, seed: int, args: argparse.
     from kgrec.models.linear import text_features
 
     torch.set_num_threads(args.threads)
-    graph = kgrec.KnowledgeGraph.load(str(graph_dir))
+    graph = kgrec.load_graph(str(graph_dir))
     train, seen = split_matrix(graph, "train"), split_matrix(graph, "train", "valid")
     started = time.perf_counter()
     if baseline == "popularity":

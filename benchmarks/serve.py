@@ -30,6 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from build_graph import machine  # noqa: E402
+from kgrec.graph import load_graph
 
 TARGETS = {"rps_32": 300.0, "p99_ms_32": 50.0, "batch_users_per_s": 20_000.0}
 
@@ -157,10 +158,9 @@ def _cli_cost(run: Path, user: str, calls: int) -> float:
 
 
 def bench(label: str, run: Path, args: argparse.Namespace) -> dict:
-    from kgrec.graph import KnowledgeGraph
 
     info = json.loads((run / "run.json").read_text())
-    user_ids = list(KnowledgeGraph.load(info["graph"]).users.ids)
+    user_ids = list(load_graph(info["graph"]).users.ids)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as state:
         started = time.perf_counter()

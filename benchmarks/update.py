@@ -36,6 +36,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from build_graph import machine  # noqa: E402
+from kgrec.graph import load_graph
 
 APPROACHES = ("no update", "fold-in", "update", "retrain")
 
@@ -87,7 +88,6 @@ def score_chunk(recommender, truth_log: pd.DataFrame, before: pd.DataFrame, fold
 def main() -> None:
     from kgrec import api
     from kgrec.config import load_config
-    from kgrec.graph import KnowledgeGraph
     from kgrec.inference import Recommender
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,7 +121,7 @@ def main() -> None:
     graph_dir = work / "graph"
     if not (graph_dir / "manifest.json").is_file():
         api.build_graph(dataclasses.replace(dataset, interactions=base.reset_index(drop=True)), config, out=graph_dir)
-    graph0 = KnowledgeGraph.load(str(graph_dir))
+    graph0 = load_graph(str(graph_dir))
     timings: dict[str, float] = {}
     if not (work / "base" / "run.json").is_file():
         started = time.perf_counter()

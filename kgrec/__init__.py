@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from kgrec.data import Dataset
     from kgrec.errors import InputError, KgrecError
     from kgrec.evaluate import EvaluationResult
-    from kgrec.graph import KnowledgeGraph
+    from kgrec.graph import KnowledgeGraph, load_graph
     from kgrec.inference import Recommendation, Recommender
 
 # name -> the module that defines it
@@ -41,6 +41,7 @@ _EXPORTS = {
     "KgrecError": "kgrec.errors",
     "EvaluationResult": "kgrec.evaluate",
     "KnowledgeGraph": "kgrec.graph",
+    "load_graph": "kgrec.graph",
     "Recommendation": "kgrec.inference",
     "Recommender": "kgrec.inference",
 }

@@ -37,6 +37,7 @@ from kgrec.train.rundir import RunDirectory
 from kgrec.train.schedule import training_callbacks
 from kgrec.train.tasks import TaskInputs
 from kgrec.train.tracking import tracker_resolver
+from kgrec.graph import load_graph, save_graph, to_hetero
 
 __all__ = [
     "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "resume", "update", "load_run", "evaluate", "compare",
@@ -89,7 +90,7 @@ def build_graph(
         on_stage(f"split and built the graph ({time.perf_counter() - started:.1f} s)")
     if out is not None:
         started = time.perf_counter()
-        graph.save(str(out))
+        save_graph(graph, str(out))
         if on_stage is not None:
             on_stage(f"wrote the RDF, PyG graph and split to {out} ({time.perf_counter() - started:.1f} s)")
     return graph
@@ -182,7 +183,7 @@ def resume(run_dir: str | Path, quiet: bool = False, cache_dir: str | Path | Non
     saved = read_checkpoint(run_dir / CHECKPOINT_NAME)
     config = load_config(run_dir / "config.yaml")
     graph_dir = saved["meta"]["graph_dir"]
-    return train(KnowledgeGraph.load(graph_dir), config, out=run_dir, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, _resume=saved)
+    return train(load_graph(graph_dir), config, out=run_dir, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, _resume=saved)
 
 
 def train(
@@ -201,7 +202,7 @@ def train(
     """Train the recommender: PyKEEN embeddings -> text embeddings -> propagation + fusion, early-stopped on validation.
 
     Args:
-        graph: From :func:`build_graph` or ``KnowledgeGraph.load``.
+        graph: From :func:`build_graph` or :func:`kgrec.graph.load_graph`.
         config: The complete run config (saved as ``out/config.yaml`` before training starts).
         out: Run directory; with it, the model, metrics, history, curve and timings are written there.
         graph_dir: Where ``graph`` is saved (recorded in the run; caches live in ``graph_dir/cache``).
@@ -321,7 +322,7 @@ def update(
             model.user_emb.weight[graph.users.index_of(user)] = model.item_emb.weight[torch.from_numpy(items)].mean(0)
     # Items added after training keep their listen-only KG edges: they still send nothing into the KG.
     added = torch.arange(trained_items, len(graph.items))
-    inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations), listen_only=added if len(added) else None)
+    inputs = PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations), listen_only=added if len(added) else None)
     recommender = Recommender(model, graph, config, device=previous.device, context=previous.context, inputs=inputs)
     run_dir = RunDirectory(out).open()
     try:
@@ -329,7 +330,7 @@ def update(
         with atomic_write(out / "config.yaml") as handle:
             handle.write(dump_config(config))
         graph_dir = out / "graph"
-        graph.save(str(graph_dir))
+        save_graph(graph, str(graph_dir))
         train_log = graph.split.train
         sampler = NegativeSampler(
             graph.users.to_index(train_log["user_id"].to_numpy()), graph.items.to_index(train_log["item_id"].to_numpy()),

@@ -248,7 +248,7 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
           **flags) -> None:
     """Train the recommender on a built graph; write the run directory and print test metrics."""
     from kgrec import api
-    from kgrec.graph import KnowledgeGraph
+    from kgrec.graph import load_graph
 
     if resume_dir is not None:
         given = [name for name, value in (("--graph", graph_dir), ("--out", out), ("--config", config_path), ("--set", settings),
@@ -262,7 +262,7 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
     if graph_dir is None:
         raise KgrecError("give --graph (a graph from build-graph), or --resume RUN_DIR")
     config = _config(config_path, flags, _TRAIN_FLAGS, settings)
-    graph = KnowledgeGraph.load(graph_dir)
+    graph = load_graph(graph_dir)
     if tasks:
         config = config.override({"train.tasks": _names(tasks)})
     if fanout:
@@ -564,9 +564,9 @@ def datasets_verify(name, data_dir) -> None:
 @click.option("--name", help="Dataset name for the files [the graph's name].")
 def export(graph_dir, out, name) -> None:
     """Write a graph's split as RecBole atomic benchmark files (.train/.valid/.test.inter, .item, .kg, .link)."""
-    from kgrec.graph import KnowledgeGraph, export_recbole
+    from kgrec.graph import export_recbole, load_graph
 
-    click.echo(f"wrote {export_recbole(KnowledgeGraph.load(graph_dir), out, name)}")
+    click.echo(f"wrote {export_recbole(load_graph(graph_dir), out, name)}")
 
 
 @main.command()

@@ -26,6 +26,7 @@ from kgrec.config import RunConfig, dump_config, load_config
 from kgrec.errors import InputError
 from kgrec.graph import KnowledgeGraph
 from kgrec.io import DirectoryLock, atomic_write, write_json
+from kgrec.graph import load_graph
 
 __all__ = ["Parameter", "Pruning", "SearchSpace", "TuneResult", "load_space", "tune"]
 
@@ -206,7 +207,7 @@ def tune(
         raise InputError(f"trials and jobs must be at least 1, got {trials} and {jobs}")
     study_dir = Path(study)
     pruning = pruning or Pruning()
-    graph = KnowledgeGraph.load(str(graph_dir))
+    graph = load_graph(str(graph_dir))
     if not len(graph.split.valid):
         raise InputError("tuning selects on validation, and this graph's split has no validation interactions", graph_dir)
     base = config or RunConfig()  # as kgrec train: the defaults unless a config is given
@@ -282,7 +283,7 @@ def _optimize(
         return
     base = load_config(study_dir / "base.yaml")
     space = load_space(study_dir / "space.yaml", base)
-    graph = KnowledgeGraph.load(graph_dir)
+    graph = load_graph(graph_dir)
     objective = _objective(study_dir, graph, graph_dir, base, space, quiet, tracker, tracker_uri)
     def stop_after_failures(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         # A config the space allows but training refuses fails every time: do not draw forever.

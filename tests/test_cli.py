@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from kgrec.cli import main
-from kgrec.graph import KnowledgeGraph
+from kgrec.graph import load_graph
 
 
 def _run(*args: str):
@@ -30,7 +30,7 @@ def test_build_graph_own_files(tmp_path, tiny_files):
     assert "8 users, 10 items" in result.output
     stats = json.loads((out / "stats.json").read_text())
     assert stats["interactions"] == {"train": 24, "valid": 8, "test": 8, "total": 40}
-    graph = KnowledgeGraph.load(out)
+    graph = load_graph(out)
     assert graph.config.split.kind == "loo" and graph.config.split.seed == 3
     assert "description" in graph.relations
 
@@ -58,7 +58,7 @@ def test_config_file_and_flags_precedence(tmp_path, tiny_files):
     out = tmp_path / "g"
     result = _run("build-graph", f"--interactions={tiny_files['interactions']}", f"--config={config}", "--seed=12", f"--out={out}")
     assert result.exit_code == 0, result.output
-    split = KnowledgeGraph.load(out).config.split
+    split = load_graph(out).config.split
     assert split.seed == 12 and split.ratios == (0.6, 0.2, 0.2)
 
 

@@ -17,6 +17,7 @@ from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset, split_interactions
 from kgrec.errors import InputError
 from kgrec.graph import build_graph
+from kgrec.graph import save_graph
 
 PROFILE = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -97,7 +98,7 @@ def test_build_train_recommend_never_crashes(tmp_path_factory, data, kind):
     )
     try:
         graph = build_graph(dataset, config.graph)
-        graph.save(str(folder / "graph"))
+        save_graph(graph, str(folder / "graph"))
         recommender = api.train(graph, config, out=folder / "run", graph_dir=folder / "graph", quiet=True)
     except InputError:
         return  # e.g. a cold-items split of two items: refused with a clear error

@@ -15,8 +15,9 @@ import yaml
 from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig, load_config
 from kgrec.errors import InputError
-from kgrec.graph import KnowledgeGraph, build_graph
+from kgrec.graph import build_graph
 from kgrec.tune import Pruning, load_space, tune
+from kgrec.graph import load_graph, save_graph
 
 BASE = {"kge.epochs": 1, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "model.use_text": False, "model.linear": "none",
         "train.epochs": 6, "train.side_epochs": 0, "train.patience": 6}
@@ -30,7 +31,7 @@ def study_inputs(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tune")
     graph = build_graph(read_dataset(**write_tiny_files(folder / "files"), name="tiny"), GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    graph.save(str(folder / "graph"))
+    save_graph(graph, str(folder / "graph"))
     (folder / "space.yaml").write_text(yaml.safe_dump(SPACE))
     (folder / "base.yaml").write_text(yaml.safe_dump(RunConfig().override(BASE).model_dump(mode="json")))
     return folder
@@ -59,7 +60,7 @@ def test_a_study_runs_prunes_and_its_best_config_repeats(study_inputs, tmp_path)
         assert (study_dir / name).is_file(), name
     best = load_config(study_dir / "best.yaml")
     assert best.train.lr == pytest.approx(result.best_params["train.lr"]) and best.model.num_layers == result.best_params["model.num_layers"]
-    graph = KnowledgeGraph.load(study_inputs / "graph")
+    graph = load_graph(study_inputs / "graph")
     repeated = api.train(graph, best, quiet=True)
     assert repeated.metrics["valid"][best.eval.select_metric] == pytest.approx(result.best_value)
     # Asking for more trials continues the same study; another space is refused.

@@ -15,6 +15,7 @@ import torch
 
 from kgrec.explain.paths import ExplanationPath, PathFinder
 from kgrec.models import PropagationGraph
+from kgrec.graph import to_hetero
 
 __all__ = ["FaithfulnessResult", "graph_without", "path_faithfulness"]
 
@@ -34,7 +35,7 @@ class FaithfulnessResult:
 
 def graph_without(finder: PathFinder, path: ExplanationPath) -> PropagationGraph:
     """The run's propagation inputs with ``path``'s interaction and KG edges removed."""
-    data = finder.recommender.graph.hetero.clone()
+    data = to_hetero(finder.recommender.graph).clone()
     interactions = {(a, b) for kind, a, b in path.edges if kind == "interaction"}
     kg_pairs = {(a, b) for kind, a, b in path.edges if kind == "kg"}
     num_items = finder.num_items

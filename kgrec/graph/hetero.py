@@ -12,12 +12,32 @@ if TYPE_CHECKING:
 
     from kgrec.graph.knowledge import KnowledgeGraph
 
-__all__ = ["to_hetero", "hetero_to_tensors", "hetero_from_tensors", "INTERACTS"]
+__all__ = ["to_hetero", "build_hetero", "keep_hetero", "hetero_to_tensors", "hetero_from_tensors", "INTERACTS"]
 
 INTERACTS = ("user", "interacts", "item")
 
 
+# Where a graph keeps its PyG view once built or loaded (the record is frozen; building it again costs seconds at scale).
+_CACHE = "_hetero"
+
+
 def to_hetero(graph: KnowledgeGraph) -> HeteroData:
+    """The propagation graph of ``graph``, built once and kept with it (a loaded graph reads it from ``hetero.pt``).
+
+    See :func:`build_hetero` for what it holds.
+    """
+    cached = graph.__dict__.get(_CACHE)
+    if cached is None:
+        cached = graph.__dict__[_CACHE] = build_hetero(graph)
+    return cached
+
+
+def keep_hetero(graph: KnowledgeGraph, data: HeteroData) -> None:
+    """Give ``graph`` its propagation graph as read from disk, so :func:`to_hetero` does not build it again."""
+    graph.__dict__[_CACHE] = data
+
+
+def build_hetero(graph: KnowledgeGraph) -> HeteroData:
     """Build the propagation graph: ``user``, ``item`` and ``entity`` nodes.
 
     Edge types: ``(user, interacts, item)`` from *training* interactions (with ``rating`` and

@@ -28,7 +28,7 @@ from kgrec.data.split import SPLIT_NAMES, Split
 from kgrec.errors import InputError
 from kgrec.graph.knowledge import KnowledgeGraph, index_triples
 from kgrec.graph.rdf import iter_ntriples, ontology_turtle
-from kgrec.graph.views import write_networkx
+from kgrec.graph.views import to_networkx, write_networkx
 from kgrec.io import MARKER_NAME, atomic_dir, load_tensors, sha256_file
 
 __all__ = ["save_graph", "load_graph", "GRAPH_FORMAT_VERSION"]
@@ -45,7 +45,7 @@ def save_graph(graph: KnowledgeGraph, directory: str | Path) -> Path:
     """
     import torch
 
-    from kgrec.graph.hetero import hetero_to_tensors
+    from kgrec.graph.hetero import hetero_to_tensors, to_hetero
 
     directory = Path(directory)
     # The embedding cache is keyed by content, so it stays valid across rebuilds and moves into the new folder.
@@ -67,8 +67,8 @@ def save_graph(graph: KnowledgeGraph, directory: str | Path) -> Path:
         }
         (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
         with open(tmp / "networkx.json", "w", encoding="utf-8") as handle:
-            write_networkx(graph.to_networkx(), handle)
-        torch.save(hetero_to_tensors(graph.hetero), tmp / "hetero.pt")
+            write_networkx(to_networkx(graph), handle)
+        torch.save(hetero_to_tensors(to_hetero(graph)), tmp / "hetero.pt")
         interactions = graph.split.interactions.assign(split=graph.split.interactions["split"].astype(str))
         interactions.to_parquet(tmp / "interactions.parquet", index=False)
         catalog = graph.catalog.copy()
@@ -118,7 +118,7 @@ def _read_manifest(directory: Path) -> dict:
 
 def load_graph(directory: str | Path) -> KnowledgeGraph:
     """Read a graph written by :func:`save_graph`, verifying its format version and checksums."""
-    from kgrec.graph.hetero import hetero_from_tensors
+    from kgrec.graph.hetero import hetero_from_tensors, keep_hetero
 
     directory = Path(directory)
     manifest = _read_manifest(directory)
@@ -154,8 +154,8 @@ def load_graph(directory: str | Path) -> KnowledgeGraph:
         entity_labels=ids["entity_labels"],
         stats=json.loads((directory / "stats.json").read_text(encoding="utf-8")),
     )
-    # Seed the cached PyG view from disk so loading never rebuilds it.
-    graph.__dict__["hetero"] = hetero_from_tensors(load_tensors(directory / "hetero.pt"))
+    # The PyG view from disk, so loading never rebuilds it.
+    keep_hetero(graph, hetero_from_tensors(load_tensors(directory / "hetero.pt")))
     if "digest" in manifest:  # graphs written before digests were recorded compute theirs on first use
         graph.__dict__["digest"] = manifest["digest"]
     return graph

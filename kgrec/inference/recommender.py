@@ -35,6 +35,7 @@ from kgrec.io import atomic_write, check_replaceable, load_tensors, write_json, 
 from kgrec.inference.assemble import ModelShapes, assemble_model, resolve_device
 from kgrec.models import DotScorer, KGRecommender, PropagationGraph, Representations, TopK, top_k
 from kgrec.models.linear import text_features
+from kgrec.graph import load_graph, to_hetero
 
 __all__ = ["Recommendation", "Recommender", "RUN_FORMAT_VERSION", "recommendations_frame", "split_matrix"]
 
@@ -153,7 +154,7 @@ class Recommender:
         self.blend: dict[str, float] | None = None
         self.per_user: dict[str, pd.DataFrame] = {}  # per-user metrics of the final evaluations, by name
         self.notes: list[str] = []  # what training decided for the user to read (a view left out, ...)
-        inputs = inputs if inputs is not None else PropagationGraph.from_hetero(graph.hetero, len(graph.relations))
+        inputs = inputs if inputs is not None else PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations))
         self.inputs = inputs.to(self.device)
         self.history_parts: tuple[str, ...] = ("train",)  # the linear model's input rows (use_history)
         # The graph is immutable, so its matrices are built once, not at every validation.
@@ -592,7 +593,7 @@ class Recommender:
         except ValueError as error:
             raise InputError(str(error)) from None
         # New items read their entities but do not change them: the trained items score as before.
-        inputs = PropagationGraph.from_hetero(graph.hetero, len(graph.relations), listen_only=torch.arange(old, old + count))
+        inputs = PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations), listen_only=torch.arange(old, old + count))
         extended = Recommender(model, graph, self.config, None, self.device, self.context, inputs)
         if extended.history_parts != self.history_parts:
             extended.use_history(*self.history_parts)
@@ -720,7 +721,7 @@ class Recommender:
         if run.get("format") != "kgrec-run" or run.get("format_version") != RUN_FORMAT_VERSION:
             raise InputError(f"run format v{run.get('format_version')} is not v{RUN_FORMAT_VERSION}; train again", run_file)
         config = load_config(directory / "config.yaml")
-        graph = KnowledgeGraph.load(run["graph"])
+        graph = load_graph(run["graph"])
         if graph.digest != run.get("graph_digest"):
             raise InputError(
                 f"the graph at {run['graph']} has changed since this run was trained (rebuilt with another split, data "

@@ -34,6 +34,7 @@ from kgrec.train.sampling import NegativeSampler
 from kgrec.train.schedule import run_schedule
 from kgrec.train.tasks import TaskInputs
 from kgrec.train.tracking import Tracker, flatten
+from kgrec.graph import save_graph
 
 __all__ = [
     "blend_selection", "final_metrics", "record_results", "refit_linear", "selection_score", "train_recommender", "training_context",
@@ -111,7 +112,7 @@ def train_recommender(
             handle.write(dump_config(config))
         if graph_dir is None:
             graph_dir = out / "graph"
-            graph.save(str(graph_dir))
+            save_graph(graph, str(graph_dir))
             cache_dir = cache_dir or graph_dir / "cache"
         meta = {
             "config": sha256_bytes(dump_config(config).encode())[:16],

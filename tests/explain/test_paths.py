@@ -13,6 +13,7 @@ from kgrec.errors import InputError
 from kgrec.explain import PathFinder, path_faithfulness, relation_label
 from kgrec.graph import build_graph
 from kgrec.graph.sparql import LocalStore
+from kgrec.graph import save_graph
 
 FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 20, "model.use_text": False}
 
@@ -24,7 +25,7 @@ def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("explain")
     dataset = read_dataset(**write_tiny_files(folder / "files"), name="tiny")
     graph = build_graph(dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    graph.save(str(folder / "graph"))
+    save_graph(graph, str(folder / "graph"))
     # Trained long enough that the model, not initial noise, decides the scores the paths explain.
     config = RunConfig().override({**FAST, "model.dim": 16, "train.epochs": 100})
     return api.train(graph, config, out=folder / "run", graph_dir=folder / "graph", quiet=True)

@@ -10,6 +10,7 @@ from kgrec.config import GraphConfig, SplitConfig
 from kgrec.errors import InputError
 from kgrec.graph import build_graph
 from kgrec.graph.rdf import DATA_IRI, ONTOLOGY_IRI
+from kgrec.graph import to_hetero, to_networkx, to_rdflib
 
 
 def _facts(graph) -> set[tuple[str, str, str]]:
@@ -39,19 +40,19 @@ def test_cold_item_is_in_the_kg(tiny_graph):
 
 def test_propagation_graph_holds_training_interactions_only(tiny_dataset):
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    edge_index = graph.hetero["user", "interacts", "item"].edge_index
+    edge_index = to_hetero(graph)["user", "interacts", "item"].edge_index
     pairs = set(zip(graph.users.to_ids(edge_index[0]), graph.items.to_ids(edge_index[1])))
     train = set(zip(graph.split.train["user_id"], graph.split.train["item_id"]))
     held_out = set(zip(graph.split.valid["user_id"], graph.split.valid["item_id"])) | set(
         zip(graph.split.test["user_id"], graph.split.test["item_id"])
     )
     assert held_out and pairs == train and not pairs & held_out
-    reverse = graph.hetero["item", "rev_interacts", "user"].edge_index
+    reverse = to_hetero(graph)["item", "rev_interacts", "user"].edge_index
     assert torch.equal(reverse, edge_index.flip(0))
 
 
 def test_hetero_kg_edges_match_triples(tiny_graph):
-    data = tiny_graph.hetero
+    data = to_hetero(tiny_graph)
     num_items = len(tiny_graph.items)
     rebuilt = []
     for (src, name, dst), store in data.edge_items():
@@ -66,7 +67,7 @@ def test_hetero_kg_edges_match_triples(tiny_graph):
 
 def test_no_reverse_edges_when_disabled(tiny_dataset):
     graph = build_graph(tiny_dataset, GraphConfig(reverse_edges=False))
-    assert not any(name.startswith("rev_") for _, name, _ in graph.hetero.edge_types)
+    assert not any(name.startswith("rev_") for _, name, _ in to_hetero(graph).edge_types)
 
 
 def test_relation_filter_and_attribute_columns(tiny_dataset):
@@ -82,7 +83,7 @@ def test_relation_filter_and_attribute_columns(tiny_dataset):
 def test_rdf_reads_back_with_rdflib(tiny_graph):
     import rdflib
 
-    rdf = tiny_graph.to_rdf()
+    rdf = to_rdflib(tiny_graph)
     kgrec = rdflib.Namespace(ONTOLOGY_IRI)
     item1 = rdflib.URIRef(f"{DATA_IRI}item/1")
     assert (item1, rdflib.RDF.type, kgrec.Item) in rdf
@@ -98,7 +99,7 @@ def test_rdf_reads_back_with_rdflib(tiny_graph):
 
 
 def test_networkx_view(tiny_graph):
-    view = tiny_graph.to_networkx()
+    view = to_networkx(tiny_graph)
     assert view.number_of_nodes() == tiny_graph.num_kg_nodes
     assert view.number_of_edges() == len(tiny_graph.triples)
     assert view.nodes["item:1"] == {"kind": "item", "label": "Alpha"}

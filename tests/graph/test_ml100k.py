@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 
 from kgrec.data import load_dataset
-from kgrec.graph import KnowledgeGraph, build_graph
+from kgrec.graph import build_graph
+from kgrec.graph import load_graph, save_graph, to_hetero
 
 
 @pytest.fixture(scope="module")
 def ml100k_graph(data_dir, tmp_path_factory):
     graph = build_graph(load_dataset("ml-100k", data_dir))
     out = tmp_path_factory.mktemp("graphs") / "ml-100k"
-    graph.save(out)
+    save_graph(graph, out)
     return graph, out
 
 
@@ -30,7 +31,7 @@ def test_counts(ml100k_graph):
 
 def test_no_held_out_interaction_in_propagation_graph(ml100k_graph):
     graph, _ = ml100k_graph
-    edge_index = graph.hetero["user", "interacts", "item"].edge_index.numpy()
+    edge_index = to_hetero(graph)["user", "interacts", "item"].edge_index.numpy()
     propagated = set(zip(edge_index[0].tolist(), edge_index[1].tolist()))
     for part in (graph.split.valid, graph.split.test):
         held_out = zip(graph.users.to_index(part["user_id"].to_numpy()), graph.items.to_index(part["item_id"].to_numpy()))
@@ -40,6 +41,6 @@ def test_no_held_out_interaction_in_propagation_graph(ml100k_graph):
 
 def test_reload_equals(ml100k_graph):
     graph, out = ml100k_graph
-    loaded = KnowledgeGraph.load(out)
+    loaded = load_graph(out)
     assert (loaded.triples == graph.triples).all()
     assert loaded.stats["kg_triples"] == graph.stats["kg_triples"]

@@ -10,6 +10,7 @@ import pytest
 
 from kgrec.errors import InputError
 from kgrec.graph.sparql import EndpointStore, LocalStore, open_store, query
+from kgrec.graph import save_graph
 
 BRANDS_OF_TWO_ITEMS = """
 SELECT ?brand ?label WHERE {
@@ -20,7 +21,7 @@ SELECT ?brand ?label WHERE {
 
 @pytest.fixture
 def graph_dir(tiny_graph, tmp_path):
-    tiny_graph.save(str(tmp_path / "g"))
+    save_graph(tiny_graph, str(tmp_path / "g"))
     return tmp_path / "g"
 
 

@@ -9,28 +9,28 @@ import pytest
 import torch
 
 from kgrec.errors import InputError
-from kgrec.graph import KnowledgeGraph
 from kgrec.graph import store as store_module
+from kgrec.graph import load_graph, save_graph, to_hetero, to_rdflib
 
 
 def test_round_trip(tmp_path, tiny_graph):
-    tiny_graph.save(tmp_path / "g")
-    loaded = KnowledgeGraph.load(tmp_path / "g")
+    save_graph(tiny_graph, tmp_path / "g")
+    loaded = load_graph(tmp_path / "g")
     assert loaded.items == tiny_graph.items and loaded.users == tiny_graph.users
     assert loaded.entities == tiny_graph.entities and loaded.relations == tiny_graph.relations
     assert loaded.entity_kinds == tiny_graph.entity_kinds
     assert (loaded.triples == tiny_graph.triples).all()
     pd.testing.assert_frame_equal(loaded.split.interactions, tiny_graph.split.interactions)
     pd.testing.assert_frame_equal(loaded.catalog, tiny_graph.catalog)
-    for edge_type in tiny_graph.hetero.edge_types:
-        assert torch.equal(loaded.hetero[edge_type].edge_index, tiny_graph.hetero[edge_type].edge_index)
+    for edge_type in to_hetero(tiny_graph).edge_types:
+        assert torch.equal(to_hetero(loaded)[edge_type].edge_index, to_hetero(tiny_graph)[edge_type].edge_index)
     assert loaded.stats == json.loads(json.dumps(tiny_graph.stats))
     assert loaded.config == tiny_graph.config
 
 
 def test_failed_save_leaves_previous_graph(tmp_path, tiny_graph, monkeypatch):
     out = tmp_path / "out"
-    tiny_graph.save(out / "g")
+    save_graph(tiny_graph, out / "g")
     before = {p.name: p.read_bytes() for p in (out / "g").iterdir()}
 
     def explode(*args, **kwargs):
@@ -38,7 +38,7 @@ def test_failed_save_leaves_previous_graph(tmp_path, tiny_graph, monkeypatch):
 
     monkeypatch.setattr(store_module, "write_networkx", explode)
     with pytest.raises(RuntimeError, match="disk full"):
-        tiny_graph.save(out / "g")
+        save_graph(tiny_graph, out / "g")
     assert {p.name: p.read_bytes() for p in (out / "g").iterdir()} == before
     assert [p.name for p in out.iterdir()] == ["g"]  # no temporary directory left
 
@@ -46,7 +46,7 @@ def test_failed_save_leaves_previous_graph(tmp_path, tiny_graph, monkeypatch):
 def test_failed_first_save_leaves_nothing(tmp_path, tiny_graph, monkeypatch):
     monkeypatch.setattr(store_module, "write_networkx", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError):
-        tiny_graph.save(tmp_path / "out" / "g")
+        save_graph(tiny_graph, tmp_path / "out" / "g")
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -54,38 +54,38 @@ def test_refuses_to_overwrite_foreign_directory(tmp_path, tiny_graph):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
     with pytest.raises(InputError, match="not a graph directory that kgrec made"):
-        tiny_graph.save(tmp_path / "mine")
+        save_graph(tiny_graph, tmp_path / "mine")
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
 
 
 def test_corrupted_file_is_detected(tmp_path, tiny_graph):
-    tiny_graph.save(tmp_path / "g")
+    save_graph(tiny_graph, tmp_path / "g")
     with open(tmp_path / "g" / "kg_triples.tsv", "a") as handle:
         handle.write("item:1\thas_category\tentity:B\n")
     with pytest.raises(InputError, match="kg_triples.tsv: checksum differs"):
-        KnowledgeGraph.load(tmp_path / "g")
+        load_graph(tmp_path / "g")
 
 
 def test_other_format_version_is_refused(tmp_path, tiny_graph):
-    tiny_graph.save(tmp_path / "g")
+    save_graph(tiny_graph, tmp_path / "g")
     manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
     manifest["format_version"] = 99
     (tmp_path / "g" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="rebuild it with 'kgrec build-graph'"):
-        KnowledgeGraph.load(tmp_path / "g")
+        load_graph(tmp_path / "g")
 
 
 def test_not_a_graph_directory(tmp_path):
     with pytest.raises(InputError, match="no manifest.json"):
-        KnowledgeGraph.load(tmp_path)
+        load_graph(tmp_path)
 
 
 def test_saved_ntriples_parse_with_rdflib(tmp_path, tiny_graph):
     import rdflib
 
-    tiny_graph.save(tmp_path / "g")
+    save_graph(tiny_graph, tmp_path / "g")
     rdf = rdflib.Graph().parse(tmp_path / "g" / "kg.nt", format="nt")
-    assert len(rdf) == len(tiny_graph.to_rdf())
+    assert len(rdf) == len(to_rdflib(tiny_graph))
     ontology = rdflib.Graph().parse(tmp_path / "g" / "ontology.ttl", format="turtle")
     assert len(ontology) > 20
 
@@ -116,7 +116,7 @@ def odd_graph(tmp_path):
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     data = read_dataset(tmp_path / "log.csv", tmp_path / "items.csv", triples=tmp_path / "triples.csv", name="odd")
     graph = build_graph(data)
-    graph.save(tmp_path / "g")
+    save_graph(graph, tmp_path / "g")
     return graph, tmp_path / "g"
 
 
@@ -142,7 +142,7 @@ def test_odd_text_gives_valid_ntriples_and_round_trips(odd_graph):
     assert sorted(labels.values()) == sorted(f"Title {t}" for t in ODD)
     found = query('SELECT ?d WHERE { ?i kgrec:description ?d }', directory)["d"]
     assert sorted(found) == sorted(f"About {t}" for t in ODD)
-    loaded = KnowledgeGraph.load(directory)
+    loaded = load_graph(directory)
     assert (loaded.triples == graph.triples).all() and loaded.entities == graph.entities
     assert {f"Brand {t}" for t in ODD} | {'TV 55"', "shared \"cat\""} <= set(loaded.entities.ids)
 
@@ -151,7 +151,7 @@ def test_odd_text_exports_one_record_per_line(odd_graph, tmp_path):
     from kgrec.graph import export_recbole
 
     graph, directory = odd_graph
-    folder = export_recbole(KnowledgeGraph.load(directory), tmp_path / "export")
+    folder = export_recbole(load_graph(directory), tmp_path / "export")
     kg = (folder / "odd.kg").read_text(encoding="utf-8").split("\n")[:-1]
     assert len(kg) == 1 + len(graph.triples) and all(line.count("\t") == 2 for line in kg)
     items = (folder / "odd.item").read_text(encoding="utf-8").split("\n")[:-1]
@@ -163,9 +163,9 @@ def test_manifest_records_the_digest_and_a_rebuild_changes_it(tmp_path, tiny_dat
     from kgrec.graph import build_graph
 
     first = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    first.save(tmp_path / "g")
+    save_graph(first, tmp_path / "g")
     assert json.loads((tmp_path / "g" / "manifest.json").read_text())["digest"] == first.digest
-    assert KnowledgeGraph.load(tmp_path / "g").digest == first.digest == build_graph(tiny_dataset, first.config).digest
+    assert load_graph(tmp_path / "g").digest == first.digest == build_graph(tiny_dataset, first.config).digest
     reseeded = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2), seed=7)))
     assert reseeded.digest != first.digest
 
@@ -187,4 +187,4 @@ def test_a_killed_build_leaves_no_temporary_folder_after_the_next_build(tmp_path
     assert list(tmp_path.glob(".g.*.tmp")), "the build finished before it could be killed"
     assert subprocess.run(args, capture_output=True).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
-    KnowledgeGraph.load(tmp_path / "g")
+    load_graph(tmp_path / "g")

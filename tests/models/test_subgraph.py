@@ -7,11 +7,12 @@ import torch
 from kgrec.config import ModelConfig
 from kgrec.models import KGRecommender, PropagationGraph
 from kgrec.models.subgraph import sample_subgraph
+from kgrec.graph import to_hetero
 
 
 def _model(tiny_graph, **overrides):
     torch.manual_seed(0)
-    graph = PropagationGraph.from_hetero(tiny_graph.hetero, len(tiny_graph.relations))
+    graph = PropagationGraph.from_hetero(to_hetero(tiny_graph), len(tiny_graph.relations))
     kg = torch.randn(tiny_graph.num_kg_nodes, 6)
     text = torch.randn(len(tiny_graph.items), 5)
     config = ModelConfig(dim=4, **overrides)

@@ -19,6 +19,7 @@ from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
 from kgrec.graph import build_graph
 from kgrec.serve import EventLog
+from kgrec.graph import save_graph
 
 FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 10, "model.use_text": False}
 TOKEN = "t0ken"
@@ -31,7 +32,7 @@ def trained(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("serve")
     dataset = read_dataset(**write_tiny_files(folder / "files"), name="tiny")
     graph = build_graph(dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    graph.save(str(folder / "graph"))
+    save_graph(graph, str(folder / "graph"))
     api.train(graph, RunConfig().override(FAST), out=folder / "run", graph_dir=folder / "graph", quiet=True)
     return folder
 

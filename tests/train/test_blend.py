@@ -9,6 +9,7 @@ from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
 from kgrec.graph import build_graph
 from kgrec.inference import Recommender
+from kgrec.graph import load_graph, save_graph
 
 FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 3, "train.side_epochs": 1,
         "model.use_text": False, "model.ease_l2": [10.0]}
@@ -20,14 +21,13 @@ def graph_dir(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("blend")
     graph = build_graph(read_dataset(**write_tiny_files(folder / "files"), name="tiny"), GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    graph.save(str(folder / "graph"))
+    save_graph(graph, str(folder / "graph"))
     return folder / "graph"
 
 
 def test_kg_rows_are_tried_with_the_kg_and_never_without_it(graph_dir, tmp_path):
-    from kgrec.graph import KnowledgeGraph
 
-    graph = KnowledgeGraph.load(graph_dir)
+    graph = load_graph(graph_dir)
     with_kg = api.train(graph, RunConfig().override({**FAST, "model.ease_kg_weight": [3.0]}), out=tmp_path / "kg", graph_dir=graph_dir, quiet=True)
     assert with_kg.blend["kg_weight"] == 3.0 and with_kg.model.linear.kg_weight == 3.0
     no_kg = api.train(graph, RunConfig().override({**FAST, "model.ease_kg_weight": [3.0], "model.use_kg": False}),
@@ -40,9 +40,8 @@ def test_kg_rows_are_tried_with_the_kg_and_never_without_it(graph_dir, tmp_path)
 
 
 def test_text_rows_are_tried_with_the_text_view_and_survive_saving(graph_dir, tmp_path):
-    from kgrec.graph import KnowledgeGraph
 
-    graph = KnowledgeGraph.load(graph_dir)
+    graph = load_graph(graph_dir)
     settings = {**FAST, "model.use_text": True, "model.ease_kg_weight": [0.0], "model.ease_text_weight": [5.0]}
     with_text = api.train(graph, RunConfig().override(settings), out=tmp_path / "text", graph_dir=graph_dir, quiet=True)
     assert with_text.blend["text_weight"] == 5.0 and with_text.model.linear.text_weight == 5.0

@@ -15,6 +15,7 @@ from kgrec.graph import build_graph
 from kgrec.inference import Recommender
 from kgrec.train.distributed import Distributed
 from kgrec.train.tasks import Batch
+from kgrec.graph import save_graph
 
 SETTINGS = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "model.use_text": False,
             "train.epochs": 6, "train.side_epochs": 3, "train.batch_size": 7, "train.eval_every": 1}
@@ -31,7 +32,7 @@ def test_slices_cover_the_batch_and_weigh_it_as_one():
 
 def test_torchrun_two_cpu_processes_match_one_process(tiny_dataset, tmp_path):
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    graph.save(str(tmp_path / "graph"))
+    save_graph(graph, str(tmp_path / "graph"))
     flags = [arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     train = ["-m", "kgrec", "train", "--graph", str(tmp_path / "graph"), "--quiet", *flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

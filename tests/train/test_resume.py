@@ -17,6 +17,7 @@ from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.errors import InputError
 from kgrec.graph import build_graph
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer, read_checkpoint
+from kgrec.graph import save_graph
 
 SETTINGS = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "model.use_text": False,
             "train.epochs": 8, "train.side_epochs": 6, "train.patience": 100}
@@ -25,7 +26,7 @@ SETTINGS = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8
 @pytest.fixture
 def graph(tiny_dataset, tmp_path):
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    graph.save(str(tmp_path / "graph"))
+    save_graph(graph, str(tmp_path / "graph"))
     return graph
 
 

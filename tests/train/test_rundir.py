@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from kgrec import api
 from kgrec.cli import main
-from kgrec.graph import KnowledgeGraph
 from tests.conftest import write_tiny_files
+from kgrec.graph import load_graph
 
 FAST = ["--set", "kge.epochs=2", "--set", "kge.dim=8", "--set", "model.dim=8", "--set", "model.use_text=false",
         "--set", "train.eval_every=2", "--epochs=2", "--quiet"]
@@ -86,7 +86,7 @@ def test_a_train_that_crashes_leaves_no_run_folder(graph_dir, tmp_path, monkeypa
 
     monkeypatch.setattr(pipeline, "train_kg_embeddings", crash)
     with pytest.raises(RuntimeError, match="PyKEEN crashed"):
-        api.train(KnowledgeGraph.load(graph_dir), out=tmp_path / "run", graph_dir=graph_dir, quiet=True)
+        api.train(load_graph(graph_dir), out=tmp_path / "run", graph_dir=graph_dir, quiet=True)
     assert not (tmp_path / "run").exists()
 
 

@@ -7,8 +7,8 @@ import pytest
 from kgrec import api
 from kgrec.config import RunConfig
 from kgrec.errors import InputError
-from kgrec.graph import KnowledgeGraph
 from tests.train.test_blend import FAST, graph_dir  # noqa: F401  (the module's graph fixture)
+from kgrec.graph import load_graph
 
 TRACKED = {**FAST, "model.ease_kg_weight": [0.0], "kge.eval_share": 0.1, "kge.epochs": 2}
 
@@ -18,7 +18,7 @@ def test_mlflow_gets_params_epochs_final_metrics_files_and_the_kge_stage(graph_d
     # With a database URI, MLflow puts artifacts under ./mlruns of the working directory: keep them out of the checkout.
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    graph = KnowledgeGraph.load(graph_dir)
+    graph = load_graph(graph_dir)
     cache = tmp_path / "cache"  # a fresh cache, so PyKEEN trains and its own tracker logs the KG stage
     recommender = api.train(graph, RunConfig().override(TRACKED), out=tmp_path / "run", graph_dir=graph_dir, quiet=True,
                             cache_dir=cache, tracker="mlflow", tracker_uri=uri)
@@ -40,7 +40,7 @@ def test_tensorboard_writes_event_files_and_an_unknown_tracker_is_refused(graph_
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    graph = KnowledgeGraph.load(graph_dir)
+    graph = load_graph(graph_dir)
     recommender = api.train(graph, RunConfig().override(TRACKED), out=tmp_path / "run", graph_dir=graph_dir, quiet=True, tracker="tensorboard")
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
