@@ -35,7 +35,7 @@ from kgrec.train.pipeline import (
 )
 from kgrec.train.rundir import RunDirectory
 from kgrec.train.schedule import training_callbacks
-from kgrec.train.tasks import TaskInputs
+from kgrec.train.objectives import TaskInputs
 from kgrec.train.tracking import tracker_resolver
 from kgrec.graph import load_graph, save_graph, to_hetero
 

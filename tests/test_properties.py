@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kgrec import api
-from kgrec.config import GraphConfig, RunConfig, SplitConfig
+from kgrec.config import RunConfig, SplitConfig
 from kgrec.data import read_dataset, split_interactions
 from kgrec.errors import InputError
 from kgrec.graph import build_graph

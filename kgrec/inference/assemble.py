@@ -1,4 +1,4 @@
-"""One place where a :class:`~kgrec.models.KGRecommender` is put together, for training and for loading.
+"""One place where a :class:`~kgrec.models.RecommenderNetwork` is put together, for training and for loading.
 
 Training knows the parts (PyKEEN rows, text rows, a text tuner, the fitted context vocabulary);
 loading knows only their shapes, from the checkpoint, and gets zero-filled parts that the saved
@@ -17,7 +17,7 @@ from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures
 from kgrec.errors import InputError
 from kgrec.graph import KnowledgeGraph
-from kgrec.models import ContextEncoder, KGRecommender, RatingHead
+from kgrec.models import ContextEncoder, RecommenderNetwork, RatingHead
 
 __all__ = ["ModelShapes", "assemble_model", "resolve_device"]
 
@@ -66,7 +66,7 @@ class ModelShapes:
     ease_text_weight: float | None = None
 
     @classmethod
-    def of(cls, model: KGRecommender, num_relations: int) -> ModelShapes:
+    def of(cls, model: RecommenderNetwork, num_relations: int) -> ModelShapes:
         """The shapes of a built model."""
         return cls(
             num_users=model.num_users,
@@ -106,7 +106,7 @@ def assemble_model(
     rating_mean: float = 0.0,
     kg_training: torch.Tensor | None = None,
     kg_state: dict[str, torch.Tensor] | None = None,
-) -> KGRecommender:
+) -> RecommenderNetwork:
     """The recommender of ``config`` on ``graph`` with the given shapes; parts not given are zero-filled.
 
     Args:
@@ -145,7 +145,7 @@ def assemble_model(
 
         triples = kg_training if kg_training is not None else torch.from_numpy(graph.triples)
         kg_model = make_kg_model(graph, config.kge, triples, kg_state)
-    model = KGRecommender.from_config(
+    model = RecommenderNetwork.from_config(
         config.model, shapes.num_users, shapes.num_items, shapes.num_relations, kg_emb, text_emb, text_encoder,
         context_encoder, rating, kg_model, num_entities=len(graph.entities), num_triples=len(graph.triples),
     )

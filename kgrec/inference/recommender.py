@@ -33,7 +33,7 @@ from kgrec.evaluate import EvaluationResult, evaluate_blends, evaluate_ranking, 
 from kgrec.graph import KnowledgeGraph
 from kgrec.io import atomic_write, check_replaceable, load_tensors, write_json, write_marker
 from kgrec.inference.assemble import ModelShapes, assemble_model, resolve_device
-from kgrec.models import DotScorer, KGRecommender, PropagationGraph, Representations, TopK, top_k
+from kgrec.models import DotScorer, RecommenderNetwork, PropagationGraph, Representations, TopK, top_k
 from kgrec.models.linear import text_features
 from kgrec.graph import load_graph, to_hetero
 
@@ -119,7 +119,7 @@ def recommendations_frame(recommendations: list[Recommendation]) -> pd.DataFrame
 
 
 class Recommender:
-    """A trained :class:`~kgrec.models.KGRecommender` bound to the graph it was trained on.
+    """A trained :class:`~kgrec.models.RecommenderNetwork` bound to the graph it was trained on.
 
     Args:
         model: The trained model.
@@ -133,7 +133,7 @@ class Recommender:
 
     def __init__(
         self,
-        model: KGRecommender,
+        model: RecommenderNetwork,
         graph: KnowledgeGraph,
         config: RunConfig,
         directory: Path | None = None,
@@ -614,7 +614,7 @@ class Recommender:
         """Top-``k`` items for a user who is not in the graph, from a few items they interacted with
         and/or stated attributes and context (``{"age": 25, "occupation": "student"}``).
 
-        No retraining: see :meth:`kgrec.models.KGRecommender.score_history`. The given items are
+        No retraining: see :meth:`kgrec.models.RecommenderNetwork.score_history`. The given items are
         never recommended back. Attributes alone need a run trained with ``context.user`` fields.
         """
         if not item_ids and not context:
@@ -638,7 +638,7 @@ class Recommender:
         """For each user and each of their items, each part's signed share of what lifts the item's score above an average item's.
 
         Parts: ``graph`` (the propagated graph view, KG included) and ``text`` (the text view), split by their
-        Shapley values in the learned score (see :meth:`KGRecommender.score_shares`), and ``ease`` (the blended
+        Shapley values in the learned score (see :meth:`RecommenderNetwork.score_shares`), and ``ease`` (the blended
         linear term). Shares are divided by the sum of the parts' absolute contributions, so they sum to 1 when
         every part raises the score; a negative share lowered it. Only the parts the run has are given. All users
         are scored in one model call (one propagation), whatever their number.

@@ -1,4 +1,4 @@
-"""Recommendation models: propagation, fusion and scoring modules (registries) and KGRecommender."""
+"""Recommendation models: propagation, fusion and scoring modules (registries) and RecommenderNetwork."""
 
 from kgrec.models.fusion import AttentionFusion, ConcatFusion, Fusion, GatedFusion, SumFusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph, RelationalAdjacency
@@ -13,7 +13,7 @@ from kgrec.models.propagation import (
     propagation_resolver,
     resolve_propagation,
 )
-from kgrec.models.recommender import KGRecommender, Representations
+from kgrec.models.network import RecommenderNetwork, Representations
 from kgrec.models.scoring import DotScorer, MLPScorer, Scorer, TopK, scorer_resolver, top_k
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
     "DotScorer",
     "Fusion",
     "GatedFusion",
-    "KGRecommender",
+    "RecommenderNetwork",
     "KnowledgePropagation",
     "LightGCNPropagation",
     "MLPScorer",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kgrec.models import KGRecommender, PropagationGraph
+from kgrec.models import RecommenderNetwork, PropagationGraph
 from kgrec.models.linear import text_features
 
 __all__ = ["fit_linear", "choose_blend"]
@@ -19,7 +19,7 @@ __all__ = ["fit_linear", "choose_blend"]
 BLEND_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
 
 
-def fit_linear(model: KGRecommender, graph: PropagationGraph, l2: float, kg_weight: float = 0.0, text_weight: float = 0.0) -> None:
+def fit_linear(model: RecommenderNetwork, graph: PropagationGraph, l2: float, kg_weight: float = 0.0, text_weight: float = 0.0) -> None:
     """Solve the model's EASE component on the graph's user rows with penalty ``l2``.
 
     ``kg_weight`` > 0 stacks the KG's item links under the interactions with that weight
@@ -37,12 +37,12 @@ def fit_linear(model: KGRecommender, graph: PropagationGraph, l2: float, kg_weig
 
 @torch.no_grad()
 def choose_blend(
-    model: KGRecommender,
+    model: RecommenderNetwork,
     graph: PropagationGraph,
     l2_grid: tuple[float, ...],
-    validate: Callable[[KGRecommender], float] | None,
+    validate: Callable[[RecommenderNetwork], float] | None,
     baseline: float,
-    validate_blends: Callable[[KGRecommender, list[float]], list[Any]] | None = None,
+    validate_blends: Callable[[RecommenderNetwork, list[float]], list[Any]] | None = None,
     kg_weights: tuple[float, ...] = (0.0,),
     text_weights: tuple[float, ...] = (0.0,),
     rule: str = "best",

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from kgrec.models import KGRecommender, TaskWeighting
+from kgrec.models import RecommenderNetwork, TaskWeighting
 from kgrec.train.checkpoint import Checkpointer
 from kgrec.train.sampling import NegativeSampler
 
@@ -57,7 +57,7 @@ class TrainingState:
         stop: Set by a callback to end training after this epoch.
     """
 
-    model: KGRecommender
+    model: RecommenderNetwork
     optimizer: torch.optim.Optimizer
     weighting: TaskWeighting
     sampler: NegativeSampler
@@ -104,7 +104,7 @@ class EarlyStopping(TrainingCallback):
         patience: Validations without improvement before training stops.
     """
 
-    def __init__(self, validate: Callable[[KGRecommender], float], eval_every: int = 1, patience: int = 10) -> None:
+    def __init__(self, validate: Callable[[RecommenderNetwork], float], eval_every: int = 1, patience: int = 10) -> None:
         self.validate, self.eval_every, self.patience = validate, eval_every, patience
 
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from kgrec.train.tasks import Batch
+from kgrec.train.objectives import Batch
 
 __all__ = ["Distributed", "from_environment"]
 

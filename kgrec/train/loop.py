@@ -12,17 +12,17 @@ import numpy as np
 import torch
 
 from kgrec.config import TrainConfig
-from kgrec.models import KGRecommender, PropagationGraph, TaskWeighting
+from kgrec.models import RecommenderNetwork, PropagationGraph, TaskWeighting
 from kgrec.train.callbacks import Checkpointing, EarlyStopping, FitResult, TrainingCallback, TrainingState
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.distributed import Distributed
-from kgrec.train.tasks import Batch, TaskInputs, TrainingStep
+from kgrec.train.objectives import Batch, TaskInputs, TrainingStep
 
 __all__ = ["FitResult", "fit"]
 
 
 def fit(
-    model: KGRecommender,
+    model: RecommenderNetwork,
     graph: PropagationGraph,
     sampler: NegativeSampler,
     config: TrainConfig,

@@ -32,7 +32,7 @@ from kgrec.train.report import plot_curve, write_history
 from kgrec.train.rundir import RunDirectory
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.schedule import run_schedule
-from kgrec.train.tasks import TaskInputs
+from kgrec.train.objectives import TaskInputs
 from kgrec.train.tracking import Tracker, flatten
 from kgrec.graph import save_graph
 

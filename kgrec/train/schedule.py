@@ -9,14 +9,14 @@ from typing import Any
 import torch
 
 from kgrec.config import TrainConfig
-from kgrec.models import KGRecommender, PropagationGraph
+from kgrec.models import RecommenderNetwork, PropagationGraph
 from kgrec.train.blend import choose_blend
 from kgrec.train.callbacks import Checkpointing, EarlyStopping, EpochTracking, Progress, TrainingCallback
 from kgrec.train.checkpoint import Checkpointer
 from kgrec.train.distributed import Distributed
 from kgrec.train.loop import FitResult, fit
 from kgrec.train.sampling import NegativeSampler
-from kgrec.train.tasks import TaskInputs
+from kgrec.train.objectives import TaskInputs
 
 __all__ = ["ScheduleResult", "run_schedule", "training_callbacks"]
 
@@ -35,7 +35,7 @@ class ScheduleResult:
 
 def training_callbacks(
     config: TrainConfig,
-    validate: Callable[[KGRecommender], float] | None,
+    validate: Callable[[RecommenderNetwork], float] | None,
     quiet: bool = False,
     checkpoint: Checkpointer | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
@@ -61,18 +61,18 @@ def training_callbacks(
 
 
 def run_schedule(
-    model: KGRecommender,
+    model: RecommenderNetwork,
     graph: PropagationGraph,
     sampler: NegativeSampler,
     config: TrainConfig,
-    validate: Callable[[KGRecommender], float] | None,
+    validate: Callable[[RecommenderNetwork], float] | None,
     device: torch.device,
     ease_l2: tuple[float, ...] = (250.0,),
     quiet: bool = False,
     inputs: TaskInputs | None = None,
     checkpoint: Checkpointer | None = None,
     distributed: Distributed | None = None,
-    validate_blends: Callable[[KGRecommender, list[float]], list[Any]] | None = None,
+    validate_blends: Callable[[RecommenderNetwork, list[float]], list[Any]] | None = None,
     ease_kg_weights: tuple[float, ...] = (0.0,),
     ease_text_weights: tuple[float, ...] = (0.0,),
     on_epoch: Callable[[dict[str, float]], None] | None = None,

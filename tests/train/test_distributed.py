@@ -14,7 +14,7 @@ from kgrec.config import GraphConfig, SplitConfig
 from kgrec.graph import build_graph
 from kgrec.inference import Recommender
 from kgrec.train.distributed import Distributed
-from kgrec.train.tasks import Batch
+from kgrec.train.objectives import Batch
 from kgrec.graph import save_graph
 
 SETTINGS = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "model.use_text": False,

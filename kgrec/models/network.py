@@ -1,4 +1,4 @@
-"""KGRecommender: base embeddings (PyKEEN- and text-informed) -> propagation -> fusion -> scorer."""
+"""RecommenderNetwork: base embeddings (PyKEEN- and text-informed) -> propagation -> fusion -> scorer."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from kgrec.models.propagation import Propagation, propagation_resolver, resolve_
 from kgrec.models.scoring import Scorer, scorer_resolver
 from kgrec.models.subgraph import Subgraph
 
-__all__ = ["KGRecommender", "Representations"]
+__all__ = ["RecommenderNetwork", "Representations"]
 
 
 class Representations(NamedTuple):
@@ -28,7 +28,7 @@ class Representations(NamedTuple):
     item_base: torch.Tensor
 
 
-class KGRecommender(nn.Module):
+class RecommenderNetwork(nn.Module):
     r"""Collaborative backbone plus knowledge-graph and text views of items.
 
     .. math::
@@ -120,7 +120,7 @@ class KGRecommender(nn.Module):
         kg_model: nn.Module | None = None,
         num_entities: int = 0,
         num_triples: int = 0,
-    ) -> KGRecommender:
+    ) -> RecommenderNetwork:
         """Build from a :class:`~kgrec.config.ModelConfig`, resolving each part by its registry name.
 
         ``num_triples`` (the KG's size) decides what ``propagation: auto`` means (see

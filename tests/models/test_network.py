@@ -1,4 +1,4 @@
-"""KGRecommender: construction from config, exclusion of seen items, batch equals per-user results."""
+"""RecommenderNetwork: construction from config, exclusion of seen items, batch equals per-user results."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kgrec.config import ModelConfig
-from kgrec.models import KGRecommender, top_k
+from kgrec.models import RecommenderNetwork, top_k
 
 
 def _recommend(model, graph, users, k, exclude=None):
@@ -18,12 +18,12 @@ def model(small_inputs):
     torch.manual_seed(0)
     kg = torch.randn(small_inputs.num_items + small_inputs.num_entities, 6)
     text = torch.randn(small_inputs.num_items, 10)
-    return KGRecommender.from_config(ModelConfig(dim=8, num_layers=2), 5, 7, 2, kg, text)
+    return RecommenderNetwork.from_config(ModelConfig(dim=8, num_layers=2), 5, 7, 2, kg, text)
 
 
 def test_repr(model):
     assert repr(model) == (
-        "KGRecommender(5 users, 7 items, dim=8, LightGCNPropagation(8, num_layers=2), "
+        "RecommenderNetwork(5 users, 7 items, dim=8, LightGCNPropagation(8, num_layers=2), "
         "GatedFusion(8, 10, out_dim=8), kg, EASE(7, l2=100) x 0, DotScorer(8))"
     )
 
@@ -57,9 +57,9 @@ def test_linear_blend_adds_ease_scores(model, small_inputs):
 
 
 def test_ablations_drop_their_views(small_inputs):
-    no_text = KGRecommender.from_config(ModelConfig(dim=8), 5, 7, 2, torch.randn(11, 6), None)
+    no_text = RecommenderNetwork.from_config(ModelConfig(dim=8), 5, 7, 2, torch.randn(11, 6), None)
     assert no_text.fusion is None and "no text" in repr(no_text)
-    no_kg = KGRecommender.from_config(ModelConfig(dim=8), 5, 7, 2, None, torch.randn(7, 10))
+    no_kg = RecommenderNetwork.from_config(ModelConfig(dim=8), 5, 7, 2, None, torch.randn(7, 10))
     assert no_kg.kg_proj is None and "no kg" in repr(no_kg)
     reps = no_kg(small_inputs)
     assert reps.item.shape == (7, 8)
@@ -67,7 +67,7 @@ def test_ablations_drop_their_views(small_inputs):
 
 
 def test_fresh_model_is_the_backbone(small_inputs, model):
-    plain = KGRecommender.from_config(ModelConfig(dim=8, num_layers=2), 5, 7, 2, None, None)
+    plain = RecommenderNetwork.from_config(ModelConfig(dim=8, num_layers=2), 5, 7, 2, None, None)
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if k in plain.state_dict()})
     fused, alone = model(small_inputs), plain(small_inputs)
     # KG and text start silent: same user vectors, items scaled by the gate's constant 0.88.
@@ -97,19 +97,19 @@ def test_auto_propagation_puts_entities_in_the_graph_started_from_pykeen(small_i
     torch.manual_seed(0)
     kg = torch.randn(small_inputs.num_items + small_inputs.num_entities, 8)
     auto = ModelConfig(dim=8, num_layers=2, propagation="auto")
-    knowledge = KGRecommender.from_config(auto, 5, 7, 2, kg, None, num_entities=4, num_triples=7)
+    knowledge = RecommenderNetwork.from_config(auto, 5, 7, 2, kg, None, num_entities=4, num_triples=7)
     assert "KnowledgePropagation(8, num_layers=2, num_relations=2)" in repr(knowledge)
     # The entity table starts from PyKEEN's entity rows (centred, rescaled to the free embeddings' 0.1).
     start = kg[7:] - kg[7:].mean(0)
     assert torch.allclose(knowledge.entity_emb.weight, start / start.std() * 0.1, atol=1e-6)
     # A PyKEEN width other than dim goes through a fixed projection; the table is still (E, dim).
-    wide = KGRecommender.from_config(auto, 5, 7, 2, torch.randn(11, 20), None, num_entities=4, num_triples=7)
+    wide = RecommenderNetwork.from_config(auto, 5, 7, 2, torch.randn(11, 20), None, num_entities=4, num_triples=7)
     assert wide.entity_emb.weight.shape == (4, 8)
     reps = knowledge(small_inputs)
     assert reps.item.shape == (7, 8) and torch.isfinite(reps.item).all()
     # Without triples, or with the KG switched off, auto is the user-item graph alone.
     for config, triples in ((auto, 0), (ModelConfig(dim=8, propagation="auto", use_kg=False), 7)):
-        plain = KGRecommender.from_config(config, 5, 7, 2, kg if config.use_kg else None, None, num_entities=4, num_triples=triples)
+        plain = RecommenderNetwork.from_config(config, 5, 7, 2, kg if config.use_kg else None, None, num_entities=4, num_triples=triples)
         assert "LightGCNPropagation" in repr(plain) and plain.entity_emb is None
 
 

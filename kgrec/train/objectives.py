@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kgrec.config import TrainConfig
-from kgrec.models import LOSSES, KGRecommender, PropagationGraph, Representations, TaskWeighting
+from kgrec.models import LOSSES, RecommenderNetwork, PropagationGraph, Representations, TaskWeighting
 from kgrec.models.subgraph import sample_subgraph
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class Batch:
 
 
 def task_losses(
-    model: KGRecommender,
+    model: RecommenderNetwork,
     reps: Representations,
     batch: Batch,
     inputs: TaskInputs,
@@ -124,7 +124,7 @@ class TrainingStep(nn.Module):
 
     def __init__(
         self,
-        model: KGRecommender,
+        model: RecommenderNetwork,
         weighting: TaskWeighting,
         inputs: TaskInputs,
         config: TrainConfig,
