@@ -233,20 +233,25 @@ class RecommenderNetwork(nn.Module):
         self, graph: PropagationGraph, drop_items: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         item_kg, entity = self.kg_view()
-        user_base, item_base = self.user_emb.weight, self.item_emb.weight
-        if drop_items is not None:
-            # DropoutNet-style: items whose free embedding is hidden must be carried by KG and text.
-            item_base = item_base.masked_fill(drop_items.unsqueeze(-1), 0.0)
-        if item_kg is not None:
-            item_base = item_base + item_kg
+        user_base, item_base = self.user_emb.weight, self._item_inputs(self.item_emb.weight, item_kg, drop_items)
         if self.entity_emb is not None:
             entity = self.entity_emb.weight if entity is None else self.entity_emb.weight + entity
         user, item = self.propagation(user_base, item_base, entity, graph)
-        if item_kg is not None:
-            # The KG view again after propagation (as CKE adds it to the item factor): propagation
-            # averages it away for items with few interactions, which most need it.
-            item = item + item_kg
-        return user, item, user_base, item_base
+        return user, self._with_kg(item, item_kg), user_base, item_base
+
+    @staticmethod
+    def _item_inputs(free: torch.Tensor, item_kg: torch.Tensor | None, hidden: torch.Tensor | None) -> torch.Tensor:
+        """What propagation starts items from: their free embeddings (the ``hidden`` rows zeroed) plus their KG view."""
+        if hidden is not None:
+            # DropoutNet-style: items whose free embedding is hidden must be carried by KG and text.
+            free = free.masked_fill(hidden.unsqueeze(-1), 0.0)
+        return free if item_kg is None else free + item_kg
+
+    @staticmethod
+    def _with_kg(item: torch.Tensor, item_kg: torch.Tensor | None) -> torch.Tensor:
+        """The KG view again after propagation (as CKE adds it to the item factor): propagation averages it
+        away for items with few interactions, which most need it."""
+        return item if item_kg is None else item + item_kg
 
     def text_view(self, text_items: torch.Tensor | None = None) -> torch.Tensor:
         """``(I, d_text)`` text embeddings: cached, or re-encoded where a text encoder is being fine-tuned.
@@ -291,16 +296,11 @@ class RecommenderNetwork(nn.Module):
         if self.propagation.needs_whole_kg:
             raise ValueError(f"sampled training supports the lightgcn propagation only ({self.propagation!r} needs the whole KG)")
         users, items = sub.user_ids, sub.item_ids(self.num_users)
-        user_base, item_base = self.user_emb(users), self.item_emb(items)
-        if drop_items is not None:
-            item_base = item_base.masked_fill(drop_items[items].unsqueeze(-1), 0.0)
         item_kg = None if self.kg_proj is None else self.kg_proj(self.kg_table()[items])
-        if item_kg is not None:
-            item_base = item_base + item_kg
+        user_base = self.user_emb(users)
+        item_base = self._item_inputs(self.item_emb(items), item_kg, None if drop_items is None else drop_items[items])
         out = self.propagation.layer_mean(torch.cat([user_base, item_base]), sub.adj)
-        user, item = out[: sub.num_users], out[sub.num_users :]
-        if item_kg is not None:
-            item = item + item_kg
+        user, item = out[: sub.num_users], self._with_kg(out[sub.num_users :], item_kg)
         if self.fusion is not None:
             item = self.fusion(item, self.text_view(text_items)[items], graph.item_degree[items])
         return Representations(user, item, user_base, item_base)
