@@ -374,7 +374,7 @@ class RunConfig(_Section):
         return _validate(tree, source="overrides")
 
 
-PRESETS = ("default", "ml-100k", "ml-1m", "alibaba-fashion")
+PRESETS = ("default", "ml-100k", "ml-1m", "alibaba-fashion", "frappe")
 
 
 def _validate(tree: dict[str, Any], source: str) -> RunConfig:

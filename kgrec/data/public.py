@@ -1,4 +1,4 @@
-"""Public datasets (MovieLens 100K with its Freebase KG, MovieLens 1M): where they come from and how they load.
+"""Public datasets (MovieLens 100K with its Freebase KG, MovieLens 1M, Alibaba-iFashion, Frappe): where they come from and how they load.
 
 Files are read from a data directory given as an argument or, failing that, the
 ``KGREC_DATA_DIR`` environment variable (the one variable the library reads), else
@@ -119,6 +119,38 @@ def _read_ml1m(folder: Path) -> Dataset:
     return replace(dataset, items=items)
 
 
+# Frappe's context fields (per app use); `cost` in the log is an attribute of the app, not of the use.
+FRAPPE_CONTEXT = ("daytime", "weekday", "isweekend", "homework", "weather", "country", "city")
+
+
+def _price_band(price: pd.Series, cost: pd.Series) -> pd.Series:
+    """``free``, ``under $2``, ``$2-$5``, ``over $5`` from the store price; the log's free/paid where the price is unknown."""
+    amount = pd.to_numeric(price.str.replace("$", "", regex=False), errors="coerce")
+    bands = pd.cut(amount, [0.0, 2.0, 5.0, float("inf")], right=False, labels=["under $2", "$2-$5", "over $5"]).astype(object)
+    bands = bands.where(amount.notna(), None)
+    bands[price.str.lower() == "free"] = "free"
+    return bands.fillna(cost.map({"free": "free", "paid": "paid"})).fillna("")
+
+
+def _read_frappe(folder: Path) -> Dataset:
+    """Frappe: app uses in context (Baltrunas et al. 2015). Its ``.csv`` files are tab-separated.
+
+    Interactions keep ``cnt`` (uses in that context) as the rating column and the seven context fields; the
+    catalog takes name, short description (else description), category, developer (as brand), language and
+    a price band (attribute columns); the 550 apps without metadata say "unknown", read as empty.
+    """
+    log = pd.read_csv(folder / "frappe.csv", sep="\t", dtype=str, keep_default_na=False)
+    meta = pd.read_csv(folder / "meta.csv", sep="\t", dtype=str, keep_default_na=False).replace("unknown", "")
+    cost = meta["item"].map(log.groupby("item")["cost"].first()).fillna("")
+    description = meta["short desc"].where(meta["short desc"].str.strip() != "", meta["description"])
+    items = pd.DataFrame({
+        "item": meta["item"], "title": meta["name"], "description": description, "category": meta["category"],
+        "brand": meta["developer"], "language": meta["language"], "price_band": _price_band(meta["price"], cost),
+    })
+    config = DataConfig(interactions=InteractionColumns(user="user", item="item", rating="cnt"))
+    return read_dataset(log.drop(columns=["cost"]), items, config=config, name="frappe")
+
+
 PUBLIC_DATASETS: dict[str, PublicDataset] = {
     "ml-100k": PublicDataset(
         name="ml-100k",
@@ -165,6 +197,19 @@ PUBLIC_DATASETS: dict[str, PublicDataset] = {
         pair_files={"train.txt": "1b6d42a0095119b4a3b342731c5f836745037a3d93621951320be1706d03b6be"},
         file_url="https://raw.githubusercontent.com/huangtinglin/Knowledge_Graph_based_Intent_Network/main/data/alibaba-fashion/",
         reader=lambda folder: read_kgat_dir(folder, name="alibaba-fashion"),
+    ),
+    "frappe": PublicDataset(
+        name="frappe",
+        summary="Frappe app uses in context (957 users, 4,082 apps, 96,203 uses; daytime, weekday, place, weather, ...)",
+        archive_url="https://github.com/irecsys/CARSKit/raw/master/context-aware_data_sets/Mobile_Frappe.zip",
+        archive_sha256="4adc616de57170f282397f6e6e30215f97fa7ad1b7f40bd12ef5dceaaf3e9b4e",
+        member_prefix="",  # wherever the archive keeps them: found by file name
+        files={
+            "README.txt": "e94c172b8f0afc84143921fc33f0aea7198e35ff778e72f0b44005f9ae0fb5df",
+            "frappe.csv": "409edc12f4e2153c5dd58ae171938735911d9b0f70961d5f1086b241656b2cb5",
+            "meta.csv": "de87f6b2e7cd0428f9179167e2e7826b5dd3bf490d5af680261b685763ac214f",
+        },
+        reader=_read_frappe,
     ),
 }
 
@@ -260,7 +305,7 @@ def download_dataset(
     """Download a public dataset into ``<data_dir>/<name>/`` and verify every file's sha256.
 
     Args:
-        name: ``ml-100k`` or ``ml-1m``.
+        name: A name in :data:`PUBLIC_DATASETS` (``kgrec datasets list``).
         data_dir: Target data directory (see :func:`resolve_data_dir`).
         url: A mirror of the archive. The archive's own checksum is only checked for the
             default source (mirrors may repackage); each data file's checksum is always checked.
@@ -291,7 +336,7 @@ def download_dataset(
             try:
                 with zipfile.ZipFile(archive) as bundle:
                     for file_name, expected in spec.files.items():
-                        member = spec.member_prefix + file_name
+                        member = _member(bundle, spec.member_prefix, file_name)
                         try:
                             with bundle.open(member) as source, open(folder / file_name, "wb") as sink:
                                 shutil.copyfileobj(source, sink)
@@ -305,6 +350,14 @@ def download_dataset(
             except zipfile.BadZipFile:
                 raise KgrecError(f"the download from {url or spec.archive_url} is not a zip archive") from None
     return root / name
+
+
+def _member(bundle: zipfile.ZipFile, prefix: str, file_name: str) -> str:
+    """The archive member holding ``file_name``: under ``prefix``, or (without one) the only member of that name."""
+    if prefix:
+        return prefix + file_name
+    found = [name for name in bundle.namelist() if name.rsplit("/", 1)[-1] == file_name and "__MACOSX" not in name]
+    return found[0] if len(found) == 1 else file_name  # none or several: the KeyError below names it
 
 
 def _download_files(spec: PublicDataset, root: Path, url: str | None, timeout: float, show_progress: bool) -> Path:

@@ -195,3 +195,30 @@ def test_build_graph_downloads_a_missing_dataset(tmp_path, data_dir, monkeypatch
     assert "downloading it" in built.output and f"downloaded ml-100k into {empty / 'ml-100k'}" in built.output
     assert verify_dataset("ml-100k", empty) == empty / "ml-100k"
     assert (tmp_path / "g" / "manifest.json").is_file() and server.requests == 1
+
+
+def test_frappe_reads_its_tab_separated_files_with_context_and_app_attributes(data_dir):
+    dataset = load_dataset("frappe", data_dir)
+    assert len(dataset.items) == 4082 and dataset.interactions["user_id"].nunique() == 957
+    assert dataset.context_columns == ["daytime", "weekday", "isweekend", "homework", "weather", "country", "city"]
+    app = dataset.items.set_index("item_id").loc["0"]
+    assert app["title"].startswith("Any.DO") and app["categories"] == ("Productivity",) and app["brands"] == ("Any.DO",)
+    assert app["language"] == "en" and app["price_band"] == "free"
+    bare = dataset.items[dataset.items["categories"].map(len) == 0]
+    assert len(bare) == 550 and (bare["title"] == "").all()  # "unknown" metadata reads as none
+
+
+def test_an_archive_without_a_known_folder_is_searched_by_file_name(tmp_path, data_dir):
+    spec = PUBLIC_DATASETS["frappe"]
+    path = tmp_path / "Mobile_Frappe.zip"
+    with zipfile.ZipFile(path, "w") as bundle:
+        for name in spec.files:
+            bundle.writestr(f"Mobile_Frappe/frappe/{name}", (data_dir / "frappe" / name).read_bytes())
+        bundle.writestr("__MACOSX/Mobile_Frappe/frappe/._meta.csv", b"resource fork")
+    server = _Server(path.read_bytes())
+    try:
+        folder = download_dataset("frappe", tmp_path / "data", url=server.url, show_progress=False)
+    finally:
+        server.close()
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(spec.files)
+    assert verify_dataset("frappe", tmp_path / "data") == folder
