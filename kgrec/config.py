@@ -85,6 +85,11 @@ class DataConfig(_Section):
     triples: TripleColumns = TripleColumns()
     links: LinkColumns = LinkColumns()
     list_separator: str = Field("|", min_length=1, description="Separator of multi-valued catalog cells (category, brand).")
+    repeats: Literal["latest", "sum"] = Field(
+        "latest",
+        description="Rows repeating an observation (the same user and item, and the same context where the log has "
+        "context columns) become one: the latest, or the latest with their ratings summed (counts of uses).",
+    )
     strict_ids: bool = Field(
         True,
         description="True: an id missing from the table that should define it is an error. "
@@ -296,6 +301,12 @@ class EvalConfig(_Section):
         "all",
         description="Items ranked in validation for model selection: all, or only those without training "
         "interactions (for a cold-start task, so selection measures what the task asks).",
+    )
+    task: Literal["discovery", "in-context"] = Field(
+        "discovery",
+        description="discovery: rank the items a user has not interacted with yet (training items masked). in-context: "
+        "for each (user, context) of the held-out log, rank every item, those the user used in other contexts "
+        "included; the targets are the items used in that context (a log with context columns).",
     )
 
 

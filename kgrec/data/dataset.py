@@ -83,11 +83,28 @@ def _read_interactions(source: Source, config: DataConfig, notes: list[str]) -> 
     for column in schema.check_extra_columns(table, parsed, "the interaction log"):
         frame[column] = schema.text_column(table, column, config.list_separator)
     frame["_line"] = np.arange(len(frame)) + table.first_line
-    # A repeated (user, item) pair is one positive; keep the latest, as a re-rating replaces the old one.
+    return _merge_repeats(frame, config.repeats, path, notes)
+
+
+def _merge_repeats(frame: pd.DataFrame, repeats: str, path: Path, notes: list[str]) -> pd.DataFrame:
+    """One row per observation: (user, item), or (user, item, context) when the log has context columns.
+
+    The same item used by the same user in another context is another observation and is kept. Rows that
+    repeat an observation are one: the latest of them (``repeats="latest"``, a re-rating replaces the old
+    one), or the latest with the ratings summed (``"sum"``, for counts of uses).
+    """
+    context = log_context_columns(frame.drop(columns="_line"))
+    key = ["user_id", "item_id", *context]
     order = frame.sort_values(["timestamp", "_line"] if "timestamp" in frame else ["_line"], kind="stable")
-    deduplicated = order.drop_duplicates(["user_id", "item_id"], keep="last").sort_values("_line")
-    if dropped := len(frame) - len(deduplicated):
-        notes.append(f"{path}: dropped {dropped} repeated (user, item) interactions, keeping the latest of each")
+    deduplicated = order.drop_duplicates(key, keep="last")
+    if (dropped := len(frame) - len(deduplicated)) and repeats == "sum" and "rating" in frame:
+        totals = order.groupby(key, sort=False, dropna=False)["rating"].sum()
+        deduplicated = deduplicated.assign(rating=totals.reindex(pd.MultiIndex.from_frame(deduplicated[key])).to_numpy())
+    deduplicated = deduplicated.sort_values("_line")
+    if dropped:
+        unit = f"(user, item, {', '.join(context)})" if context else "(user, item)"
+        kept = "the latest of each, ratings summed" if repeats == "sum" and "rating" in frame else "the latest of each"
+        notes.append(f"{path}: merged {dropped} rows repeating a {unit} observation, keeping {kept}")
     return deduplicated.reset_index(drop=True)
 
 

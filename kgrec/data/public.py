@@ -147,7 +147,7 @@ def _read_frappe(folder: Path) -> Dataset:
         "item": meta["item"], "title": meta["name"], "description": description, "category": meta["category"],
         "brand": meta["developer"], "language": meta["language"], "price_band": _price_band(meta["price"], cost),
     })
-    config = DataConfig(interactions=InteractionColumns(user="user", item="item", rating="cnt"))
+    config = DataConfig(interactions=InteractionColumns(user="user", item="item", rating="cnt"), repeats="sum")
     return read_dataset(log.drop(columns=["cost"]), items, config=config, name="frappe")
 
 

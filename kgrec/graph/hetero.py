@@ -54,7 +54,8 @@ def build_hetero(graph: KnowledgeGraph) -> HeteroData:
     data["item"].num_nodes = num_items
     data["entity"].num_nodes = len(graph.entities)
 
-    train = graph.split.train
+    # One edge per (user, item): the same item used in several contexts is one link of the graph (its latest row).
+    train = graph.split.train.drop_duplicates(["user_id", "item_id"], keep="last")
     users = torch.from_numpy(graph.users.to_index(train["user_id"].to_numpy()))
     items = torch.from_numpy(graph.items.to_index(train["item_id"].to_numpy()))
     store = data[INTERACTS]

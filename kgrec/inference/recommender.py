@@ -28,6 +28,7 @@ import torch
 from kgrec._version import __version__
 from kgrec.config import RunConfig, dump_config, load_config
 from kgrec.data import ContextFeatures
+from kgrec.data.context import log_context_columns
 from kgrec.errors import InputError
 from kgrec.evaluate import EvaluationResult, evaluate_blends, evaluate_ranking, interaction_matrix, rating_errors
 from kgrec.graph import KnowledgeGraph
@@ -106,6 +107,20 @@ class Recommendation:
     scores: list[float]
     explanations: list[dict | None] | None = None
     shares: list[dict[str, float]] | None = None
+
+
+def _unseen(truth: sp.csr_matrix, exclude: sp.csr_matrix) -> sp.csr_matrix:
+    """The targets a discovery ranking can reach: held-out items the user has not interacted with in the masked parts.
+
+    Only a log with context columns has such overlaps (the same item used in another context); without them it
+    is ``truth`` unchanged.
+    """
+    overlap = truth.multiply(exclude)
+    if not overlap.nnz:
+        return truth
+    reachable = sp.csr_matrix(truth.astype(np.int8) - overlap.astype(np.int8))
+    reachable.eliminate_zeros()
+    return reachable.astype(np.bool_)
 
 
 def recommendations_frame(recommendations: list[Recommendation]) -> pd.DataFrame:
@@ -262,16 +277,25 @@ class Recommender:
             return None
         return self.context.encode_log(self.graph.split.interactions, self.graph.user_table)
 
-    def _queries(self, split: str) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
-        """A context-aware model ranks per (user, context): query users, ``(Q, F)`` tokens and ``(Q, I)`` targets."""
-        log, context = self.graph.split.interactions, self.log_context
-        assert context is not None, "queries in context need a context-aware run"
+    def _queries(self, split: str) -> tuple[np.ndarray, np.ndarray | None, sp.csr_matrix]:
+        """Rankings per (user, context): query users, ``(Q, F)`` context tokens (None without a context encoder) and
+        ``(Q, I)`` targets.
+
+        A context-aware run's queries are its encoded context; a run without one (the in-context task's
+        ablation) gets the same queries from the log's raw context columns, and ranks each with its one user vector.
+        """
+        log, tokens = self.graph.split.interactions, self.log_context
         rows = (log["split"] == split).to_numpy()
         users = self.graph.users.to_index(log["user_id"].to_numpy()[rows])
         items = self.graph.items.to_index(log["item_id"].to_numpy()[rows])
-        keys, query = np.unique(np.column_stack([users, context[rows]]), axis=0, return_inverse=True)
+        if tokens is not None:
+            context = tokens[rows]
+        else:
+            columns = log_context_columns(log)
+            context = np.column_stack([pd.factorize(log[c].astype(str))[0][rows] for c in columns]) if columns else np.zeros((len(users), 0))
+        keys, query = np.unique(np.column_stack([users, context]).astype(np.int64), axis=0, return_inverse=True)
         truth = interaction_matrix(query.ravel(), items, len(keys), len(self.graph.items))
-        return keys[:, 0], keys[:, 1:], truth
+        return keys[:, 0], (keys[:, 1:] if tokens is not None else None), truth
 
     def _ranking_task(
         self, split: str, candidates: str
@@ -285,10 +309,13 @@ class Recommender:
         """
         exclude = self.interactions("train") if split == "valid" else self.interactions("train", "valid")
         candidate_items = None if candidates == "all" else exclude.getnnz(axis=0) == 0
+        if self.config.eval.task == "in-context":
+            users, tokens, truth = self._queries(split)
+            return truth, sp.csr_matrix(truth.shape, dtype=np.bool_), candidate_items, users, tokens
         if self.context is None:
-            return self.interactions(split), exclude, candidate_items, None, None
+            return _unseen(self.interactions(split), exclude), exclude, candidate_items, None, None
         users, tokens, truth = self._queries(split)
-        return truth, exclude[users], candidate_items, users, tokens
+        return _unseen(truth, exclude[users]), exclude[users], candidate_items, users, tokens
 
     # -- scoring --------------------------------------------------------------------------
     @torch.no_grad()
@@ -301,7 +328,10 @@ class Recommender:
         reps = self.model(self.inputs)
         if users is None:
             return lambda rows: self.model.score_all(reps, self.inputs, rows)
-        users_t, tokens_t = (torch.from_numpy(a).to(self.device) for a in (users, tokens))
+        users_t = torch.from_numpy(users).to(self.device)
+        if tokens is None:  # queries in context for a run without a context encoder
+            return lambda rows: self.model.score_all(reps, self.inputs, users_t[rows])
+        tokens_t = torch.from_numpy(tokens).to(self.device)
         return lambda rows: self.model.score_all(reps, self.inputs, users_t[rows], tokens_t[rows])
 
     def evaluate(
@@ -357,8 +387,11 @@ class Recommender:
         if users is None:
             parts = lambda rows: self.model.score_parts(reps, self.inputs, rows)  # noqa: E731
         else:
-            users_t, tokens_t = (torch.from_numpy(a).to(self.device) for a in (users, tokens))
-            parts = lambda rows: self.model.score_parts(reps, self.inputs, users_t[rows], tokens_t[rows])  # noqa: E731
+            users_t = torch.from_numpy(users).to(self.device)
+            tokens_t = None if tokens is None else torch.from_numpy(tokens).to(self.device)
+            parts = lambda rows: self.model.score_parts(  # noqa: E731
+                reps, self.inputs, users_t[rows], None if tokens_t is None else tokens_t[rows]
+            )
         return evaluate_blends(
             parts, truth, exclude, weights, ks=self.config.eval.ks, batch_size=self.config.eval.batch_size, device=self.device,
             candidates=candidate_items, per_user=per_user,

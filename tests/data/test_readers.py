@@ -108,9 +108,29 @@ def test_duplicates_dropped_and_counted(tmp_path, tiny_files):
     repeated.to_csv(tiny_files["interactions"], index=False)
     dataset = read_dataset(tiny_files["interactions"], tiny_files["items"])
     assert len(dataset.interactions) == len(log)
-    assert any("dropped 3 repeated" in note for note in dataset.notes)
+    assert any("merged 3 rows repeating a (user, item, device) observation" in note for note in dataset.notes)
     kept = dataset.interactions.set_index(["user_id", "item_id"]).loc[("u1", "1")]
     assert kept["rating"] == 5.0  # the latest rating wins
+
+
+def test_the_same_item_in_another_context_is_another_observation(tmp_path):
+    from kgrec.config import DataConfig
+
+    log = pd.DataFrame({
+        "user": ["u1", "u1", "u1", "u1", "u2"],
+        "item": ["mail", "mail", "mail", "game", "mail"],
+        "cnt": [2.0, 3.0, 1.0, 4.0, 1.0],
+        "place": ["work", "work", "home", "home", "work"],
+    })
+    summed = read_dataset(log, config=DataConfig(interactions={"rating": "cnt"}, repeats="sum"))
+    rows = summed.interactions.set_index(["user_id", "item_id", "place"])["rating"]
+    assert len(rows) == 4 and rows[("u1", "mail", "work")] == 5.0 and rows[("u1", "mail", "home")] == 1.0
+    assert any("merged 1 rows repeating a (user, item, place) observation" in note and "summed" in note for note in summed.notes)
+    latest = read_dataset(log, config=DataConfig(interactions={"rating": "cnt"}))
+    assert latest.interactions.set_index(["user_id", "item_id", "place"])["rating"][("u1", "mail", "work")] == 3.0
+    # Without context columns a repeated pair is one interaction, as before.
+    plain = read_dataset(log.drop(columns="place"), config=DataConfig(interactions={"rating": "cnt"}))
+    assert len(plain.interactions) == 3
 
 
 def test_iso_timestamps(tmp_path, tiny_files):

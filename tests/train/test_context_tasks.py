@@ -117,3 +117,38 @@ def test_task_inputs_are_checked_before_training(tiny_dataset):
         api.train(unrated, RunConfig().override({**FAST, "train.tasks": ["rating"]}), quiet=True)
     with pytest.raises(InputError, match="names a task twice"):
         RunConfig().override({"train.tasks": ["rank", "rank"]})
+
+
+@pytest.fixture
+def place_graph():
+    """100 users, each with 3 work apps (of w0-w19) opened at work on weekdays and 3 home apps (of h0-h19) opened at
+    home every day: the same app recurs in many contexts, so the unit is (user, item, place, day)."""
+    from kgrec.config import DataConfig
+
+    rng = np.random.default_rng(1)
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    rows = []
+    for user in range(100):
+        work, home = rng.choice(20, 3, replace=False), rng.choice(20, 3, replace=False)
+        rows += [(f"u{user}", f"w{w}", 1.0, "work", day) for w in work for day in days[:5]]
+        rows += [(f"u{user}", f"h{h}", 1.0, "home", day) for h in home for day in days]
+    rows += rows[:10]  # repeated observations: merged, their counts summed
+    log = pd.DataFrame(rows, columns=["user", "item", "cnt", "place", "day"])
+    dataset = read_dataset(log, config=DataConfig(interactions={"rating": "cnt"}, repeats="sum"), name="places")
+    assert len(dataset.interactions) == 100 * 36 and dataset.interactions["rating"].max() == 2.0
+    return build_graph(dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+
+
+def test_in_context_ranking_uses_the_context_and_discovery_masks_seen_items(place_graph):
+    settings = _settings(**{"eval.task": "in-context", "train.epochs": 20, "train.batch_size": 64})
+    plain = api.train(place_graph, RunConfig().override(settings), quiet=True)
+    aware = api.train(place_graph, RunConfig().override({**settings, "context.columns": ["place", "day"]}), quiet=True)
+    # In context the targets are the user's own apps (used on other days): nothing is masked, and the place says
+    # which three of the six it is.
+    assert plain.metrics["test"]["recall@10"] > 0.8
+    assert aware.metrics["test"]["ndcg@10"] > plain.metrics["test"]["ndcg@10"] + 0.05
+    # Ranked for discovery, a held-out use of an app seen in training is not a target.
+    truth, *_ = aware._ranking_task("test", "all")
+    aware.config = aware.config.override({"eval.task": "discovery"})
+    discovery_truth, discovery_exclude, *_ = aware._ranking_task("test", "all")
+    assert not discovery_truth.multiply(discovery_exclude).nnz and discovery_truth.nnz < truth.nnz
