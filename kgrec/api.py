@@ -26,6 +26,7 @@ from kgrec.io import DirectoryLock, write_json
 from kgrec.logs import library_output
 from kgrec.inference import Recommendation, Recommender, read_per_user, resolve_device, write_per_user
 from kgrec.models import fusion_resolver, propagation_resolver, resolve_propagation, scorer_resolver
+from kgrec.models.propagation import sampled_training_problem
 from kgrec.train import NegativeSampler
 from kgrec.train.callbacks import TrainingCallback
 from kgrec.train.checkpoint import CHECKPOINT_NAME, read_checkpoint
@@ -109,13 +110,8 @@ def _check_names(config: RunConfig, graph: KnowledgeGraph) -> None:
         except (KeyError, ValueError):
             raise InputError(f"unknown {key} '{value}' (choices: {', '.join(sorted(resolver.options))})") from None
     sampled = config.train.samples(int((graph.split.interactions["split"] == "train").sum()))
-    if sampled and "rating" in config.train.tasks:
-        raise InputError("the rating task needs full-batch training (train.batching=full)")
-    if sampled and propagation_resolver.lookup(propagation).needs_whole_kg:
-        raise InputError(
-            f"sampled batching supports the lightgcn propagation only: {propagation} propagates over the whole KG every "
-            "step; use train.batching=full, or model.propagation=lightgcn (the user-item graph alone)"
-        )
+    if sampled and (problem := sampled_training_problem(config.train.tasks, propagation, propagation_resolver.lookup(propagation).needs_whole_kg)):
+        raise InputError(problem)
     if "kg" in config.train.tasks and not config.model.use_kg:
         raise InputError("train.tasks includes kg but model.use_kg is false: the kg task fine-tunes the KG embeddings")
     metric, _, k = config.eval.select_metric.partition("@")

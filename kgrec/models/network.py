@@ -12,7 +12,7 @@ from kgrec.models.fusion import Fusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph
 from kgrec.models.heads import ContextEncoder, RatingHead
 from kgrec.models.linear import EASE
-from kgrec.models.propagation import Propagation, propagation_resolver, resolve_propagation
+from kgrec.models.propagation import Propagation, propagation_resolver, resolve_propagation, sampled_training_problem
 from kgrec.models.scoring import Scorer, scorer_resolver
 from kgrec.models.subgraph import Subgraph
 
@@ -293,8 +293,8 @@ class RecommenderNetwork(nn.Module):
         graph; memory follows the subgraph. Propagations over the KG (``knowledge``, ``relational``) need the
         whole KG every step and are not supported here.
         """
-        if self.propagation.needs_whole_kg:
-            raise ValueError(f"sampled training supports the lightgcn propagation only ({self.propagation!r} needs the whole KG)")
+        if problem := sampled_training_problem((), repr(self.propagation), self.propagation.needs_whole_kg):
+            raise ValueError(problem)
         users, items = sub.user_ids, sub.item_ids(self.num_users)
         item_kg = None if self.kg_proj is None else self.kg_proj(self.kg_table()[items])
         user_base = self.user_emb(users)

@@ -14,6 +14,7 @@ __all__ = [
     "LightGCNPropagation",
     "RelationalPropagation",
     "KnowledgePropagation",
+    "sampled_training_problem",
     "RelationalMeanConv",
     "propagation_resolver",
     "resolve_propagation",
@@ -256,3 +257,20 @@ def resolve_propagation(name: str, use_kg: bool, num_triples: int) -> str:
     if name != AUTO_PROPAGATION:
         return name
     return "knowledge" if use_kg and num_triples > 0 else "lightgcn"
+
+
+def sampled_training_problem(tasks: tuple[str, ...], propagation: str, needs_whole_kg: bool) -> str | None:
+    """Why training on sampled subgraphs cannot run ``tasks`` with ``propagation``, in a config's words; None if it can.
+
+    The one statement of the rule: :func:`kgrec.api.train` checks it before any heavy work, the training step and
+    the model's sampled forward pass check it again for direct callers.
+    """
+    if "rating" in tasks:
+        return "the rating task needs full-batch training (train.batching=full)"
+    if needs_whole_kg:
+        return (
+            f"sampled batching supports the lightgcn propagation only: {propagation} propagates over the whole KG every "
+            "step; use train.batching=full, or model.propagation=lightgcn (the user-item graph alone)"
+        )
+    return None
+

@@ -17,6 +17,7 @@ from torch import nn
 
 from kgrec.config import TrainConfig
 from kgrec.models import LOSSES, RecommenderNetwork, PropagationGraph, Representations, TaskWeighting
+from kgrec.models.propagation import sampled_training_problem
 from kgrec.models.subgraph import sample_subgraph
 
 if TYPE_CHECKING:
@@ -136,8 +137,8 @@ class TrainingStep(nn.Module):
         self.model, self.weighting = model, weighting
         self.inputs, self.config, self.generator, self.trains_kg = inputs, config, generator, trains_kg
         self.sampled = sampled
-        if sampled and "rating" in config.tasks:
-            raise ValueError("the rating task needs full-batch training (train.batching=full)")
+        if sampled and (problem := sampled_training_problem(config.tasks, repr(model.propagation), model.propagation.needs_whole_kg)):
+            raise ValueError(problem)
 
     def forward(
         self,

@@ -1,0 +1,174 @@
+"""Frappe, in context: popularity-in-context baselines beside kgrec with and without context, on the same split.
+
+    kgrec build-graph --dataset frappe --out WORK/graph
+    kgrec train --graph WORK/graph --out WORK/ctx-2020 --set eval.task=in-context --set train.seed=2020
+    kgrec train --graph WORK/graph --out WORK/plain-2020 --set eval.task=in-context --set 'context.columns=[]' \\
+        --set train.seed=2020
+    python benchmarks/frappe.py --graph WORK/graph --runs WORK/ctx-* WORK/plain-*
+
+The in-context task: each held-out (user, context) of the log is one query; every item is ranked, the
+user's items from other contexts included; the targets are the items used in that context. The count
+baselines score an item for a query by how often the user used it (``user``), plus ``w`` times how often
+they used it in each of the context's fields (``user + <fields>``; ``w`` chosen on validation), with the
+item's overall use count breaking ties; ``popularity`` ranks by overall use and ``popularity in context``
+by use in each field's value. Counts are observations of the training split. Queries group the held-out
+rows by their raw context values (as kgrec does for a run without a context encoder; a context-aware run
+groups by its encoded context, where values seen fewer than ``context.min_count`` times read as unknown).
+
+Writes ``benchmarks/results/frappe.{md,json}`` with the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from build_graph import machine  # noqa: E402
+
+from kgrec.data.context import log_context_columns  # noqa: E402
+from kgrec.evaluate import evaluate_ranking  # noqa: E402
+from kgrec.evaluate.ranking import interaction_matrix  # noqa: E402
+from kgrec.graph import load_graph  # noqa: E402
+
+WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+class Counts:
+    """Training-split use counts: per user and item, and per (user, field value) and item, and overall."""
+
+    def __init__(self, log: pd.DataFrame, users: np.ndarray, items: np.ndarray, codes: dict[str, np.ndarray], shape: tuple[int, int]):
+        train = (log["split"] == "train").to_numpy()
+        self.num_users, self.num_items = shape
+        self.sizes = {field: int(values.max()) + 1 for field, values in codes.items()}
+        ones = np.ones(int(train.sum()))
+        self.user = sp.csr_matrix((ones, (users[train], items[train])), shape=shape)
+        self.item = np.asarray(self.user.sum(0)).ravel()
+        self.by_user_value = {
+            field: sp.csr_matrix((ones, (users[train] * size + codes[field][train], items[train])), shape=(self.num_users * size, self.num_items))
+            for field, size in self.sizes.items()
+        }
+        self.by_value = {
+            field: sp.csr_matrix((ones, (codes[field][train], items[train])), shape=(size, self.num_items))
+            for field, size in self.sizes.items()
+        }
+
+    def score(self, users: np.ndarray, context: dict[str, np.ndarray], kind: str, fields: tuple[str, ...], weight: float) -> torch.Tensor:
+        """``(B, I)`` baseline scores for queries ``users (B,)`` in ``context`` (field -> value code per query)."""
+        tie = self.item[None, :] / (self.item.max() + 1.0) * 1e-3
+        if kind == "popularity":
+            scores = np.broadcast_to(self.item[None, :], (len(users), self.num_items)).astype(float)
+        elif kind == "popularity in context":
+            scores = sum(self.by_value[f][context[f]].toarray() for f in fields) + tie
+        else:
+            scores = self.user[users].toarray() + tie
+            for field in fields:
+                scores = scores + weight * self.by_user_value[field][users * self.sizes[field] + context[field]].toarray()
+        return torch.from_numpy(np.asarray(scores, dtype=np.float32))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--graph", type=Path, required=True, help="The Frappe graph from kgrec build-graph.")
+    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="kgrec run folders trained with eval.task=in-context.")
+    parser.add_argument("--ks", type=int, nargs="+", default=[10, 20])
+    parser.add_argument("--select", default="ndcg@10")
+    args = parser.parse_args()
+
+    load = os.getloadavg()[0]
+    graph = load_graph(args.graph)
+    log = graph.split.interactions
+    columns = log_context_columns(log)
+    users = graph.users.to_index(log["user_id"].to_numpy())
+    items = graph.items.to_index(log["item_id"].to_numpy())
+    codes = {c: pd.factorize(log[c].astype(str))[0] for c in columns}
+    counts = Counts(log, users, items, codes, (len(graph.users), len(graph.items)))
+
+    def queries(split: str) -> tuple[np.ndarray, dict[str, np.ndarray], sp.csr_matrix]:
+        rows = (log["split"] == split).to_numpy()
+        stacked = np.column_stack([users[rows], *(codes[c][rows] for c in columns)])
+        keys, query = np.unique(stacked, axis=0, return_inverse=True)
+        truth = interaction_matrix(query.ravel(), items[rows], len(keys), len(graph.items))
+        return keys[:, 0], {c: keys[:, 1 + j] for j, c in enumerate(columns)}, truth
+
+    tasks = {split: queries(split) for split in ("valid", "test")}
+
+    def measure(kind: str, fields: tuple[str, ...], weight: float, split: str) -> dict:
+        query_users, context, truth = tasks[split]
+        nothing = sp.csr_matrix(truth.shape, dtype=np.bool_)
+        score = lambda rows: counts.score(query_users[rows.numpy()], {f: v[rows.numpy()] for f, v in context.items()}, kind, fields, weight)  # noqa: E731
+        return evaluate_ranking(score, truth, nothing, ks=tuple(args.ks), batch_size=1024, topk_only=True).metrics
+
+    baselines = []
+    for name, kind, fields in (
+        ("popularity", "popularity", ()),
+        ("popularity in context (all fields)", "popularity in context", tuple(columns)),
+        ("user", "user", ()),
+        ("user + daytime, weekday", "user", ("daytime", "weekday")),
+        ("user + all context fields", "user", tuple(columns)),
+    ):
+        candidates = WEIGHTS if kind == "user" and fields else (0.0,)
+        scored = [(weight, measure(kind, fields, weight, "valid")) for weight in candidates]
+        weight, valid = max(scored, key=lambda pair: pair[1][args.select])
+        baselines.append({"system": name, "weight": weight, "valid": valid, "test": measure(kind, fields, weight, "test")})
+        print(f"{name}: w={weight:g} valid {args.select} {valid[args.select]:.4f}, test {baselines[-1]['test'][args.select]:.4f}", flush=True)
+
+    runs = []
+    for run in args.runs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        info = json.loads((run / "run.json").read_text())
+        config = (run / "config.yaml").read_text()
+        runs.append({"run": run.name, "test": metrics["test"], "valid": metrics.get("valid", {}), "timings": info.get("timings", {}),
+                     "in_context": "task: in-context" in config})
+    result = {"graph": str(args.graph), "queries": {s: int(tasks[s][2].shape[0]) for s in tasks}, "baselines": baselines, "runs": runs,
+              "machine": machine(), "load_before": load, "select": args.select}
+    out = HERE / "results" / "frappe"
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(report(result, args.ks))
+    print(f"wrote {out}.md")
+
+
+def _group(runs: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(run["run"].rsplit("-", 1)[0], []).append(run)
+    return groups
+
+
+def report(result: dict, ks: list[int]) -> str:
+    keys = [f"{name}@{k}" for k in ks for name in ("recall", "ndcg")]
+    lines = [
+        "# Frappe, in context: which of my apps now",
+        "",
+        f"Made by `python benchmarks/frappe.py` on `{result['graph']}` (random split of (user, app, context) observations, "
+        f"80/10/10 per user, seed 2020; {result['queries']['valid']:,} validation and {result['queries']['test']:,} test "
+        "(user, context) queries; every app ranked, none masked). Baseline weights chosen on validation "
+        f"{result['select']}. Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, torch "
+        f"{result['machine']['torch']}; 1-minute load average before the run {result['load_before']:.2f}.",
+        "",
+        "| system | seeds | " + " | ".join(f"test {k}" for k in keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    for row in result["baselines"]:
+        label = row["system"] + (f" (w = {row['weight']:g})" if row["weight"] else "")
+        lines.append(f"| {label} | — | " + " | ".join(f"{row['test'][k]:.4f}" for k in keys) + " |")
+    for name, group in _group(result["runs"]).items():
+        cells = []
+        for k in keys:
+            values = np.array([run["test"][k] for run in group])
+            cells.append(f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else ""))
+        lines.append(f"| kgrec {name} | {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
