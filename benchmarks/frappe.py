@@ -1,9 +1,9 @@
 """Frappe, in context: popularity-in-context baselines beside kgrec with and without context, on the same split.
 
     kgrec build-graph --dataset frappe --out WORK/graph
-    kgrec train --graph WORK/graph --out WORK/ctx-2020 --set eval.task=in-context --set train.seed=2020
-    kgrec train --graph WORK/graph --out WORK/plain-2020 --set eval.task=in-context --set 'context.columns=[]' \\
-        --set train.seed=2020
+    kgrec train --graph WORK/graph --config frappe --out WORK/ctx-2020 --set eval.task=in-context --set train.seed=2020
+    kgrec train --graph WORK/graph --config frappe --out WORK/plain-2020 --set eval.task=in-context \\
+        --set 'context.columns=[]' --set train.seed=2020
     python benchmarks/frappe.py --graph WORK/graph --runs WORK/ctx-* WORK/plain-*
 
 The in-context task: each held-out (user, context) of the log is one query; every item is ranked, the

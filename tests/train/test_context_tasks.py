@@ -121,21 +121,21 @@ def test_task_inputs_are_checked_before_training(tiny_dataset):
 
 @pytest.fixture
 def place_graph():
-    """100 users, each with 3 work apps (of w0-w19) opened at work on weekdays and 3 home apps (of h0-h19) opened at
+    """60 users, each with 3 work apps (of w0-w19) opened at work on weekdays and 3 home apps (of h0-h19) opened at
     home every day: the same app recurs in many contexts, so the unit is (user, item, place, day)."""
     from kgrec.config import DataConfig
 
     rng = np.random.default_rng(1)
     days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     rows = []
-    for user in range(100):
+    for user in range(60):
         work, home = rng.choice(20, 3, replace=False), rng.choice(20, 3, replace=False)
         rows += [(f"u{user}", f"w{w}", 1.0, "work", day) for w in work for day in days[:5]]
         rows += [(f"u{user}", f"h{h}", 1.0, "home", day) for h in home for day in days]
     rows += rows[:10]  # repeated observations: merged, their counts summed
     log = pd.DataFrame(rows, columns=["user", "item", "cnt", "place", "day"])
     dataset = read_dataset(log, config=DataConfig(interactions={"rating": "cnt"}, repeats="sum"), name="places")
-    assert len(dataset.interactions) == 100 * 36 and dataset.interactions["rating"].max() == 2.0
+    assert len(dataset.interactions) == 60 * 36 and dataset.interactions["rating"].max() == 2.0
     return build_graph(dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
 
 
