@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, nargs="*", default=[], help="kgrec run folders trained with eval.task=in-context.")
     parser.add_argument("--ks", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--select", default="ndcg@10")
+    parser.add_argument("--note", default="", help="A paragraph of findings appended to the report.")
     args = parser.parse_args()
 
     load = os.getloadavg()[0]
@@ -130,7 +131,7 @@ def main() -> None:
         runs.append({"run": run.name, "test": metrics["test"], "valid": metrics.get("valid", {}), "timings": info.get("timings", {}),
                      "in_context": "task: in-context" in config})
     result = {"graph": str(args.graph), "queries": {s: int(tasks[s][2].shape[0]) for s in tasks}, "baselines": baselines, "runs": runs,
-              "machine": machine(), "load_before": load, "select": args.select}
+              "machine": machine(), "load_before": load, "select": args.select, "note": args.note}
     out = HERE / "results" / "frappe"
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(report(result, args.ks))
@@ -167,6 +168,8 @@ def report(result: dict, ks: list[int]) -> str:
             values = np.array([run["test"][k] for run in group])
             cells.append(f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else ""))
         lines.append(f"| kgrec {name} | {len(group)} | " + " | ".join(cells) + " |")
+    if result.get("note"):
+        lines += ["", result["note"]]
     return "\n".join(lines) + "\n"
 
 
