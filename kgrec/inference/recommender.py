@@ -277,6 +277,13 @@ class Recommender:
             return None
         return self.context.encode_log(self.graph.split.interactions, self.graph.user_table)
 
+    @functools.cached_property
+    def _raw_context_codes(self) -> np.ndarray:
+        """``(N, C)`` integer codes of the log's raw context columns (``C`` may be 0), for runs without a context encoder."""
+        log = self.graph.split.interactions
+        columns = log_context_columns(log)
+        return np.column_stack([pd.factorize(log[c].astype(str))[0] for c in columns]) if columns else np.zeros((len(log), 0), np.int64)
+
     def _queries(self, split: str) -> tuple[np.ndarray, np.ndarray | None, sp.csr_matrix]:
         """Rankings per (user, context): query users, ``(Q, F)`` context tokens (None without a context encoder) and
         ``(Q, I)`` targets.
@@ -288,11 +295,7 @@ class Recommender:
         rows = (log["split"] == split).to_numpy()
         users = self.graph.users.to_index(log["user_id"].to_numpy()[rows])
         items = self.graph.items.to_index(log["item_id"].to_numpy()[rows])
-        if tokens is not None:
-            context = tokens[rows]
-        else:
-            columns = log_context_columns(log)
-            context = np.column_stack([pd.factorize(log[c].astype(str))[0][rows] for c in columns]) if columns else np.zeros((len(users), 0))
+        context = (tokens if tokens is not None else self._raw_context_codes)[rows]
         keys, query = np.unique(np.column_stack([users, context]).astype(np.int64), axis=0, return_inverse=True)
         truth = interaction_matrix(query.ravel(), items, len(keys), len(self.graph.items))
         return keys[:, 0], (keys[:, 1:] if tokens is not None else None), truth
@@ -512,10 +515,12 @@ class Recommender:
         reps = self.representations()
         out = np.empty(len(users), dtype=np.float32)
         batch = self.config.eval.batch_size
-        for start in range(0, len(distinct), batch):
+        by_user = np.argsort(row_of_pair, kind="stable")  # pairs grouped by user row: each batch is one slice
+        bounds = np.searchsorted(row_of_pair[by_user], np.arange(0, len(distinct) + batch, batch))
+        for number, start in enumerate(range(0, len(distinct), batch)):
             chunk = torch.from_numpy(distinct[start : start + batch]).to(self.device)
             scores = self.model.score_all(reps, self.inputs, chunk, None if tokens is None else tokens[start : start + batch])
-            pairs = np.flatnonzero((row_of_pair >= start) & (row_of_pair < start + batch))
+            pairs = by_user[bounds[number] : bounds[number + 1]]
             rows = torch.from_numpy(row_of_pair[pairs] - start).to(self.device)
             out[pairs] = scores[rows, torch.from_numpy(items[pairs]).to(self.device)].float().cpu().numpy()
         return out
