@@ -186,12 +186,14 @@ class Progress(TrainingCallback):
         self.quiet = quiet
         self.bar: Any = None
 
-    def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
-        if self.bar is None:  # opened at the first epoch, when a resumed run's starting epoch is known
-            from tqdm.auto import tqdm
+    def on_fit_start(self, state: TrainingState) -> None:
+        from tqdm.auto import tqdm
 
-            total = state.max_epochs - state.epoch + 1
-            self.bar = tqdm(total=total, desc=f"train ({state.stage})", unit="epoch", disable=self.quiet)
+        # fit restores a checkpoint before the other callbacks start, so a resumed run's first epoch is known here.
+        total = max(0, state.max_epochs - state.first_epoch + 1)
+        self.bar = tqdm(total=total, desc=f"train ({state.stage})", unit="epoch", disable=self.quiet)
+
+    def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
         self.bar.update(1)
         if "valid" in row:
             self.bar.set_postfix(loss=f"{row['loss']:.4f}", valid=f"{row['valid']:.4f}", best=f"{state.result.best_score:.4f}")
