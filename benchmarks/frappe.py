@@ -12,8 +12,8 @@ baselines score an item for a query by how often the user used it (``user``), pl
 they used it in each of the context's fields (``user + <fields>``; ``w`` chosen on validation), with the
 item's overall use count breaking ties; ``popularity`` ranks by overall use and ``popularity in context``
 by use in each field's value. Counts are observations of the training split. Queries group the held-out
-rows by their raw context values (as kgrec does for a run without a context encoder; a context-aware run
-groups by its encoded context, where values seen fewer than ``context.min_count`` times read as unknown).
+rows by their raw context values, as kgrec's in-context evaluation does for every run (a context-aware run
+splits them further by its encoded context only where time or user fields add to the log's columns).
 
 Writes ``benchmarks/results/frappe.{md,json}`` with the machine and its load.
 """

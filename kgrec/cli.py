@@ -442,7 +442,7 @@ def recommend(
             if rec.explanations is not None:
                 path = rec.explanations[rank - 1]
                 why = path_text(path["user_id"], path["relations"], path["labels"]) if path else "no path in the training graph"
-                names = {"graph": "graph view", "text": "text", "ease": "EASE"}
+                names = {"graph": "graph view", "text": "text", "ease": "EASE", "repeat": "repeat use"}
                 # "+ 0.0" turns a rounded -0 into 0: "-0%" reads as a view that lowers the score.
                 shares = ", ".join(f"{names[part]} {round(share, 2) + 0.0:.0%}" for part, share in (rec.shares or [{}] * rank)[rank - 1].items())
                 click.echo(f"      why: {_flat(why)}  (score: {shares})")

@@ -207,6 +207,13 @@ class ModelConfig(_Section):
         "matrix the same way, each tried with every penalty and KG weight on validation; 0 is none. Not used with "
         "use_text false.",
     )
+    repeat: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="A repeat-use term (kgrec.models.RepeatUse): the user's own use counts of each item, overall and with "
+        "each of the query's context values, and everyone's counts in that context, weighted as learned on the "
+        "training observations (each left out of its own counts) and blended in with a weight chosen on validation. "
+        "auto: on for eval.task in-context (where the items a user already uses are candidates), off for discovery.",
+    )
     blend_rule: Literal["best", "one-se"] = Field(
         "best",
         description="How validation picks EASE's penalty, KG and text weights and the blend weight. best: the highest "

@@ -1,6 +1,6 @@
 """Inference: a trained model bound to its graph (load, score, recommend, evaluate, add items), and where models are assembled."""
 
-from kgrec.inference.assemble import ModelShapes, assemble_model, resolve_device
+from kgrec.inference.assemble import ModelShapes, assemble_model, repeat_enabled, resolve_device
 from kgrec.inference.recommender import (
     PER_USER_NAME,
     RUN_FORMAT_VERSION,
@@ -14,5 +14,5 @@ from kgrec.inference.recommender import (
 
 __all__ = [
     "ModelShapes", "PER_USER_NAME", "RUN_FORMAT_VERSION", "Recommendation", "Recommender", "assemble_model", "read_per_user", "recommendations_frame",
-    "resolve_device", "split_matrix", "write_per_user",
+    "repeat_enabled", "resolve_device", "split_matrix", "write_per_user",
 ]

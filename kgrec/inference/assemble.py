@@ -17,9 +17,9 @@ from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures
 from kgrec.errors import InputError
 from kgrec.graph import KnowledgeGraph
-from kgrec.models import ContextEncoder, RecommenderNetwork, RatingHead
+from kgrec.models import ContextEncoder, RecommenderNetwork, RatingHead, RepeatUse
 
-__all__ = ["ModelShapes", "assemble_model", "resolve_device"]
+__all__ = ["ModelShapes", "assemble_model", "repeat_enabled", "resolve_device"]
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -33,6 +33,11 @@ def resolve_device(name: str | torch.device) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise InputError(f"unknown device '{name}' (auto, cpu, cuda or cuda:N)") from None
+
+
+def repeat_enabled(config: RunConfig) -> bool:
+    """Whether the run gets a repeat-use term: ``model.repeat`` on, or auto and the in-context task."""
+    return config.model.repeat == "on" or (config.model.repeat == "auto" and config.eval.task == "in-context")
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class ModelShapes:
         ease_l2: The EASE penalty chosen on validation, or None without EASE.
         ease_kg_weight: The weight of the KG's item links in EASE chosen on validation, or None.
         ease_text_weight: The weight of the items' text rows in EASE chosen on validation, or None.
+        repeat_fields: Context fields of the repeat-use term (0: user and item terms only), or None without one.
     """
 
     num_users: int
@@ -64,6 +70,7 @@ class ModelShapes:
     ease_l2: float | None = None
     ease_kg_weight: float | None = None
     ease_text_weight: float | None = None
+    repeat_fields: int | None = None
 
     @classmethod
     def of(cls, model: RecommenderNetwork, num_relations: int) -> ModelShapes:
@@ -81,6 +88,7 @@ class ModelShapes:
             ease_l2=None if model.linear is None else model.linear.l2,
             ease_kg_weight=None if model.linear is None else model.linear.kg_weight,
             ease_text_weight=None if model.linear is None else model.linear.text_weight,
+            repeat_fields=None if model.repeat is None else model.repeat.num_fields,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +156,7 @@ def assemble_model(
     model = RecommenderNetwork.from_config(
         config.model, shapes.num_users, shapes.num_items, shapes.num_relations, kg_emb, text_emb, text_encoder,
         context_encoder, rating, kg_model, num_entities=len(graph.entities), num_triples=len(graph.triples),
+        repeat=None if shapes.repeat_fields is None else RepeatUse(shapes.repeat_fields),
     )
     if model.linear is not None and shapes.ease_l2 is not None:
         model.linear.l2 = shapes.ease_l2

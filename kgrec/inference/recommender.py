@@ -177,6 +177,7 @@ class Recommender:
         self._frozen: Representations | None = None
         self._score_table: torch.Tensor | None = None
         self._ranked: TopK | None = None
+        self._count_repeats()
 
     #: Largest users x items score table :meth:`freeze` keeps (float32 bytes); above it, scores are computed per request.
     SCORE_TABLE_BYTES = 1 << 30
@@ -250,6 +251,27 @@ class Recommender:
         self.inputs = self.inputs._replace(history=history.to(self.device))
         self.history_parts = parts
         self._frozen = self._score_table = self._ranked = None
+        self._count_repeats()
+
+    def _count_repeats(self) -> None:
+        """Give the repeat-use term the observations of the history parts (the linear model's), with their context tokens."""
+        repeat = self.model.repeat
+        if repeat is None:
+            return
+        log = self.graph.split.interactions
+        rows = log["split"].isin(self.history_parts).to_numpy()
+        tokens = None
+        if repeat.num_fields:
+            if self.log_context is None or self.context is None:
+                raise ValueError("a repeat-use term over context fields needs the run's context vocabulary")
+            tokens = self.log_context[rows]
+        repeat.set_counts(
+            self.graph.users.to_index(log["user_id"].to_numpy()[rows]),
+            self.graph.items.to_index(log["item_id"].to_numpy()[rows]),
+            tokens, len(self.graph.users), len(self.graph.items),
+            0 if self.context is None else self.context.num_tokens,
+            None if self.context is None else self.context.offsets,
+        )
 
     # -- interactions as matrices ---------------------------------------------------------
     def interactions(self, *parts: str) -> sp.csr_matrix:
@@ -288,17 +310,20 @@ class Recommender:
         """Rankings per (user, context): query users, ``(Q, F)`` context tokens (None without a context encoder) and
         ``(Q, I)`` targets.
 
-        A context-aware run's queries are its encoded context; a run without one (the in-context task's
-        ablation) gets the same queries from the log's raw context columns, and ranks each with its one user vector.
+        An in-context query is a user with the raw values of the log's context columns (and, for a context-aware run,
+        its encoded context too), so runs with and without a context encoder rank the same queries; a run without one
+        (the in-context task's ablation) ranks each with its one user vector.
         """
         log, tokens = self.graph.split.interactions, self.log_context
         rows = (log["split"] == split).to_numpy()
         users = self.graph.users.to_index(log["user_id"].to_numpy()[rows])
         items = self.graph.items.to_index(log["item_id"].to_numpy()[rows])
-        context = (tokens if tokens is not None else self._raw_context_codes)[rows]
-        keys, query = np.unique(np.column_stack([users, context]).astype(np.int64), axis=0, return_inverse=True)
+        in_context = self.config.eval.task == "in-context" or tokens is None
+        raw = self._raw_context_codes[rows] if in_context else np.zeros((int(rows.sum()), 0), np.int64)
+        stacked = [users[:, None], raw] + ([] if tokens is None else [tokens[rows]])
+        keys, query = np.unique(np.concatenate(stacked, axis=1).astype(np.int64), axis=0, return_inverse=True)
         truth = interaction_matrix(query.ravel(), items, len(keys), len(self.graph.items))
-        return keys[:, 0], (keys[:, 1:] if tokens is not None else None), truth
+        return keys[:, 0], (keys[:, 1 + raw.shape[1] :] if tokens is not None else None), truth
 
     def _ranking_task(
         self, split: str, candidates: str
@@ -377,8 +402,10 @@ class Recommender:
     @torch.no_grad()
     def evaluate_blends(
         self, weights: list[float], split: str = "valid", candidates: str = "all", per_user: str | None = None,
+        part: str = "linear",
     ) -> list[dict[str, Any]]:
-        """The @K metrics :meth:`evaluate` (``topk_only``) would give with each linear blend weight, in one pass.
+        """The @K metrics :meth:`evaluate` (``topk_only``) would give with each blend weight of ``part`` (``linear``,
+        EASE, or ``repeat``, the repeat-use term), in one pass.
 
         The model's learned and EASE scores are computed once per batch of users (see
         :func:`kgrec.evaluate.evaluate_blends`); choosing the weight among eight candidates on
@@ -388,12 +415,12 @@ class Recommender:
         self.model.eval()
         reps = self.model(self.inputs)
         if users is None:
-            parts = lambda rows: self.model.score_parts(reps, self.inputs, rows)  # noqa: E731
+            parts = lambda rows: self.model.score_parts(reps, self.inputs, rows, part=part)  # noqa: E731
         else:
             users_t = torch.from_numpy(users).to(self.device)
             tokens_t = None if tokens is None else torch.from_numpy(tokens).to(self.device)
             parts = lambda rows: self.model.score_parts(  # noqa: E731
-                reps, self.inputs, users_t[rows], None if tokens_t is None else tokens_t[rows]
+                reps, self.inputs, users_t[rows], None if tokens_t is None else tokens_t[rows], part=part
             )
         return evaluate_blends(
             parts, truth, exclude, weights, ks=self.config.eval.ks, batch_size=self.config.eval.batch_size, device=self.device,
@@ -554,6 +581,8 @@ class Recommender:
             raise InputError("retrieval 'faiss' needs the faiss-cpu package: pip install 'kgrec[faiss]'") from None
         if not isinstance(self.model.scorer, DotScorer) or (self.model.linear is not None and float(self.model.linear_weight) != 0.0):
             raise InputError("retrieval 'faiss' needs a dot scorer and no linear part (train with model.linear=none)")
+        if self.model.repeat is not None and float(self.model.repeat.blend) != 0.0:
+            raise InputError("retrieval 'faiss' needs no repeat-use term (train with model.repeat=off)")
         items = reps.item.detach().float().cpu().numpy()
         index = faiss.IndexHNSWFlat(items.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = 128
@@ -676,8 +705,8 @@ class Recommender:
         """For each user and each of their items, each part's signed share of what lifts the item's score above an average item's.
 
         Parts: ``graph`` (the propagated graph view, KG included) and ``text`` (the text view), split by their
-        Shapley values in the learned score (see :meth:`RecommenderNetwork.score_shares`), and ``ease`` (the blended
-        linear term). Shares are divided by the sum of the parts' absolute contributions, so they sum to 1 when
+        Shapley values in the learned score (see :meth:`RecommenderNetwork.score_shares`), ``ease`` (the blended
+        linear term) and ``repeat`` (the blended repeat-use term). Shares are divided by the sum of the parts' absolute contributions, so they sum to 1 when
         every part raises the score; a negative share lowered it. Only the parts the run has are given. All users
         are scored in one model call (one propagation), whatever their number.
         """
@@ -694,6 +723,7 @@ class Recommender:
         parts = self.model.score_shares(self.inputs, users, items, self.stated_context(list(user_ids), context))
         kept = ["graph"] + (["text"] if self.model.fusion is not None else [])
         kept += ["linear"] if self.model.linear is not None and float(self.model.linear_weight) != 0.0 else []
+        kept += ["repeat"] if self.model.repeat is not None and float(self.model.repeat.blend) != 0.0 else []
         values = torch.stack([parts[name] for name in kept]).double().cpu()  # (parts, B, K)
         shares = values / values.abs().sum(0).clamp(min=1e-12)
         names = ["ease" if name == "linear" else name for name in kept]
@@ -788,7 +818,7 @@ class Recommender:
         except RuntimeError as error:
             raise InputError(f"checkpoint does not fit the config: {str(error).splitlines()[0]}", directory / "model.pt") from None
         recommender = cls(model, graph, config, directory, device, context)
-        if config.train.refit_linear and model.linear is not None and len(graph.split.valid):
-            recommender.use_history("train", "valid")  # as its EASE was solved (api.train)
+        if config.train.refit_linear and (model.linear is not None or model.repeat is not None) and len(graph.split.valid):
+            recommender.use_history("train", "valid")  # as its EASE was solved and its repeat term counted (api.train)
         recommender.graph_dir = Path(run["graph"])
         return recommender

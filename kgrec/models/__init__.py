@@ -14,6 +14,7 @@ from kgrec.models.propagation import (
     resolve_propagation,
 )
 from kgrec.models.network import RecommenderNetwork, Representations
+from kgrec.models.repeat import RepeatUse
 from kgrec.models.scoring import DotScorer, MLPScorer, Scorer, TopK, scorer_resolver, top_k
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "RatingHead",
     "RelationalMeanConv",
     "RelationalPropagation",
+    "RepeatUse",
     "Representations",
     "Scorer",
     "SumFusion",

@@ -12,6 +12,7 @@ from kgrec.models.fusion import Fusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph
 from kgrec.models.heads import ContextEncoder, RatingHead
 from kgrec.models.linear import EASE
+from kgrec.models.repeat import RepeatUse
 from kgrec.models.propagation import Propagation, propagation_resolver, resolve_propagation, sampled_training_problem
 from kgrec.models.scoring import Scorer, scorer_resolver
 from kgrec.models.subgraph import Subgraph
@@ -56,6 +57,8 @@ class RecommenderNetwork(nn.Module):
             embeddings with trainable layers (fine-tuning); ``text_emb`` then holds its initial outputs.
         context: A :class:`~kgrec.models.heads.ContextEncoder`: context tokens add an offset to the user.
         rating: A :class:`~kgrec.models.heads.RatingHead` for the rating task.
+        repeat: A :class:`~kgrec.models.repeat.RepeatUse` term (the user's own use counts, in the query's context)
+            added with its ``blend`` weight (chosen on validation after training; 0 while training).
         kg_model: A PyKEEN model over the same KG whose entity representations replace the frozen
             ``kg_emb`` (the kg task fine-tunes them with PyKEEN's own loss); ``kg_emb`` keeps the
             initial values, for estimating new items.
@@ -84,6 +87,7 @@ class RecommenderNetwork(nn.Module):
         rating: RatingHead | None = None,
         kg_model: nn.Module | None = None,
         num_entities: int = 0,
+        repeat: RepeatUse | None = None,
     ) -> None:
         super().__init__()
         if (fusion is None) != (text_emb is None):
@@ -100,6 +104,7 @@ class RecommenderNetwork(nn.Module):
         self.linear = linear
         self.text_encoder = text_encoder
         self.context, self.rating, self.kg_model = context, rating, kg_model
+        self.repeat = repeat
         if kg_model is not None and kg_emb is None:
             raise ValueError("a fine-tuned KG model needs the initial kg_emb too")
         self.register_buffer("linear_weight", torch.zeros(()))
@@ -120,6 +125,7 @@ class RecommenderNetwork(nn.Module):
         kg_model: nn.Module | None = None,
         num_entities: int = 0,
         num_triples: int = 0,
+        repeat: RepeatUse | None = None,
     ) -> RecommenderNetwork:
         """Build from a :class:`~kgrec.config.ModelConfig`, resolving each part by its registry name.
 
@@ -137,7 +143,7 @@ class RecommenderNetwork(nn.Module):
         linear = EASE(num_items, config.ease_l2[0], config.ease_kg_weight[0], config.ease_text_weight[0]) if config.linear == "ease" else None
         return cls(
             num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, linear, text_encoder, context, rating,
-            kg_model, num_entities,
+            kg_model, num_entities, repeat,
         )
 
     def reset_parameters(self) -> None:
@@ -317,11 +323,12 @@ class RecommenderNetwork(nn.Module):
     def score_shares(
         self, graph: PropagationGraph, user_index: torch.Tensor, item_index: torch.Tensor, context: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """How much each part adds to the score of ``item_index (B, K)`` for ``user_index (B,)``: ``{"graph", "text", "linear"}``, each ``(B, K)``.
+        """How much each part adds to the score of ``item_index (B, K)`` for ``user_index (B,)``: ``{"graph", "text", "linear",
+        "repeat"}``, each ``(B, K)``.
 
-        ``linear`` is the weighted EASE term, exactly (it is added to the score). ``graph`` and ``text`` split the
-        learned score by the two-player Shapley values of the item's views, a view being taken away by putting the
-        catalog's mean in its place: ``graph + text = s(g, t) - s(mean g, mean t)``. A text view the fusion ignores gets
+        ``linear`` is the weighted EASE term and ``repeat`` the weighted repeat-use term, exactly (they are added to
+        the score). ``graph`` and ``text`` split the learned score by the two-player Shapley values of the item's views, a
+        view being taken away by putting the catalog's mean in its place: ``graph + text = s(g, t) - s(mean g, mean t)``. A text view the fusion ignores gets
         0, whatever its gate says; without text, ``graph`` is the whole learned difference.
         """
         user, item_graph, user_base, item_base = self._graph_view(graph)
@@ -351,7 +358,10 @@ class RecommenderNetwork(nn.Module):
         linear_part = torch.zeros_like(graph_part)
         if self.linear is not None and float(self.linear_weight) != 0.0:
             linear_part = self.linear_weight * self.linear(graph.history_rows(user_index)).gather(1, item_index)
-        return {"graph": graph_part, "text": text_part, "linear": linear_part}
+        repeat_part = torch.zeros_like(graph_part)
+        if self.repeat is not None and float(self.repeat.blend) != 0.0:
+            repeat_part = self.repeat.blend * self.repeat(user_index, context).gather(1, item_index)
+        return {"graph": graph_part, "text": text_part, "linear": linear_part, "repeat": repeat_part}
 
     def score_all(
         self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None
@@ -360,19 +370,28 @@ class RecommenderNetwork(nn.Module):
         scores = self.scorer.score_all(self.user_vectors(reps, user_index, context), reps.item)
         if self.linear is not None and float(self.linear_weight) != 0.0:
             scores = scores + self.linear_weight * self.linear(graph.history_rows(user_index))
+        if self.repeat is not None and float(self.repeat.blend) != 0.0:
+            scores = scores + self.repeat.blend * self.repeat(user_index, context)
         return scores
 
     def score_parts(
-        self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None
+        self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None,
+        part: str = "linear",
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(learned, linear)``, each ``(B, I)``: :meth:`score_all` is ``learned + linear_weight * linear``.
+        """``(rest, part)``, each ``(B, I)``: :meth:`score_all` is ``rest + weight * part`` for the ``linear`` (EASE)
+        or ``repeat`` (:class:`~kgrec.models.repeat.RepeatUse`) term and its blend weight.
 
-        For choosing the blend weight: both parts once per batch, every candidate weight after.
+        For choosing a blend weight: both parts once per batch, every candidate weight after.
         """
+        if part not in ("linear", "repeat"):
+            raise ValueError(f"score part is 'linear' or 'repeat', not {part!r}")
         learned = self.scorer.score_all(self.user_vectors(reps, user_index, context), reps.item)
-        if self.linear is None:
-            return learned, torch.zeros_like(learned)
-        return learned, self.linear(graph.history_rows(user_index))
+        linear = torch.zeros_like(learned) if self.linear is None else self.linear(graph.history_rows(user_index))
+        repeat = torch.zeros_like(learned) if self.repeat is None else self.repeat(user_index, context)
+        if part == "linear":
+            rest = learned if self.repeat is None else learned + self.repeat.blend * repeat
+            return rest, linear
+        return learned + self.linear_weight * linear, repeat
 
     @torch.no_grad()
     def add_users(self, count: int, generator: torch.Generator | None = None) -> None:
@@ -447,7 +466,7 @@ class RecommenderNetwork(nn.Module):
         if self.text_encoder is not None:
             parts.append(repr(self.text_encoder))
         parts.append("no kg" if self.kg_emb is None else "kg (fine-tuned)" if self.kg_model is not None else "kg")
-        for module in (self.context, self.rating):
+        for module in (self.context, self.rating, self.repeat):
             if module is not None:
                 parts.append(repr(module))
         if self.linear is not None:

@@ -23,12 +23,13 @@ from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError
 from kgrec.evaluate import link_prediction
 from kgrec.graph import KnowledgeGraph
-from kgrec.inference import ModelShapes, Recommender, assemble_model, write_per_user
+from kgrec.inference import ModelShapes, Recommender, assemble_model, repeat_enabled, write_per_user
 from kgrec.io import sha256_bytes, write_json
 from kgrec.train.callbacks import TrainingCallback
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer
 from kgrec.train.distributed import Distributed
 from kgrec.train.report import plot_curve, write_history
+from kgrec.train.repeat import train_repeat_use
 from kgrec.train.rundir import RunDirectory
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.schedule import run_schedule
@@ -82,7 +83,8 @@ def train_recommender(
 
     In order: the run's config is written; PyKEEN entity embeddings and item text embeddings are computed
     (or read from the cache); the model is assembled; the schedule trains it (backbone, then the KG/text
-    views, each a :func:`~kgrec.train.loop.fit` with its callbacks, then the EASE blend); EASE is solved again
+    views, each a :func:`~kgrec.train.loop.fit` with its callbacks, then the EASE blend); a repeat-use term (in-context
+    task) learns its count weights and its blend weight (:func:`~kgrec.train.repeat.train_repeat_use`); EASE is solved again
     on training plus validation when ``train.refit_linear``; validation and test are measured once; the run
     directory is written (``run.json`` last) and the checkpoint removed.
 
@@ -153,6 +155,7 @@ def train_recommender(
         context=None if features is None else (features.num_tokens, features.num_fields),
         rating="rating" in tasks,
         kg_model="kg" in tasks,
+        repeat_fields=(0 if features is None else features.num_fields) if repeat_enabled(config) else None,
     )
     model = assemble_model(
         config, graph, shapes, kg_emb=kg_emb, text_emb=text_emb, text_encoder=text_encoder, context=features,
@@ -192,6 +195,11 @@ def train_recommender(
         config.model.blend_rule,
         callbacks,
     )
+    blend = schedule.blend
+    repeat = train_repeat_use(recommender, config)  # after the EASE blend: the term is blended onto the model as chosen
+    if repeat is not None:
+        timings["repeat_seconds"] = repeat.pop("repeat_seconds")
+        blend = {**(blend or {}), **repeat}
     timings.update(
         train_seconds=schedule.seconds,
         train_seconds_to_best=schedule.seconds_to_best,
@@ -204,7 +212,7 @@ def train_recommender(
         metrics["kge"] = kge.metrics
         if model.kg_model is not None:
             metrics["kge_finetuned"] = link_prediction(model.kg_model, kge.testing, kge.training)
-    record_results(recommender, metrics, timings, schedule.blend)
+    record_results(recommender, metrics, timings, blend)
     if out is not None:
         extra = {"best_epoch": schedule.best_epoch, "epochs_run": len(schedule.history), "processes": distributed.world}
         assert graph_dir is not None  # saved under out/graph above when not given
@@ -265,11 +273,11 @@ def refit_linear(recommender: Recommender, timings: dict) -> None:
     from kgrec.train.blend import fit_linear
 
     linear = recommender.model.linear
-    if linear is None or not len(recommender.graph.split.valid):
+    if (linear is None and recommender.model.repeat is None) or not len(recommender.graph.split.valid):
         return
     started = time.perf_counter()
-    recommender.use_history("train", "valid")  # what Recommender.load gives the saved run
-    if float(recommender.model.linear_weight):  # blended out: its weights are never read
+    recommender.use_history("train", "valid")  # what Recommender.load gives the saved run; the repeat term counts both too
+    if linear is not None and float(recommender.model.linear_weight):  # blended out: its weights are never read
         fit_linear(recommender.model, recommender.inputs, linear.l2, linear.kg_weight, linear.text_weight)
     timings["refit_linear_seconds"] = time.perf_counter() - started
 

@@ -12,7 +12,7 @@ from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
 from kgrec.errors import InputError
 from kgrec.graph import build_graph
-from kgrec.inference import Recommender
+from kgrec.inference import Recommender, repeat_enabled
 
 FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 12, "train.eval_every": 2,
         "model.use_text": False}
@@ -152,3 +152,27 @@ def test_in_context_ranking_uses_the_context_and_discovery_masks_seen_items(plac
     aware.config = aware.config.override({"eval.task": "discovery"})
     discovery_truth, discovery_exclude, *_ = aware._ranking_task("test", "all")
     assert not discovery_truth.multiply(discovery_exclude).nnz and discovery_truth.nnz < truth.nnz
+
+
+def test_in_context_run_learns_a_repeat_term_that_reads_the_context_and_survives_a_reload(place_graph, tmp_path):
+    settings = _settings(**{"eval.task": "in-context", "train.epochs": 6, "train.batch_size": 64, "context.columns": ["place", "day"]})
+    aware = api.train(place_graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
+    repeat = aware.model.repeat
+    assert repeat is not None and repeat.num_fields == 2 and aware.blend["repeat_weight"] > 0
+    # The place tells work from home apps. (The day weight comes out negative, rightly: an observation is a whole
+    # context, merged, so an app this user already used on this weekday is, here, never the held-out one.)
+    assert float(repeat.weight[2]) > 0.5 and float(repeat.weight[2]) > float(repeat.weight[3])
+    log = place_graph.split.train
+    work_apps = set(log[(log["user_id"] == "u0") & (log["place"] == "work")]["item_id"])
+    at_work = aware.recommend(["u0"], k=3, exclude_seen=False, context={"place": "work"})[0]
+    at_home = aware.recommend(["u0"], k=3, exclude_seen=False, context={"place": "home"})[0]
+    assert set(at_work.item_ids) == work_apps and not set(at_home.item_ids) & work_apps
+    loaded = Recommender.load(tmp_path / "run")
+    again = loaded.recommend(["u0"], k=3, exclude_seen=False, context={"place": "work"})[0]
+    assert again.item_ids == at_work.item_ids and np.allclose(again.scores, at_work.scores, atol=1e-5)
+    assert loaded.evaluate("test").metrics["ndcg@10"] == pytest.approx(aware.metrics["test"]["ndcg@10"], abs=1e-6)
+    shares = loaded.score_shares(["u0"], [at_work.item_ids], context={"place": "work"})[0][0]
+    assert set(shares) >= {"graph", "repeat"} and shares["repeat"] > 0
+    # Discovery runs get no repeat term unless asked for.
+    assert not repeat_enabled(RunConfig()) and repeat_enabled(RunConfig().override({"model.repeat": "on"}))
+    assert not repeat_enabled(RunConfig().override({"eval.task": "in-context", "model.repeat": "off"}))
