@@ -386,11 +386,14 @@ class RecommenderNetwork(nn.Module):
         if part not in ("linear", "repeat"):
             raise ValueError(f"score part is 'linear' or 'repeat', not {part!r}")
         learned = self.scorer.score_all(self.user_vectors(reps, user_index, context), reps.item)
-        linear = torch.zeros_like(learned) if self.linear is None else self.linear(graph.history_rows(user_index))
-        repeat = torch.zeros_like(learned) if self.repeat is None else self.repeat(user_index, context)
+        # The other term enters ``rest`` only when blended in: EASE's sparse product and the repeat counts are most of
+        # a batch's cost, and the blend search calls this for every validation batch.
+        linear_on = self.linear is not None and (part == "linear" or float(self.linear_weight) != 0.0)
+        repeat_on = self.repeat is not None and (part == "repeat" or float(self.repeat.blend) != 0.0)
+        linear = self.linear(graph.history_rows(user_index)) if linear_on and self.linear is not None else torch.zeros_like(learned)
+        repeat = self.repeat(user_index, context) if repeat_on and self.repeat is not None else torch.zeros_like(learned)
         if part == "linear":
-            rest = learned if self.repeat is None else learned + self.repeat.blend * repeat
-            return rest, linear
+            return (learned + self.repeat.blend * repeat if repeat_on and self.repeat is not None else learned), linear
         return learned + self.linear_weight * linear, repeat
 
     @torch.no_grad()
