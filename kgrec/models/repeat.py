@@ -8,13 +8,16 @@ or never. :class:`RepeatUse` is that term, the way repeat-aware recommenders add
 repeat mode, ReCANet's repeat-consumption scores), conditioned on context:
 
 .. math::
-    r(u, c, i) = a \log(1 + n_{ui}) + b \log(1 + n_i)
-        + \sum_f \big(w_f \log(1 + n_{u c_f i}) + v_f \log(1 + n_{c_f i})\big)
+    r(u, c, i) = \log\Big(1 + \tfrac{1}{\epsilon}\big(\pi_u \tfrac{n_{ui}}{N_u} + \pi_0 \tfrac{n_i}{N}
+        + \sum_f \pi_{u f} \tfrac{n_{u c_f i}}{N_{u c_f}} + \pi_f \tfrac{n_{c_f i}}{N_{c_f}}\big)\Big)
 
 with :math:`n_{ui}` the user's observations of the item, :math:`n_i` the item's, :math:`n_{u c_f i}` the
 user's observations of the item with the query's value :math:`c_f` of context field :math:`f`, and
-:math:`n_{c_f i}` everyone's. It is a context x item interaction (the item's score moves with the
-context), not a per-user offset. The weights are learned on the training observations themselves,
+:math:`n_{c_f i}` everyone's, each divided by its total over items (:math:`N`): a mixture of the counts'
+distributions over items with weights :math:`\pi` (a softmax), interpolated smoothing as in n-gram models.
+A weighted sum of *log* counts (this term until 2026-12-02) multiplies counts where counting baselines add
+them, and ranked Frappe's in-context queries below those baselines (``benchmarks/frappe_repeat_forms.py``).
+It is a context x item interaction (the item's score moves with the context), not a per-user offset. The weights are learned on the training observations themselves,
 each scored with its own observation taken out of the counts (leave-one-out, so an observation never
 predicts itself), by a softmax over all items; the blend with the learned model is chosen on
 validation like EASE's. Counts are set from the interaction log by the caller
@@ -30,9 +33,12 @@ from torch import nn
 
 __all__ = ["RepeatUse"]
 
+# Scores are log(1 + mixture / EPSILON): 0 for an item no count has seen (so its share of a score is 0, not negative), ranked as log(mixture).
+EPSILON = 1e-10
+
 
 class RepeatUse(nn.Module):
-    """Log-count features of (user, item) and (user, context value, item), with learned weights.
+    """A learned mixture of count distributions of (user, item) and (user, context value, item).
 
     :attr:`blend` scales the term where :class:`~kgrec.models.RecommenderNetwork` adds it to its scores.
 
@@ -49,22 +55,23 @@ class RepeatUse(nn.Module):
         super().__init__()
         self.num_fields = num_fields
         # (user, item, user-in-context per field, popularity-in-context per field)
-        self.weight = nn.Parameter(torch.zeros(2 + 2 * num_fields))
+        # Mixture logits: (user, item, user-in-context per field, popularity-in-context per field)
+        self.logits = nn.Parameter(torch.zeros(2 + 2 * num_fields))
         # The term's weight beside the learned model's score, chosen on validation after training (0 until then).
         self.register_buffer("blend", torch.zeros(()))
         self._counts: _Counts | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """The user's own count alone (weight 1), the rest 0: the ``user`` count baseline before fitting; blended out."""
+        """Mostly the user's own counts (the ``user`` count baseline) before fitting; blended out until then."""
         with torch.no_grad():
-            self.weight.zero_()
-            self.weight[0] = 1.0
+            self.logits.fill_(-3.0)
+            self.logits[0] = 0.0
             self.blend.zero_()
 
     @property
     def num_features(self) -> int:
-        return self.weight.numel()
+        return self.logits.numel()
 
     def set_counts(
         self,
@@ -92,7 +99,7 @@ class RepeatUse(nn.Module):
         return self._counts is not None
 
     def features(self, users: np.ndarray, tokens: np.ndarray | None, leave_out: np.ndarray | None = None) -> torch.Tensor:
-        """``(B, K, I)`` log-count features of every item for each query; ``leave_out (B,)``: an item whose own
+        """``(B, K, I)`` count shares (each count over its total) of every item for each query; ``leave_out (B,)``: an item whose own
         observation (this user, item and context) is taken out of its counts first."""
         if self._counts is None:
             raise ValueError("repeat use has no counts: set_counts first")
@@ -105,7 +112,7 @@ class RepeatUse(nn.Module):
                 own[:, 2:] = torch.cat([known, known], dim=1)
             raw[rows, :, torch.from_numpy(leave_out)] -= own
             raw.clamp_(min=0.0)
-        return torch.log1p(raw)
+        return raw / raw.sum(2, keepdim=True).clamp(min=1.0)
 
     def forward(self, users: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, I)`` repeat-use scores of every item for ``users (B,)`` in the context ``tokens (B, F)``.
@@ -114,10 +121,14 @@ class RepeatUse(nn.Module):
         """
         if self._counts is None:
             raise ValueError("repeat use has no counts: set_counts first")
-        weight = self.weight.detach().cpu().numpy().astype(np.float64)
+        mixture = torch.softmax(self.logits.detach(), 0).cpu().numpy().astype(np.float64)
         token_rows = None if tokens is None or self.num_fields == 0 else tokens.cpu().numpy()
-        scores = self._counts.weighted(users.cpu().numpy(), token_rows, weight)
-        return torch.from_numpy(scores).to(users.device)
+        scores = self._counts.mixed(users.cpu().numpy(), token_rows, mixture)
+        return torch.from_numpy(np.log1p(scores / EPSILON).astype(np.float32)).to(users.device)
+
+    def score_features(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, I)`` log-mixture scores of ``(B, K, I)`` :meth:`features` (differentiable in :attr:`logits`)."""
+        return torch.log1p(torch.einsum("bki,k->bi", features, torch.softmax(self.logits, 0)) / EPSILON)
 
     def fit(
         self,
@@ -141,15 +152,14 @@ class RepeatUse(nn.Module):
         generator = np.random.default_rng(seed)
         # At least ~100 steps an epoch, so a small log still gets a fit; at most batch_bytes of features a step.
         batch = max(8, min(batch_bytes // (4 * self.num_features * self._counts.num_items), -(-len(users) // 100)))
-        optimizer = torch.optim.Adam([self.weight], lr=lr)
+        optimizer = torch.optim.Adam([self.logits], lr=lr)
         losses = []
         for _ in range(epochs):
             order, total = generator.permutation(len(users)), 0.0
             for start in range(0, len(order), batch):
                 rows = order[start : start + batch]
                 features = self.features(users[rows], None if tokens is None else tokens[rows], leave_out=items[rows])
-                logits = torch.einsum("bki,k->bi", features, self.weight)
-                loss = nn.functional.cross_entropy(logits, torch.from_numpy(items[rows]))
+                loss = nn.functional.cross_entropy(self.score_features(features), torch.from_numpy(items[rows]))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -158,8 +168,8 @@ class RepeatUse(nn.Module):
         return losses
 
     def __repr__(self) -> str:
-        weights = ", ".join(f"{w:.3g}" for w in self.weight.detach().cpu().tolist())
-        return f"{self.__class__.__name__}(fields={self.num_fields}, weights=[{weights}]) x {float(self.blend):.3g}"
+        weights = ", ".join(f"{w:.3g}" for w in torch.softmax(self.logits.detach(), 0).cpu().tolist())
+        return f"{self.__class__.__name__}(fields={self.num_fields}, mixture=[{weights}]) x {float(self.blend):.3g}"
 
 
 class _Counts:
@@ -183,11 +193,11 @@ class _Counts:
             once = np.ones(len(flat), np.float32)
             self.user_token = sp.csr_matrix((once, (rows * num_tokens + flat, cols)), shape=(num_users * num_tokens, num_items))
             self.token = sp.csr_matrix((once, (flat, cols)), shape=(num_tokens, num_items))
-        # Scoring reads log counts; taken once here, not per batch over the (U x T, I) matrix.
-        self.logs: dict[str, sp.csr_matrix] = {name: matrix.log1p() for name, matrix in
-                                               (("user", self.user), ("user_token", self.user_token), ("token", self.token))
-                                               if matrix is not None}
-        self.item_log = np.log1p(self.item)
+        # Each row's total (a count's size for one query), clamped at 1 so an empty row contributes nothing.
+        self.totals: dict[str, np.ndarray] = {name: np.maximum(np.asarray(matrix.sum(1)).ravel(), 1.0) for name, matrix in
+                                              (("user", self.user), ("user_token", self.user_token), ("token", self.token))
+                                              if matrix is not None}
+        self.item_share = self.item / max(1.0, float(self.item.sum()))
 
     def dense(self, users: np.ndarray, tokens: np.ndarray | None) -> torch.Tensor:
         """``(B, K, I)`` raw counts: user, item, then user-in-context and in-context per field."""
@@ -198,19 +208,20 @@ class _Counts:
             parts += [self.token[tokens[:, f]].toarray() for f in range(tokens.shape[1])]
         return torch.from_numpy(np.stack(parts, axis=1).astype(np.float32))
 
-    def weighted(self, users: np.ndarray, tokens: np.ndarray | None, weight: np.ndarray) -> np.ndarray:
-        """``(B, I)`` ``weight``-weighted sum of the log counts, without forming the ``(B, K, I)`` stack."""
-        scores = (self.logs["user"][users] * weight[0]).toarray()
-        scores += weight[1] * self.item_log[None, :]
-        if tokens is not None and len(weight) > 2:
+    def mixed(self, users: np.ndarray, tokens: np.ndarray | None, mixture: np.ndarray) -> np.ndarray:
+        """``(B, I)`` ``mixture``-weighted sum of each count's distribution over items, without the ``(B, K, I)`` stack."""
+        scores = sp.diags(mixture[0] / self.totals["user"][users]) @ self.user[users]
+        scores = scores.toarray() + mixture[1] * self.item_share[None, :]
+        if tokens is not None and len(mixture) > 2:
             assert self.user_token is not None and self.token is not None
             fields = tokens.shape[1]
             queries = np.repeat(np.arange(len(users)), fields)
-            # One sparse product per kind: a (B, rows) selector with each field's weight picks and weighs its rows.
-            for matrix, index, values in (
-                (self.logs["user_token"], (users[:, None] * self.num_tokens + tokens).reshape(-1), weight[2 : 2 + fields]),
-                (self.logs["token"], tokens.reshape(-1), weight[2 + fields :]),
+            # One sparse product per kind: a (B, rows) selector picks each field's row, weighed by mixture / row total.
+            for name, matrix, index, values in (
+                ("user_token", self.user_token, (users[:, None] * self.num_tokens + tokens).reshape(-1), mixture[2 : 2 + fields]),
+                ("token", self.token, tokens.reshape(-1), mixture[2 + fields :]),
             ):
-                selector = sp.csr_matrix((np.tile(values, len(users)), (queries, index)), shape=(len(users), matrix.shape[0]))
+                weights = np.tile(values, len(users)) / self.totals[name][index]
+                selector = sp.csr_matrix((weights, (queries, index)), shape=(len(users), matrix.shape[0]))
                 scores += (selector @ matrix).toarray()
-        return scores.astype(np.float32)
+        return scores
