@@ -7,10 +7,10 @@
 Each form scores an item for a (user, context) query from the training split's counts of
 :class:`kgrec.models.RepeatUse` (user, item, user x value and value counts of each of the seven fields):
 
-- ``log``: ``sum_k w_k log(1 + n_k)`` (what ``RepeatUse`` computes at this commit);
+- ``log``: ``sum_k w_k log(1 + n_k)`` (``RepeatUse`` before commit 89a4faa);
 - ``raw``: ``sum_k w_k n_k``;
 - ``mix``: ``log(sum_k exp(w_k) n_k)``, a mixture of counts (the count baselines of ``frappe.py`` are of this form);
-- ``mixn``: ``log(sum_k exp(w_k) n_k / N_k)``, a mixture of each count's distribution over items (``N_k`` the
+- ``mixn``: ``log(sum_k exp(w_k) n_k / N_k)``, a mixture of each count's distribution over items (``RepeatUse`` since 89a4faa; ``N_k`` the
   count's total for the query: interpolated smoothing, as in n-gram language models).
 
 ``loo``: weights fitted on the training observations, each left out of its own counts (softmax over all items,

@@ -17,8 +17,8 @@ user's observations of the item with the query's value :math:`c_f` of context fi
 distributions over items with weights :math:`\pi` (a softmax), interpolated smoothing as in n-gram models.
 A weighted sum of *log* counts (this term until 2026-12-02) multiplies counts where counting baselines add
 them, and ranked Frappe's in-context queries below those baselines (``benchmarks/frappe_repeat_forms.py``).
-It is a context x item interaction (the item's score moves with the context), not a per-user offset. The weights are learned on the training observations themselves,
-each scored with its own observation taken out of the counts (leave-one-out, so an observation never
+It is a context x item interaction (the item's score moves with the context), not a per-user offset.
+The weights are learned on the training observations themselves, each scored with its own observation taken out of the counts (leave-one-out, so an observation never
 predicts itself), by a softmax over all items; the blend with the learned model is chosen on
 validation like EASE's. Counts are set from the interaction log by the caller
 (:meth:`RepeatUse.set_counts`); only the weights are model state.
@@ -33,7 +33,8 @@ from torch import nn
 
 __all__ = ["RepeatUse"]
 
-# Scores are log(1 + mixture / EPSILON): 0 for an item no count has seen (so its share of a score is 0, not negative), ranked as log(mixture).
+# Scores are log(1 + mixture / EPSILON), ranked as log(mixture): 0 for an item no count has seen, so the term's
+# share of a score (recommend --explain) is never negative.
 EPSILON = 1e-10
 
 
@@ -54,7 +55,6 @@ class RepeatUse(nn.Module):
     def __init__(self, num_fields: int = 0) -> None:
         super().__init__()
         self.num_fields = num_fields
-        # (user, item, user-in-context per field, popularity-in-context per field)
         # Mixture logits: (user, item, user-in-context per field, popularity-in-context per field)
         self.logits = nn.Parameter(torch.zeros(2 + 2 * num_fields))
         # The term's weight beside the learned model's score, chosen on validation after training (0 until then).
@@ -99,8 +99,8 @@ class RepeatUse(nn.Module):
         return self._counts is not None
 
     def features(self, users: np.ndarray, tokens: np.ndarray | None, leave_out: np.ndarray | None = None) -> torch.Tensor:
-        """``(B, K, I)`` count shares (each count over its total) of every item for each query; ``leave_out (B,)``: an item whose own
-        observation (this user, item and context) is taken out of its counts first."""
+        """``(B, K, I)`` count shares (each count over its total) of every item for each query; ``leave_out (B,)``:
+        an item whose own observation (this user, item and context) is taken out of its counts first."""
         if self._counts is None:
             raise ValueError("repeat use has no counts: set_counts first")
         raw = self._counts.dense(users, tokens)  # (B, K, I) float32 counts
