@@ -18,8 +18,8 @@ distributions over items with weights :math:`\pi` (a softmax), interpolated smoo
 A weighted sum of *log* counts (this term until 2026-12-02) multiplies counts where counting baselines add
 them, and ranked Frappe's in-context queries below those baselines (``benchmarks/frappe_repeat_forms.py``).
 It is a context x item interaction (the item's score moves with the context), not a per-user offset.
-The weights are learned on the training observations themselves, each scored with its own observation taken out of the counts (leave-one-out, so an observation never
-predicts itself), by a softmax over all items; the blend with the learned model is chosen on
+The weights are learned on the training observations themselves, each scored with its own observation
+taken out of the counts (leave-one-out, so an observation never predicts itself), by a softmax over all items; the blend with the learned model is chosen on
 validation like EASE's. Counts are set from the interaction log by the caller
 (:meth:`RepeatUse.set_counts`); only the weights are model state.
 """
