@@ -2,7 +2,8 @@
 
     kgrec build-graph --dataset frappe --out WORK/graph
     python benchmarks/frappe_repeat_forms.py --graph WORK/graph loo-log loo-mixn val-log
-    PLAIN=1 python benchmarks/frappe_repeat_forms.py --graph WORK/graph loo-mixn   # user and item counts only
+    python benchmarks/frappe_repeat_forms.py --graph WORK/graph --fields '' loo-mixn         # user and item counts only
+    python benchmarks/frappe_repeat_forms.py --graph WORK/graph --fields daytime loo-mixn  # one context field
 
 Each form scores an item for a (user, context) query from the training split's counts of
 :class:`kgrec.models.RepeatUse` (user, item, user x value and value counts of each of the seven fields):
@@ -15,13 +16,13 @@ Each form scores an item for a (user, context) query from the training split's c
 
 ``loo``: weights fitted on the training observations, each left out of its own counts (softmax over all items,
 Adam, 2 epochs); ``val``: fitted on the validation queries (4 epochs). Prints validation and test Recall@10 and NDCG@10
-beside the best count baseline (user + 4 x (daytime + weekday)), on the split's queries as ``frappe.py`` forms them.
+beside the best count baseline (user + 4 x (daytime + weekday), those of the two fields the term reads), on the split's queries
+as ``frappe.py`` forms them. ``--fields`` restricts the term to some context fields: the per-field ablation.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
@@ -53,15 +54,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--graph", required=True)
     parser.add_argument("forms", nargs="*", default=["loo-log", "loo-mixn"], help="HOW-KIND: loo|val - log|raw|mix|mixn")
+    parser.add_argument("--fields", default=None, help="Comma-separated context fields the term reads (default: all; '' for "
+                        "none, the user's and the item's counts only).")
     args = parser.parse_args()
-    plain = bool(os.environ.get("PLAIN"))
     torch.set_num_threads(1)
     graph = load_graph(args.graph)
     log = graph.split.interactions
-    columns = log_context_columns(log)
+    columns = all_columns = log_context_columns(log)
+    if args.fields is not None:
+        selected = [field for field in args.fields.split(",") if field]
+        if unknown := sorted(set(selected) - set(columns)):
+            parser.error(f"--fields: {unknown[0]!r} is not a context column of the log ({', '.join(columns)})")
+        # With no field the term's first two counts are used alone (the counts are built over all fields regardless).
+        columns, plain = (selected or columns), not selected
+    else:
+        plain = False
     num_users, num_items = len(graph.users), len(graph.items)
     users, items = graph.users.to_index(log["user_id"].to_numpy()), graph.items.to_index(log["item_id"].to_numpy())
     codes = np.column_stack([pd.factorize(log[c].astype(str))[0] for c in columns])
+    # Queries are (user, every context field) whichever fields the term reads: the task stays the same.
+    query_codes = np.column_stack([pd.factorize(log[c].astype(str))[0] for c in all_columns])
     sizes = codes.max(0) + 1
     tokens = codes + np.concatenate([[1], 1 + np.cumsum(sizes)[:-1]])  # global tokens, 0 unknown (never used here)
     train = (log["split"] == "train").to_numpy()
@@ -72,8 +84,9 @@ def main() -> None:
 
     def queries(split: str):
         rows = (log["split"] == split).to_numpy()
-        keys, query = np.unique(np.column_stack([users[rows], tokens[rows]]), axis=0, return_inverse=True)
-        return keys[:, 0], keys[:, 1:], interaction_matrix(query.ravel(), items[rows], len(keys), num_items), query.ravel(), rows
+        keys, first, query = np.unique(np.column_stack([users[rows], query_codes[rows]]), axis=0, return_index=True, return_inverse=True)
+        truth = interaction_matrix(query.ravel(), items[rows], len(keys), num_items)
+        return keys[:, 0], tokens[rows][first], truth, query.ravel(), rows
 
     tasks = {split: queries(split) for split in ("valid", "test")}
 
@@ -83,12 +96,12 @@ def main() -> None:
         m = evaluate_ranking(score, truth, sp.csr_matrix(truth.shape, dtype=np.bool_), ks=(10,), batch_size=1024, topk_only=True).metrics
         return f"{m['recall@10']:.4f} / {m['ndcg@10']:.4f}"
 
-    daytime, weekday = columns.index("daytime"), columns.index("weekday")
+    two_fields = [columns.index(f) for f in ("daytime", "weekday") if f in columns and not plain]
 
     def baseline(query_users, query_tokens):
         raw = counts.dense(query_users, query_tokens)
         tie = raw[:, 1] / (raw[:, 1].max() + 1) * 1e-3
-        return raw[:, 0] + tie + (0 if plain else 4 * (raw[:, 2 + daytime] + raw[:, 2 + weekday]))
+        return raw[:, 0] + tie + sum(4 * raw[:, 2 + j] for j in two_fields)
 
     print(f"count baseline: valid {measure(baseline, 'valid')}, test {measure(baseline, 'test')}", flush=True)
     for form in args.forms:

@@ -1,10 +1,11 @@
 """Runs one RecBole model on kgrec's exported split; executed by run.py inside RecBole's own venv.
 
-    python recbole_runner.py MODEL DATA_DIR DATASET SEED WORK_DIR THREADS
+    python recbole_runner.py MODEL DATA_DIR DATASET SEED WORK_DIR THREADS [OVERRIDES_JSON]
 
 Follows RecBole's own ``run_recbole`` recipe step by step (so its defaults apply unchanged), timing
 each training epoch and each validation pass. Prints one JSON line: validation and test results,
 wall time, time to the best validation epoch, time per epoch, full-ranking test evaluation time, peak RSS.
+``OVERRIDES_JSON`` replaces entries of the config (``frappe_ctr.py``: the labeled evaluation, AUC and log loss).
 """
 
 import json
@@ -41,6 +42,7 @@ def timed(log: list, key: str, method, progress):  # noqa: ANN001, ANN201 - wrap
 
 def main() -> None:
     model_name, data_dir, dataset_name, seed, work_dir, threads = sys.argv[1:7]
+    overrides = json.loads(sys.argv[7]) if len(sys.argv) > 7 else {}
     torch.set_num_threads(int(threads))
     load_col = {"inter": ["user_id", "item_id", "rating", "timestamp"]}
     if model_name in KNOWLEDGE_MODELS:
@@ -71,6 +73,7 @@ def main() -> None:
             "checkpoint_dir": work_dir,
             "save_dataset": False,
             "save_dataloaders": False,
+            **overrides,
         },
     )
     started = time.perf_counter()

@@ -539,16 +539,56 @@ class Recommender:
         items = self.graph.items.to_index(list(item_ids))
         distinct, row_of_pair = np.unique(users, return_inverse=True)
         tokens = self.stated_context(self.graph.users.to_ids(distinct), context)
+        return self._score_queries(distinct, tokens, row_of_pair.ravel(), items)
+
+    @torch.no_grad()
+    def score_log(self, log: pd.DataFrame) -> np.ndarray:
+        """Scores of a log's ``(user_id, item_id)`` rows, each in the row's own context: the score the in-context ranking
+        ranks by.
+
+        The log has the columns of the run's context fields (``daytime``, ``homework``, a ``timestamp`` for time
+        fields; user attributes come from the user table); a run without a context encoder scores each row by its
+        user. For labeled rows (click-through protocols: AUC, log loss), a row's score is comparable across rows.
+        Rows sharing a user and context are one query: one batch of queries scores every item once.
+
+        Raises:
+            InputError: on a missing column or an unknown user or item id.
+        """
+        needed = ["user_id", "item_id"]
+        if self.context is not None:
+            needed += [f.name for f in self.context.fields if f.source == "column"]
+            needed += ["timestamp"] if any(f.source == "time" for f in self.context.fields) else []
+        missing = [column for column in needed if column not in log.columns]
+        if missing:
+            raise InputError(f"the log to score has no '{missing[0]}' column (this run needs {', '.join(needed)})")
+        user_ids, item_ids = log["user_id"].astype(str).tolist(), log["item_id"].astype(str).tolist()
+        self._check_users(user_ids)
+        self._check_items(item_ids)
+        users = self.graph.users.to_index(user_ids)
+        items = self.graph.items.to_index(item_ids)
+        if self.context is None:
+            distinct, query_of_pair = np.unique(users, return_inverse=True)
+            return self._score_queries(distinct, None, query_of_pair.ravel(), items)
+        encoded = self.context.encode_log(log.reset_index(drop=True), self.graph.user_table)
+        keys, query_of_pair = np.unique(np.column_stack([users, encoded]).astype(np.int64), axis=0, return_inverse=True)
+        tokens = torch.from_numpy(keys[:, 1:]).to(self.device)
+        return self._score_queries(keys[:, 0], tokens, query_of_pair.ravel(), items)
+
+    def _score_queries(self, users: np.ndarray, tokens: torch.Tensor | None, query_of_pair: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Scores of pairs ``(query_of_pair[n], items[n])``: queries are ``users (Q,)`` in ``tokens (Q, F)`` (or none).
+
+        Queries are scored in batches of ``eval.batch_size``, so memory is one batch x items.
+        """
         reps = self.representations()
-        out = np.empty(len(users), dtype=np.float32)
+        out = np.empty(len(items), dtype=np.float32)
         batch = self.config.eval.batch_size
-        by_user = np.argsort(row_of_pair, kind="stable")  # pairs grouped by user row: each batch is one slice
-        bounds = np.searchsorted(row_of_pair[by_user], np.arange(0, len(distinct) + batch, batch))
-        for number, start in enumerate(range(0, len(distinct), batch)):
-            chunk = torch.from_numpy(distinct[start : start + batch]).to(self.device)
+        by_query = np.argsort(query_of_pair, kind="stable")  # pairs grouped by query: each batch is one slice
+        bounds = np.searchsorted(query_of_pair[by_query], np.arange(0, len(users) + batch, batch))
+        for number, start in enumerate(range(0, len(users), batch)):
+            chunk = torch.from_numpy(users[start : start + batch]).to(self.device)
             scores = self.model.score_all(reps, self.inputs, chunk, None if tokens is None else tokens[start : start + batch])
-            pairs = by_user[bounds[number] : bounds[number + 1]]
-            rows = torch.from_numpy(row_of_pair[pairs] - start).to(self.device)
+            pairs = by_query[bounds[number] : bounds[number + 1]]
+            rows = torch.from_numpy(query_of_pair[pairs] - start).to(self.device)
             out[pairs] = scores[rows, torch.from_numpy(items[pairs]).to(self.device)].float().cpu().numpy()
         return out
 

@@ -174,6 +174,18 @@ def test_in_context_run_learns_a_repeat_term_that_reads_the_context_and_survives
     assert loaded.evaluate("test").metrics["ndcg@10"] == pytest.approx(aware.metrics["test"]["ndcg@10"], abs=1e-6)
     shares = loaded.score_shares(["u0"], [at_work.item_ids], context={"place": "work"})[0][0]
     assert set(shares) >= {"graph", "repeat"} and shares["repeat"] > 0
+    # Labeled rows (a click-through protocol) are each scored in their own context, as score() scores one stated context.
+    app = sorted(work_apps)[0]
+    rows = pd.DataFrame({"user_id": ["u0", "u0", "u1"], "item_id": [app, app, app], "place": ["work", "home", "work"],
+                         "day": ["mon", "sun", "mon"]})
+    scored = loaded.score_log(rows)
+    assert scored[0] > scored[1]
+    assert scored[0] == pytest.approx(loaded.score(["u0"], [app], context={"place": "work", "day": "mon"})[0], abs=1e-5)
+    assert scored[2] == pytest.approx(loaded.score(["u1"], [app], context={"place": "work", "day": "mon"})[0], abs=1e-5)
+    with pytest.raises(InputError, match="no 'day' column"):
+        loaded.score_log(rows.drop(columns="day"))
+    with pytest.raises(InputError, match="unknown user id 'nobody'"):
+        loaded.score_log(rows.assign(user_id=["u0", "nobody", "u1"]))
     # Discovery runs get no repeat term unless asked for.
     assert not repeat_enabled(RunConfig()) and repeat_enabled(RunConfig().override({"model.repeat": "on"}))
     assert not repeat_enabled(RunConfig().override({"eval.task": "in-context", "model.repeat": "off"}))
