@@ -463,6 +463,7 @@ def recommend(
     retrieval: str = "exact",
     device: str = "cpu",
     labels: str | Path | dict[str, str] | None = None,
+    include_seen: bool | None = None,
 ) -> list[Recommendation]:
     """Top-``k`` unseen items for each user id, with titles and scores; with ``explain``, each item's
     best explanation path (entity ``labels`` as in :func:`explain`) and how its score divides among
@@ -472,13 +473,19 @@ def recommend(
     items are added first (text and KG links, no retraining) and compete with the rest. ``context``
     (``{"hour": "21", "device": "mobile"}``) conditions a context-aware run; with ``new_user``, the new user
     is known by the context's attributes (``age``, ``gender`` ...) and ``history``, if any. ``retrieval="faiss"``
-    takes candidates from an approximate inner-product index (see :meth:`Recommender.recommend`)."""
+    takes candidates from an approximate inner-product index (see :meth:`Recommender.recommend`). ``include_seen``
+    keeps the items a user already interacted with among the candidates; by default it follows the run's task: a run
+    trained for ``eval.task: in-context`` ("which of my items now") keeps them, a discovery run does not."""
     if (history or new_user) and explain:
         raise InputError("explanations work for users in the graph; a new user's history is not part of it")
     recommender = load_run(run, device)
     if new_items is not None:
         recommender = recommender.add_items(read_catalog(new_items, recommender.config.data))
-    recommendations = recommender.recommend(list(user_ids), k, context=context, retrieval=retrieval) if user_ids else []
+    if include_seen is None:
+        include_seen = recommender.config.eval.task == "in-context"
+    recommendations = (
+        recommender.recommend(list(user_ids), k, exclude_seen=not include_seen, context=context, retrieval=retrieval) if user_ids else []
+    )
     if history or new_user:
         recommendations.append(recommender.recommend_for_history(list(history or []), k, context=context))
     if not explain:

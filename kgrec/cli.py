@@ -403,13 +403,18 @@ def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> Non
     help="Score every item, or take candidates from a FAISS HNSW index (large catalogs; runs without the linear part).",
 )
 @click.option("--new-user", is_flag=True, help="Recommend for a new user known only by --context attributes (and --history, if given).")
+@click.option(
+    "--include-seen/--exclude-seen",
+    default=None,
+    help="Keep or drop the items each user already used [kept for a run trained with eval.task=in-context, dropped otherwise].",
+)
 @_device_option()
 @click.argument("more_context", nargs=-1, metavar="[KEY=VALUE]...")
 def recommend(
     run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, labels, history, new_items, context_pairs, retrieval, new_user,
-    device, more_context,
+    include_seen, device, more_context,
 ) -> None:
-    """Top-K unseen items per user, with titles and scores."""
+    """Top-K items per user, with titles and scores: unseen ones, or for an in-context run the user's own too."""
     import dataclasses
     import json
 
@@ -430,7 +435,7 @@ def recommend(
         raise KgrecError("-k must be at least 1")
     recommendations = api.recommend(
         run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items, context=context, new_user=new_user,
-        retrieval=retrieval, device=device, labels=labels,
+        retrieval=retrieval, device=device, labels=labels, include_seen=include_seen,
     )
     for rec in recommendations:
         if as_json:

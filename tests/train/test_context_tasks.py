@@ -186,6 +186,18 @@ def test_in_context_run_learns_a_repeat_term_that_reads_the_context_and_survives
         loaded.score_log(rows.drop(columns="day"))
     with pytest.raises(InputError, match="unknown user id 'nobody'"):
         loaded.score_log(rows.assign(user_id=["u0", "nobody", "u1"]))
+    # Asked "which of my apps now", an in-context run answers with the user's own apps unless told otherwise.
+    now = api.recommend(tmp_path / "run", ["u0"], k=3, context={"place": "work"})[0]
+    assert set(now.item_ids) == work_apps
+    used = set(place_graph.split.interactions.query("user_id == 'u0'")["item_id"])
+    assert not set(api.recommend(tmp_path / "run", ["u0"], k=3, context={"place": "work"}, include_seen=False)[0].item_ids) & used
+    from click.testing import CliRunner
+
+    from kgrec.cli import main
+
+    shown = CliRunner().invoke(main, ["recommend", "--run", str(tmp_path / "run"), "--user", "u0", "-k", "3", "--context", "place=work"])
+    assert shown.exit_code == 0, shown.output
+    assert all(f"[item {app}]" in shown.output for app in work_apps)
     # Discovery runs get no repeat term unless asked for.
     assert not repeat_enabled(RunConfig()) and repeat_enabled(RunConfig().override({"model.repeat": "on"}))
     assert not repeat_enabled(RunConfig().override({"eval.task": "in-context", "model.repeat": "off"}))
