@@ -194,9 +194,10 @@ class PathFinder:
             raise InputError(f"unknown item id '{item_id}'")
         user, item = int(graph.users.to_index([user_id])[0]), int(graph.items.to_index([item_id])[0])
         history = self.history.indices[self.history.indptr[user] : self.history.indptr[user + 1]]
+        used = bool((history == item).any())  # an in-context run recommends what the user already uses
         history = history[history != item]
         if len(history) == 0:
-            return []
+            return self._with_labels([self._used_path(user_id, user, item)]) if used else []
         contribution = dict(zip(history.tolist(), self.contributions(user, item, history).tolist()))
         in_history = np.zeros(graph.num_kg_nodes, dtype=bool)
         in_history[history] = True
@@ -221,7 +222,27 @@ class PathFinder:
             best = sorted(contribution, key=lambda start: contribution[start], reverse=True)[:max_paths]
             paths = [self._path(user_id, user, item, start, [], [], contribution[start]) for start in best]
         paths.sort(key=lambda path: (path.score, path.specificity), reverse=True)
+        if used:
+            # The user's own use is the first reason, whatever the KG says: a shared language is no reason to
+            # recommend the mail app its user opens every morning.
+            return self._with_labels([self._used_path(user_id, user, item), *paths[: max_paths - 1]])
         return self._with_labels(paths[:max_paths])
+
+    def _used_path(self, user_id: str, user: int, item: int) -> ExplanationPath:
+        """The one-hop path user -> item of an item in the user's training history, scored by its own contribution
+        (the embedding and EASE terms of :meth:`contributions`, plus the weighted repeat-use term without context)."""
+        score = float(self.contributions(user, item, np.array([item]))[0])
+        repeat = self.recommender.model.repeat
+        if repeat is not None and float(repeat.blend) != 0.0:
+            with torch.no_grad():
+                users = torch.tensor([user], device=self.recommender.device)
+                score += float(repeat.blend) * float(repeat(users)[0, item])
+        graph = self.recommender.graph
+        return ExplanationPath(
+            user_id=user_id, item_id=graph.items.ids[item], history_item_id=graph.items.ids[item],
+            nodes=(f"user:{user_id}", graph.node_key(item)), labels=(), relations=(INTERACTED,), score=score, specificity=1.0,
+            edges=(("interaction", user, item),), kg_nodes=(item,),
+        )
 
     def _path(self, user_id: str, user: int, item: int, start: int, entities: list[int], edges: list[int], score: float) -> ExplanationPath:
         graph = self.recommender.graph

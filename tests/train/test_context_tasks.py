@@ -187,8 +187,11 @@ def test_in_context_run_learns_a_repeat_term_that_reads_the_context_and_survives
     with pytest.raises(InputError, match="unknown user id 'nobody'"):
         loaded.score_log(rows.assign(user_id=["u0", "nobody", "u1"]))
     # Asked "which of my apps now", an in-context run answers with the user's own apps unless told otherwise.
-    now = api.recommend(tmp_path / "run", ["u0"], k=3, context={"place": "work"})[0]
+    now = api.recommend(tmp_path / "run", ["u0"], k=3, context={"place": "work"}, explain=True)[0]
     assert set(now.item_ids) == work_apps
+    # ... and explains each by the user's own use of it, not by a KG detour through another of their apps.
+    assert all(path["relations"] == ["interacted with"] and path["history_item_id"] == app
+               for path, app in zip(now.explanations, now.item_ids))
     used = set(place_graph.split.interactions.query("user_id == 'u0'")["item_id"])
     assert not set(api.recommend(tmp_path / "run", ["u0"], k=3, context={"place": "work"}, include_seen=False)[0].item_ids) & used
     from click.testing import CliRunner
