@@ -8,13 +8,14 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
 import yaml
 
 from kgrec.config import PRESETS, RunConfig, load_config
-from kgrec.errors import KgrecError
+from kgrec.errors import ContextWarning, KgrecError
 from kgrec.io import safe_name
 
 # Flag name -> dotted config key: the whole mapping from command line to configuration.
@@ -433,10 +434,17 @@ def recommend(
         raise KgrecError("give at least one --user, a --users-file, a --history or --new-user")
     if k < 1:
         raise KgrecError("-k must be at least 1")
-    recommendations = api.recommend(
-        run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items, context=context, new_user=new_user,
-        retrieval=retrieval, device=device, labels=labels, include_seen=include_seen,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ContextWarning)
+        recommendations = api.recommend(
+            run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items, context=context,
+            new_user=new_user, retrieval=retrieval, device=device, labels=labels, include_seen=include_seen,
+        )
+    for notice in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, ContextWarning)):
+        click.echo(f"note: {notice}", err=True)
+    for other in caught:  # recording caught every warning: the rest are shown as they would have been
+        if not issubclass(other.category, ContextWarning):
+            warnings.showwarning(other.message, other.category, other.filename, other.lineno)
     for rec in recommendations:
         if as_json:
             click.echo(json.dumps(dataclasses.asdict(rec)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["KgrecError", "InputError"]
+__all__ = ["KgrecError", "InputError", "ContextWarning"]
 
 
 class KgrecError(Exception):
@@ -34,3 +34,10 @@ class InputError(KgrecError):
         if self.path is not None and self.line is not None:
             where = f"{self.path}:{self.line}"
         return f"{where}: {self.message}" if where else self.message
+
+
+class ContextWarning(UserWarning):
+    """A stated context value training never saw (a typo, or a value too rare to learn): it reads as unknown.
+
+    The CLI prints it as a one-line note; the request is still answered.
+    """

@@ -198,6 +198,21 @@ class ContextFeatures:
                 raise InputError(f"unknown context field '{unknown[0]}' (this run knows: {', '.join(self.names) or 'none'})")
         return tokens
 
+    def unseen_values(self, row: dict[str, Any]) -> list[tuple[str, str]]:
+        """``("field=value", "the field's known values")`` for each value stated in ``row`` that the vocabulary does not hold.
+
+        Such a value reads as the field's unknown token, as an absent field does; a caller tells the user so.
+        """
+        found = []
+        for j, field in enumerate(self.fields):
+            value = _stated(field, row)
+            if value is None or field.name not in row:
+                continue
+            if field.normalise(pd.Series([value], dtype=object)).iloc[0] not in self._index[j]:
+                shown = ", ".join(field.values[:10]) + (", ..." if len(field.values) > 10 else "")
+                found.append((f"{field.name}={row[field.name]}", shown or "nothing seen often enough"))
+        return found
+
     def user_rows(self, users: pd.DataFrame | None, user_ids: list[str]) -> list[dict[str, Any]]:
         """The user-table attributes of ``user_ids`` as stated-context rows (missing users give empty rows)."""
         columns = [f.name for f in self.fields if f.source == "user"]

@@ -29,7 +29,7 @@ from kgrec._version import __version__
 from kgrec.config import RunConfig, dump_config, load_config
 from kgrec.data import ContextFeatures
 from kgrec.data.context import log_context_columns
-from kgrec.errors import InputError
+from kgrec.errors import ContextWarning, InputError
 from kgrec.evaluate import EvaluationResult, evaluate_blends, evaluate_ranking, interaction_matrix, rating_errors
 from kgrec.graph import KnowledgeGraph
 from kgrec.io import atomic_write, check_replaceable, load_tensors, write_json, write_marker
@@ -455,7 +455,10 @@ class Recommender:
             return None
         rows = self.context.user_rows(self.graph.user_table, user_ids) if attributes else [{} for _ in user_ids]
         rows = [{**row, **(context or {})} for row in rows]
-        return torch.from_numpy(self.context.encode_values(rows)).to(self.device)
+        tokens = torch.from_numpy(self.context.encode_values(rows)).to(self.device)  # raises on an unknown field first
+        for stated, known in self.context.unseen_values(context or {}):
+            warnings.warn(f"context {stated} was not seen in training and reads as unknown (known: {known})", ContextWarning, stacklevel=3)
+        return tokens
 
     @torch.no_grad()
     def recommend(

@@ -201,6 +201,13 @@ def test_in_context_run_learns_a_repeat_term_that_reads_the_context_and_survives
     shown = CliRunner().invoke(main, ["recommend", "--run", str(tmp_path / "run"), "--user", "u0", "-k", "3", "--context", "place=work"])
     assert shown.exit_code == 0, shown.output
     assert all(f"[item {app}]" in shown.output for app in work_apps)
+    # A value training never saw (a typo) is answered as unknown, and said so.
+    from kgrec.errors import ContextWarning
+
+    with pytest.warns(ContextWarning, match=r"place=wrok was not seen in training and reads as unknown \(known: home, work\)"):
+        loaded.recommend(["u0"], k=3, context={"place": "wrok"})
+    typo = CliRunner().invoke(main, ["recommend", "--run", str(tmp_path / "run"), "--user", "u0", "--context", "place=wrok"])
+    assert typo.exit_code == 0 and "note: context place=wrok was not seen in training" in typo.output
     # Discovery runs get no repeat term unless asked for.
     assert not repeat_enabled(RunConfig()) and repeat_enabled(RunConfig().override({"model.repeat": "on"}))
     assert not repeat_enabled(RunConfig().override({"eval.task": "in-context", "model.repeat": "off"}))
