@@ -187,10 +187,10 @@ def test_context_and_tasks_from_the_command_line(tmp_path, tiny_files):
     assert config.train.tasks == ("rank", "rating") and config.train.task_weighting == "uncertainty"
     result = _run("recommend", f"--run={run_dir}", "--user=u1", "-k", "3", "--json", "--context", "hour=21", "device=mobile")
     assert result.exit_code == 0, result.output
-    assert len(json.loads(result.output)["item_ids"]) == 3
+    assert len(json.loads(result.stdout)["item_ids"]) == 3  # notes on context values go to stderr, never into the JSON
     result = _run("recommend", f"--run={run_dir}", "--new-user", "--context", "gender=F,hour=9", "-k", "2", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["user_id"] == "new"
+    assert json.loads(result.stdout)["user_id"] == "new"
     result = _run("recommend", f"--run={run_dir}", "--user=u1", "--context", "colour=red")
     assert result.exit_code == 2 and "unknown context field 'colour'" in result.output
     result = _run("recommend", f"--run={run_dir}", "--user=u1", "--context", "hour")
