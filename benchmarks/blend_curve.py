@@ -26,6 +26,7 @@ sys.path.insert(0, str(HERE))
 from build_graph import machine  # noqa: E402
 
 from kgrec.inference import Recommender  # noqa: E402
+from kgrec.io import atomic_write, write_json  # noqa: E402
 
 FACTORS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0, 1000.0)
 
@@ -58,10 +59,9 @@ def main() -> None:
     result = {"runs": rows, "factors": args.factors, "metric": args.metric, "candidates": args.candidates, "machine": machine(),
               "load_before": load, "note": args.note}
     out = HERE / "results" / f"blend_curve_{args.out}"
-    for suffix, text in ((".json", json.dumps(result, indent=2) + "\n"), (".md", report(result))):
-        tmp = out.with_suffix(suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out.with_suffix(suffix))
+    write_json(out.with_suffix(".json"), result)
+    with atomic_write(out.with_suffix(".md")) as handle:
+        handle.write(report(result))
     print(f"wrote {out}.md")
 
 

@@ -39,6 +39,7 @@ from kgrec.data.context import log_context_columns  # noqa: E402
 from kgrec.evaluate import evaluate_ranking  # noqa: E402
 from kgrec.evaluate.ranking import interaction_matrix  # noqa: E402
 from kgrec.graph import load_graph  # noqa: E402
+from kgrec.io import atomic_write, write_json  # noqa: E402
 
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -144,26 +145,31 @@ def main() -> None:
               "discovery_popularity": discovery, "discovery_users": int((new.getnnz(axis=1) > 0).sum()),
               "machine": machine(), "load_before": load, "select": args.select, "note": args.note}
     out = HERE / "results" / "frappe"
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(report(result, args.ks))
+    write_json(out.with_suffix(".json"), result)
+    with atomic_write(out.with_suffix(".md")) as handle:
+        handle.write(report(result, args.ks))
     print(f"wrote {out}.md")
 
 
-def _group(runs: list[dict]) -> dict[str, list[dict]]:
+def group_runs(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs by name, the seed suffix (``ctx-2020``) dropped."""
     groups: dict[str, list[dict]] = {}
     for run in runs:
         groups.setdefault(run["run"].rsplit("-", 1)[0], []).append(run)
     return groups
 
 
+def mean_std(values: list[float]) -> str:
+    """``mean ± std`` over seeds (the mean alone for one)."""
+    array = np.asarray(values, dtype=float)
+    return f"{array.mean():.4f}" + (f" ± {array.std():.4f}" if len(array) > 1 else "")
+
+
 def _run_rows(runs: list[dict], keys: list[str]) -> list[str]:
     """One table row per run name (its seeds' mean ± std)."""
     lines = []
-    for name, group in _group(runs).items():
-        cells = []
-        for k in keys:
-            values = np.array([run["test"][k] for run in group])
-            cells.append(f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else ""))
+    for name, group in group_runs(runs).items():
+        cells = [mean_std([run["test"][k] for run in group]) for k in keys]
         lines.append(f"| kgrec {name} | {len(group)} | " + " | ".join(cells) + " |")
     return lines
 

@@ -38,12 +38,13 @@ from scipy.stats import rankdata
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from build_graph import machine  # noqa: E402
-from frappe import Counts  # noqa: E402
+from frappe import Counts, group_runs, mean_std  # noqa: E402
 from run import recbole_python  # noqa: E402
 
 from kgrec.data.context import log_context_columns  # noqa: E402
 from kgrec.graph import load_graph  # noqa: E402
 from kgrec.inference import Recommender  # noqa: E402
+from kgrec.io import atomic_write, write_json  # noqa: E402
 
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -60,12 +61,12 @@ def labeled_rows(log: pd.DataFrame, items: np.ndarray, negatives: int, seed: int
     user = pd.factorize(log["user_id"])[0]
     index = {item: j for j, item in enumerate(items)}
     item = log["item_id"].map(index).to_numpy()
-    num_items = len(items)
-    observed = set(((user.astype(np.int64) * (context.max() + 1) + context) * num_items + item).tolist())
+    num_items, num_contexts = len(items), int(context.max()) + 1
+    bases = (user.astype(np.int64) * num_contexts + context) * num_items  # one key per (user, context); + item per observation
+    observed = set((bases + item).tolist())
     rng = np.random.default_rng(seed)
     drawn = np.empty((len(log), negatives), np.int64)
-    for row in range(len(log)):
-        base = (int(user[row]) * (int(context.max()) + 1) + int(context[row])) * num_items
+    for row, base in enumerate(bases.tolist()):
         picked: list[int] = []
         while len(picked) < negatives:
             candidate = int(rng.integers(num_items))
@@ -131,12 +132,9 @@ def export_atomic(rows: pd.DataFrame, columns: list[str], directory: Path, name:
         part = rows[rows["split"] == split][["user_id", "item_id", *columns, "label"]].astype(str)
         # Field values hold no tabs; spaces inside a token would split it, so they become underscores.
         part = part.apply(lambda column: column.str.replace(r"\s+", "_", regex=True))
-        path = directory / f"{name}.{split}.inter"
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as handle:
+        with atomic_write(directory / f"{name}.{split}.inter") as handle:
             handle.write("\t".join(header) + "\n")
             part.to_csv(handle, sep="\t", header=False, index=False)
-        tmp.replace(path)
 
 
 def run_peer(python: Path, model: str, data_dir: Path, name: str, columns: list[str], seed: int, epochs: int, work: Path,
@@ -240,10 +238,9 @@ def main() -> None:
     result = {"graph": str(args.graph), "rows": {s: int((rows["split"] == s).sum()) for s in ("train", "valid", "test")},
               "negatives": args.negatives, "seed": args.seed, "epochs_cap": args.epochs, "baselines": baselines, "runs": runs,
               "peers": peers, "machine": machine(), "load_before": load, "note": args.note}
-    for suffix, text in ((".json", json.dumps(result, indent=2) + "\n"), (".md", report(result))):
-        tmp = out.with_suffix(suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out.with_suffix(suffix))
+    write_json(out.with_suffix(".json"), result)
+    with atomic_write(out.with_suffix(".md")) as handle:
+        handle.write(report(result))
     print(f"wrote {out}.md")
 
 
@@ -273,14 +270,8 @@ def report(result: dict) -> str:
             continue
         note = f"{peer['epochs']} epochs (best {peer['best_epoch']}), {peer['seconds_per_epoch']:.0f} s/epoch, {peer['seconds'] / 60:.1f} min"
         lines.append(f"| RecBole {peer['model']} | 1 | {peer['test']['auc']:.4f} | {peer['test']['logloss']:.4f} | {note} |")
-    groups: dict[str, list[dict]] = {}
-    for run in result["runs"]:
-        groups.setdefault(run["run"].rsplit("-", 1)[0], []).append(run)
-    for name, group in groups.items():
-        cells = []
-        for key in ("auc", "logloss"):
-            values = np.array([run["test"][key] for run in group])
-            cells.append(f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else ""))
+    for name, group in group_runs(result["runs"]).items():
+        cells = [mean_std([run["test"][key] for run in group]) for key in ("auc", "logloss")]
         lines.append(f"| kgrec {name} | {len(group)} | {cells[0]} | {cells[1]} | trained for eval.task {group[0]['task']}, Platt-scaled |")
     if result.get("note"):
         lines += ["", result["note"]]

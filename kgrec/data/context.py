@@ -205,8 +205,7 @@ class ContextFeatures:
         """
         found = []
         for j, field in enumerate(self.fields):
-            value = _stated(field, row)
-            if value is None or field.name not in row:
+            if field.name not in row or (value := _stated(field, row)) is None:
                 continue
             if field.normalise(pd.Series([value], dtype=object)).iloc[0] not in self._index[j]:
                 shown = ", ".join(field.values[:10]) + (", ..." if len(field.values) > 10 else "")
