@@ -32,7 +32,7 @@ from kgrec.train.callbacks import TrainingCallback
 from kgrec.train.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from kgrec.train.distributed import from_environment
 from kgrec.train.pipeline import (
-    blend_selection, final_metrics, record_results, selection_score, train_recommender, training_context, write_run,
+    blend_rule, blend_selection, final_metrics, record_results, selection_score, train_recommender, training_context, write_run,
 )
 from kgrec.train.rundir import RunDirectory
 from kgrec.train.schedule import training_callbacks
@@ -350,9 +350,10 @@ def update(
         model.eval()
         blend = None
         if model.linear is not None:
-            blend = choose_blend(model, recommender.inputs, (model.linear.l2,), validate, fitted.best_score,
-                                 blend_selection(recommender, config) if validate is not None else None, (model.linear.kg_weight,),
-                                 (model.linear.text_weight,), config.model.blend_rule)
+            rule = blend_rule(config)
+            blend = {**choose_blend(model, recommender.inputs, (model.linear.l2,), validate, fitted.best_score,
+                                    blend_selection(recommender, config) if validate is not None else None,
+                                    (model.linear.kg_weight,), (model.linear.text_weight,), rule), "rule": rule}
             if validate is None:
                 model.linear_weight.fill_(previous_weight or 0.0)
         timings = {"train_seconds": fitted.seconds, "train_seconds_to_best": fitted.seconds_to_best,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["topk_metrics", "auc", "coverage", "intra_list_diversity", "TOPK_METRICS"]
+__all__ = ["topk_metrics", "topk_contributions", "auc", "coverage", "intra_list_diversity", "TOPK_METRICS"]
 
 TOPK_METRICS = ("recall", "ndcg", "mrr", "hit", "precision")
 
@@ -34,6 +34,43 @@ def topk_metrics(hits: torch.Tensor, num_relevant: torch.Tensor, ks: tuple[int, 
         results[f"ndcg@{k}"] = (hits[:, :k] * discounts[:k]).sum(1) / ideal
         results[f"mrr@{k}"] = torch.where(first_hit <= k, 1.0 / first_hit, torch.zeros_like(first_hit))
     return results
+
+
+def topk_contributions(hits: torch.Tensor, num_relevant: torch.Tensor, metric: str) -> torch.Tensor:
+    """What each ranked position adds to one of :func:`topk_metrics`' per-user values.
+
+    Each row sums to that user's value, so the contributions can be summed by item instead of by user
+    (a hit of an item adds to that item; for ``hit`` and ``mrr`` only the first hit counts). Comparing
+    two rankings item by item shows the noise of a few held-out items, which a comparison over users
+    cannot see.
+
+    Args:
+        hits: ``(B, K_max)`` bool, whether the item at each rank is relevant.
+        num_relevant: ``(B,)`` relevant items per user (> 0).
+        metric: A name such as ``ndcg@10`` (one of ``TOPK_METRICS`` at a cut-off within ``K_max``).
+
+    Returns:
+        ``(B, k)`` float contributions of the first ``k`` ranks.
+    """
+    name, _, cutoff = metric.partition("@")
+    if name not in TOPK_METRICS or not cutoff.isdigit() or not 0 < int(cutoff) <= hits.size(1):
+        raise ValueError(f"unknown metric '{metric}' (known: {', '.join(TOPK_METRICS)} at a cut-off up to {hits.size(1)})")
+    k = int(cutoff)
+    hits = hits[:, :k].float()
+    positions = torch.arange(1, k + 1, device=hits.device, dtype=torch.float)
+    if name in ("hit", "mrr"):  # only the first hit counts
+        hits = hits * (hits.cumsum(1) == 1)
+    if name == "recall":
+        return hits / num_relevant.float()[:, None]
+    if name == "precision":
+        return hits / k
+    if name == "hit":
+        return hits
+    if name == "mrr":
+        return hits / positions
+    discounts = 1.0 / torch.log2(positions + 1)
+    ideal = torch.cumsum(discounts, 0)[(num_relevant.clamp(max=k) - 1).long()]
+    return hits * discounts / ideal[:, None]
 
 
 def auc(scores: torch.Tensor, relevant: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from kgrec.errors import InputError
-from kgrec.evaluate.metrics import auc, coverage, intra_list_diversity, topk_metrics
+from kgrec.evaluate.metrics import auc, coverage, intra_list_diversity, topk_contributions, topk_metrics
 
 __all__ = ["EvaluationResult", "evaluate_blends", "evaluate_ranking", "interaction_matrix"]
 
@@ -100,6 +100,7 @@ def evaluate_blends(
     candidates: np.ndarray | None = None,
     tie_seed: int = 0,
     per_user: str | None = None,
+    per_item: bool = False,
 ) -> list[dict[str, Any]]:
     """The @K metrics of ``learned + w * linear`` for every ``w`` in ``weights``, in one pass over the users.
 
@@ -107,20 +108,29 @@ def evaluate_blends(
     exclusions, candidates and tie order), but each batch's two score parts are computed once: on a
     large catalog the linear part (a sparse product with an items x items matrix) is most of the cost.
     With ``per_user`` (a metric name), each weight's dict also holds ``"per_user"``: that metric's
-    ``(users,)`` values, for paired comparisons between weights.
+    ``(users,)`` values, for paired comparisons between weights; with ``per_item`` as well, ``"per_item"``:
+    its totals over users for each item relevant to some ranked user, in index order
+    (:func:`~kgrec.evaluate.metrics.topk_contributions`; they sum to ``per_user``'s total), for comparisons that treat the held-out items as the sample.
     """
+    if per_item and per_user is None:
+        raise ValueError("per_item needs per_user (the metric whose contributions are summed by item)")
     device = torch.device(device)
     truth, users, not_candidate, order = _ranked_users(truth, candidates, device, tie_seed)
     sums: list[dict[str, float]] = [{} for _ in weights]
     kept: list[list[np.ndarray]] = [[] for _ in weights]
+    item_totals = [torch.zeros(truth.shape[1], dtype=torch.float64, device=device) for _ in weights] if per_item else []
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
         learned, linear = score_parts(torch.from_numpy(rows).to(device))
         relevant, excluded = _batch_masks(truth, exclude, rows, not_candidate, device)
-        for totals, values_kept, weight in zip(sums, kept, weights):
+        for index, (totals, values_kept, weight) in enumerate(zip(sums, kept, weights)):
             scores = (learned + weight * linear if weight != 0.0 else learned).float()
             top = _top(scores, excluded, order, max(ks))
-            for name, values in topk_metrics(relevant.gather(1, top), relevant.sum(1).float(), ks).items():
+            hits, num_relevant = relevant.gather(1, top), relevant.sum(1).float()
+            if per_item and per_user is not None:
+                contributions = topk_contributions(hits, num_relevant, per_user)
+                item_totals[index].index_add_(0, top[:, : contributions.size(1)].reshape(-1), contributions.reshape(-1).double())
+            for name, values in topk_metrics(hits, num_relevant, ks).items():
                 totals[name] = totals.get(name, 0.0) + float(values.sum())
                 if name == per_user:
                     values_kept.append(values.double().cpu().numpy())
@@ -130,6 +140,9 @@ def evaluate_blends(
             raise ValueError(f"unknown metric '{per_user}' (known: {', '.join(results[0])})")
         for result, values_kept in zip(results, kept):
             result["per_user"] = np.concatenate(values_kept)
+        relevant_items = torch.from_numpy(np.flatnonzero(truth.getnnz(axis=0) > 0)).to(device)
+        for result, totals_by_item in zip(results, item_totals):
+            result["per_item"] = totals_by_item[relevant_items].cpu().numpy()
     return results
 
 

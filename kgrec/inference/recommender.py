@@ -166,7 +166,7 @@ class Recommender:
         # Filled by training (kgrec.train) and kept for the caller; empty for a loaded run.
         self.metrics: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
-        self.blend: dict[str, float] | None = None
+        self.blend: dict[str, Any] | None = None
         self.per_user: dict[str, pd.DataFrame] = {}  # per-user metrics of the final evaluations, by name
         self.notes: list[str] = []  # what training decided for the user to read (a view left out, ...)
         inputs = inputs if inputs is not None else PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations))
@@ -402,7 +402,7 @@ class Recommender:
     @torch.no_grad()
     def evaluate_blends(
         self, weights: list[float], split: str = "valid", candidates: str = "all", per_user: str | None = None,
-        part: str = "linear",
+        part: str = "linear", per_item: bool = False,
     ) -> list[dict[str, Any]]:
         """The @K metrics :meth:`evaluate` (``topk_only``) would give with each blend weight of ``part`` (``linear``,
         EASE, or ``repeat``, the repeat-use term), in one pass.
@@ -424,7 +424,7 @@ class Recommender:
             )
         return evaluate_blends(
             parts, truth, exclude, weights, ks=self.config.eval.ks, batch_size=self.config.eval.batch_size, device=self.device,
-            candidates=candidate_items, per_user=per_user,
+            candidates=candidate_items, per_user=per_user, per_item=per_item,
         )
 
     @torch.no_grad()

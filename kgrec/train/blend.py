@@ -12,11 +12,12 @@ import torch
 from kgrec.models import RecommenderNetwork, PropagationGraph
 from kgrec.models.linear import text_features
 
-__all__ = ["fit_linear", "choose_blend"]
+__all__ = ["BLEND_RULES", "fit_linear", "choose_blend"]
 
 # Multiples of the scale ratio (embedding-score spread / EASE-score spread) tried as blend weights;
 # the largest makes the blend EASE alone in all but ties, so EASE by itself is one of the candidates.
 BLEND_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
+BLEND_RULES = ("best", "one-se", "one-se-items")
 
 
 def fit_linear(model: RecommenderNetwork, graph: PropagationGraph, l2: float, kg_weight: float = 0.0, text_weight: float = 0.0) -> None:
@@ -58,26 +59,30 @@ def choose_blend(
         baseline: Validation metric of the model without the linear part.
         validate_blends: The validation metric for each of several blend weights at once (one pass
             over the users instead of one per weight); gives the same choice as ``validate``. Each
-            entry is a score, or ``(score, per-user values)`` for the ``one-se`` rule.
+            entry is a score, ``(score, per-user values)`` for the ``one-se`` rule, or ``(score,
+            per-user values, per-item totals)`` for ``one-se-items``.
         kg_weights: Weights of the KG's item links in EASE's Gram matrix to try with every penalty
             (0: interactions only).
         text_weights: Weights of the items' text rows, likewise (0: none).
         rule: ``best`` (highest validation score) or ``one-se``: among the blends whose per-user scores are
             within one paired standard error of the best blend's, the simplest (largest blend factor, i.e.
             most EASE, then the fewest KG and text rows, then the largest penalty). Needs per-user values;
-            without them it is ``best``.
+            without them it is ``best``. ``one-se-items``: the same with the larger of two standard errors,
+            paired over users and paired over the held-out items (the metric summed by item): where
+            validation's items are few and not test's (a cold-items split), which items happen to be
+            held out is the noise that matters.
 
     Returns:
         ``{"l2", "kg_weight", "text_weight", "weight", "valid"}`` as chosen (also set on the model).
     """
-    if rule not in ("best", "one-se"):
-        raise ValueError(f"blend rule is 'best' or 'one-se', not {rule!r}")
+    if rule not in BLEND_RULES:
+        raise ValueError(f"blend rule is one of {', '.join(BLEND_RULES)}, not {rule!r}")
     model.eval()
     reps = model(graph)
     users = torch.arange(min(graph.num_users, 2048), device=reps.user.device)
     embedding_spread = model.scorer.score_all(reps.user[users], reps.item).std()
     best = {"l2": l2_grid[0], "kg_weight": kg_weights[0], "text_weight": text_weights[0], "weight": 0.0, "valid": baseline}
-    measured: list[tuple[dict, float, np.ndarray]] = []  # (choice, blend factor, per-user values) for the one-se rule
+    measured: list[tuple[dict, float, tuple[np.ndarray, ...]]] = []  # (choice, blend factor, paired values) for the one-se rules
     for l2, kg_weight, text_weight in itertools.product(l2_grid, kg_weights, text_weights):
         fit_linear(model, graph, l2, kg_weight, text_weight)
         assert model.linear is not None  # fit_linear raised otherwise
@@ -87,23 +92,23 @@ def choose_blend(
             best = {**solved, "weight": ratio, "valid": float("nan")}
             break
         weights = [factor * ratio for factor in BLEND_FACTORS]
-        per_user: list[np.ndarray | None] = [None] * len(weights)
+        paired: list[tuple[np.ndarray, ...] | None] = [None] * len(weights)
         if validate_blends is not None:
             entries = validate_blends(model, weights)
             scores = [float(entry[0]) if isinstance(entry, tuple) else float(entry) for entry in entries]
-            per_user = [entry[1] if isinstance(entry, tuple) else None for entry in entries]
+            paired = [tuple(entry[1:]) if isinstance(entry, tuple) else None for entry in entries]
         else:
             scores = []
             for weight in weights:
                 model.linear_weight.fill_(weight)
                 scores.append(validate(model))
-        for factor, weight, score, values in zip(BLEND_FACTORS, weights, scores, per_user):
+        for factor, weight, score, values in zip(BLEND_FACTORS, weights, scores, paired):
             choice = {**solved, "weight": weight, "valid": score}
             if values is not None:
                 measured.append((choice, factor, values))
             if score > best["valid"]:
                 best = choice
-    if rule == "one-se" and measured and best["weight"] != 0.0:
+    if rule != "best" and measured and best["weight"] != 0.0:
         best = _simplest_near_best(measured, best)
     assert model.linear is not None
     if (model.linear.l2, model.linear.kg_weight, model.linear.text_weight) != (best["l2"], best["kg_weight"], best["text_weight"]):
@@ -113,14 +118,30 @@ def choose_blend(
     return best
 
 
-def _simplest_near_best(measured: list[tuple[dict, float, np.ndarray]], best: dict) -> dict:
-    """The one-standard-error rule over blends: the simplest whose mean paired difference to the best is within one SE."""
+def _paired_standard_error(difference: np.ndarray, num_users: int) -> float:
+    """Standard error of the mean over ``num_users`` of a metric's difference, paired over ``difference``'s units.
+
+    Units are users (one value each) or items (each item's total over users): the sum of the
+    differences is the same, and its variance is estimated from the spread over the units.
+    """
+    units = len(difference)
+    if units < 2:
+        return 0.0
+    return float(np.sqrt(units / (units - 1) * ((difference - difference.mean()) ** 2).sum()) / num_users)
+
+
+def _simplest_near_best(measured: list[tuple[dict, float, tuple[np.ndarray, ...]]], best: dict) -> dict:
+    """The one-standard-error rule over blends: the simplest whose mean paired difference to the best is within one SE.
+
+    The SE is paired over users, and with per-item totals also over items (the larger of the two).
+    """
     reference = next(values for choice, _, values in measured if choice is best)
+    num_users = len(reference[0])
     near = []
     for choice, factor, values in measured:
-        difference = values - reference
-        standard_error = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
-        if difference.mean() >= -standard_error:
+        differences = [mine - theirs for mine, theirs in zip(values, reference)]
+        standard_error = max(_paired_standard_error(difference, num_users) for difference in differences)
+        if differences[0].mean() >= -standard_error:
             near.append((choice, factor))
     # Simpler: more of the blend on EASE (deterministic given the data), then fewer side rows, then a stronger penalty.
     choice, _ = max(near, key=lambda pair: (pair[1], -pair[0]["kg_weight"], -pair[0]["text_weight"], pair[0]["l2"]))

@@ -38,7 +38,7 @@ from kgrec.train.tracking import Tracker, flatten
 from kgrec.graph import save_graph
 
 __all__ = [
-    "blend_selection", "final_metrics", "record_results", "refit_linear", "selection_score", "train_recommender", "training_context",
+    "blend_rule", "blend_selection", "final_metrics", "record_results", "refit_linear", "selection_score", "train_recommender", "training_context",
     "write_run",
 ]
 
@@ -54,13 +54,26 @@ def selection_score(recommender: Recommender, config: RunConfig):  # noqa: ANN20
     return None  # kg alone: no interaction objective to select on; train.epochs run in full
 
 
+def blend_rule(config: RunConfig) -> str:
+    """The blend rule a run uses: ``model.blend_rule``, with ``auto`` resolved (one-se-items when ranking new items)."""
+    rule = config.model.blend_rule
+    if rule == "auto":
+        return "one-se-items" if config.eval.candidates == "unseen" else "best"
+    return rule
+
+
 def blend_selection(recommender: Recommender, config: RunConfig):  # noqa: ANN202 - (model, weights) -> scores
     """The selection metric for several EASE blend weights in one pass (ranking runs only)."""
     if "rank" not in config.train.tasks:
         return None
-    select, candidates = config.eval.select_metric, config.eval.candidates
-    if config.model.blend_rule == "one-se":  # the rule compares users' scores between blends
+    select, candidates, rule = config.eval.select_metric, config.eval.candidates, blend_rule(config)
+    if rule == "one-se":  # the rule compares users' scores between blends
         return lambda _, weights: [(m[select], m["per_user"]) for m in recommender.evaluate_blends(weights, "valid", candidates, per_user=select)]
+    if rule == "one-se-items":  # ... and items' totals
+        return lambda _, weights: [
+            (m[select], m["per_user"], m["per_item"])
+            for m in recommender.evaluate_blends(weights, "valid", candidates, per_user=select, per_item=True)
+        ]
     return lambda _, weights: [m[select] for m in recommender.evaluate_blends(weights, "valid", candidates)]
 
 
@@ -192,10 +205,10 @@ def train_recommender(
         None if tracking is None else lambda row: tracking.log_metrics(
             {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"}, step=next(epochs)
         ),
-        config.model.blend_rule,
+        blend_rule(config),
         callbacks,
     )
-    blend = schedule.blend
+    blend = None if schedule.blend is None else {**schedule.blend, "rule": blend_rule(config)}
     repeat = train_repeat_use(recommender, config)  # after the EASE blend: the term is blended onto the model as chosen
     if repeat is not None:
         timings["repeat_seconds"] = repeat.pop("repeat_seconds")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kgrec.errors import InputError
-from kgrec.evaluate import auc, coverage, evaluate_ranking, interaction_matrix, intra_list_diversity, topk_metrics
+from kgrec.evaluate import auc, coverage, evaluate_ranking, interaction_matrix, intra_list_diversity, topk_contributions, topk_metrics
 
 
 def test_topk_metrics_by_hand():
@@ -24,6 +24,19 @@ def test_topk_metrics_by_hand():
     assert result["mrr@4"].item() == pytest.approx(0.5)
     assert result["ndcg@4"].item() == pytest.approx(dcg4 / idcg4)
     assert result["ndcg@2"].item() == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+
+
+def test_contributions_by_rank_sum_to_each_users_metric():
+    generator = torch.Generator().manual_seed(0)
+    hits = torch.rand(50, 20, generator=generator) < 0.2
+    num_relevant = torch.maximum(hits.sum(1), torch.randint(1, 8, (50,), generator=generator)).float()
+    metrics = topk_metrics(hits, num_relevant, ks=(5, 20))
+    for name, values in metrics.items():
+        assert topk_contributions(hits, num_relevant, name).sum(1) == pytest.approx(values, abs=1e-6), name
+    first = topk_contributions(torch.tensor([[False, True, True]]), torch.tensor([2.0]), "mrr@3")
+    assert first.tolist() == [[0.0, 0.5, 0.0]]  # only the first hit counts, at its own rank
+    with pytest.raises(ValueError, match="unknown metric 'ndcg@30'"):
+        topk_contributions(hits, num_relevant, "ndcg@30")
 
 
 def test_no_hit_gives_zeros():

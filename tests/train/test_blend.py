@@ -62,6 +62,47 @@ def test_the_one_se_rule_takes_the_simplest_blend_near_the_best():
     best = {"l2": 100.0, "kg_weight": 1.0, "text_weight": 3.0, "weight": 2.0, "valid": float(base.mean())}
     noisy_tie = {"l2": 100.0, "kg_weight": 0.0, "text_weight": 3.0, "weight": 900.0, "valid": float(base.mean() - 0.002)}
     clearly_worse = {"l2": 500.0, "kg_weight": 0.0, "text_weight": 0.0, "weight": 1000.0, "valid": float(base.mean() - 0.1)}
-    measured = [(best, 2.0, base), (noisy_tie, 1000.0, base - 0.002 + wobble), (clearly_worse, 1000.0, base - 0.1 + wobble)]
+    measured = [(best, 2.0, (base,)), (noisy_tie, 1000.0, (base - 0.002 + wobble,)), (clearly_worse, 1000.0, (base - 0.1 + wobble,))]
     assert _simplest_near_best(measured, best) is noisy_tie  # 0.002 below the best, within one SE
     assert _simplest_near_best([measured[0], measured[2]], best) is best  # a simpler blend far below is never taken
+
+
+def test_the_item_paired_rule_sees_the_noise_of_a_few_held_out_items():
+    """400 users share 8 held-out items: a blend 0.01 below the best on every user is clearly worse paired over
+    users, but item by item it gains on some and loses on others (which items were held out decides), so paired
+    over items it is a tie."""
+    import numpy as np
+
+    from kgrec.train.blend import _simplest_near_best
+
+    users, base = 400, np.full(400, 0.3)
+    best_items = np.full(8, 0.3 * users / 8)  # each item's total over users
+    skewed = best_items + np.array([3.0, -3.0, 3.0, -3.0, 3.0, -3.0, -4.0, 0.0])  # the same total loss, 0.01 per user
+    best = {"l2": 100.0, "kg_weight": 1.0, "text_weight": 3.0, "weight": 2.0, "valid": 0.3}
+    simpler = {"l2": 100.0, "kg_weight": 0.0, "text_weight": 3.0, "weight": 900.0, "valid": 0.29}
+    by_user = np.where(np.arange(users) % 2 == 0, -0.012, -0.008)  # -0.01 on average, nearly the same for everyone
+    measured_users = [(best, 2.0, (base,)), (simpler, 1000.0, (base + by_user,))]
+    assert _simplest_near_best(measured_users, best) is best  # one-se over users: far below
+    measured_items = [(best, 2.0, (base, best_items)), (simpler, 1000.0, (base + by_user, skewed))]
+    assert _simplest_near_best(measured_items, best) is simpler  # one-se-items: within the item-level noise
+    spread = best_items - 0.01 * users / 8  # the same loss spread evenly over the items: no item-level noise to hide in
+    assert _simplest_near_best([(best, 2.0, (base, best_items)), (simpler, 1000.0, (base + by_user, spread))], best) is best
+
+
+def test_auto_blend_rule_pairs_over_items_when_ranking_new_items(tmp_path):
+    import json
+
+    from tests.conftest import write_tiny_files
+    from kgrec.train.pipeline import blend_rule
+
+    assert blend_rule(RunConfig()) == "best"
+    assert blend_rule(RunConfig().override({"eval.candidates": "unseen"})) == "one-se-items"
+    assert blend_rule(RunConfig().override({"eval.candidates": "unseen", "model.blend_rule": "best"})) == "best"
+    cold = build_graph(read_dataset(**write_tiny_files(tmp_path / "files"), name="tiny"),
+                       GraphConfig(split=SplitConfig(kind="cold-items", cold_item_share=0.4)))
+    save_graph(cold, str(tmp_path / "graph"))
+    settings = {**FAST, "model.use_text": True, "model.ease_l2": [10.0, 1000.0], "model.ease_text_weight": [0.0, 5.0],
+                "eval.candidates": "unseen"}
+    run = api.train(cold, RunConfig().override(settings), out=tmp_path / "run", graph_dir=tmp_path / "graph", quiet=True)
+    assert run.blend["rule"] == "one-se-items"
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["blend"]["rule"] == "one-se-items"

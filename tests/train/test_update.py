@@ -78,8 +78,9 @@ def test_one_pass_blend_sweep_matches_one_evaluation_per_weight(trained):
     model, select = run.model, run.config.eval.select_metric
     weights = [0.0, 0.3, 1.0, 5.0]
     swept = run.evaluate_blends(weights, "valid")
-    with_users = run.evaluate_blends(weights, "valid", per_user=select)
+    with_users = run.evaluate_blends(weights, "valid", per_user=select, per_item=True)
     for weight, metrics, kept in zip(weights, swept, with_users):
+        assert kept["per_item"].sum() == pytest.approx(kept["per_user"].sum(), abs=1e-9)  # the same total, by item
         model.linear_weight.fill_(weight)
         evaluation = run.evaluate("valid")
         single = evaluation.metrics
