@@ -214,16 +214,17 @@ class ModelConfig(_Section):
         "training observations (each left out of its own counts) and blended in with a weight chosen on validation. "
         "auto: on for eval.task in-context (where the items a user already uses are candidates), off for discovery.",
     )
-    blend_rule: Literal["auto", "best", "one-se", "one-se-items"] = Field(
+    blend_rule: Literal["auto", "best", "one-se", "one-se-blend"] = Field(
         "auto",
         description="How validation picks EASE's penalty, KG and text weights and the blend weight. best: the highest "
         "validation score. one-se: the simplest candidate (most weight on EASE, then fewest KG and text rows) whose "
-        "users' scores are within one standard error of the best's, paired over users. one-se-items: the same with the "
-        "larger of the standard errors paired over users and over held-out items (the metric summed by item). auto: "
-        "one-se-items when eval.candidates is unseen (a cold-items split: validation's few new items are not test's, so "
-        "which items were held out is the noise), best otherwise. Measured on ml-100k (3 seeds): one-se cost warm NDCG@20 "
-        "(0.3409 vs 0.3439); on cold items best spread gated by 0.014 NDCG@20 between seeds, one-se-items by 0.003 "
-        "(benchmarks/results/blend_rule_ml-100k.md).",
+        "users' scores are within one standard error of the best's, paired over users. one-se-blend: the best's EASE "
+        "(penalty, KG and text rows) kept, and the blend with the most weight on it within one standard error of the "
+        "best, the larger of the SEs paired over users and over held-out items (the metric summed by item). auto: "
+        "one-se-blend when eval.candidates is unseen (a cold-items split: validation's few new items are not test's, "
+        "and the learned model's scores of new items vary with the seed), best otherwise. Measured on ml-100k "
+        "(3 seeds): one-se cost warm NDCG@20 (0.3409 vs 0.3439); on cold items see "
+        "benchmarks/results/blend_rule_ml-100k.md.",
     )
 
 

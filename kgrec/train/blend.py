@@ -17,7 +17,7 @@ __all__ = ["BLEND_RULES", "fit_linear", "choose_blend"]
 # Multiples of the scale ratio (embedding-score spread / EASE-score spread) tried as blend weights;
 # the largest makes the blend EASE alone in all but ties, so EASE by itself is one of the candidates.
 BLEND_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
-BLEND_RULES = ("best", "one-se", "one-se-items")
+BLEND_RULES = ("best", "one-se", "one-se-blend")
 
 
 def fit_linear(model: RecommenderNetwork, graph: PropagationGraph, l2: float, kg_weight: float = 0.0, text_weight: float = 0.0) -> None:
@@ -60,17 +60,19 @@ def choose_blend(
         validate_blends: The validation metric for each of several blend weights at once (one pass
             over the users instead of one per weight); gives the same choice as ``validate``. Each
             entry is a score, ``(score, per-user values)`` for the ``one-se`` rule, or ``(score,
-            per-user values, per-item totals)`` for ``one-se-items``.
+            per-user values, per-item totals)`` for ``one-se-blend``.
         kg_weights: Weights of the KG's item links in EASE's Gram matrix to try with every penalty
             (0: interactions only).
         text_weights: Weights of the items' text rows, likewise (0: none).
         rule: ``best`` (highest validation score) or ``one-se``: among the blends whose per-user scores are
             within one paired standard error of the best blend's, the simplest (largest blend factor, i.e.
             most EASE, then the fewest KG and text rows, then the largest penalty). Needs per-user values;
-            without them it is ``best``. ``one-se-items``: the same with the larger of two standard errors,
-            paired over users and paired over the held-out items (the metric summed by item): where
-            validation's items are few and not test's (a cold-items split), which items happen to be
-            held out is the noise that matters.
+            without them it is ``best``. ``one-se-blend``: the best candidate's EASE (penalty, KG and text
+            rows) stays, and of its blends the one with the most weight on EASE within one standard error
+            of the best, the larger of two: paired over users and paired over the held-out items (the
+            metric summed by item). Where validation's items are few and not test's (a cold-items split),
+            which items happen to be held out is the noise that matters, and the learned model's scores of
+            new items are what varies with the seed; EASE's rows are deterministic and stay as chosen.
 
     Returns:
         ``{"l2", "kg_weight", "text_weight", "weight", "valid"}`` as chosen (also set on the model).
@@ -109,13 +111,21 @@ def choose_blend(
             if score > best["valid"]:
                 best = choice
     if rule != "best" and measured and best["weight"] != 0.0:
-        best = _simplest_near_best(measured, best)
+        best = _rule_choice(rule, measured, best)
     assert model.linear is not None
     if (model.linear.l2, model.linear.kg_weight, model.linear.text_weight) != (best["l2"], best["kg_weight"], best["text_weight"]):
         # not the last one solved (ten minutes at 30k items)
         fit_linear(model, graph, best["l2"], best["kg_weight"], best["text_weight"])
     model.linear_weight.fill_(best["weight"])
     return best
+
+
+def _rule_choice(rule: str, measured: list[tuple[dict, float, tuple[np.ndarray, ...]]], best: dict) -> dict:
+    """The candidate a one-standard-error rule takes instead of the best (``one-se`` or ``one-se-blend``)."""
+    if rule == "one-se-blend":  # only the blend weight is in question; EASE's rows stay the best's
+        keys = ("l2", "kg_weight", "text_weight")
+        measured = [entry for entry in measured if all(entry[0][key] == best[key] for key in keys)]
+    return _simplest_near_best(measured, best)
 
 
 def _paired_standard_error(difference: np.ndarray, num_users: int) -> float:

@@ -55,10 +55,10 @@ def selection_score(recommender: Recommender, config: RunConfig):  # noqa: ANN20
 
 
 def blend_rule(config: RunConfig) -> str:
-    """The blend rule a run uses: ``model.blend_rule``, with ``auto`` resolved (one-se-items when ranking new items)."""
+    """The blend rule a run uses: ``model.blend_rule``, with ``auto`` resolved (one-se-blend when ranking new items)."""
     rule = config.model.blend_rule
     if rule == "auto":
-        return "one-se-items" if config.eval.candidates == "unseen" else "best"
+        return "one-se-blend" if config.eval.candidates == "unseen" else "best"
     return rule
 
 
@@ -69,7 +69,7 @@ def blend_selection(recommender: Recommender, config: RunConfig):  # noqa: ANN20
     select, candidates, rule = config.eval.select_metric, config.eval.candidates, blend_rule(config)
     if rule == "one-se":  # the rule compares users' scores between blends
         return lambda _, weights: [(m[select], m["per_user"]) for m in recommender.evaluate_blends(weights, "valid", candidates, per_user=select)]
-    if rule == "one-se-items":  # ... and items' totals
+    if rule == "one-se-blend":  # ... and items' totals
         return lambda _, weights: [
             (m[select], m["per_user"], m["per_item"])
             for m in recommender.evaluate_blends(weights, "valid", candidates, per_user=select, per_item=True)

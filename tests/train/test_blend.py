@@ -84,9 +84,23 @@ def test_the_item_paired_rule_sees_the_noise_of_a_few_held_out_items():
     measured_users = [(best, 2.0, (base,)), (simpler, 1000.0, (base + by_user,))]
     assert _simplest_near_best(measured_users, best) is best  # one-se over users: far below
     measured_items = [(best, 2.0, (base, best_items)), (simpler, 1000.0, (base + by_user, skewed))]
-    assert _simplest_near_best(measured_items, best) is simpler  # one-se-items: within the item-level noise
+    assert _simplest_near_best(measured_items, best) is simpler  # one-se-blend: within the item-level noise
     spread = best_items - 0.01 * users / 8  # the same loss spread evenly over the items: no item-level noise to hide in
     assert _simplest_near_best([(best, 2.0, (base, best_items)), (simpler, 1000.0, (base + by_user, spread))], best) is best
+
+
+def test_the_blend_rule_keeps_the_best_candidates_ease_rows():
+    import numpy as np
+
+    from kgrec.train.blend import _rule_choice
+
+    base = np.full(50, 0.2)
+    best = {"l2": 500.0, "kg_weight": 1.0, "text_weight": 12.0, "weight": 5.0, "valid": 0.2}
+    fewer_rows = {"l2": 500.0, "kg_weight": 0.0, "text_weight": 0.0, "weight": 5000.0, "valid": 0.2}
+    more_ease = {"l2": 500.0, "kg_weight": 1.0, "text_weight": 12.0, "weight": 50.0, "valid": 0.2}
+    measured = [(best, 1.0, (base,)), (fewer_rows, 1000.0, (base,)), (more_ease, 16.0, (base,))]  # all tied
+    assert _rule_choice("one-se", measured, best) is fewer_rows  # simplest overall: no side rows
+    assert _rule_choice("one-se-blend", measured, best) is more_ease  # the rows stay; EASE gets more of the blend
 
 
 def test_auto_blend_rule_pairs_over_items_when_ranking_new_items(tmp_path):
@@ -96,7 +110,7 @@ def test_auto_blend_rule_pairs_over_items_when_ranking_new_items(tmp_path):
     from kgrec.train.pipeline import blend_rule
 
     assert blend_rule(RunConfig()) == "best"
-    assert blend_rule(RunConfig().override({"eval.candidates": "unseen"})) == "one-se-items"
+    assert blend_rule(RunConfig().override({"eval.candidates": "unseen"})) == "one-se-blend"
     assert blend_rule(RunConfig().override({"eval.candidates": "unseen", "model.blend_rule": "best"})) == "best"
     cold = build_graph(read_dataset(**write_tiny_files(tmp_path / "files"), name="tiny"),
                        GraphConfig(split=SplitConfig(kind="cold-items", cold_item_share=0.4)))
@@ -104,5 +118,5 @@ def test_auto_blend_rule_pairs_over_items_when_ranking_new_items(tmp_path):
     settings = {**FAST, "model.use_text": True, "model.ease_l2": [10.0, 1000.0], "model.ease_text_weight": [0.0, 5.0],
                 "eval.candidates": "unseen"}
     run = api.train(cold, RunConfig().override(settings), out=tmp_path / "run", graph_dir=tmp_path / "graph", quiet=True)
-    assert run.blend["rule"] == "one-se-items"
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["blend"]["rule"] == "one-se-items"
+    assert run.blend["rule"] == "one-se-blend"
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["blend"]["rule"] == "one-se-blend"
