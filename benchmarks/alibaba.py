@@ -21,6 +21,8 @@ import platform
 import re
 from pathlib import Path
 
+from kgrec.io import atomic_write
+
 HERE = Path(__file__).resolve().parent
 
 # Published on this split (Recall@20, NDCG@20); they select their epoch on test.
@@ -101,7 +103,8 @@ def main() -> None:
     ) + " (Recall@20 / NDCG@20)."]
     if args.note:
         lines += ["", *[f"- {note}" for note in args.note]]
-    args.out.write_text("\n".join(lines) + "\n")
+    with atomic_write(args.out) as handle:
+        handle.write("\n".join(lines) + "\n")
     print(args.out.read_text())
 
 
