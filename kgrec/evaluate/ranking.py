@@ -110,7 +110,8 @@ def evaluate_blends(
     With ``per_user`` (a metric name), each weight's dict also holds ``"per_user"``: that metric's
     ``(users,)`` values, for paired comparisons between weights; with ``per_item`` as well, ``"per_item"``:
     its totals over users for each item relevant to some ranked user, in index order
-    (:func:`~kgrec.evaluate.metrics.topk_contributions`; they sum to ``per_user``'s total), for comparisons that treat the held-out items as the sample.
+    (:func:`~kgrec.evaluate.metrics.topk_contributions`; they sum to ``per_user``'s total), for
+    comparisons that treat the held-out items as the sample.
     """
     if per_item and per_user is None:
         raise ValueError("per_item needs per_user (the metric whose contributions are summed by item)")

@@ -67,12 +67,11 @@ def blend_selection(recommender: Recommender, config: RunConfig):  # noqa: ANN20
     if "rank" not in config.train.tasks:
         return None
     select, candidates, rule = config.eval.select_metric, config.eval.candidates, blend_rule(config)
-    if rule == "one-se":  # the rule compares users' scores between blends
-        return lambda _, weights: [(m[select], m["per_user"]) for m in recommender.evaluate_blends(weights, "valid", candidates, per_user=select)]
-    if rule == "one-se-blend":  # ... and items' totals
+    if rule != "best":  # the one-se rules compare users' scores between blends (and, for one-se-blend, items' totals)
+        per_item = rule == "one-se-blend"
         return lambda _, weights: [
-            (m[select], m["per_user"], m["per_item"])
-            for m in recommender.evaluate_blends(weights, "valid", candidates, per_user=select, per_item=True)
+            (m[select], m["per_user"], *((m["per_item"],) if per_item else ()))
+            for m in recommender.evaluate_blends(weights, "valid", candidates, per_user=select, per_item=per_item)
         ]
     return lambda _, weights: [m[select] for m in recommender.evaluate_blends(weights, "valid", candidates)]
 
