@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["topk_metrics", "topk_contributions", "auc", "coverage", "intra_list_diversity", "TOPK_METRICS"]
@@ -76,6 +78,9 @@ def topk_contributions(hits: torch.Tensor, num_relevant: torch.Tensor, metric: s
 def auc(scores: torch.Tensor, relevant: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
     """Per-user ROC AUC of relevant items against all other candidates (items not excluded).
 
+    The Mann-Whitney statistic: the share of (relevant, other candidate) pairs that the scores order
+    right, a tie counting half (a model that scores everything alike gets 0.5, whatever the item order).
+
     Args:
         scores: ``(B, I)`` scores.
         relevant: ``(B, I)`` bool.
@@ -84,13 +89,42 @@ def auc(scores: torch.Tensor, relevant: torch.Tensor, excluded: torch.Tensor) ->
     Returns:
         ``(B,)``; NaN for a user without relevant or without negative candidates.
     """
-    masked = scores.float().masked_fill(excluded, float("-inf"))
-    ranks = masked.argsort(1).argsort(1).float() + 1  # ascending ranks; excluded items take the lowest
-    num_excluded = excluded.sum(1, keepdim=True).float()
-    positive_ranks = ((ranks - num_excluded) * relevant).sum(1)
-    num_pos = relevant.sum(1).float()
-    num_neg = (~excluded & ~relevant).sum(1).float()
-    return (positive_ranks - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg)
+    masked = scores.float().masked_fill(excluded, float("-inf"))  # below every candidate's score
+    rows, columns = relevant.nonzero(as_tuple=True)
+    # A relevant item's mid-rank among the candidates of its row (1-based): excluded items sit below it.
+    midranks = _midranks(masked, rows, columns) - excluded.sum(1)[rows]
+    rank_sums = torch.zeros(scores.size(0), dtype=torch.float64, device=scores.device).index_add_(0, rows, midranks)
+    num_pos = relevant.sum(1).double()
+    num_neg = (~excluded & ~relevant).sum(1).double()
+    return ((rank_sums - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg)).float()
+
+
+def _midranks(masked: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """The 1-based mid-rank (ties share the mean of their ranks) of each ``masked[rows[j], columns[j]]`` in its row.
+
+    With a few relevant items per user (the usual case), comparing each against its row costs
+    ``len(rows) * I``, less than sorting every row (``B * I * log I``; on Alibaba-iFashion, 30,040
+    items and 3.5 test items a user, a fifth of the time); with many, one sort and a binary search.
+    """
+    num_rows, num_items = masked.shape
+    values = masked[rows, columns]
+    if len(rows) > num_rows * math.log2(max(num_items, 2)) / 2:
+        ordered = masked.sort(1).values
+        # Each relevant value in a (rows, most relevant per row) table, so one batched search finds them all.
+        counts = torch.bincount(rows, minlength=num_rows)
+        slots = torch.arange(len(rows), device=masked.device) - (torch.cumsum(counts, 0) - counts)[rows]
+        table = torch.zeros(num_rows, int(counts.max()), device=masked.device)
+        table[rows, slots] = values
+        below = torch.searchsorted(ordered, table)[rows, slots]
+        equal = torch.searchsorted(ordered, table, right=True)[rows, slots] - below
+        return below.double() + (equal.double() + 1) / 2
+    # below + (equal + 1) / 2 == (I + sum(sign(v - x)) + 1) / 2: one pass over the row instead of two.
+    sign_sums = torch.empty(len(rows), dtype=torch.float64, device=masked.device)
+    chunk = max(1, (1 << 22) // max(1, num_items))  # keeps the (chunk, I) difference near 4 M entries
+    for start in range(0, len(rows), chunk):
+        part = slice(start, start + chunk)
+        sign_sums[part] = (values[part, None] - masked[rows[part]]).sign().sum(1).double()
+    return (num_items + sign_sums + 1) / 2
 
 
 def coverage(top_items: torch.Tensor, num_items: int) -> float:

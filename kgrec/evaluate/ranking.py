@@ -41,6 +41,18 @@ def interaction_matrix(users: np.ndarray, items: np.ndarray, num_users: int, num
     return matrix
 
 
+# Rows per batch are capped so that one (rows, items) float32 score matrix stays within 32 MiB on CPU:
+# glibc's malloc maps larger blocks fresh from the kernel for every batch and each new page faults (at
+# Alibaba-iFashion's 30,040 items, 512-user batches spent 40% of an evaluation in the kernel; 256 do not).
+CPU_SCORES_BYTES = 32 * 2**20
+
+
+def _rows_per_batch(batch_size: int, num_items: int, device: torch.device) -> int:
+    if device.type != "cpu":  # CUDA's caching allocator reuses its blocks
+        return batch_size
+    return max(1, min(batch_size, CPU_SCORES_BYTES // (4 * max(1, num_items))))
+
+
 def _dense(matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(matrix[rows].toarray()).to(device)
 
@@ -84,8 +96,24 @@ def _batch_masks(
 
 def _top(scores: torch.Tensor, excluded: torch.Tensor, order: torch.Tensor, k: int) -> torch.Tensor:
     """``(B, k)`` best item indices, never an excluded one, ties in the fixed random ``order``."""
-    shuffled = scores.masked_fill(excluded, float("-inf"))[:, order]  # topk keeps the first of equals
-    return order[shuffled.topk(min(k, scores.size(1)), dim=1).indices]
+    return _top_masked(scores.masked_fill(excluded, float("-inf")), order, k)
+
+
+def _top_masked(masked: torch.Tensor, order: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, k)`` indices of the highest ``masked`` scores (excluded items already -inf), ties in ``order``.
+
+    What ``order[masked[:, order].topk(k)]`` gives (topk keeps the first of equals), without shuffling
+    every row's columns, which costs several times the topk itself: where a row's best ``k + 1``
+    scores are all distinct, its top ``k`` and their order are the same in any column order; only the
+    rows with a tie among them are shuffled.
+    """
+    k = min(k, masked.size(1))
+    values, indices = masked.topk(min(k + 1, masked.size(1)), dim=1)
+    top = indices[:, :k].contiguous()
+    tied = (values[:, 1:] == values[:, :-1]).any(1).nonzero().squeeze(1)
+    if len(tied):
+        top[tied] = order[masked[tied][:, order].topk(k, dim=1).indices]
+    return top
 
 
 @torch.no_grad()
@@ -115,8 +143,11 @@ def evaluate_blends(
     """
     if per_item and per_user is None:
         raise ValueError("per_item needs per_user (the metric whose contributions are summed by item)")
+    if any(weight < 0.0 for weight in weights):  # the masking below relies on it
+        raise ValueError(f"blend weights are >= 0 (got {min(weights)})")
     device = torch.device(device)
     truth, users, not_candidate, order = _ranked_users(truth, candidates, device, tie_seed)
+    batch_size = _rows_per_batch(batch_size, truth.shape[1], device)
     sums: list[dict[str, float]] = [{} for _ in weights]
     kept: list[list[np.ndarray]] = [[] for _ in weights]
     item_totals = [torch.zeros(truth.shape[1], dtype=torch.float64, device=device) for _ in weights] if per_item else []
@@ -124,9 +155,14 @@ def evaluate_blends(
         rows = users[start : start + batch_size]
         learned, linear = score_parts(torch.from_numpy(rows).to(device))
         relevant, excluded = _batch_masks(truth, exclude, rows, not_candidate, device)
+        # Both parts are masked once, not once per weight: an excluded item's learned score is -inf and its
+        # linear one 0, so every blend of them is -inf.
+        learned = learned.float().masked_fill(excluded, float("-inf"))
+        linear = linear.float().masked_fill(excluded, 0.0)
+        blended = torch.empty_like(learned)
         for index, (totals, values_kept, weight) in enumerate(zip(sums, kept, weights)):
-            scores = (learned + weight * linear if weight != 0.0 else learned).float()
-            top = _top(scores, excluded, order, max(ks))
+            scores = torch.mul(linear, weight, out=blended).add_(learned) if weight != 0.0 else learned
+            top = _top_masked(scores, order, max(ks))
             hits, num_relevant = relevant.gather(1, top), relevant.sum(1).float()
             if per_item and per_user is not None:
                 contributions = topk_contributions(hits, num_relevant, per_user)
@@ -147,6 +183,7 @@ def evaluate_blends(
     return results
 
 
+@torch.no_grad()
 def evaluate_ranking(
     score_users: Callable[[torch.Tensor], torch.Tensor],
     truth: sp.csr_matrix,
@@ -166,14 +203,15 @@ def evaluate_ranking(
         truth: ``(U, I)`` relevant pairs (e.g. the test split).
         exclude: ``(U, I)`` pairs never ranked (training items, plus validation ones at test time).
         ks: Cut-offs.
-        batch_size: Users per batch (memory is ``batch_size * num_items`` scores).
+        batch_size: Users per batch (memory is ``batch_size * num_items`` scores); on CPU at most
+            :data:`CPU_SCORES_BYTES` of float32 scores a batch.
         item_features: ``(I, F)`` multi-hot features for intra-list diversity, or None to skip it.
         device: Where the scoring happens.
         candidates: ``(I,)`` booleans: rank only these items (e.g. the items held out of training,
             for a cold-start benchmark); None ranks all items.
         tie_seed: Seed of the fixed random order that breaks ties between equal scores.
-        topk_only: Only the @K metrics (what validation during training needs): AUC sorts every
-            user's whole catalogue twice and costs more than the ranking itself.
+        topk_only: Only the @K metrics (what validation during training needs): AUC compares each
+            relevant item with the user's whole catalogue and costs about twice the ranking itself.
 
     Returns:
         Recall/NDCG/MRR/Hit/Precision@K, AUC, coverage@K and diversity@K.
@@ -184,6 +222,7 @@ def evaluate_ranking(
     started = time.perf_counter()
     device = torch.device(device)
     truth, users, not_candidate, order = _ranked_users(truth, candidates, device, tie_seed)
+    batch_size = _rows_per_batch(batch_size, truth.shape[1], device)
     sums: dict[str, float] = {}
     auc_sum, auc_count = 0.0, 0
     lists = []

@@ -52,6 +52,24 @@ def test_auc_by_hand_and_exclusion():
     assert auc(scores, relevant, excluded).item() == pytest.approx(0.75)
 
 
+@pytest.mark.parametrize("share_relevant", [0.005, 0.5])  # few relevant items: compared one by one; many: one sort
+def test_auc_counts_ties_as_half_pairs(share_relevant):
+    rng = np.random.default_rng(1)
+    scores = torch.from_numpy(rng.integers(0, 4, size=(6, 300)).astype(np.float32))  # many ties
+    relevant = torch.from_numpy(rng.random((6, 300)) < share_relevant)
+    relevant[:, 0] = True
+    excluded = torch.from_numpy(rng.random((6, 300)) < 0.3) & ~relevant
+    expected = []
+    for row in range(6):
+        positives = scores[row][relevant[row]]
+        negatives = scores[row][~relevant[row] & ~excluded[row]]
+        difference = positives[:, None] - negatives[None, :]
+        expected.append(float(((difference > 0).double() + 0.5 * (difference == 0).double()).mean()))
+    assert auc(scores, relevant, excluded).tolist() == pytest.approx(expected, abs=1e-6)
+    flat = auc(torch.zeros(6, 300), relevant, excluded)
+    assert flat.tolist() == pytest.approx([0.5] * 6)  # equal scores order nothing, whatever the item order
+
+
 def test_coverage_and_diversity():
     top = torch.tensor([[0, 1], [0, 2]])
     assert coverage(top, 4) == 0.75
@@ -156,3 +174,17 @@ def test_kgin_protocol_on_a_hand_computed_example():
     assert result.metrics["ndcg@2"] == pytest.approx((1.0 + 0) / 2)
     assert result.metrics["recall@5"] == pytest.approx(1.0)
     assert result.metrics["ndcg@5"] == pytest.approx((1.0 + 1 / math.log2(6)) / 2)
+
+
+@pytest.mark.parametrize("levels", [None, 3, 1])  # distinct scores, many ties, all equal
+def test_top_items_match_a_ranking_in_the_tie_order(levels):
+    from kgrec.evaluate.ranking import _top
+
+    rng = np.random.default_rng(levels or 0)
+    scores = rng.normal(size=(40, 30)) if levels is None else rng.integers(0, levels, size=(40, 30))
+    scores = torch.from_numpy(scores.astype(np.float32))
+    excluded = torch.from_numpy(rng.random((40, 30)) < 0.3)
+    order = torch.randperm(30, generator=torch.Generator().manual_seed(5))
+    for k in (5, 30):
+        reference = order[scores.masked_fill(excluded, float("-inf"))[:, order].topk(k, dim=1).indices]
+        assert torch.equal(_top(scores, excluded, order, k), reference)
