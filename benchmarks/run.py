@@ -56,6 +56,13 @@ VARIANTS: dict[str, dict[str, object]] = {
     # KG entities as nodes of the propagation graph (issue 14), with text and without.
     "gated-knowledge": {"model.fusion": "gated", "model.propagation": "knowledge"},
     "no-text-knowledge": {"model.fusion": "gated", "model.use_text": False, "model.propagation": "knowledge"},
+    # The relation-vector ablation: the same graph, every KG message a plain neighbour mean.
+    "gated-knowledge-mean": {"model.fusion": "gated", "model.propagation": "knowledge-mean"},
+    "no-text-knowledge-mean": {"model.fusion": "gated", "model.use_text": False, "model.propagation": "knowledge-mean"},
+    # The learned KG model alone (no text, no EASE to hand the items to): what the relation vectors do to it.
+    "kg-model-knowledge": {"model.fusion": "gated", "model.use_text": False, "model.linear": "none", "model.propagation": "knowledge"},
+    "kg-model-knowledge-mean": {"model.fusion": "gated", "model.use_text": False, "model.linear": "none",
+                                "model.propagation": "knowledge-mean"},
     # Not the default (yet): sampled softmax over 16 negatives instead of BPR, measured beside it.
     "gated-softmax": {"model.fusion": "gated", "train.loss": "softmax", "train.negatives": 16},
     # The best of the first `kgrec tune` study on ml-100k (benchmarks/results/tune_ml-100k/, validation NDCG@10 0.2711).

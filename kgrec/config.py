@@ -179,7 +179,7 @@ class ModelConfig(_Section):
     propagation: str = Field(
         "lightgcn",
         description="Propagation registry name (kgrec ls propagations): lightgcn (the user-item graph), knowledge "
-        "(users, items and KG entities in one graph), relational; or auto: knowledge when the KG is used and has "
+        "(users, items and KG entities in one graph), knowledge-mean (the same, blind to relations), relational; or auto: knowledge when the KG is used and has "
         "triples, else lightgcn. lightgcn stays the default while knowledge measures worse on warm items (README).",
     )
     num_layers: int = Field(3, ge=0, le=10, description="Propagation layers; 0 disables propagation.")

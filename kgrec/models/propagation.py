@@ -14,6 +14,7 @@ __all__ = [
     "LightGCNPropagation",
     "RelationalPropagation",
     "KnowledgePropagation",
+    "KnowledgeMeanPropagation",
     "sampled_training_problem",
     "RelationalMeanConv",
     "propagation_resolver",
@@ -163,10 +164,11 @@ class RelationalMeanConv(nn.Module):
         x (N, d), adjacency over N nodes -> (N, d)
     """
 
-    def __init__(self, dim: int, num_edge_types: int) -> None:
+    def __init__(self, dim: int, num_edge_types: int, trainable: bool = True) -> None:
         super().__init__()
         self.dim, self.num_edge_types = dim, num_edge_types
-        self.relation = nn.Parameter(torch.ones(num_edge_types, dim))
+        # Frozen at one, every relation's message is the neighbour itself: the relation-blind ablation.
+        self.relation = nn.Parameter(torch.ones(num_edge_types, dim), requires_grad=trainable)
 
     def reset_parameters(self) -> None:
         """Relation vectors back to one."""
@@ -178,7 +180,8 @@ class RelationalMeanConv(nn.Module):
         return adjacency.scatter @ per_pair
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.dim}, num_edge_types={self.num_edge_types})"
+        frozen = "" if self.relation.requires_grad else ", frozen"
+        return f"{self.__class__.__name__}({self.dim}, num_edge_types={self.num_edge_types}{frozen})"
 
 
 class KnowledgePropagation(Propagation):
@@ -243,8 +246,21 @@ class KnowledgePropagation(Propagation):
         return f"{self.__class__.__name__}({self.dim}, num_layers={self.num_layers}, num_relations={self.num_relations})"
 
 
+class KnowledgeMeanPropagation(KnowledgePropagation):
+    """:class:`KnowledgePropagation` blind to relations: every KG message is the plain neighbour mean.
+
+    The relation vectors stay at one and are not trained, so a film's director and its genre reach it
+    alike. The ablation that says what the relation vectors add (``benchmarks/run.py`` variants
+    ``*-knowledge-mean``).
+    """
+
+    def __init__(self, dim: int, num_layers: int, num_relations: int = 0, kg_layers: int = 0) -> None:
+        super().__init__(dim, num_layers, num_relations, kg_layers)
+        self.kg_conv.relation.requires_grad_(False)
+
+
 propagation_resolver: ClassResolver[Propagation] = ClassResolver(
-    [LightGCNPropagation, RelationalPropagation, KnowledgePropagation], base=Propagation, default=LightGCNPropagation
+    [LightGCNPropagation, RelationalPropagation, KnowledgePropagation, KnowledgeMeanPropagation], base=Propagation, default=LightGCNPropagation
 )
 
 #: ``model.propagation`` value that picks the propagation from the graph (see :func:`resolve_propagation`).

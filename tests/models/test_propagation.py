@@ -118,6 +118,26 @@ def test_knowledge_carries_an_item_without_interactions_by_its_entities():
     assert not torch.allclose(knowledge(user, item, entity, graph)[0][1], lightgcn(user, item, entity, graph)[0][1])
 
 
+def test_knowledge_mean_trains_its_kg_scales_but_not_its_relations(small_inputs):
+    """The relation-blind ablation: messages are neighbour means whatever the relation, and stay so while training."""
+    user, item, entity = _embeddings(small_inputs)
+    blind = propagation_resolver.make("knowledge-mean", dim=8, num_layers=2, num_relations=2)
+    aware = propagation_resolver.make("knowledge", dim=8, num_layers=2, num_relations=2)
+    with torch.no_grad():
+        for module in (blind, aware):
+            module.kg_scales.fill_(0.5)
+    optimizer = torch.optim.AdamW([p for p in blind.parameters() if p.requires_grad] + list(aware.parameters()), lr=0.1)
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = sum(output.square().sum() for module in (blind, aware) for output in module(user, item, entity, small_inputs))
+        loss.backward()
+        optimizer.step()
+    assert torch.equal(blind.kg_conv.relation, torch.ones_like(blind.kg_conv.relation))
+    assert not torch.equal(aware.kg_conv.relation, torch.ones_like(aware.kg_conv.relation))
+    assert not torch.allclose(blind.kg_scales, torch.full_like(blind.kg_scales, 0.5))  # the KG still speaks
+    assert "frozen" in repr(blind.kg_conv) and "frozen" not in repr(aware.kg_conv)
+
+
 def test_knowledge_without_entities_is_lightgcn(small_inputs):
     user, item, entity = _embeddings(small_inputs)
     knowledge = propagation_resolver.make("knowledge", dim=8, num_layers=2, num_relations=2)
