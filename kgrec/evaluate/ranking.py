@@ -94,6 +94,11 @@ def _batch_masks(
     return relevant, excluded
 
 
+def _num_relevant(truth: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``(B,)`` relevant items of each row, from the CSR matrix (summing the dense bool mask costs a tenth of a second a batch)."""
+    return torch.from_numpy(truth.getnnz(axis=1)[rows].astype(np.float32)).to(device)
+
+
 def _top(scores: torch.Tensor, excluded: torch.Tensor, order: torch.Tensor, k: int) -> torch.Tensor:
     """``(B, k)`` best item indices, never an excluded one, ties in the fixed random ``order``."""
     return _top_masked(scores.masked_fill(excluded, float("-inf")), order, k)
@@ -155,6 +160,7 @@ def evaluate_blends(
         rows = users[start : start + batch_size]
         learned, linear = score_parts(torch.from_numpy(rows).to(device))
         relevant, excluded = _batch_masks(truth, exclude, rows, not_candidate, device)
+        num_relevant = _num_relevant(truth, rows, device)
         # Both parts are masked once, not once per weight: an excluded item's learned score is -inf and its
         # linear one 0, so every blend of them is -inf.
         learned = learned.float().masked_fill(excluded, float("-inf"))
@@ -163,7 +169,7 @@ def evaluate_blends(
         for index, (totals, values_kept, weight) in enumerate(zip(sums, kept, weights)):
             scores = torch.mul(linear, weight, out=blended).add_(learned) if weight != 0.0 else learned
             top = _top_masked(scores, order, max(ks))
-            hits, num_relevant = relevant.gather(1, top), relevant.sum(1).float()
+            hits = relevant.gather(1, top)
             if per_item and per_user is not None:
                 contributions = topk_contributions(hits, num_relevant, per_user)
                 item_totals[index].index_add_(0, top[:, : contributions.size(1)].reshape(-1), contributions.reshape(-1).double())
@@ -233,7 +239,7 @@ def evaluate_ranking(
         relevant, excluded = _batch_masks(truth, exclude, rows, not_candidate, device)
         top = _top(scores, excluded, order, max(ks))  # (B, K) item indices
         hits = relevant.gather(1, top)
-        for name, values in topk_metrics(hits, relevant.sum(1).float(), ks).items():
+        for name, values in topk_metrics(hits, _num_relevant(truth, rows, device), ks).items():
             sums[name] = sums.get(name, 0.0) + float(values.sum())
             if not topk_only:
                 per_user.setdefault(name, []).append(values.double().cpu())

@@ -50,6 +50,8 @@ def test_auc_by_hand_and_exclusion():
     excluded = torch.tensor([[False, False, False, False, True]])  # the top-scored item is not a candidate
     # Positives 0.9 and 0.5 against negatives 0.1 and 0.7: 3 of 4 pairs ordered right.
     assert auc(scores, relevant, excluded).item() == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="both relevant and excluded"):
+        auc(scores, relevant, excluded | relevant)
 
 
 @pytest.mark.parametrize("share_relevant", [0.005, 0.5])  # few relevant items: compared one by one; many: one sort
