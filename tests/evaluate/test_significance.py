@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 from scipy import stats
 
-from kgrec.evaluate import evaluate_ranking, holm, paired_comparison
+from kgrec.evaluate import evaluate_blends, evaluate_ranking, holm, paired_comparison
 
 
 def test_holm_by_hand():
@@ -44,6 +44,29 @@ def test_per_user_values_average_to_the_metrics():
     assert table["recall@2"].tolist() == pytest.approx([0.5, 0.0, 0.0])
     assert evaluate_ranking(lambda rows: scores[rows], truth, exclude, ks=(2,), topk_only=True).per_user is None
 
+
+
+def test_per_user_values_fill_in_user_order_whatever_the_batches():
+    # Per-user results are written into arrays allocated once, batch by batch: one user a batch must
+    # give the table, coverage and blend sweep of one batch for all.
+    generator = torch.Generator().manual_seed(0)
+    scores, linear = torch.rand(9, 12, generator=generator), torch.rand(9, 12, generator=generator)
+    relevant = np.random.default_rng(0).random((9, 12)) < 0.2
+    relevant[4] = False  # a user with nothing to rank is skipped, not written as a zero row
+    truth = sp.csr_matrix(relevant)
+    exclude = sp.csr_matrix((np.random.default_rng(1).random((9, 12)) < 0.2) & ~relevant)
+    whole = evaluate_ranking(lambda rows: scores[rows], truth, exclude, ks=(3,), batch_size=64)
+    single = evaluate_ranking(lambda rows: scores[rows], truth, exclude, ks=(3,), batch_size=1)
+    assert 4 not in whole.per_user["row"].tolist()
+    assert single.per_user.equals(whole.per_user) and single.metrics == pytest.approx(whole.metrics)
+
+    def parts(rows):
+        return scores[rows], linear[rows]
+
+    blends = [evaluate_blends(parts, truth, exclude, [0.0, 2.0], ks=(3,), batch_size=size, per_user="ndcg@3") for size in (64, 1)]
+    for together, apart in zip(*blends):
+        np.testing.assert_array_equal(together["per_user"], apart["per_user"])
+        assert together["per_user"].mean() == pytest.approx(together["ndcg@3"])
 
 def test_compare_refuses_runs_on_different_splits(tmp_path, tiny_dataset):
     from kgrec import api
