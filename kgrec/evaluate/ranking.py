@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -235,7 +236,7 @@ def evaluate_ranking(
     # Per-user results go into arrays allocated once: small tensors kept from every batch land in the
     # holes the batch's large temporaries leave, so those no longer fit there and the heap grows each
     # batch (on Alibaba-iFashion, 8 GB held by the allocator after one validation pass).
-    per_user: dict[str, np.ndarray] = {}
+    per_user: defaultdict[str, np.ndarray] = defaultdict(lambda: np.empty(len(users)))
     top_all: torch.Tensor | None = None
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
@@ -247,13 +248,13 @@ def evaluate_ranking(
         for name, values in topk_metrics(hits, _num_relevant(truth, rows, device), ks).items():
             sums[name] = sums.get(name, 0.0) + float(values.sum())
             if not topk_only:
-                per_user.setdefault(name, np.empty(len(users)))[part] = values.double().cpu().numpy()
+                per_user[name][part] = values.double().cpu().numpy()
         if topk_only:
             continue
         if top_all is None:  # K columns, or fewer in a catalogue smaller than K
             top_all = torch.empty(len(users), top.size(1), dtype=torch.long)
         per_user_auc = auc(scores, relevant, excluded)
-        per_user.setdefault("auc", np.empty(len(users)))[part] = per_user_auc.double().cpu().numpy()
+        per_user["auc"][part] = per_user_auc.double().cpu().numpy()
         valid = ~torch.isnan(per_user_auc)
         auc_sum += float(per_user_auc[valid].sum())
         auc_count += int(valid.sum())

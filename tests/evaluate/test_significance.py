@@ -45,7 +45,6 @@ def test_per_user_values_average_to_the_metrics():
     assert evaluate_ranking(lambda rows: scores[rows], truth, exclude, ks=(2,), topk_only=True).per_user is None
 
 
-
 def test_per_user_values_fill_in_user_order_whatever_the_batches():
     # Per-user results are written into arrays allocated once, batch by batch: one user a batch must
     # give the table, coverage and blend sweep of one batch for all.
@@ -67,6 +66,7 @@ def test_per_user_values_fill_in_user_order_whatever_the_batches():
     for together, apart in zip(*blends):
         np.testing.assert_array_equal(together["per_user"], apart["per_user"])
         assert together["per_user"].mean() == pytest.approx(together["ndcg@3"])
+
 
 def test_compare_refuses_runs_on_different_splits(tmp_path, tiny_dataset):
     from kgrec import api
