@@ -380,6 +380,13 @@ def kg_tfidf(graph) -> "sp.csr_matrix":  # noqa: ANN001, F821
     return sp.csr_matrix(sp.diags(1.0 / norms) @ features)
 
 
+def _default_baselines(dataset: str) -> tuple[str, ...]:
+    """The cold-items baselines that mean something on the dataset: no text nearest neighbours without text."""
+    from kgrec.config import load_config
+
+    return tuple(b for b in COLD_BASELINES if b != "text-knn" or load_config(dataset).model.use_text)
+
+
 def run_cold_baseline(graph_dir: Path, baseline: str, seed: int, args: argparse.Namespace, raw: Path) -> None:
     """Popularity, text nearest neighbours and KG nearest neighbours, ranked among the items unseen in training."""
     out = raw / f"baseline-{baseline}-{seed}.json"
@@ -622,7 +629,11 @@ def main() -> None:
     parser.add_argument("--split", default="random", choices=["random", "cold-items", "given"], help="given: the dataset's own test set (alibaba-fashion)")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--only", choices=["kgrec", "peers"], help="Run one side only (to run both sides in parallel).")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help=f"kgrec variants [{' '.join(DEFAULT_VARIANTS)}]")
+    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help=f"kgrec variants [{' '.join(DEFAULT_VARIANTS)}]; none: --variants alone")
+    parser.add_argument(
+        "--baselines", nargs="*", choices=COLD_BASELINES,
+        help=f"cold-items baselines [{' '.join(COLD_BASELINES)}; text-knn only where the preset uses text]",
+    )
     parser.add_argument("--peers", nargs="+", help=f"RecBole models [{' '.join(PEERS)}]")
     parser.add_argument("--threads", type=int, default=1, help="Threads per process.")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="kgrec's device (RecBole runs on CPU).")
@@ -636,9 +647,10 @@ def main() -> None:
     graph = build(args.dataset, args.split, work)
     if not args.report:
         cold = args.split == "cold-items"
-        variants = args.variants or (COLD_VARIANTS if cold else DEFAULT_VARIANTS)
+        variants = args.variants if args.variants is not None else (COLD_VARIANTS if cold else DEFAULT_VARIANTS)
+        baselines = args.baselines if args.baselines is not None else _default_baselines(args.dataset) if cold else ()
         peers = args.peers or (() if cold else PEERS)
-        if args.only != "peers":
+        if args.only != "peers" and variants:
             measure_side_cost(graph, args, raw)
             if not cold:
                 ease_stand_in(graph, args.dataset, raw, args.threads)
@@ -646,7 +658,7 @@ def main() -> None:
             if args.only != "peers":
                 for variant in variants:
                     run_kgrec(graph, variant, seed, args, raw)
-                for baseline in COLD_BASELINES if cold else ():
+                for baseline in baselines:
                     run_cold_baseline(graph, baseline, seed, args, raw)
             if args.only != "kgrec":
                 for model in peers:

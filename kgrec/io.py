@@ -333,8 +333,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_tensors(path: str | Path) -> Any:
-    """Load a file written by ``torch.save`` without unpickling arbitrary objects."""
+def load_tensors(path: str | Path, *, mmap: bool = False) -> Any:
+    """Load a file written by ``torch.save`` without unpickling arbitrary objects.
+
+    With ``mmap`` the tensors are mapped from the file (copy on write) rather than read into memory, so a large
+    checkpoint is not held twice while a model's own zero-filled tensors are replaced by it.
+    """
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)

@@ -57,6 +57,17 @@ def test_run_directory_round_trip(graph, tmp_path):
     loaded = Recommender.load(tmp_path / "run")
     assert loaded.recommend(["u1", "u6"], k=3) == trained.recommend(["u1", "u6"], k=3)
     assert loaded.evaluate("test").metrics == pytest.approx(metrics["test"])
+    # The loaded model holds the checkpoint's own tensors (mapped, copy on write): changing them in memory leaves
+    # model.pt as it was, and the parameters stay trainable (kgrec update trains a loaded run further).
+    checkpoint = (tmp_path / "run" / "model.pt").read_bytes()
+    trainable = {name for name, value in trained.model.named_parameters() if value.requires_grad}
+    assert {name for name, value in loaded.model.named_parameters() if value.requires_grad} == trainable
+    with torch.no_grad():
+        for value in loaded.model.state_dict().values():
+            if value.is_floating_point():
+                value.add_(1.0)
+    assert (tmp_path / "run" / "model.pt").read_bytes() == checkpoint
+    assert Recommender.load(tmp_path / "run").recommend(["u1", "u6"], k=3) == trained.recommend(["u1", "u6"], k=3)
 
 
 def test_recommend_skips_everything_the_user_has_seen(graph, tmp_path):
