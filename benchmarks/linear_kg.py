@@ -108,8 +108,10 @@ def main() -> None:
         "item_links": int(links._nnz()),
     }
     out = HERE / "results" / f"linear_kg_{label}"
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(report(result, args.ks))
+    for path, text in ((out.with_suffix(".json"), json.dumps(result, indent=2) + "\n"), (out.with_suffix(".md"), report(result, args.ks))):
+        partial = path.with_name(path.name + ".tmp")  # write then rename: an interrupted run leaves the old result whole
+        partial.write_text(text)
+        partial.replace(path)
     print(f"wrote {out}.md")
 
 

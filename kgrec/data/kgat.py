@@ -136,5 +136,8 @@ def read_kgat_dir(folder: str | Path, name: str | None = None) -> Dataset:
     empty = [()] * num_items
     catalog = pd.DataFrame({"item_id": item_ids, "title": "", "description": "", "categories": empty, "brands": empty})
     kg = pd.DataFrame({"head": triples[:, 0].astype(str), "relation": relations.to_numpy(), "tail": triples[:, 2].astype(str)})
-    notes = (f"{folder}: {len(train):,} train and {len(test):,} test pairs kept as given; {len(kg):,} triples",)
+    notes = (
+        f"{folder}: {len(train):,} train and {len(test):,} test pairs read (its own split, which split kind 'given' "
+        f"keeps); {len(kg):,} triples",
+    )
     return Dataset(name=name or folder.name, interactions=interactions, items=catalog, triples=kg, notes=notes)
