@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from build_graph import machine  # noqa: E402
 from kgrec.graph import load_graph, to_hetero
+from kgrec.io import atomic_write
 
 
 def main() -> None:
@@ -109,9 +110,8 @@ def main() -> None:
     }
     out = HERE / "results" / f"linear_kg_{label}"
     for path, text in ((out.with_suffix(".json"), json.dumps(result, indent=2) + "\n"), (out.with_suffix(".md"), report(result, args.ks))):
-        partial = path.with_name(path.name + ".tmp")  # write then rename: an interrupted run leaves the old result whole
-        partial.write_text(text)
-        partial.replace(path)
+        with atomic_write(path) as handle:
+            handle.write(text)
     print(f"wrote {out}.md")
 
 
