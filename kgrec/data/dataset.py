@@ -62,7 +62,10 @@ def _read_interactions(source: Source, config: DataConfig, notes: list[str]) -> 
     columns = config.interactions
     table = read_table(source, "interactions")
     path = table.path
-    schema.require_columns(table, {"user id": columns.user, "item id": columns.item}, "the interaction log")
+    schema.require_columns(
+        table, {"user id": columns.user, "item id": columns.item}, "the interaction log",
+        {"user id": "data.interactions.user", "item id": "data.interactions.item"},
+    )
     frame = pd.DataFrame(
         {
             "user_id": schema.id_column(table, columns.user, "user id"),
@@ -111,7 +114,7 @@ def _merge_repeats(frame: pd.DataFrame, repeats: str, path: Path, notes: list[st
 def _read_items(source: Source, config: DataConfig) -> pd.DataFrame:
     columns = config.items
     table = read_table(source, "items")
-    schema.require_columns(table, {"item id": columns.item}, "the item catalog")
+    schema.require_columns(table, {"item id": columns.item}, "the item catalog", {"item id": "data.items.item"})
     ids = schema.id_column(table, columns.item, "item id")
     schema.unique_ids(table, ids, "item")
     present = table.frame.columns
@@ -160,7 +163,7 @@ def read_catalog(path: Source, config: DataConfig | None = None) -> pd.DataFrame
 
 def _read_users(source: Source, config: DataConfig) -> pd.DataFrame:
     table = read_table(source, "users")
-    schema.require_columns(table, {"user id": config.user}, "the user table")
+    schema.require_columns(table, {"user id": config.user}, "the user table", {"user id": "data.user"})
     ids = schema.id_column(table, config.user, "user id")
     schema.unique_ids(table, ids, "user")
     parsed = {"user_id": ("user id", config.user)}
@@ -182,7 +185,8 @@ def _read_triples(source: Source, config: DataConfig, notes: list[str]) -> tuple
         columns = config.triples
         table = read_table(source, "triples")
         schema.require_columns(
-            table, {"head": columns.head, "relation": columns.relation, "tail": columns.tail}, "the triple file"
+            table, {"head": columns.head, "relation": columns.relation, "tail": columns.tail}, "the triple file",
+            {role: f"data.triples.{role}" for role in ("head", "relation", "tail")},
         )
         frame = pd.DataFrame(
             {
@@ -200,7 +204,10 @@ def _read_triples(source: Source, config: DataConfig, notes: list[str]) -> tuple
 def _read_links(source: Source, config: DataConfig) -> pd.DataFrame:
     columns = config.links
     table = read_table(source, "links")
-    schema.require_columns(table, {"item id": columns.item, "entity id": columns.entity}, "the link table")
+    schema.require_columns(
+        table, {"item id": columns.item, "entity id": columns.entity}, "the link table",
+        {"item id": "data.links.item", "entity id": "data.links.entity"},
+    )
     items = schema.id_column(table, columns.item, "item id")
     entities = schema.id_column(table, columns.entity, "entity id")
     schema.unique_ids(table, items, "link of item")

@@ -19,8 +19,16 @@ __all__ = [
 _FUTURE_SLACK_S = 86_400
 
 
-def require_columns(table: Table, columns: dict[str, str], what: str) -> None:
-    """Fail with a one-line error when a required column is missing, hinting at a wrong delimiter."""
+def require_columns(table: Table, columns: dict[str, str], what: str, settings: dict[str, str] | None = None) -> None:
+    """Fail with a one-line error when a required column is missing, hinting at a wrong delimiter or at a column
+    that differs only in case or separators (``Item ID`` for ``item``), with the ``--set`` that declares it.
+
+    Args:
+        table: The raw table.
+        columns: ``{role: column name}`` of the required columns ("user id": "user").
+        what: The table, for the message ("the interaction log").
+        settings: ``{role: config key}`` naming the setting that declares each column (``data.interactions.user``).
+    """
     present = list(table.frame.columns)
     for role, name in columns.items():
         if name in present:
@@ -28,9 +36,23 @@ def require_columns(table: Table, columns: dict[str, str], what: str) -> None:
         hint = ""
         if len(present) == 1 and any(sep in present[0] for sep in (",", "\t", ";", "|")):
             hint = " (the header is one column: is the delimiter right for this file's suffix?)"
+        elif lookalike := _lookalike(name, present):
+            key = (settings or {}).get(role)
+            declare = f": declare it with --set {key}='{lookalike}'" if key else ""
+            hint = f" (is '{lookalike}' that column? names match exactly{declare})"
         raise InputError(
             f"{what} needs a '{name}' column for the {role}; found columns {present}{hint}", table.path, 1
         )
+
+
+def _lookalike(name: str, present: list[str]) -> str | None:
+    """The one present column equal to ``name`` up to case, spaces, dashes and underscores, or with an id suffix."""
+    def squash(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    wanted = squash(name)
+    matches = [column for column in present if squash(column) in (wanted, wanted + "id", wanted + "ids")]
+    return matches[0] if len(matches) == 1 else None
 
 
 def check_extra_columns(table: Table, parsed: dict[str, tuple[str, str]], what: str) -> list[str]:

@@ -29,6 +29,17 @@ class Representations(NamedTuple):
     item_base: torch.Tensor
 
 
+def _full_precision(like: torch.Tensor) -> torch.autocast:
+    """Autocast switched off for propagation's sparse products: cuSPARSE has no bfloat16 SpMM for the transposed
+    product of the backward pass (CUDA error "operation not supported" under bfloat16 autocast, seen on an H200),
+    and a sum over thousands of neighbours is where bfloat16's 8 bits of mantissa lose most."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
+def _float32(*tensors: torch.Tensor | None) -> tuple:
+    return tuple(None if t is None else t.float() for t in tensors)
+
+
 class RecommenderNetwork(nn.Module):
     r"""Collaborative backbone plus knowledge-graph and text views of items.
 
@@ -242,7 +253,8 @@ class RecommenderNetwork(nn.Module):
         user_base, item_base = self.user_emb.weight, self._item_inputs(self.item_emb.weight, item_kg, drop_items)
         if self.entity_emb is not None:
             entity = self.entity_emb.weight if entity is None else self.entity_emb.weight + entity
-        user, item = self.propagation(user_base, item_base, entity, graph)
+        with _full_precision(user_base):
+            user, item = self.propagation(*_float32(user_base, item_base, entity), graph)
         return user, self._with_kg(item, item_kg), user_base, item_base
 
     @staticmethod
@@ -305,7 +317,8 @@ class RecommenderNetwork(nn.Module):
         item_kg = None if self.kg_proj is None else self.kg_proj(self.kg_table()[items])
         user_base = self.user_emb(users)
         item_base = self._item_inputs(self.item_emb(items), item_kg, None if drop_items is None else drop_items[items])
-        out = self.propagation.layer_mean(torch.cat([user_base, item_base]), sub.adj)
+        with _full_precision(user_base):
+            out = self.propagation.layer_mean(torch.cat(_float32(user_base, item_base)), sub.adj)
         user, item = out[: sub.num_users], self._with_kg(out[sub.num_users :], item_kg)
         if self.fusion is not None:
             item = self.fusion(item, self.text_view(text_items)[items], graph.item_degree[items])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kgrec.config import DataConfig
 from kgrec.data import read_dataset
 from kgrec.errors import InputError
 
@@ -15,6 +16,10 @@ CASES = [
     ("empty log", "interactions.csv", "", "the file is empty", None),
     ("header only", "interactions.csv", "user,item\n", "header but no rows", None),
     ("missing item column", "interactions.csv", "user,product\nu1,1\n", "needs a 'item' column", 1),
+    ("column differs in case", "interactions.csv", "User ID,item\nu1,1\n",
+     "is 'User ID' that column? names match exactly: declare it with --set data.interactions.user='User ID'", 1),
+    ("catalog column with an id suffix", "items.csv", "item_id,title\n1,One\n2,Two\n",
+     "declare it with --set data.items.item='item_id'", 1),
     ("wrong delimiter", "interactions.csv", "user\titem\nu1\t1\n", "is the delimiter right", 1),
     ("empty user id", "interactions.csv", "user,item\nu1,1\n,2\n", "empty user id", 3),
     ("rating not a number", "interactions.csv", "user,item,rating\nu1,1,4\nu1,2,good\n", "'good' is not a finite number", 3),
@@ -75,3 +80,12 @@ def test_min_rating_keeping_nothing(tmp_path):
     (tmp_path / "i.csv").write_text(GOOD_LOG)
     with pytest.raises(InputError, match="at least 9"):
         split_interactions(read_dataset(tmp_path / "i.csv"), SplitConfig(min_rating=9))
+
+
+def test_the_suggested_setting_reads_the_lookalike_column(tmp_path):
+    log, items = tmp_path / "interactions.csv", tmp_path / "items.csv"
+    log.write_text("User ID,item\nu1,1\nu2,2\n")
+    items.write_text(GOOD_ITEMS)
+    config = DataConfig.model_validate({"interactions": {"user": "User ID"}})
+    dataset = read_dataset(log, items, config=config)
+    assert sorted(dataset.interactions["user_id"].unique()) == ["u1", "u2"]

@@ -138,3 +138,16 @@ def test_score_shares_add_up_and_a_silent_text_view_gets_nothing(model, small_in
             baseline = model.scorer(reps.user[[user_index]], mean_item)
             learned = full[row, column] - ease[row, column]
             assert torch.allclose(parts["graph"][row, column] + parts["text"][row, column], learned - baseline[0], atol=1e-5)
+
+
+def test_propagation_runs_in_float32_under_bfloat16_autocast(model, small_inputs):
+    # cuSPARSE has no bfloat16 SpMM for the backward's transposed product (CUDA autocast failed on an H200), so
+    # the sparse products must see float32 inputs even where the KG projection ahead of them ran in bfloat16.
+    seen = []
+    model.propagation.register_forward_pre_hook(lambda module, args: seen.extend(a.dtype for a in args[:3] if a is not None))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reps = model(small_inputs)
+        loss = model.scorer(reps.user[[0, 1]], reps.item[[2, 3]]).float().pow(2).sum()
+    loss.backward()
+    assert seen and set(seen) == {torch.float32}
+    assert model.user_emb.weight.grad is not None and torch.isfinite(model.user_emb.weight.grad).all()
