@@ -296,6 +296,10 @@ def update(
     if epochs < 1:
         raise InputError(f"epochs must be at least 1, not {epochs}")
     previous = load_run(run, device)
+    if previous.directory is not None and _same_folder(out, previous.directory):
+        # Writing the update into the run it starts from would clear that run before the new one is complete:
+        # a failure or a kill in between would leave neither.
+        raise InputError("is the run this update starts from; write the update to a new `out` folder (the run stays as it is)", out)
     if previous.model.text_encoder is not None or previous.model.kg_model is not None:
         raise InputError("update does not support runs with a fine-tuned text encoder or KG model (text.finetune_layers, the kg task)")
     config = previous.config.override({"train.epochs": epochs, "train.batching": "full"})
@@ -368,6 +372,14 @@ def update(
     finally:
         run_dir.close()
     return recommender
+
+
+def _same_folder(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same folder (through links and relative parts), existing or not."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return a.samefile(b)
+    return a.resolve() == b.resolve()
 
 
 def load_run(run: Recommender | str | Path, device: str = "cpu") -> Recommender:

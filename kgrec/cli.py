@@ -610,17 +610,27 @@ def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--state", "state_dir", type=click.Path(file_okay=False), help="Folder of the durable event log [RUN/serving].")
-@click.option("--token", envvar="KGREC_SERVE_TOKEN", help="Token the write endpoints require (or KGREC_SERVE_TOKEN) [none: open].")
+@click.option("--token", envvar="KGREC_SERVE_TOKEN", help="Token the write endpoints require (or KGREC_SERVE_TOKEN) [none: read-only].")
+@click.option("--open-writes", is_flag=True, help="Accept writes without a token: anyone who reaches the port may post.")
+@click.option("--reload-root", type=click.Path(file_okay=False), help="Folder whose runs POST /admin/reload may swap in [none: only this run].")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning", show_default=True)
 @_device_option()
-def serve(run_dir, host, port, state_dir, token, log_level, device) -> None:
+def serve(run_dir, host, port, state_dir, token, open_writes, reload_root, log_level, device) -> None:
     """Answer recommendations over HTTP (OpenAPI docs at /docs); SIGHUP or POST /admin/reload swaps in a newer run."""
     from kgrec.serve import serve as run_server
 
-    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"warning: listening on {host} with no --token: anyone who reaches it can post interactions and items", err=True)
+    if token is not None and not token.strip():
+        raise KgrecError('--token is empty (an unset variable in --token "$TOKEN"?): give a token, or --open-writes to '
+                         "accept writes from anyone")
+    if token is not None and open_writes:
+        raise KgrecError("--open-writes and --token contradict each other: give one")
+    if open_writes:
+        click.echo(f"warning: --open-writes: anyone who reaches {host}:{port} can post interactions and items and reload runs",
+                   err=True)
+    elif token is None:
+        click.echo("note: no --token: the server is read-only (writes answer 403)", err=True)
     click.echo(f"kgrec serve: {run_dir} on http://{host}:{port} (docs at /docs)", err=True)
-    run_server(run_dir, host, port, state_dir, token, device, log_level)
+    run_server(run_dir, host, port, state_dir, token, device, log_level, open_writes=open_writes, reload_root=reload_root)
 
 
 @main.command()

@@ -39,7 +39,19 @@ __all__ = [
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or NaN anywhere: train.lr=inf trains to NaN and reports metrics of NaN scores.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, values: Any) -> Any:
+        # YAML reads `epochs: true` as a bool and pydantic's lax mode takes it as 1.
+        if isinstance(values, dict):
+            for name, field in cls.model_fields.items():
+                numeric = field.annotation in (int, float, int | None, float | None)
+                if numeric and isinstance(values.get(name), bool):
+                    raise ValueError(f"{name} must be a number, not {str(values[name]).lower()}")
+        return values
 
 
 class InteractionColumns(_Section):
@@ -84,6 +96,11 @@ class DataConfig(_Section):
     user: str = Field("user", description="Column holding the user id in the user table.")
     triples: TripleColumns = TripleColumns()
     links: LinkColumns = LinkColumns()
+    time_format: str | None = Field(
+        None,
+        description="strftime format of the log's timestamps (e.g. '%d/%m/%Y %H:%M'); None: unix seconds or ISO 8601, "
+        "nothing else (a date such as 11/01/2024 is ambiguous and refused).",
+    )
     list_separator: str = Field("|", min_length=1, description="Separator of multi-valued catalog cells (category, brand).")
     repeats: Literal["latest", "sum"] = Field(
         "latest",
@@ -409,6 +426,23 @@ def _validate(tree: dict[str, Any], source: str) -> RunConfig:
         raise InputError(f"invalid config value for '{key}': {first['msg']}", path=source) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (yaml keeps the last silently, as TOML
+    does not: a run lost its `use_text: false` to a later `use_text` of the same section)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' is given twice in one section",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(preset_or_path: str | Path = "default") -> RunConfig:
     """Load a packaged preset by name (``"ml-100k"``) or a YAML/TOML file by path, and validate it."""
     path = Path(preset_or_path)
@@ -425,7 +459,10 @@ def load_config(preset_or_path: str | Path = "default") -> RunConfig:
                 import tomli as tomllib
             tree = tomllib.loads(path.read_text(encoding="utf-8"))
         else:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            tree = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        raise InputError(f"cannot parse config: {error.problem}", path, None if mark is None else mark.line + 1) from None
     except (yaml.YAMLError, ValueError, UnicodeDecodeError) as error:
         raise InputError(f"cannot parse config: {' '.join(str(error).split())}", path=path) from None
     if not isinstance(tree, dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["KgrecError", "InputError", "ContextWarning"]
+__all__ = ["KgrecError", "InputError", "DivergedError", "ContextWarning"]
 
 
 class KgrecError(Exception):
@@ -34,6 +34,13 @@ class InputError(KgrecError):
         if self.path is not None and self.line is not None:
             where = f"{self.path}:{self.line}"
         return f"{where}: {self.message}" if where else self.message
+
+
+class DivergedError(KgrecError):
+    """Training (or PyKEEN's KG stage) produced a non-finite loss or parameter: the settings, not the data, are wrong.
+
+    Nothing is saved from such a run: its metrics would be computed from NaN scores.
+    """
 
 
 class ContextWarning(UserWarning):

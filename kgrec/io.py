@@ -30,7 +30,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 MARKER_NAME = ".kgrec"
 # Folders written before the marker existed are still recognised by their own record file.
 _LEGACY_RECORDS = {"graph": ("manifest.json", "kgrec-graph"), "run": ("run.json", "kgrec-run")}
-_KIND_WORDS = {"graph": "graph directory", "run": "run directory", "export": "RecBole export folder", "dataset": "dataset folder"}
+_KIND_WORDS = {"graph": "graph directory", "run": "run directory", "export": "RecBole export folder", "dataset": "dataset folder",
+               "serving": "serving state folder"}
 
 
 def safe_name(name: str, what: str = "name") -> str:

@@ -38,3 +38,23 @@ def test_config_is_frozen():
 
     with pytest.raises(ValidationError):
         RunConfig().graph.split.seed = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [("train.lr", float("inf"), "finite"), ("train.lr", float("nan"), "finite"), ("model.ease_l2", [float("inf")], "finite"),
+     ("train.epochs", True, "epochs must be a number, not true"), ("kge.lr", False, "lr must be a number")],
+)
+def test_non_finite_and_boolean_numbers_are_refused(key, value, words):
+    with pytest.raises(InputError, match=words):
+        RunConfig().override({key: value})
+
+
+def test_a_key_given_twice_in_a_yaml_section_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  use_text: false\n  dim: 32\n  use_text: true\n")
+    with pytest.raises(InputError, match=r"c.yaml:4: .*'use_text' is given twice"):
+        load_config(path)
+    path.write_text("model:\n  use_text: false\ntrain:\n  use_text: 1\n")  # the same key in two sections is fine
+    with pytest.raises(InputError, match="train.use_text"):
+        load_config(path)

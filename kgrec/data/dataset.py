@@ -75,7 +75,7 @@ def _read_interactions(source: Source, config: DataConfig, notes: list[str]) -> 
     if columns.rating in table.frame.columns:
         frame["rating"] = schema.number_column(table, columns.rating, "rating")
     if columns.timestamp in table.frame.columns:
-        frame["timestamp"] = schema.timestamp_column(table, columns.timestamp)
+        frame["timestamp"] = schema.timestamp_column(table, columns.timestamp, config.time_format)
     parsed = {
         "user_id": ("user id", columns.user),
         "item_id": ("item id", columns.item),

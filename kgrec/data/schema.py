@@ -119,15 +119,20 @@ def number_column(table: Table, name: str, what: str) -> pd.Series:
     return values
 
 
-def timestamp_column(table: Table, name: str) -> pd.Series:
-    """Parse unix seconds or ISO date-times into int64 unix seconds; negative or future times are errors."""
+def timestamp_column(table: Table, name: str, time_format: str | None = None) -> pd.Series:
+    """Parse unix seconds or ISO 8601 date-times (or, with ``time_format``, that strftime format) into int64
+    unix seconds; negative or future times are errors.
+
+    Exactly these forms: a guessing parser reads ``11/01/2024`` month-first and ``13/01/2024`` day-first in
+    the same column, which silently reorders a user's history (and moves a leave-one-out test item).
+    """
     _one_value_per_row(table, name, "timestamp")
     raw = table.frame[name].str.strip()
-    numeric = pd.to_numeric(raw, errors="coerce")
+    numeric = pd.to_numeric(raw, errors="coerce") if time_format is None else pd.Series(np.nan, index=raw.index)
     if numeric.notna().all():
         seconds = numeric.astype("float64")
     else:
-        parsed = pd.to_datetime(raw.where(numeric.isna()), errors="coerce", utc=True, format="mixed")
+        parsed = pd.to_datetime(raw.where(numeric.isna()), errors="coerce", utc=True, format=time_format or "ISO8601")
         seconds = numeric.astype("float64").where(
             numeric.notna(), (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
         )
@@ -135,7 +140,13 @@ def timestamp_column(table: Table, name: str) -> pd.Series:
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         cell = raw.iloc[bad[0]]
-        problem = "is missing" if cell == "" else f"'{cell}' is neither unix seconds nor an ISO date-time"
+        if cell == "":
+            problem = "is missing"
+        elif time_format is not None:
+            problem = f"'{cell}' does not match data.time_format='{time_format}'"
+        else:
+            problem = (f"'{cell}' is neither unix seconds nor an ISO 8601 date-time (2024-01-13, 2024-01-13T08:30:00Z); "
+                       "for another form declare it, e.g. data.time_format='%d/%m/%Y'")
         raise InputError(f"timestamp in column '{name}' {problem}", table.path, table.line_of(bad[0]))
     negative = np.flatnonzero(values < 0)
     if negative.size:

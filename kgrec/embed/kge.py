@@ -19,7 +19,7 @@ import torch
 
 from kgrec.config import KGEConfig
 from kgrec.embed.cache import cache_key, load_cached, store_cached
-from kgrec.errors import InputError
+from kgrec.errors import DivergedError, InputError
 from kgrec.graph import KnowledgeGraph
 
 __all__ = ["KGEmbeddings", "train_kg_embeddings", "make_kg_model"]
@@ -134,6 +134,11 @@ def train_kg_embeddings(
         model = result.model  # an ERModel: its representations are module lists
         entity_emb = _real(model.entity_representations[0](indices=None)).float().cpu().clone()  # type: ignore[index,operator]
         relation_emb = _real(model.relation_representations[0](indices=None)).float().cpu().clone()  # type: ignore[index,operator]
+    if not (torch.isfinite(entity_emb).all() and torch.isfinite(relation_emb).all()):
+        raise DivergedError(
+            f"PyKEEN's {config.model} diverged: its embeddings are not finite after {config.epochs} epochs; nothing is "
+            f"cached. Try a smaller learning rate (now {config.lr:g}): kge.lr={min(config.lr / 10, 0.01):g}"
+        )
     metrics = {}
     if held_out.any():
         for name, metric in (("mrr", "inverse_harmonic_mean_rank"), ("hits@1", "hits_at_1"), ("hits@10", "hits_at_10")):

@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from kgrec.errors import InputError
+from kgrec.errors import DivergedError, InputError
 from kgrec.evaluate.metrics import auc, coverage, intra_list_diversity, topk_contributions, topk_metrics
 
 __all__ = ["EvaluationResult", "evaluate_blends", "evaluate_ranking", "interaction_matrix"]
@@ -100,6 +100,15 @@ def _num_relevant(truth: sp.csr_matrix, rows: np.ndarray, device: torch.device) 
     return torch.from_numpy(truth.getnnz(axis=1)[rows].astype(np.float32)).to(device)
 
 
+def _finite(scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` unless one is NaN or +inf (-inf is how a scorer hides an item): metrics of a diverged model's
+    scores are noise that looks like a result."""
+    if bool(torch.isnan(scores).any()) or bool(torch.isposinf(scores).any()):
+        raise DivergedError("the model's scores are not finite (NaN or infinite): it diverged, and no metrics are computed "
+                            "from it; train again with a smaller train.lr")
+    return scores
+
+
 def _top(scores: torch.Tensor, excluded: torch.Tensor, order: torch.Tensor, k: int) -> torch.Tensor:
     """``(B, k)`` best item indices, never an excluded one, ties in the fixed random ``order``."""
     return _top_masked(scores.masked_fill(excluded, float("-inf")), order, k)
@@ -160,7 +169,7 @@ def evaluate_blends(
     item_totals = [torch.zeros(truth.shape[1], dtype=torch.float64, device=device) for _ in weights] if per_item else []
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
-        learned, linear = score_parts(torch.from_numpy(rows).to(device))
+        learned, linear = (_finite(part) for part in score_parts(torch.from_numpy(rows).to(device)))
         relevant, excluded = _batch_masks(truth, exclude, rows, not_candidate, device)
         num_relevant = _num_relevant(truth, rows, device)
         # Both parts are masked once, not once per weight: an excluded item's learned score is -inf and its
@@ -241,7 +250,7 @@ def evaluate_ranking(
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
         part = slice(start, start + len(rows))
-        scores = score_users(torch.from_numpy(rows).to(device)).float()  # (B, I)
+        scores = _finite(score_users(torch.from_numpy(rows).to(device)).float())  # (B, I)
         relevant, excluded = _batch_masks(truth, exclude, rows, not_candidate, device)
         top = _top(scores, excluded, order, max(ks))  # (B, K) item indices
         hits = relevant.gather(1, top)

@@ -31,11 +31,17 @@ __all__ = ["Service", "create_app", "serve", "TOKEN_ENV"]
 #: Environment variable read for the write token when ``--token`` is not given.
 TOKEN_ENV = "KGREC_SERVE_TOKEN"
 MAX_K = 1000
+#: The largest request body read (a batch of 10,000 items with descriptions fits); larger ones are answered 413 unread.
+MAX_BODY_BYTES = 32 << 20
 ContextValue = str | int | float
 
 
 class _Unauthorised(Exception):
     """Raised by the token check; answered 401."""
+
+
+class _ReadOnly(Exception):
+    """A write to a server started without a token and without ``open_writes``; answered 403."""
 
 
 # -- bodies ----------------------------------------------------------------------------------------
@@ -80,7 +86,7 @@ class ExplainResponse(BaseModel):
 class InteractionIn(_Body):
     user: str = Field(min_length=1)
     item: str = Field(min_length=1)
-    timestamp: float | None = None
+    timestamp: float | None = Field(None, ge=0, allow_inf_nan=False, description="Unix seconds.")
     context: dict[str, ContextValue] | None = None
 
 
@@ -132,12 +138,26 @@ class Service:
     Args:
         run_dir: A trained run directory.
         state_dir: The folder of the event log (default ``<run_dir>/serving``).
-        token: The write token; None leaves write endpoints open.
+        token: The write token. None: the write endpoints answer 403, unless ``open_writes``.
         device: Where scoring happens (``cpu``, ``cuda``, ``auto``).
+        open_writes: Accept writes without a token (anyone who reaches the port may post).
+        reload_root: The folder whose runs ``POST /admin/reload`` may swap in; None: only the current run, re-read.
+
+    Raises:
+        InputError: an empty or blank token (an unset shell variable gives ``--token ""``, which must not open
+            the server), or a run or state folder that cannot be used.
     """
 
-    def __init__(self, run_dir: str | Path, state_dir: str | Path | None = None, token: str | None = None, device: str = "cpu") -> None:
-        self.run_dir, self.device, self.token = Path(run_dir), device, token or None
+    def __init__(
+        self, run_dir: str | Path, state_dir: str | Path | None = None, token: str | None = None, device: str = "cpu",
+        open_writes: bool = False, reload_root: str | Path | None = None,
+    ) -> None:
+        if token is not None and not token.strip():
+            raise InputError("the write token is empty (an unset variable in --token \"$TOKEN\"?): give a token, or "
+                             "--open-writes to accept writes from anyone")
+        self.run_dir, self.device, self.token = Path(run_dir), device, token
+        self.writable = token is not None or open_writes
+        self.reload_root = None if reload_root is None else Path(reload_root).resolve()
         recommender = Recommender.load(self.run_dir, device=device)
         self.log = EventLog(state_dir if state_dir is not None else self.run_dir / "serving")
         self.write_lock = threading.Lock()
@@ -167,6 +187,12 @@ class Service:
         """Swap in ``run_dir`` (or the current run, re-read); returns the seconds it took."""
         started = time.perf_counter()
         target = Path(run_dir) if run_dir is not None else self.run_dir
+        if target.resolve() != self.run_dir.resolve():
+            if self.reload_root is None:
+                raise InputError("this server reloads only its own run; start it with --reload-root DIR to swap in runs from DIR",
+                                 target)
+            if not target.resolve().is_relative_to(self.reload_root):
+                raise InputError(f"is outside the reload root {self.reload_root}; only runs under it can be swapped in", target)
         recommender = Recommender.load(target, device=self.device)
         with self.write_lock:
             self.live = self._replayed(recommender)
@@ -220,6 +246,50 @@ class _Measure:
             self.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
+class _LimitBody:
+    """Answers 413 to a request body over ``max_bytes``, before the application reads it (a declared length) or as
+    soon as the streamed body passes it, so nobody, with or without a token, makes the server hold a huge body."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        body, more = [], True
+        while more:  # read here, in full, so a body longer than declared (chunked) is cut off too
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body.append(message.get("body", b""))
+            more = message.get("more_body", False)
+            if sum(map(len, body)) > self.max_bytes:
+                await self._refuse(send)
+                return
+        whole = b"".join(body)
+        delivered = False
+
+        async def replay() -> dict:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": whole, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Any) -> None:
+        detail = orjson.dumps({"detail": f"the request body is over {self.max_bytes >> 20} MiB"})
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(detail)).encode())]})
+        await send({"type": "http.response.body", "body": detail})
+
+
 def _result(answer: Answer, paths: list[dict | None] | None = None) -> dict[str, Any]:
     """A :class:`RecommendResult` as a plain dict.
 
@@ -259,6 +329,7 @@ def create_app(service: Service) -> FastAPI:
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
     )
 
+    app.add_middleware(_LimitBody, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(_Measure, requests=requests, latency=latency)
 
     @app.exception_handler(UnknownItemError)
@@ -276,7 +347,9 @@ def create_app(service: Service) -> FastAPI:
     def authorised(request: Request) -> None:
         token = service.token
         if token is None:
-            return
+            if service.writable:
+                return
+            raise _ReadOnly()
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             raise _Unauthorised()
@@ -285,6 +358,16 @@ def create_app(service: Service) -> FastAPI:
     async def unauthorised(_: Request, __: Exception) -> JSONResponse:
         return JSONResponse({"detail": "this endpoint needs the server's token: Authorization: Bearer <token>"}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(_ReadOnly)
+    async def read_only(_: Request, __: Exception) -> JSONResponse:
+        return JSONResponse({"detail": "this server is read-only: it was started without --token (or --open-writes)"},
+                            status_code=403)
+
+    @app.exception_handler(OSError)
+    async def not_recorded(_: Request, error: OSError) -> JSONResponse:
+        # The event log could not make the event durable (a full disk): it is not recorded and will not reappear.
+        return JSONResponse({"detail": f"the event was not recorded: {error.strerror or error}"}, status_code=503)
 
     @app.get("/health", response_model=Health)
     def health() -> Health:
@@ -299,6 +382,10 @@ def create_app(service: Service) -> FastAPI:
 
         Answered on the event loop (no thread hand-off): one user's scores take about a millisecond.
         """
+        keys = [key for key, _ in request.query_params.multi_items()]
+        repeated = next((key for key in keys if keys.count(key) > 1), None)
+        if repeated is not None:  # a query string's last value would win silently: ?user=a&user=b answered b
+            raise InputError(f"query parameter '{repeated}' is given {keys.count(repeated)} times; give it once")
         context = {key: value for key, value in request.query_params.items() if key not in ("user", "k", "explain")}
         live = service.live
         answer = live.recommend([user], k, context or None)[0]
@@ -367,13 +454,15 @@ def serve(
     token: str | None = None,
     device: str = "cpu",
     log_level: str = "warning",
+    open_writes: bool = False,
+    reload_root: str | Path | None = None,
 ) -> None:
     """Load the run and answer HTTP until interrupted; SIGHUP reloads the run (as ``POST /admin/reload``)."""
     import signal
 
     import uvicorn
 
-    service = Service(run_dir, state_dir, token, device)
+    service = Service(run_dir, state_dir, token, device, open_writes=open_writes, reload_root=reload_root)
     try:
         app = create_app(service)
         if hasattr(signal, "SIGHUP"):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from kgrec.config import TrainConfig
+from kgrec.errors import DivergedError
 from kgrec.models import RecommenderNetwork, PropagationGraph, TaskWeighting
 from kgrec.train.callbacks import Checkpointing, EarlyStopping, FitResult, TrainingCallback, TrainingState
 from kgrec.train.sampling import NegativeSampler
@@ -19,6 +20,8 @@ from kgrec.train.distributed import Distributed
 from kgrec.train.objectives import Batch, TaskInputs, TrainingStep
 
 __all__ = ["FitResult", "fit"]
+
+_DEFAULT_LR = TrainConfig.model_fields["lr"].default
 
 
 def fit(
@@ -90,7 +93,8 @@ def fit(
         )
         epoch = state.first_epoch
         while not state.stop and epoch <= state.max_epochs:
-            losses = _train_epoch(state, step, graph, config, device, distributed, autocast, trains_kg)
+            losses = _train_epoch(state, step, graph, config, device, distributed, autocast, trains_kg, epoch)
+            _check_finite(trained, config, stage, epoch)
             state.epoch = epoch
             row: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": losses.pop("loss"), "seconds": state.elapsed, **losses}
             state.result.history.append(row)
@@ -115,7 +119,7 @@ def fit(
 
 def _train_epoch(
     state: TrainingState, step: torch.nn.Module, graph: PropagationGraph, config: TrainConfig, device: torch.device,
-    distributed: Distributed, autocast: bool, trains_kg: bool,
+    distributed: Distributed, autocast: bool, trains_kg: bool, epoch: int,
 ) -> dict[str, float]:
     """One pass over the training pairs; returns the epoch's mean loss (and each task's, and their weights)."""
     model, generator = state.model, state.generator
@@ -133,12 +137,15 @@ def _train_epoch(
         shard, scale = distributed.shard(batch)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             loss, losses = step(graph, shard, drop, text_items, scale)
+        value = float(loss.detach())
+        if not np.isfinite(value):  # before the step: a NaN gradient would spread to every parameter
+            raise DivergedError(_diverged(f"the loss is {value}", config, state.stage, epoch))
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state.optimizer.step()
         if trains_kg and model.kg_model is not None:
             model.kg_model.post_parameter_update()  # type: ignore[operator]  # PyKEEN's constraints (e.g. TransE's unit-norm entities)
-        total += float(loss.detach())
+        total += value
         for name, value in losses.items():
             task_totals[name] = task_totals.get(name, 0.0) + float(value.detach())
         batches += 1
@@ -147,3 +154,16 @@ def _train_epoch(
         row.update({f"loss_{name}": value / max(1, batches) for name, value in task_totals.items()})
         row.update({f"weight_{name}": value for name, value in state.weighting.weights().items()})
     return row
+
+
+def _diverged(what: str, config: TrainConfig, stage: str, epoch: int) -> str:
+    smaller = _DEFAULT_LR if config.lr > _DEFAULT_LR else config.lr / 10
+    return (f"training diverged in the {stage} stage at epoch {epoch}: {what}; nothing is saved from it. Try a smaller "
+            f"learning rate (now {config.lr:g}): train.lr={smaller:g}")
+
+
+def _check_finite(parameters: list[torch.nn.Parameter], config: TrainConfig, stage: str, epoch: int) -> None:
+    """Stop on an infinite or NaN parameter: scores computed from it would be reported as results."""
+    with torch.no_grad():
+        if parameters and not bool(torch.stack([p.isfinite().all() for p in parameters]).all()):
+            raise DivergedError(_diverged("a parameter is no longer finite", config, stage, epoch))

@@ -20,6 +20,8 @@ CASES = [
      "is 'User ID' that column? names match exactly: declare it with --set data.interactions.user='User ID'", 1),
     ("catalog column with an id suffix", "items.csv", "item_id,title\n1,One\n2,Two\n",
      "declare it with --set data.items.item='item_id'", 1),
+    ("day-first date", "interactions.csv", "user,item,timestamp\nu1,1,2024-01-02\nu1,2,11/01/2024\n",
+     "'11/01/2024' is neither unix seconds nor an ISO 8601 date-time", 3),
     ("wrong delimiter", "interactions.csv", "user\titem\nu1\t1\n", "is the delimiter right", 1),
     ("empty user id", "interactions.csv", "user,item\nu1,1\n,2\n", "empty user id", 3),
     ("rating not a number", "interactions.csv", "user,item,rating\nu1,1,4\nu1,2,good\n", "'good' is not a finite number", 3),
@@ -89,3 +91,14 @@ def test_the_suggested_setting_reads_the_lookalike_column(tmp_path):
     config = DataConfig.model_validate({"interactions": {"user": "User ID"}})
     dataset = read_dataset(log, items, config=config)
     assert sorted(dataset.interactions["user_id"].unique()) == ["u1", "u2"]
+
+
+def test_a_declared_time_format_reads_day_first_dates(tmp_path):
+    log = tmp_path / "interactions.csv"
+    log.write_text("user,item,timestamp\nu1,1,11/01/2024\nu1,2,13/01/2024\n")
+    dataset = read_dataset(log, config=DataConfig(time_format="%d/%m/%Y"))
+    stamps = dict(zip(dataset.interactions["item_id"], dataset.interactions["timestamp"]))
+    assert stamps["2"] - stamps["1"] == 2 * 86_400  # 11 and 13 January, not 1 November and 13 January
+    log.write_text("user,item,timestamp\nu1,1,11/01/2024\nu1,2,2024-01-13\n")
+    with pytest.raises(InputError, match=r"interactions.csv:3: .*'2024-01-13' does not match data.time_format='%d/%m/%Y'"):
+        read_dataset(log, config=DataConfig(time_format="%d/%m/%Y"))

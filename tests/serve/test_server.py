@@ -18,6 +18,7 @@ from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
 from kgrec.graph import build_graph
+from kgrec.errors import InputError
 from kgrec.serve import EventLog
 from kgrec.graph import save_graph
 
@@ -46,10 +47,10 @@ def _free_port() -> int:
 class Server:
     """One ``kgrec serve`` process; ``url`` once it answers /health."""
 
-    def __init__(self, run: Path, state: Path, token: str | None = TOKEN) -> None:
+    def __init__(self, run: Path, state: Path, token: str | None = TOKEN, extra: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "kgrec", "serve", "--run", str(run), "--state", str(state), "--port", str(self.port)]
+        command = [sys.executable, "-m", "kgrec", "serve", "--run", str(run), "--state", str(state), "--port", str(self.port), *extra]
         env = {**os.environ, "KGREC_SERVE_TOKEN": token or ""}
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
@@ -72,7 +73,7 @@ class Server:
 
 @pytest.fixture
 def server(trained, tmp_path):
-    started = Server(trained / "run", tmp_path / "state")
+    started = Server(trained / "run", tmp_path / "state", extra=("--reload-root", str(trained)))
     yield started
     started.stop()
 
@@ -251,3 +252,109 @@ def test_frozen_score_table_answers_as_the_model_does(trained):
     assert any(len(rec.item_ids) < everything for rec in table.recommend(users, k=everything))
     seen_any = table.recommend(users, k=3, exclude_seen=False)
     assert [r.item_ids for r in seen_any] == [r.item_ids for r in direct.recommend(users, k=3, exclude_seen=False)]
+
+
+# -- in process (fastapi's TestClient): the guards of issue 38 -----------------------------------------------------
+def _client(trained: Path, state: Path, **options: object):
+    from fastapi.testclient import TestClient
+
+    from kgrec.serve import Service, create_app
+
+    service = Service(trained / "run", state, **options)  # type: ignore[arg-type]
+    return service, TestClient(create_app(service))
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_an_empty_token_is_refused_not_an_open_server(trained, tmp_path, blank):
+    from kgrec.serve import Service
+
+    with pytest.raises(InputError, match="write token is empty"):
+        Service(trained / "run", tmp_path / "state", token=blank)
+    assert not (tmp_path / "state").exists()
+
+
+def test_without_a_token_writes_need_open_writes(trained, tmp_path):
+    service, client = _client(trained, tmp_path / "a")
+    try:
+        refused = client.post("/interactions", json={"user": "u1", "item": "10"})
+        assert refused.status_code == 403 and "read-only" in refused.json()["detail"]
+        assert client.post("/admin/reload", json={}).status_code == 403 and service.log.count == 0
+    finally:
+        service.close()
+    service, client = _client(trained, tmp_path / "b", open_writes=True)
+    try:
+        assert client.post("/interactions", json={"user": "u1", "item": "10"}).status_code == 200
+    finally:
+        service.close()
+
+
+def test_reload_swaps_in_only_runs_under_the_reload_root(trained, tmp_path):
+    service, client = _client(trained, tmp_path / "state", token=TOKEN)
+    try:
+        elsewhere = client.post("/admin/reload", json={"run": str(tmp_path)}, headers=AUTH)
+        assert elsewhere.status_code == 400 and "--reload-root" in elsewhere.json()["detail"]
+        assert client.post("/admin/reload", json={"run": str(trained / "run")}, headers=AUTH).status_code == 200
+    finally:
+        service.close()
+    service, client = _client(trained, tmp_path / "state", token=TOKEN, reload_root=trained / "run")
+    try:
+        outside = client.post("/admin/reload", json={"run": str(trained / "run" / ".." / "graph")}, headers=AUTH)
+        assert outside.status_code == 400 and "outside the reload root" in outside.json()["detail"]
+    finally:
+        service.close()
+
+
+def test_bodies_repeated_parameters_and_timestamps_are_checked(trained, tmp_path, monkeypatch):
+    from kgrec.serve import app as app_module
+
+    monkeypatch.setattr(app_module, "MAX_BODY_BYTES", 1000)
+    service, client = _client(trained, tmp_path / "state", token=TOKEN)
+    try:
+        big = client.post("/interactions", content=b"x" * 5000, headers={**AUTH, "content-type": "application/json"})
+        assert big.status_code == 413 and "over" in big.json()["detail"]
+        assert client.post("/recommend", json={"users": ["u1"], "k": 2}).status_code == 200  # a small body still reads
+        twice = client.get("/recommend?user=u1&user=u2")
+        assert twice.status_code == 400 and "'user' is given 2 times" in twice.json()["detail"]
+        for stamp in ("NaN", "-Infinity", "Infinity", "-5"):
+            body = '{"user": "u1", "item": "10", "timestamp": %s}' % stamp
+            answer = client.post("/interactions", content=body.encode(), headers={**AUTH, "content-type": "application/json"})
+            assert answer.status_code == 422, (stamp, answer.text)
+        assert service.log.count == 0
+    finally:
+        service.close()
+
+
+def test_an_event_that_failed_to_reach_disk_never_comes_back(tmp_path, monkeypatch):
+    from kgrec.serve import events as events_module
+
+    log = EventLog(tmp_path / "state")
+    assert log.append({"kind": "interaction", "user": "a", "item": "1"}) == 1
+    real_fsync = events_module.os.fsync
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(events_module.os, "fsync", full_disk)
+    with pytest.raises(OSError):
+        log.append({"kind": "interaction", "user": "b", "item": "2"})
+    monkeypatch.setattr(events_module.os, "fsync", real_fsync)
+    assert log.append({"kind": "interaction", "user": "c", "item": "3"}) == 2
+    log.close()
+    assert [event["user"] for event in EventLog(tmp_path / "state").read()] == ["a", "c"]
+
+
+def test_the_state_folder_follows_the_ownership_rules(tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="never replaced or written into"):
+        EventLog(foreign)
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / EventLog.FILE).write_text('{"user": "a", "item": "1"}\n')
+    with pytest.raises(InputError, match=r"events.jsonl:1: not a kgrec event"):
+        EventLog(odd)
+    EventLog(odd.parent / "fresh").close()  # and the lock of a refused folder was given back
+    (odd / EventLog.FILE).write_text('{"kind": "interaction", "user": "a", "item": "1"}\n')
+    EventLog(odd).close()

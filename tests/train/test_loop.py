@@ -245,3 +245,25 @@ def test_a_callback_sees_every_epoch_and_can_stop_training(graph):
     api.train(graph, config, quiet=True, callbacks=[StopAfterTwo()])
     assert seen == [("joint", 1, False), ("joint", 2, True)]
 
+
+
+def test_a_diverging_run_stops_with_one_line_and_saves_nothing(graph, tmp_path):
+    from kgrec.errors import DivergedError
+
+    config = RunConfig().override({**FAST, "train.lr": 1e37, "model.use_text": False})
+    with pytest.raises(DivergedError, match=r"training diverged in the \w+ stage at epoch \d+: .*train.lr=0.005") as caught:
+        api.train(graph, config, out=tmp_path / "run", quiet=True)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "run").exists()  # no metrics of NaN scores, no half a run
+
+
+def test_metrics_are_never_computed_from_non_finite_scores():
+    from kgrec.errors import DivergedError
+    from kgrec.evaluate import evaluate_ranking, interaction_matrix
+
+    truth = interaction_matrix(np.arange(3), np.arange(3), 3, 4)
+    exclude = interaction_matrix(np.array([0]), np.array([3]), 3, 4)
+    evaluate_ranking(lambda users: torch.zeros(len(users), 4), truth, exclude)  # finite scores evaluate
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(DivergedError, match="not finite"):
+            evaluate_ranking(lambda users, bad=bad: torch.full((len(users), 4), bad), truth, exclude)

@@ -94,3 +94,13 @@ def test_one_pass_blend_sweep_matches_one_evaluation_per_weight(trained):
     fast = choose_blend(model, run.inputs, (10.0, 100.0), validate, baseline, one_pass, kg_weights=(0.0, 2.0))
     assert fast == pytest.approx(slow) and set(fast) == {"l2", "kg_weight", "text_weight", "weight", "valid"}
     assert (model.linear.l2, model.linear.kg_weight) == (fast["l2"], fast["kg_weight"])  # the model holds the choice
+
+
+def test_an_update_into_the_run_it_starts_from_is_refused_and_the_run_kept(trained, tmp_path):
+    events = tmp_path / "events.csv"
+    events.write_text("user,item,rating,timestamp\nu1,10,4,1700000000\n")
+    before = {p.name: p.read_bytes() for p in (trained / "run").iterdir() if p.is_file()}
+    for out in (trained / "run", trained / "run" / ".." / "run"):
+        with pytest.raises(InputError, match="is the run this update starts from"):
+            api.update(trained / "run", events, out=out)
+    assert {p.name: p.read_bytes() for p in (trained / "run").iterdir() if p.is_file()} == before
