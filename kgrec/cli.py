@@ -87,6 +87,16 @@ def _config(
     return config.override(overrides) if overrides else config
 
 
+class _PathType(click.Path):
+    """A path option that refuses an empty value: ``--out ""`` (an unset variable) would otherwise mean the current
+    folder, or the default place, and write where nobody asked."""
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty (an unset variable?)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="kgrec")
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
@@ -98,14 +108,14 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command("build-graph")
 @click.option("--dataset", help="A public dataset by name (ml-100k, ml-1m, alibaba-fashion).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding public datasets [env KGREC_DATA_DIR].")
-@click.option("--interactions", type=click.Path(dir_okay=False), help="Own interaction log (CSV, TSV, Parquet, .inter).")
-@click.option("--items", type=click.Path(dir_okay=False), help="Item catalog (item, title, description, category, brand).")
-@click.option("--users", type=click.Path(dir_okay=False), help="User attribute table.")
-@click.option("--triples", type=click.Path(dir_okay=False), help="Extra knowledge: Turtle, N-Triples, TSV or .kg.")
-@click.option("--links", type=click.Path(dir_okay=False), help="Item-to-entity table (.link or TSV item, entity).")
+@click.option("--data-dir", type=_PathType(file_okay=False), help="Folder holding public datasets [env KGREC_DATA_DIR].")
+@click.option("--interactions", type=_PathType(dir_okay=False), help="Own interaction log (CSV, TSV, Parquet, .inter).")
+@click.option("--items", type=_PathType(dir_okay=False), help="Item catalog (item, title, description, category, brand).")
+@click.option("--users", type=_PathType(dir_okay=False), help="User attribute table.")
+@click.option("--triples", type=_PathType(dir_okay=False), help="Extra knowledge: Turtle, N-Triples, TSV or .kg.")
+@click.option("--links", type=_PathType(dir_okay=False), help="Item-to-entity table (.link or TSV item, entity).")
 @click.option(
-    "--kgat-dir", type=click.Path(file_okay=False), help="A dataset in the KGAT/KGIN layout (train.txt, test.txt, kg_final.txt); use with --split given."
+    "--kgat-dir", type=_PathType(file_okay=False), help="A dataset in the KGAT/KGIN layout (train.txt, test.txt, kg_final.txt); use with --split given."
 )
 @click.option(
     "--download/--no-download",
@@ -113,12 +123,12 @@ def main(ctx: click.Context, debug: bool) -> None:
     help="Download a --dataset that is not in the data directory from its public source, checksums verified [download].",
 )
 @click.option("--name", help="Graph name (default: the dataset's).")
-@click.option("--out", type=click.Path(file_okay=False), help="Graph directory [default: graphs/<name>].")
+@click.option("--out", type=_PathType(file_okay=False), help="Graph directory [default: graphs/<name>].")
 @click.option("--split", type=click.Choice(["random", "loo", "cold-items", "given"]), help="Split kind [random; given keeps a dataset's own test set].")
 @click.option("--seed", type=int, help="Split seed [2020].")
 @click.option("--min-rating", type=float, help="Only ratings at least this count as positives.")
 @click.option("--cold-item-share", type=float, help="Share of items held out for --split cold-items [0.2].")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].")
+@click.option("--config", "config_path", type=_PathType(dir_okay=False), help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. data.interactions.user=customer.")
 @click.option("--quiet", is_flag=True, help="No progress lines on a terminal (the counts are still printed).")
 def build_graph(
@@ -182,11 +192,12 @@ def _pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 class _RegistryChoice(click.Choice):
-    """A choice among a registry's names, read when first needed: the registries live in kgrec.models, whose torch
-    and PyG imports would otherwise make every command, ``--help`` included, wait seconds to start."""
+    """A choice among a registry's names, read when a value is checked: the registries live in kgrec.models, whose
+    torch and PyG imports take seconds, which ``--help`` must not wait for. Help shows the names kgrec ships
+    (``shipped``; a test keeps them equal to the registry's)."""
 
-    def __init__(self, resolver_name: str, extra: tuple[str, ...] = ()) -> None:
-        self.resolver_name, self.extra = resolver_name, extra
+    def __init__(self, resolver_name: str, shipped: tuple[str, ...], extra: tuple[str, ...] = ()) -> None:
+        self.resolver_name, self.shipped, self.extra = resolver_name, shipped, extra
         self._names: tuple[str, ...] | None = None
         self.case_sensitive = True
 
@@ -202,17 +213,24 @@ class _RegistryChoice(click.Choice):
     def choices(self, value: tuple[str, ...]) -> None:
         self._names = tuple(value)
 
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:  # type: ignore[override]
+        return "[" + "|".join((*self.extra, *self.shipped)) + "]"
+
+
+FUSIONS = ("attention", "concat", "gated", "sum")
+PROPAGATIONS = ("knowledge", "knowledgemean", "lightgcn", "relational")
+
 
 @main.command()
-@click.option("--graph", "graph_dir", type=click.Path(file_okay=False), help="A graph from build-graph.")
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<graph name>-<fusion>].")
+@click.option("--graph", "graph_dir", type=_PathType(file_okay=False), help="A graph from build-graph.")
+@click.option("--out", type=_PathType(file_okay=False), help="Run directory [default: runs/<graph name>-<fusion>].")
 @click.option(
-    "--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run from its last checkpoint (its own config and graph)."
+    "--resume", "resume_dir", type=_PathType(file_okay=False), help="Continue an interrupted run from its last checkpoint (its own config and graph)."
 )
-@click.option("--fusion", type=_RegistryChoice("fusion_resolver"), help="How graph and text views join [gated].")
+@click.option("--fusion", type=_RegistryChoice("fusion_resolver", FUSIONS), help="How graph and text views join [gated].")
 @click.option(
     "--propagation",
-    type=_RegistryChoice("propagation_resolver", extra=("auto",)),
+    type=_RegistryChoice("propagation_resolver", PROPAGATIONS, extra=("auto",)),
     help="GNN over the graph [lightgcn]; knowledge puts KG entities in the graph; auto: knowledge when the graph has KG triples.",
 )
 @click.option("--kge-model", help="PyKEEN model for entity embeddings [TransE].")
@@ -234,11 +252,11 @@ class _RegistryChoice(click.Choice):
     help="Propagate over the whole graph each step, or over each batch's sampled neighbourhood [full].",
 )
 @click.option("--fanout", metavar="N,N,N", help="Neighbours sampled per node at each hop, for --batching sampled [10,10,10].")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (YAML or TOML) or preset name.")
+@click.option("--config", "config_path", type=_PathType(dir_okay=False), help="Config file (YAML or TOML) or preset name.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. model.dim=128.")
 @click.option(
     "--cache-dir",
-    type=click.Path(file_okay=False),
+    type=_PathType(file_okay=False),
     envvar="KGREC_CACHE_DIR",
     help="Where PyKEEN and text embeddings are cached [env KGREC_CACHE_DIR, else <graph>/cache]; for a read-only graph.",
 )
@@ -295,7 +313,7 @@ def _device_option(default: str = "cpu"):  # noqa: ANN202 - a click decorator
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory.")
+@click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
 @click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True)
 @click.option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's eval.ks].")
 @click.option(
@@ -317,13 +335,13 @@ def evaluate(run_dir, split, ks, candidates, device) -> None:
 
 
 @main.command()
-@click.option("--graph", "graph_dir", required=True, type=click.Path(file_okay=False), help="A graph from build-graph.")
-@click.option("--study", "study_dir", required=True, type=click.Path(file_okay=False), help="Study folder (created, or resumed).")
+@click.option("--graph", "graph_dir", required=True, type=_PathType(file_okay=False), help="A graph from build-graph.")
+@click.option("--study", "study_dir", required=True, type=_PathType(file_okay=False), help="Study folder (created, or resumed).")
 @click.option("--trials", type=click.IntRange(1), required=True, help="Finished trials (complete or pruned) the study should hold.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Stop drawing new trials after this many seconds.")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Trials in parallel processes.")
-@click.option("--space", type=click.Path(dir_okay=False), help="Search space YAML [kgrec/configs/spaces/default.yaml].")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Base config file or preset every trial starts from.")
+@click.option("--space", type=_PathType(dir_okay=False), help="Search space YAML [kgrec/configs/spaces/default.yaml].")
+@click.option("--config", "config_path", type=_PathType(dir_okay=False), help="Base config file or preset every trial starts from.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A fixed config value for every trial.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
 @click.option(
@@ -351,8 +369,8 @@ def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settin
 
 
 @main.command()
-@click.argument("baseline", type=click.Path(file_okay=False))
-@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.argument("baseline", type=_PathType(file_okay=False))
+@click.argument("runs", nargs=-1, required=True, type=_PathType(file_okay=False))
 @click.option("--metric", default="ndcg@20", show_default=True, help="A per-user metric (recall@20, mrr@10, auc ...).")
 @click.option(
     "--evaluation", default="test", show_default=True,
@@ -379,16 +397,16 @@ def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> Non
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory.")
+@click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
 @click.option("--user", "user_ids", multiple=True, help="User id (repeatable).")
-@click.option("--users-file", type=click.Path(dir_okay=False), help="A file with one user id per line.")
+@click.option("--users-file", type=_PathType(dir_okay=False), help="A file with one user id per line.")
 @click.option("-k", type=int, default=10, show_default=True, help="Items per user.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @click.option("--explain", "with_paths", is_flag=True, help="Attach each item's best explanation path and each part's share of its score.")
 @click.option("--endpoint", help="SPARQL endpoint serving the graph, for entity labels [the graph's own].")
-@click.option("--labels", type=click.Path(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
+@click.option("--labels", type=_PathType(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
 @click.option("--history", help="Comma-separated item ids: recommend for a new user with this history (no retraining).")
-@click.option("--new-items", type=click.Path(dir_okay=False), help="A catalog file of new items to make recommendable (no retraining).")
+@click.option("--new-items", type=_PathType(dir_okay=False), help="A catalog file of new items to make recommendable (no retraining).")
 @click.option(
     "--context",
     "context_pairs",
@@ -467,14 +485,14 @@ def _flat(text: str) -> str:
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory.")
+@click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
 @click.option("--user", "user_id", required=True, help="User id.")
 @click.option("--item", "item_id", required=True, help="The recommended item's id.")
 @click.option("--max-paths", type=int, default=5, show_default=True, help="Paths to show.")
 @click.option("--max-hops", type=click.IntRange(1, 2), default=2, show_default=True, help="KG entities between the two items.")
 @click.option("--max-fanout", type=click.IntRange(1), default=50, show_default=True, help="Entities expanded per node, most specific first.")
 @click.option("--endpoint", help="SPARQL endpoint serving the graph, for entity labels [the graph's own].")
-@click.option("--labels", type=click.Path(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
+@click.option("--labels", type=_PathType(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per path.")
 @_device_option()
 def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, labels, as_json, device) -> None:
@@ -497,7 +515,7 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
 
 @main.command()
 @click.argument("sparql")
-@click.option("--graph", "graph_dir", type=click.Path(file_okay=False), help="A graph from build-graph.")
+@click.option("--graph", "graph_dir", type=_PathType(file_okay=False), help="A graph from build-graph.")
 @click.option("--endpoint", help="A SPARQL 1.1 endpoint serving the graph instead.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of tab-separated values.")
 @click.option(
@@ -549,7 +567,7 @@ def datasets_list() -> None:
 
 @datasets.command("download")
 @click.argument("name")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Target folder [env KGREC_DATA_DIR].")
+@click.option("--data-dir", type=_PathType(file_okay=False), help="Target folder [env KGREC_DATA_DIR].")
 @click.option("--url", help="A mirror of the archive (each file's checksum is still verified).")
 @click.option("--force", is_flag=True, help="Download even if a verified copy is present.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -563,7 +581,7 @@ def datasets_download(name, data_dir, url, force, quiet) -> None:
 
 @datasets.command("verify")
 @click.argument("name")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding datasets [env KGREC_DATA_DIR].")
+@click.option("--data-dir", type=_PathType(file_okay=False), help="Folder holding datasets [env KGREC_DATA_DIR].")
 def datasets_verify(name, data_dir) -> None:
     """Check a public dataset's files against their published checksums."""
     from kgrec.data import verify_dataset
@@ -572,8 +590,8 @@ def datasets_verify(name, data_dir) -> None:
 
 
 @main.command()
-@click.option("--graph", "graph_dir", required=True, type=click.Path(file_okay=False), help="A graph directory.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the RecBole files.")
+@click.option("--graph", "graph_dir", required=True, type=_PathType(file_okay=False), help="A graph directory.")
+@click.option("--out", required=True, type=_PathType(file_okay=False), help="Folder for the RecBole files.")
 @click.option("--name", help="Dataset name for the files [the graph's name].")
 def export(graph_dir, out, name) -> None:
     """Write a graph's split as RecBole atomic benchmark files (.train/.valid/.test.inter, .item, .kg, .link)."""
@@ -583,11 +601,11 @@ def export(graph_dir, out, name) -> None:
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="The trained run to start from.")
-@click.option("--events", required=True, type=click.Path(dir_okay=False), help="New interactions (a log like train's: user, item [, rating, timestamp]).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="The updated run (a new run directory).")
+@click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="The trained run to start from.")
+@click.option("--events", required=True, type=_PathType(dir_okay=False), help="New interactions (a log like train's: user, item [, rating, timestamp]).")
+@click.option("--out", required=True, type=_PathType(file_okay=False), help="The updated run (a new run directory).")
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Epochs over old plus new interactions.")
-@click.option("--new-items", type=click.Path(dir_okay=False), help="A catalog file of items the events may name that the run lacks.")
+@click.option("--new-items", type=_PathType(dir_okay=False), help="A catalog file of items the events may name that the run lacks.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_device_option()
 def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
@@ -606,13 +624,13 @@ def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory.")
+@click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--state", "state_dir", type=click.Path(file_okay=False), help="Folder of the durable event log [RUN/serving].")
+@click.option("--state", "state_dir", type=_PathType(file_okay=False), help="Folder of the durable event log [RUN/serving].")
 @click.option("--token", envvar="KGREC_SERVE_TOKEN", help="Token the write endpoints require (or KGREC_SERVE_TOKEN) [none: read-only].")
 @click.option("--open-writes", is_flag=True, help="Accept writes without a token: anyone who reaches the port may post.")
-@click.option("--reload-root", type=click.Path(file_okay=False), help="Folder whose runs POST /admin/reload may swap in [none: only this run].")
+@click.option("--reload-root", type=_PathType(file_okay=False), help="Folder whose runs POST /admin/reload may swap in [none: only this run].")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning", show_default=True)
 @_device_option()
 def serve(run_dir, host, port, state_dir, token, open_writes, reload_root, log_level, device) -> None:

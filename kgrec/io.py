@@ -224,6 +224,8 @@ def atomic_dir(path: str | Path, kind: str, option: str = "`out`", keep: tuple[s
         InputError: when ``path`` holds something kgrec did not write there.
     """
     path = Path(path)
+    if path.is_symlink():  # swapping the link itself would leave it a folder and move its target's content aside
+        path = path.resolve()
     check_replaceable(path, kind, option, whole=True, keep=keep)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
@@ -340,6 +342,17 @@ def load_tensors(path: str | Path, *, mmap: bool = False) -> Any:
     With ``mmap`` the tensors are mapped from the file (copy on write) rather than read into memory, so a large
     checkpoint is not held twice while a model's own zero-filled tensors are replaced by it.
     """
+    import pickle
+
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    from kgrec.errors import InputError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        # weights_only refuses anything but tensors and plain containers: nothing in the file ran. Its message is
+        # a page of advice on trusting the file, which is not what a user of kgrec can act on.
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise InputError(f"is not a tensor file kgrec wrote, or is damaged ({first[:160]}); build or train it again", path) from None
+

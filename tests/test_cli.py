@@ -206,3 +206,31 @@ def test_library_wording_becomes_flags_on_the_command_line():
     assert _as_flags("a `tracker_uri` or `cache_dir`") == "a --tracker-uri or --cache-dir"
     assert _as_flags("disable it with model.use_kg=false") == "disable it with --set model.use_kg=false"
     assert _as_flags("context.user ['age'] needs a user table") == "context.user ['age'] needs a user table"  # a key, no setting
+
+
+def test_help_does_not_import_torch_and_shows_the_registries_names():
+    """`kgrec train --help` took 15 s: drawing the --fusion choices imported kgrec.models (torch, PyG)."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from kgrec.cli import main\n"
+              "try: main(['train', '--help'])\nexcept SystemExit: pass\n"
+              "assert 'torch' not in sys.modules, 'help imported torch'")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "[attention|concat|gated|sum]" in done.stdout
+
+    from kgrec import models
+    from kgrec.cli import FUSIONS, PROPAGATIONS
+
+    assert FUSIONS == tuple(sorted(models.fusion_resolver.options))
+    assert PROPAGATIONS == tuple(sorted(models.propagation_resolver.options))
+
+
+def test_an_empty_path_option_is_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from kgrec.cli import main
+
+    result = CliRunner().invoke(main, ["build-graph", "--dataset", "ml-100k", "--out", ""])
+    assert result.exit_code == 2 and "is empty" in result.output

@@ -275,7 +275,11 @@ def _fetch(url: str, target: Path, timeout: float, show_progress: bool) -> None:
     try:
         response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - https or a mirror the user names
     except (urllib.error.URLError, OSError) as error:
-        raise KgrecError(f"cannot download {url}: {getattr(error, 'reason', error)}") from None
+        raise KgrecError(
+            f"cannot download {url}: {getattr(error, 'reason', error)} (offline? copy the dataset's folder in and point "
+            f"`data_dir` or {DATA_DIR_VARIABLE} at the folder holding it, or run 'kgrec datasets download' on an online "
+            "machine and copy its folder over)"
+        ) from None
     with response, open(target, "wb") as handle:
         total = int(response.headers.get("Content-Length") or 0)
         received = 0

@@ -185,11 +185,26 @@ class _CountingSink:
         self.seen += 1
         if isinstance(obj, Literal):
             if predicate in (RDFS.label, SKOS.prefLabel):
-                self.labels.setdefault(str(subject), str(obj))
+                self.labels.setdefault(_term(subject), str(obj))
             else:
                 self.literals += 1
             return
-        self.triples.append((str(subject), str(predicate), str(obj)))
+        self.triples.append((_term(subject), str(predicate), _term(obj)))
+
+
+def _term(node) -> str:  # noqa: ANN001 - an rdflib term
+    """An IRI as itself, a blank node as ``_:label`` (never mistaken for an entity id of the same letters)."""
+    from rdflib import BNode
+
+    return node.n3() if isinstance(node, BNode) else str(node)
+
+
+class _FileBlankLabels(dict):
+    """A bnode context for rdflib's N-Triples parser that keeps each blank node's label from the file (``_:b0``)
+    instead of a fresh random id per parse: the same file then gives the same graph, and the same digest."""
+
+    def get(self, key, default=None):  # noqa: ANN001, ANN204 - dict's signature
+        return key
 
 
 def read_rdf_triples(path: str | Path) -> tuple[pd.DataFrame, dict[str, str], int]:
@@ -256,7 +271,7 @@ def _parse_rdf(path: Path) -> _CountingSink:
     fmt = RDF_FORMATS[path.suffix.lower()]
     if fmt == "nt":
         _decode(path)  # one pass to report bad bytes with their line before parsing
-        parser = W3CNTriplesParser(sink=sink)  # type: ignore[arg-type]  # rdflib's sink protocol, duck-typed
+        parser = W3CNTriplesParser(sink=sink, bnode_context=_FileBlankLabels())  # type: ignore[arg-type]  # rdflib's sink protocol, duck-typed
         with open(path, "rb") as handle:
             try:
                 parser.parse(handle)
@@ -270,7 +285,14 @@ def _parse_rdf(path: Path) -> _CountingSink:
             line = getattr(error, "lines", None)
             message = " ".join(str(getattr(error, "message", None) or error).split())[:200]
             raise InputError(f"malformed {fmt} RDF: {message}", path, None if line is None else int(line) + 1) from None
-        for triple in graph:
+        if any(isinstance(term, rdflib.BNode) for triple in graph for term in triple):
+            # Turtle's [ ... ] and RDF/XML's nested nodes have no label in the file: rdflib names them at random,
+            # so each parse would build another graph. Canonical labels (RGDA1, hashed from the triples around
+            # each blank node) are the same every time.
+            from rdflib.compare import to_canonical_graph
+
+            graph = to_canonical_graph(graph)
+        for triple in sorted(graph):
             sink.triple(*triple)
     return sink
 

@@ -103,6 +103,10 @@ def id_column(table: Table, name: str, what: str) -> pd.Series:
     empty = np.flatnonzero((ids == "").to_numpy())
     if empty.size:
         raise InputError(f"empty {what} in column '{name}'", table.path, table.line_of(empty[0]))
+    nul = np.flatnonzero(ids.str.contains("\x00", regex=False).to_numpy())
+    if nul.size:  # a NUL ends a C string: file names, RDF and the SPARQL store would each see another id (tabs and
+        # line breaks are fine: they are quoted wherever an id is written)
+        raise InputError(f"{what} {ids.iloc[nul[0]]!r} in column '{name}' holds a NUL byte", table.path, table.line_of(nul[0]))
     return ids
 
 

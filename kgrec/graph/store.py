@@ -109,6 +109,8 @@ def _read_manifest(directory: Path) -> dict:
         )
     for name, expected in manifest["files"].items():
         file = directory / name
+        if Path(name).name != name or name in ("", ".", ".."):  # only files of the folder itself are read
+            raise InputError(f"manifest.json lists '{name}', which is not a file of the graph folder; rebuild the graph", path)
         if not file.is_file():
             raise InputError("file listed in manifest.json is missing; rebuild the graph", file)
         if sha256_file(file) != expected:

@@ -22,6 +22,7 @@ CASES = [
      "declare it with --set data.items.item='item_id'", 1),
     ("day-first date", "interactions.csv", "user,item,timestamp\nu1,1,2024-01-02\nu1,2,11/01/2024\n",
      "'11/01/2024' is neither unix seconds nor an ISO 8601 date-time", 3),
+    ("NUL byte in an id", "interactions.csv", "user,item\nu1,1\nu\x002,2\n", "holds a NUL byte", 3),
     ("wrong delimiter", "interactions.csv", "user\titem\nu1\t1\n", "is the delimiter right", 1),
     ("empty user id", "interactions.csv", "user,item\nu1,1\n,2\n", "empty user id", 3),
     ("rating not a number", "interactions.csv", "user,item,rating\nu1,1,4\nu1,2,good\n", "'good' is not a finite number", 3),

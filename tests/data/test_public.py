@@ -222,3 +222,12 @@ def test_an_archive_without_a_known_folder_is_searched_by_file_name(tmp_path, da
         server.close()
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(spec.files)
     assert verify_dataset("frappe", tmp_path / "data") == folder
+
+
+def test_an_offline_download_says_how_to_go_on(tmp_path):
+    from kgrec.data import download_dataset
+    from kgrec.errors import KgrecError
+
+    with pytest.raises(KgrecError, match=r"cannot download .*`data_dir` or KGREC_DATA_DIR.*kgrec datasets download"):
+        download_dataset("ml-100k", tmp_path, url="http://127.0.0.1:9/ml-100k.zip")
+    assert not any(tmp_path.iterdir())

@@ -196,3 +196,21 @@ def test_an_extra_column_named_like_a_parsed_one_is_an_error(tmp_path, table, co
     config = DataConfig.model_validate(declared)
     with pytest.raises(InputError, match=fragment.replace("(", r"\(")):
         read_dataset(log, items=path if table == "items" else None, users=path if table == "users" else None, config=config)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text"),
+    [("ttl", "@prefix ex: <http://example.org/> .\nex:m1 ex:award [ ex:kind ex:oscar ; ex:year ex:y1999 ] .\n"
+             "ex:m2 ex:award [ ex:kind ex:bafta ] .\n"),
+     ("nt", "<http://example.org/m1> <http://example.org/award> _:a .\n_:a <http://example.org/kind> <http://example.org/oscar> .\n")],
+)
+def test_blank_nodes_get_the_same_ids_every_time(tmp_path, suffix, text):
+    """rdflib names blank nodes at random per parse; the graph built from identical files must not change."""
+    from kgrec.data.readers import read_rdf_triples
+
+    path = tmp_path / f"kg.{suffix}"
+    path.write_text(text)
+    first, second = (read_rdf_triples(path)[0] for _ in range(2))
+    pd.testing.assert_frame_equal(first, second)
+    blank = {v for v in first[["head", "tail"]].to_numpy().ravel() if not v.startswith("http")}
+    assert blank and all(v.startswith("_:") for v in blank)  # never a bare label an entity id could have

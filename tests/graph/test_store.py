@@ -188,3 +188,43 @@ def test_a_killed_build_leaves_no_temporary_folder_after_the_next_build(tmp_path
     assert subprocess.run(args, capture_output=True).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     load_graph(tmp_path / "g")
+
+
+def test_a_manifest_naming_files_outside_the_folder_is_refused(tmp_path, tiny_graph):
+    save_graph(tiny_graph, tmp_path / "g")
+    (tmp_path / "secret.txt").write_text("not the graph's")
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    manifest["files"]["../secret.txt"] = "0" * 64
+    (tmp_path / "g" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="lists '../secret.txt', which is not a file of the graph folder"):
+        load_graph(tmp_path / "g")
+
+
+def test_a_crafted_tensor_file_with_a_matching_hash_is_one_line(tmp_path, tiny_graph):
+    import pickle
+
+    from kgrec.io import sha256_file
+
+    save_graph(tiny_graph, tmp_path / "g")
+
+    class Anything:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    torch.save({"x": Anything()}, tmp_path / "g" / "hetero.pt", pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    manifest["files"]["hetero.pt"] = sha256_file(tmp_path / "g" / "hetero.pt")
+    (tmp_path / "g" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=r"hetero.pt: is not a tensor file kgrec wrote") as caught:
+        load_graph(tmp_path / "g")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_graph_saved_through_a_symlink_keeps_the_link(tmp_path, tiny_graph):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    save_graph(tiny_graph, tmp_path / "link")
+    save_graph(tiny_graph, tmp_path / "link")  # a rebuild replaces the target's content, not the link
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "real" / "manifest.json").is_file()
+    assert load_graph(tmp_path / "link").items == tiny_graph.items
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no .link.old-PID left behind
