@@ -213,7 +213,7 @@ class _RegistryChoice(click.Choice):
     def choices(self, value: tuple[str, ...]) -> None:
         self._names = tuple(value)
 
-    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:  # type: ignore[override]
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "[" + "|".join((*self.extra, *self.shipped)) + "]"
 
 
