@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -9,6 +10,7 @@ import re
 import sys
 import traceback
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -274,7 +276,8 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
                  ("--context", context_fields), ("--tasks", tasks), ("--fanout", fanout)) if value] + [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
         if given:
             raise KgrecError(f"--resume continues a run with its own config and graph; drop {given[0]}")
-        recommender = api.resume(resume_dir, quiet=quiet, cache_dir=cache_dir)
+        with _resume_hint(Path(resume_dir)):
+            recommender = api.resume(resume_dir, quiet=quiet, cache_dir=cache_dir)
         _print_metrics(recommender.metrics.get("test", {}), "test")
         click.echo(f"wrote {resume_dir}")
         return
@@ -292,13 +295,29 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
     if context_fields:
         config = config.override(api.context_overrides(graph, _names(context_fields)))
     out = Path(out) if out else Path("runs") / safe_name(f"{graph.name}-{config.model.fusion}", "run name")
-    recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, tracker=tracker,
-                            tracker_uri=tracker_uri)
+    with _resume_hint(out):
+        recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, tracker=tracker,
+                                tracker_uri=tracker_uri)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports (and alone wrote the run)
         for note in recommender.notes:
             click.echo(f"note: {note}", err=True)
         _print_metrics(recommender.metrics.get("test", {}), "test")
         click.echo(f"wrote {out}")
+
+
+@contextlib.contextmanager
+def _resume_hint(out: Path) -> Iterator[None]:
+    """On Ctrl-C, say how to continue (when a checkpoint was kept) and exit 130, without a traceback."""
+    from kgrec.train.checkpoint import CHECKPOINT_NAME
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        if (out / CHECKPOINT_NAME).is_file():
+            click.echo(f"kgrec: interrupted; continue with: kgrec train --resume {out}", err=True)
+        else:
+            click.echo("kgrec: interrupted before the first checkpoint; nothing was kept", err=True)
+        sys.exit(130)
 
 
 def _print_metrics(metrics: dict, split: str) -> None:

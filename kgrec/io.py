@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "atomic_write", "atomic_dir", "write_json", "sha256_file", "sha256_bytes", "load_tensors", "safe_name",
+    "atomic_write", "atomic_dir", "save_tensors", "write_json", "sha256_file", "sha256_bytes", "load_tensors", "safe_name",
     "MARKER_NAME", "folder_kind", "check_replaceable", "write_marker", "remove_stale_temporaries", "DirectoryLock",
 ]
 
@@ -334,6 +334,31 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
 def sha256_bytes(data: bytes) -> str:
     """Return the hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+def save_tensors(obj: Any, path: str | Path) -> None:
+    """``torch.save`` atomically (write beside, then rename); a failed write is an ``OSError`` naming ``path``.
+
+    torch's own writer reports a full disk as a ``RuntimeError`` ("PytorchStreamWriter failed writing file"), which
+    would reach the user as a traceback; as an OSError it is one line, and the file is as it was before.
+    """
+    import errno
+
+    import torch
+
+    path = Path(path)
+    try:
+        with atomic_write(path, mode="wb") as handle:
+            torch.save(obj, handle)
+    except RuntimeError as error:
+        cause = error.__context__  # the file object's own OSError, when torch's writer met one
+        if isinstance(cause, OSError) and cause.errno is not None:
+            raise OSError(cause.errno, cause.strerror or os.strerror(cause.errno), str(path)) from None
+        if "write" not in str(error).lower():
+            raise
+        full = shutil.disk_usage(path.parent).free < (64 << 20)
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), "write failed")
+        raise OSError(errno.ENOSPC if full else errno.EIO, os.strerror(errno.ENOSPC) if full else first[:160], str(path)) from None
 
 
 def load_tensors(path: str | Path, *, mmap: bool = False) -> Any:

@@ -128,3 +128,22 @@ def test_a_kgrec_folder_that_received_foreign_files_is_not_replaced(tmp_path):
         with atomic_dir(target, "graph", keep=("cache",)) as folder:
             (folder / "kg.nt").write_text("v3")
     assert (target / "my-run" / "model.pt").read_text() == "a day of training" and (target / "kg.nt").read_text() == "v2"
+
+
+def test_a_tensor_file_on_a_full_disk_is_an_os_error_and_leaves_nothing(mounts):
+    """torch.save reports a full disk as a RuntimeError (a traceback at the command line); save_tensors makes it the
+    OSError the CLI prints in one line, and the file is as it was."""
+    import errno
+
+    import torch
+
+    from kgrec.io import load_tensors, save_tensors
+
+    disk = mounts.tmpfs("disk", size="1m")
+    save_tensors({"small": torch.zeros(4)}, disk / "t.pt")
+    mounts.fill(disk, leave=8 * 1024)
+    with pytest.raises(OSError) as caught:
+        save_tensors({"big": torch.zeros(100_000)}, disk / "t.pt")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(disk / "t.pt")
+    assert torch.equal(load_tensors(disk / "t.pt")["small"], torch.zeros(4))  # the old file survives
+    assert sorted(p.name for p in disk.iterdir()) == ["filler.bin", "t.pt"]

@@ -8,9 +8,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
 
-from kgrec.io import atomic_write, load_tensors
+from kgrec.io import load_tensors, save_tensors
 
 __all__ = ["cache_key", "load_cached", "store_cached", "CACHE_FORMAT"]
 
@@ -57,5 +56,4 @@ def store_cached(directory: Path | None, kind: str, key: str, entry: dict[str, A
     """Write an entry atomically under ``directory/kind/key.pt``."""
     if directory is None:
         return
-    with atomic_write(Path(directory) / kind / f"{key}.pt", mode="wb") as handle:
-        torch.save({**entry, "key": key}, handle)
+    save_tensors({**entry, "key": key}, Path(directory) / kind / f"{key}.pt")

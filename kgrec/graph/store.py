@@ -29,7 +29,7 @@ from kgrec.errors import InputError
 from kgrec.graph.knowledge import KnowledgeGraph, index_triples
 from kgrec.graph.rdf import iter_ntriples, ontology_turtle
 from kgrec.graph.views import to_networkx, write_networkx
-from kgrec.io import MARKER_NAME, atomic_dir, load_tensors, sha256_file
+from kgrec.io import MARKER_NAME, atomic_dir, load_tensors, save_tensors, sha256_file
 
 __all__ = ["save_graph", "load_graph", "GRAPH_FORMAT_VERSION"]
 
@@ -43,7 +43,6 @@ def save_graph(graph: KnowledgeGraph, directory: str | Path) -> Path:
     Raises:
         InputError: if ``directory`` exists and is not a kgrec graph (a folder kgrec did not create is never touched).
     """
-    import torch
 
     from kgrec.graph.hetero import hetero_to_tensors, to_hetero
 
@@ -68,7 +67,7 @@ def save_graph(graph: KnowledgeGraph, directory: str | Path) -> Path:
         (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
         with open(tmp / "networkx.json", "w", encoding="utf-8") as handle:
             write_networkx(to_networkx(graph), handle)
-        torch.save(hetero_to_tensors(to_hetero(graph)), tmp / "hetero.pt")
+        save_tensors(hetero_to_tensors(to_hetero(graph)), tmp / "hetero.pt")
         interactions = graph.split.interactions.assign(split=graph.split.interactions["split"].astype(str))
         interactions.to_parquet(tmp / "interactions.parquet", index=False)
         catalog = graph.catalog.copy()

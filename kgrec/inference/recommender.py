@@ -32,7 +32,7 @@ from kgrec.data.context import log_context_columns
 from kgrec.errors import ContextWarning, InputError
 from kgrec.evaluate import EvaluationResult, evaluate_blends, evaluate_ranking, interaction_matrix, rating_errors
 from kgrec.graph import KnowledgeGraph
-from kgrec.io import atomic_write, check_replaceable, load_tensors, write_json, write_marker
+from kgrec.io import atomic_write, check_replaceable, load_tensors, save_tensors, write_json, write_marker
 from kgrec.inference.assemble import ModelShapes, assemble_model, resolve_device
 from kgrec.models import DotScorer, RecommenderNetwork, PropagationGraph, Representations, TopK, top_k
 from kgrec.models.linear import text_features
@@ -801,8 +801,7 @@ class Recommender:
         if self.context is not None:
             write_json(directory / "context.json", self.context.to_dict())
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        with atomic_write(directory / "model.pt", mode="wb") as handle:
-            torch.save({"state_dict": state, "shapes": shapes}, handle)
+        save_tensors({"state_dict": state, "shapes": shapes}, directory / "model.pt")
         run = {
             "format": "kgrec-run",
             "format_version": RUN_FORMAT_VERSION,

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from kgrec.errors import InputError
-from kgrec.io import atomic_write, load_tensors
+from kgrec.io import load_tensors, save_tensors
 
 __all__ = ["CHECKPOINT_NAME", "Checkpointer", "read_checkpoint"]
 
@@ -92,8 +92,7 @@ class Checkpointer:
             "previous": json.dumps(self.previous),
             "torch_rng": torch.get_rng_state(),
         }
-        with atomic_write(self.path, mode="wb") as handle:
-            torch.save(record, handle)
+        save_tensors(record, self.path)
 
     def due(self, epoch: int, last: bool) -> bool:
         """Whether a checkpoint is written after ``epoch`` (always after the last one of a stage)."""

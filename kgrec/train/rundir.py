@@ -50,6 +50,12 @@ class RunDirectory:
         except FileExistsError:
             check_replaceable(self.path, "run")
         self._lock = DirectoryLock(self.path).acquire()
+        if not self.resume and (self.path / CHECKPOINT_NAME).is_file() and not (self.path / "run.json").is_file():
+            self.close()  # an interrupted run's work would be deleted by a fresh start: the user decides
+            raise InputError(
+                f"holds an interrupted run (its {CHECKPOINT_NAME}); continue it with 'kgrec train --resume {self.path}', "
+                "or delete the folder to start again", self.path,
+            )
         # From here on this process owns the folder: what it cleans up is its own.
         write_marker(self.path, "run")
         for leftover in self.path.glob(".*.tmp"):  # half-written files of a process that was killed

@@ -60,6 +60,10 @@ def test_resume_ends_with_the_uninterrupted_result(graph, tmp_path, monkeypatch,
     assert fixed <= set(whole.model.state_dict())
     assert not fixed & (set(saved["model"]) | set(saved["best_state"]))
     assert not (tmp_path / "cut" / "run.json").exists()
+    # A plain rerun into the interrupted run does not silently throw its checkpoint away.
+    with pytest.raises(InputError, match=r"holds an interrupted run .*kgrec train --resume"):
+        api.train(graph, config, out=tmp_path / "cut", graph_dir=tmp_path / "graph", quiet=True)
+    assert read_checkpoint(tmp_path / "cut" / CHECKPOINT_NAME)["epoch"] == saved["epoch"]
 
     resumed = api.resume(tmp_path / "cut", quiet=True)
     assert resumed.metrics == whole.metrics
@@ -117,9 +121,34 @@ def test_sigkill_mid_training_leaves_a_resumable_run(graph, tmp_path):
     saved = read_checkpoint(run / CHECKPOINT_NAME)  # complete and loadable, whatever moment the kill came
     assert 20 <= saved["epoch"] < 400
 
+    rerun = subprocess.run([*command, "--out", str(run)], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 2 and f"kgrec train --resume {run}" in rerun.stderr, rerun.stderr[-2000:]
+
     resumed = subprocess.run(
         [sys.executable, "-m", "kgrec", "train", "--resume", str(run), "--quiet"], env=env, capture_output=True, text=True, timeout=300
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not list(run.glob(".*.tmp")) and not (run / CHECKPOINT_NAME).exists()
     assert json.loads((run / "metrics.json").read_text()) == json.loads((tmp_path / "whole" / "metrics.json").read_text())
+
+
+def test_ctrl_c_says_how_to_continue(graph, tmp_path):
+    overrides = {**SETTINGS, "train.epochs": 400, "train.side_epochs": 0}
+    flags = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "kgrec", "train", "--graph", str(tmp_path / "graph"), "--quiet", "--out", str(run), *flags]
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and not (run / CHECKPOINT_NAME).is_file():
+            if process.poll() is not None:
+                pytest.fail("training ended before it could be interrupted")
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == f"kgrec: interrupted; continue with: kgrec train --resume {run}"
+    assert "Traceback" not in stderr and (run / CHECKPOINT_NAME).is_file()
