@@ -10,7 +10,8 @@ import re
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import click
@@ -18,7 +19,7 @@ import yaml
 
 from kgrec.config import PRESETS, RunConfig, load_config
 from kgrec.errors import ContextWarning, KgrecError
-from kgrec.io import safe_name
+from kgrec.io import json_safe, safe_name
 
 # Flag name -> dotted config key: the whole mapping from command line to configuration.
 _BUILD_FLAGS = {
@@ -305,6 +306,44 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
         click.echo(f"wrote {out}")
 
 
+def _interruptible(work: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``work()`` in a worker thread, stopped by Ctrl-C or after ``timeout`` seconds.
+
+    A SPARQL engine in native code (Oxigraph) does not look at Python's signals while it evaluates, so a long
+    query ignored Ctrl-C; the main thread waits in short steps instead, and leaves the process when told to
+    (the worker cannot be cancelled, and a query writes nothing, so nothing is left half-done).
+    """
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        worker.join(timeout)
+    except KeyboardInterrupt:
+        _leave(130, f"kgrec: interrupted; {what} was stopped")
+    if worker.is_alive():
+        _leave(2, f"kgrec: error: {what} took longer than {timeout:g} s and was stopped (--timeout raises the limit)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _leave(code: int, message: str) -> None:
+    """Exit at once, with the worker thread still running (``sys.exit`` would wait for it)."""
+    click.echo(message, err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 @contextlib.contextmanager
 def _resume_hint(out: Path) -> Iterator[None]:
     """On Ctrl-C, say how to continue (when a checkpoint was kept) and exit 130, without a traceback."""
@@ -405,7 +444,7 @@ def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> Non
     results = api.compare(baseline, list(runs), metric, evaluation, resamples, seed)
     if as_json:
         for result in results:
-            click.echo(json.dumps(result.to_dict()))
+            click.echo(json.dumps(json_safe(result.to_dict())))
         return
     click.echo(f"{metric} on {evaluation}, paired over users, against {baseline} (mean {results[0].baseline_mean:.4f}):")
     click.echo(f"{'run':<40} {'users':>6} {'mean':>8} {'diff':>9} {'rel':>7} {'95% CI':>21} {'t p':>9} {'Wilcoxon p':>10} {'Holm t':>9} {'Holm W':>9}")
@@ -484,7 +523,7 @@ def recommend(
             warnings.showwarning(other.message, other.category, other.filename, other.lineno)
     for rec in recommendations:
         if as_json:
-            click.echo(json.dumps(dataclasses.asdict(rec)))
+            click.echo(json.dumps(json_safe(dataclasses.asdict(rec))))
             continue
         click.echo(f"user {rec.user_id}")
         for rank, (item_id, title, score) in enumerate(zip(rec.item_ids, rec.titles, rec.scores), start=1):
@@ -527,7 +566,7 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
         click.echo(f"user {user_id} has no training interactions to explain item {item_id} from")
     for rank, path in enumerate(paths, start=1):
         if as_json:
-            click.echo(json.dumps(path.to_dict()))
+            click.echo(json.dumps(json_safe(path.to_dict())))
         else:
             click.echo(f"{rank}. {_flat(path.text())}  (score {path.score:+.3f}, specificity {path.specificity:.2f})")
 
@@ -541,16 +580,19 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
     "--allow-service", is_flag=True, help="Let SERVICE <url> and FROM <url> fetch from other endpoints (off: a query never makes this machine send requests)."
 )
 @click.option("--store", "backend", type=click.Choice(["oxigraph", "rdflib"]), help="Local store and SPARQL engine [oxigraph where installed].")
-def query(sparql, graph_dir, endpoint, as_json, allow_service, backend) -> None:
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
+              help="Seconds the query (loading included) may take before it is stopped.")
+def query(sparql, graph_dir, endpoint, as_json, allow_service, backend, timeout) -> None:
     """Run a SPARQL SELECT/ASK query over a graph's RDF (prefixes kgrec:, kg:, rdfs:, rdf: predeclared)."""
     from kgrec import api
 
-    table = api.query(sparql, graph_dir, endpoint, allow_service=allow_service, backend=backend)
+    table = _interruptible(lambda: api.query(sparql, graph_dir, endpoint, allow_service=allow_service, backend=backend),
+                           timeout, "the query")
     if as_json:
         import json
 
         for record in table.to_dict(orient="records"):
-            click.echo(json.dumps(record))
+            click.echo(json.dumps(json_safe(record)))
     else:
         click.echo(table.to_csv(sep="\t", index=False).rstrip("\n"))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "atomic_write", "atomic_dir", "save_tensors", "write_json", "sha256_file", "sha256_bytes", "load_tensors", "safe_name",
+    "atomic_write", "atomic_dir", "save_tensors", "json_safe", "write_json", "sha256_file", "sha256_bytes", "load_tensors", "safe_name",
     "MARKER_NAME", "folder_kind", "check_replaceable", "write_marker", "remove_stale_temporaries", "DirectoryLock",
 ]
 
@@ -315,10 +316,24 @@ class DirectoryLock:
         self.release()
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float as ``None``: JSON has no NaN, and a reader (jq, JavaScript, a
+    strict parser) rejects the ``NaN`` that Python's json module writes. ``None`` says "no value" honestly."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(value) for value in obj]
+    if hasattr(obj, "dtype") and getattr(obj, "ndim", None) == 0:  # a numpy or torch scalar
+        return json_safe(obj.item())
+    return obj
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented, standard JSON (no NaN: see :func:`json_safe`), atomically."""
     with atomic_write(path) as handle:
-        json.dump(obj, handle, indent=2, sort_keys=False, default=str)
+        json.dump(json_safe(obj), handle, indent=2, sort_keys=False, default=str, allow_nan=False)
         handle.write("\n")
 
 

@@ -147,3 +147,18 @@ def test_a_tensor_file_on_a_full_disk_is_an_os_error_and_leaves_nothing(mounts):
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(disk / "t.pt")
     assert torch.equal(load_tensors(disk / "t.pt")["small"], torch.zeros(4))  # the old file survives
     assert sorted(p.name for p in disk.iterdir()) == ["filler.bin", "t.pt"]
+
+
+def test_json_written_by_kgrec_is_standard_json(tmp_path):
+    import json
+    import math
+
+    import numpy as np
+
+    from kgrec.io import write_json
+
+    write_json(tmp_path / "m.json", {"auc": float("nan"), "x": [1.0, float("inf"), np.float32("nan")], "ok": 0.5})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    loaded = json.loads(text, parse_constant=lambda name: math.nan)
+    assert loaded == {"auc": None, "x": [1.0, None, None], "ok": 0.5}

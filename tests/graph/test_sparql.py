@@ -150,3 +150,30 @@ def test_unknown_prefix_and_evaluation_errors_are_one_line(graph_dir):
         query("SELECT ?x WHERE { ?x foo:bar ?y }", graph_dir)
     with pytest.raises(InputError, match="only SELECT and ASK"):
         query("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", graph_dir)
+
+
+ENDLESS = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l . ?m ?n ?o }"  # ~10^10 rows on the tiny graph
+
+
+def _query_process(graph_dir, *extra: str):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "kgrec", "query", ENDLESS, "--graph", str(graph_dir), *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_query_stops_at_its_timeout_and_on_ctrl_c(graph_dir):
+    """Oxigraph evaluates in native code and ignored Ctrl-C; `kgrec query` had no time limit."""
+    import signal
+    import time
+
+    process = _query_process(graph_dir, "--timeout", "3")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2 and "took longer than 3 s and was stopped" in stderr, stderr[-2000:]
+
+    process = _query_process(graph_dir)
+    time.sleep(8)  # imports and loading done, the query running
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr[-2000:]
