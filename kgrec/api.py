@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
+from typing import Literal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from kgrec.config import RunConfig
 from kgrec.data import Dataset, load_dataset, read_catalog, read_dataset, read_entity_labels
 from kgrec.data.kgat import read_kgat_dir
 from kgrec.embed import has_item_text
-from kgrec.errors import InputError, KgrecError
+from kgrec.errors import ColdStartWarning, InputError, KgrecError
 from kgrec.evaluate import EvaluationResult, PairedComparison, holm, paired_comparison
 from kgrec.evaluate.metrics import TOPK_METRICS
 from kgrec.explain import ExplanationPath, PathFinder
@@ -477,6 +479,7 @@ def recommend(
     device: str = "cpu",
     labels: str | Path | dict[str, str] | None = None,
     include_seen: bool | None = None,
+    unknown_users: Literal["error", "cold-start"] = "error",
 ) -> list[Recommendation]:
     """Top-``k`` unseen items for each user id, with titles and scores; with ``explain``, each item's
     best explanation path (entity ``labels`` as in :func:`explain`) and how its score divides among
@@ -488,7 +491,10 @@ def recommend(
     is known by the context's attributes (``age``, ``gender`` ...) and ``history``, if any. ``retrieval="faiss"``
     takes candidates from an approximate inner-product index (see :meth:`Recommender.recommend`). ``include_seen``
     keeps the items a user already interacted with among the candidates; by default it follows the run's task: a run
-    trained for ``eval.task: in-context`` ("which of my items now") keeps them, a discovery run does not."""
+    trained for ``eval.task: in-context`` ("which of my items now") keeps them, a discovery run does not.
+    ``unknown_users="cold-start"`` answers a user id the run does not know as the server does (the most popular items,
+    or from stated attributes; :meth:`Recommender.recommend_cold_start`) with a :class:`~kgrec.errors.ColdStartWarning`,
+    instead of an error."""
     if (history or new_user) and explain:
         raise InputError("explanations work for users in the graph; a new user's history is not part of it")
     recommender = load_run(run, device)
@@ -496,17 +502,30 @@ def recommend(
         recommender = recommender.add_items(read_catalog(new_items, recommender.config.data))
     if include_seen is None:
         include_seen = recommender.config.eval.task == "in-context"
-    recommendations = (
-        recommender.recommend(list(user_ids), k, exclude_seen=not include_seen, context=context, retrieval=retrieval) if user_ids else []
-    )
+    strangers = {user for user in user_ids if user not in recommender.graph.users} if unknown_users == "cold-start" else set()
+    known = [user for user in user_ids if user not in strangers]
+    answered = {rec.user_id: rec for rec in (
+        recommender.recommend(known, k, exclude_seen=not include_seen, context=context, retrieval=retrieval) if known else []
+    )}
+    for user in dict.fromkeys(user for user in user_ids if user in strangers):
+        warnings.warn(f"user '{user}' is not in the run: a cold-start answer (the most popular items, or from stated attributes)",
+                      ColdStartWarning, stacklevel=2)
+        answered[user] = recommender.recommend_cold_start(user, k, context)
+    recommendations = [answered[user] for user in user_ids]
     if history or new_user:
         recommendations.append(recommender.recommend_for_history(list(history or []), k, context=context))
     if not explain:
         return recommendations
     finder = PathFinder(recommender, labels=_label_store(endpoint), entity_labels=_entity_labels(labels))
-    shares = recommender.score_shares([rec.user_id for rec in recommendations], [rec.item_ids for rec in recommendations], context)
+    explainable = [rec for rec in recommendations if rec.user_id not in strangers]
+    shares = iter(recommender.score_shares([rec.user_id for rec in explainable], [rec.item_ids for rec in explainable], context)
+                  if explainable else [])
     explained = []
-    for rec, rec_shares in zip(recommendations, shares):
+    for rec in recommendations:
+        if rec.user_id in strangers:  # no history to explain from, no learned score to divide
+            explained.append(dataclasses.replace(rec, explanations=[None] * len(rec.item_ids), shares=None))
+            continue
+        rec_shares = next(shares)
         paths = [finder.find(rec.user_id, item_id, max_paths=1) for item_id in rec.item_ids]
         explained.append(
             dataclasses.replace(rec, explanations=[found[0].to_dict() if found else None for found in paths], shares=rec_shares)

@@ -18,7 +18,7 @@ import click
 import yaml
 
 from kgrec.config import PRESETS, RunConfig, load_config
-from kgrec.errors import ContextWarning, KgrecError
+from kgrec.errors import ColdStartWarning, ContextWarning, KgrecError
 from kgrec.io import json_safe, safe_name
 
 # Flag name -> dotted config key: the whole mapping from command line to configuration.
@@ -194,6 +194,12 @@ def _pairs(pairs: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
+def _device_option(default: str | None = "auto"):  # noqa: ANN202 - a click decorator
+    """The one ``--device`` of every command (train's default comes from its config, which defaults to auto)."""
+    return click.option("--device", default=default, metavar="DEVICE",
+                        help="Where the model runs: auto (CUDA when torch sees one), cpu, cuda or cuda:N [auto].")
+
+
 class _RegistryChoice(click.Choice):
     """A choice among a registry's names, read when a value is checked: the registries live in kgrec.models, whose
     torch and PyG imports take seconds, which ``--help`` must not wait for. Help shows the names kgrec ships
@@ -239,7 +245,7 @@ PROPAGATIONS = ("knowledge", "knowledgemean", "lightgcn", "relational")
 @click.option("--kge-model", help="PyKEEN model for entity embeddings [TransE].")
 @click.option("--text-model", help="Local path or hub name of the text encoder [bundled all-MiniLM-L6-v2].")
 @click.option("--epochs", type=int, help="Maximum epochs [300].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="auto takes CUDA when available [auto].")
+@_device_option(default=None)
 @click.option("--seed", type=int, help="Training seed [2020].")
 @click.option(
     "--context",
@@ -364,15 +370,9 @@ def _print_metrics(metrics: dict, split: str) -> None:
         click.echo(f"{split:5s} {name:14s} {value:.4f}")
 
 
-def _device_option(default: str = "cpu"):  # noqa: ANN202 - a click decorator
-    return click.option(
-        "--device", default=default, show_default=True, help="Where the model runs: cpu, cuda, cuda:N, or auto (CUDA when available)."
-    )
-
-
 @main.command()
 @click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
-@click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True, help="Which held-out part to rank.")
 @click.option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's eval.ks].")
 @click.option(
     "--candidates",
@@ -512,14 +512,17 @@ def recommend(
         raise KgrecError("-k must be at least 1")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ContextWarning)
+        warnings.simplefilter("always", ColdStartWarning)
         recommendations = api.recommend(
             run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items, context=context,
             new_user=new_user, retrieval=retrieval, device=device, labels=labels, include_seen=include_seen,
+            unknown_users="cold-start",  # as the server answers them
         )
-    for notice in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, ContextWarning)):
+    notes = (ContextWarning, ColdStartWarning)
+    for notice in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, notes)):
         click.echo(f"note: {notice}", err=True)
     for other in caught:  # recording caught every warning: the rest are shown as they would have been
-        if not issubclass(other.category, ContextWarning):
+        if not issubclass(other.category, notes):
             warnings.showwarning(other.message, other.category, other.filename, other.lineno)
     for rec in recommendations:
         if as_json:
@@ -528,7 +531,9 @@ def recommend(
         click.echo(f"user {rec.user_id}")
         for rank, (item_id, title, score) in enumerate(zip(rec.item_ids, rec.titles, rec.scores), start=1):
             click.echo(f"  {rank:2d}. {_flat(title or item_id)}  [item {_flat(item_id)}]  score {score:.3f}")
-            if rec.explanations is not None:
+            if rec.explanations is not None and rec.shares is None:
+                click.echo("      why: the user is new to the run (a cold-start answer; the score counts training interactions)")
+            elif rec.explanations is not None:
                 path = rec.explanations[rank - 1]
                 why = path_text(path["user_id"], path["relations"], path["labels"]) if path else "no path in the training graph"
                 names = {"graph": "graph view", "text": "text", "ease": "EASE", "repeat": "repeat use"}
@@ -687,12 +692,13 @@ def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
 @main.command()
 @click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on (0: any free one).")
 @click.option("--state", "state_dir", type=_PathType(file_okay=False), help="Folder of the durable event log [RUN/serving].")
 @click.option("--token", envvar="KGREC_SERVE_TOKEN", help="Token the write endpoints require (or KGREC_SERVE_TOKEN) [none: read-only].")
 @click.option("--open-writes", is_flag=True, help="Accept writes without a token: anyone who reaches the port may post.")
 @click.option("--reload-root", type=_PathType(file_okay=False), help="Folder whose runs POST /admin/reload may swap in [none: only this run].")
-@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning", show_default=True)
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning", show_default=True,
+              help="What the HTTP server (uvicorn) logs.")
 @_device_option()
 def serve(run_dir, host, port, state_dir, token, open_writes, reload_root, log_level, device) -> None:
     """Answer recommendations over HTTP (OpenAPI docs at /docs); SIGHUP or POST /admin/reload swaps in a newer run."""

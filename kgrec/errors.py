@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["KgrecError", "InputError", "DivergedError", "ContextWarning"]
+__all__ = ["KgrecError", "InputError", "DivergedError", "ContextWarning", "ColdStartWarning"]
 
 
 class KgrecError(Exception):
@@ -47,4 +47,11 @@ class ContextWarning(UserWarning):
     """A stated context value training never saw (a typo, or a value too rare to learn): it reads as unknown.
 
     The CLI prints it as a one-line note; the request is still answered.
+    """
+
+
+class ColdStartWarning(UserWarning):
+    """A user id the run does not know, answered as a new user (the most popular items, or from stated attributes).
+
+    The CLI prints it as a one-line note, as the server flags such an answer ``cold_start``.
     """

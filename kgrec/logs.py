@@ -7,11 +7,26 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["library_output"]
+__all__ = ["library_output", "bars_wanted", "stage_line"]
 
 # Loggers that speak at WARNING about things that are not the user's concern on a CPU machine.
 _NOISY = ("torch_max_mem",)  # "tensors on device_types={'cpu'} ... not considered safe": PyKEEN's memory tuner
 _QUIET = ("pykeen", "transformers", "torch_geometric", "optuna", "mlflow", *_NOISY)
+
+
+def bars_wanted(quiet: bool) -> bool:
+    """Progress bars only on a terminal: a redirected log got tens of kilobytes of carriage returns from them."""
+    import sys
+
+    return not quiet and sys.stderr.isatty()
+
+
+def stage_line(quiet: bool, text: str) -> None:
+    """One line per finished stage where there are no bars (stderr redirected to a log), unless quiet."""
+    import sys
+
+    if not quiet and not sys.stderr.isatty():
+        print(text, file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -142,7 +142,6 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("run from another format", lambda r: (_set_json(r / "run" / "run.json", format_version=99), ["recommend", f"--run={r / 'run'}", "--user=u1"])[1],
      "run format v99"),
     ("run without run.json", lambda r: ["recommend", f"--run={r}", "--user=u1"], "not a complete kgrec run"),
-    ("recommend unknown user", lambda r: ["recommend", f"--run={r / 'run'}", "--user=ghost"], "unknown user id 'ghost'"),
     ("evaluate on a device torch does not see", lambda r: ["evaluate", f"--run={r / 'run'}", "--device=cuda:7"]
      if not __import__("torch").cuda.is_available() else ["evaluate", f"--run={r / 'run'}", "--device=tpu"], "device"),
     ("recommend on an unknown device", lambda r: ["recommend", f"--run={r / 'run'}", "--user=u1", "--device=quantum"], "unknown device 'quantum'"),
@@ -230,6 +229,6 @@ def test_bad_input_gives_one_line_exit_2_and_no_output(workspace, tmp_path, case
 
 
 def test_debug_shows_the_traceback(workspace):
-    result = CliRunner().invoke(main, ["--debug", "recommend", f"--run={workspace / 'run'}", "--user=ghost"])
+    result = CliRunner().invoke(main, ["--debug", "explain", f"--run={workspace / 'run'}", "--user=ghost", "--item=1"])
     assert result.exit_code == 2 and "Traceback" in result.output
 

@@ -125,8 +125,13 @@ def test_end_to_end_build_train_evaluate_recommend(tmp_path, tiny_files):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["user_id"] for line in lines] == ["u1", "u6"] and all(len(line["item_ids"]) == 3 for line in lines)
-    result = _run("recommend", f"--run={run_dir}", "--user=ghost")
-    assert result.exit_code == 2 and "unknown user id 'ghost'" in result.output
+    # An unknown user gets the server's cold-start answer, with a note (as HTTP flags it cold_start), not an error.
+    result = _run("recommend", f"--run={run_dir}", "--user=ghost", "-k", "3", "--json")
+    assert result.exit_code == 0 and "note: user 'ghost' is not in the run: a cold-start answer" in result.stderr
+    ghost = json.loads(result.stdout)
+    from kgrec.inference import Recommender
+
+    assert ghost["item_ids"] == Recommender.load(run_dir).recommend_cold_start("ghost", 3).item_ids
     result = _run("recommend", f"--run={run_dir}", "--user=u1", "-k", "3", "--explain")
     assert result.exit_code == 0, result.output
     assert result.output.count("why: user u1 -[interacted with]->") == 3 and "graph view" in result.output
@@ -234,3 +239,26 @@ def test_an_empty_path_option_is_refused(tmp_path):
 
     result = CliRunner().invoke(main, ["build-graph", "--dataset", "ml-100k", "--out", ""])
     assert result.exit_code == 2 and "is empty" in result.output
+
+
+def _options(command, path=("kgrec",)):
+    import click
+
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _options(sub, (*path, name))
+    else:
+        for param in command.params:
+            if isinstance(param, click.Option):
+                yield " ".join(path), param
+
+
+def test_every_option_has_help_and_device_is_one_option():
+    from kgrec.cli import main
+
+    options = list(_options(main))
+    assert [(command, param.opts) for command, param in options if not param.help] == []
+    devices = {command: param for command, param in options if "--device" in param.opts}
+    assert {"kgrec train", "kgrec evaluate", "kgrec recommend", "kgrec explain", "kgrec update", "kgrec serve"} <= set(devices)
+    assert len({param.help for param in devices.values()}) == 1  # the same words, the same default ([auto]) everywhere
+    assert {param.default for command, param in devices.items() if command != "kgrec train"} == {"auto"}

@@ -742,6 +742,17 @@ class Recommender:
         top = top_k(scores, k, history.bool())
         return self._recommendation(user_id, top.indices[0].cpu().numpy(), top.scores[0].cpu().numpy())
 
+    def recommend_cold_start(self, user_id: str, k: int = 10, context: dict[str, Any] | None = None) -> Recommendation:
+        """The answer for a user nothing is known of: from stated attributes where the run learned user fields, else
+        the ``k`` items with the most training interactions (their counts as scores). The one cold-start answer of
+        the library, the command line and the server."""
+        if context and self.context is not None and self.context.field_offsets("user"):
+            return self.recommend_for_history([], k, user_id=user_id, context=context)
+        counts = np.asarray(self.interactions("train").sum(axis=0)).ravel().astype(float)
+        top = np.argsort(-counts, kind="stable")[:k]
+        return Recommendation(user_id, self.graph.items.to_ids(top), self.graph.catalog["title"].astype(str).to_numpy()[top].tolist(),
+                              counts[top].tolist())
+
     def score_shares(
         self, user_ids: list[str], item_ids: list[list[str]], context: dict[str, Any] | None = None,
     ) -> list[list[dict[str, float]]]:

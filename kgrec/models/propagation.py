@@ -22,6 +22,31 @@ __all__ = [
 ]
 
 
+class _SelfAdjointProduct(torch.autograd.Function):
+    """``conv(x, adj)`` for a symmetric ``adj``, whose backward is the same product with the gradient.
+
+    torch's backward of a sparse CSR product builds the transposed matrix again at every step: on ml-100k's
+    user-item graph that was 80% of a training step on CPU (51 ms against 13 ms a step, three layers). The
+    normalised user-item adjacency is its own transpose, so the gradient is one more forward product.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, conv: nn.Module, adj: torch.Tensor) -> torch.Tensor:
+        ctx.conv, ctx.adj = conv, adj
+        return conv(x, adj)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        return ctx.conv(grad, ctx.adj), None, None
+
+
+def symmetric_conv(conv: nn.Module, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    """``conv(x, adj)`` (an ``LGConv``) over a symmetric ``adj``, with the cheap backward where a gradient is needed."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _SelfAdjointProduct.apply(x, conv, adj)
+    return conv(x, adj)
+
+
 class Propagation(nn.Module):
     """Base class: ``(user_emb, item_emb, entity_emb, graph) -> (user_out, item_out)``.
 
@@ -50,16 +75,17 @@ class Propagation(nn.Module):
         """Parameters that read the KG (none for pure collaborative propagation)."""
         return []
 
-    def layer_mean(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """LightGCN's output: the mean of the layer-0..L embeddings of ``x (N, d)`` over the normalised ``adj (N, N)``."""
+    def layer_mean(self, x: torch.Tensor, adj: torch.Tensor, symmetric: bool = False) -> torch.Tensor:
+        """LightGCN's output: the mean of the layer-0..L embeddings of ``x (N, d)`` over the normalised ``adj (N, N)``
+        (``symmetric``: ``adj`` is its own transpose, as the whole user-item graph's is; a sampled one is not)."""
         total = x
         for conv in self.convs:
-            x = conv(x, adj)
+            x = symmetric_conv(conv, x, adj) if symmetric else conv(x, adj)
             total = total + x
         return total / (self.num_layers + 1)
 
     def _lightgcn(self, user_emb: torch.Tensor, item_emb: torch.Tensor, graph: PropagationGraph) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.layer_mean(torch.cat([user_emb, item_emb]), graph.ui_adj)  # (U + I, d)
+        out = self.layer_mean(torch.cat([user_emb, item_emb]), graph.ui_adj, symmetric=True)  # (U + I, d)
         return out[: graph.num_users], out[graph.num_users :]
 
     def forward(
@@ -233,7 +259,7 @@ class KnowledgePropagation(Propagation):
         user, item, entity = user_emb, item_emb, entity_emb
         total_user, total_item = user, item
         for conv, scale in zip(self.convs, self.kg_scales):
-            collaborative = conv(torch.cat([user, item]), graph.ui_adj)  # (U + I, d)
+            collaborative = symmetric_conv(conv, torch.cat([user, item]), graph.ui_adj)  # (U + I, d)
             knowledge = self.kg_conv(torch.cat([item, entity]), graph.kg)  # (I + E, d)
             user = collaborative[:num_users]
             item = collaborative[num_users:] + scale * knowledge[:num_items]

@@ -118,13 +118,12 @@ class LiveRecommender:
 
     def _cold_start(self, user_id: str, k: int, context: dict[str, Any] | None) -> Answer:
         recommender = self.recommender
-        if context and recommender.context is not None and recommender.context.field_offsets("user"):
-            rec = recommender.recommend_for_history([], k, user_id=user_id, context=context)
-            return Answer(rec, known=False, cold_start=True, folded_in=True)
-        top = self._popular[:k]
-        # The score of a popularity answer is the item's number of training interactions.
-        rec = Recommendation(user_id, recommender.graph.items.to_ids(top), self._titles[top].tolist(), self._counts[top].tolist())
-        return Answer(rec, known=False, cold_start=True)
+        from_attributes = bool(context) and recommender.context is not None and bool(recommender.context.field_offsets("user"))
+        if not from_attributes:  # the popularity answer from the tables kept here, not recounted per request
+            top = self._popular[:k]
+            rec = Recommendation(user_id, recommender.graph.items.to_ids(top), self._titles[top].tolist(), self._counts[top].tolist())
+            return Answer(rec, known=False, cold_start=True)
+        return Answer(recommender.recommend_cold_start(user_id, k, context), known=False, cold_start=True, folded_in=True)
 
     def explain(self, user_id: str, item_id: str, max_paths: int = 3) -> list[ExplanationPath]:
         """The best paths from a training user to an item (posted interactions are not in the KG paths)."""

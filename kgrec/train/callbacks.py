@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from kgrec.logs import bars_wanted, stage_line
 from kgrec.models import RecommenderNetwork, TaskWeighting
 from kgrec.train.checkpoint import Checkpointer
 from kgrec.train.sampling import NegativeSampler
@@ -180,7 +181,8 @@ class Checkpointing(TrainingCallback):
 
 
 class Progress(TrainingCallback):
-    """A tqdm bar over the epochs with the loss, the last validation score and the best."""
+    """A tqdm bar over the epochs with the loss, the last validation score and the best; where stderr is not a
+    terminal (a log file), one line when the stage ends instead."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -191,7 +193,7 @@ class Progress(TrainingCallback):
 
         # fit restores a checkpoint before the other callbacks start, so a resumed run's first epoch is known here.
         total = max(0, state.max_epochs - state.first_epoch + 1)
-        self.bar = tqdm(total=total, desc=f"train ({state.stage})", unit="epoch", disable=self.quiet)
+        self.bar = tqdm(total=total, desc=f"train ({state.stage})", unit="epoch", disable=not bars_wanted(self.quiet))
 
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
         self.bar.update(1)
@@ -201,6 +203,9 @@ class Progress(TrainingCallback):
     def on_fit_end(self, state: TrainingState) -> None:
         if self.bar is not None:
             self.bar.close()
+        result = state.result
+        best = f", best validation {result.best_score:.4f} (epoch {result.best_epoch})" if result.best_epoch else ""
+        stage_line(self.quiet, f"train ({state.stage}): {len(result.history)} epochs in {state.elapsed:.0f} s{best}")
 
 
 class EpochTracking(TrainingCallback):

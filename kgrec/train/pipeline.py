@@ -19,6 +19,7 @@ import torch
 from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures
 from kgrec.embed import encode_item_texts, train_kg_embeddings
+from kgrec.logs import bars_wanted, stage_line
 from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError
 from kgrec.evaluate import link_prediction
@@ -146,12 +147,14 @@ def train_recommender(
     kg_emb = kge = None
     if config.model.use_kg:
         kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device),
-                                  result_tracker=None if tracking is None else tracking.pykeen(run_name, out), progress=not quiet)
+                                  result_tracker=None if tracking is None else tracking.pykeen(run_name, out), progress=bars_wanted(quiet))
         kg_emb, timings["kge_seconds"] = kge.entity_emb, kge.seconds
+        stage_line(quiet, f"PyKEEN {config.kge.model}: " + ("from the cache" if kge.cached else f"{config.kge.epochs} epochs in {kge.seconds:.0f} s"))
     text_emb = text_encoder = None
     if config.model.use_text:
-        text = encode_item_texts(graph.catalog, config.text, cache_dir, device=str(device), progress=not quiet)
+        text = encode_item_texts(graph.catalog, config.text, cache_dir, device=str(device), progress=bars_wanted(quiet))
         text_emb, timings["text_seconds"] = text.text_emb, text.seconds
+        stage_line(quiet, f"text: {len(text.text_emb):,} items " + ("from the cache" if text.cached else f"encoded in {text.seconds:.0f} s"))
         if config.text.finetune_layers > 0:
             text_encoder = text_tuner(graph.catalog, config.text, device=str(device))
 
@@ -222,7 +225,7 @@ def train_recommender(
     if kge is not None:
         # Link prediction on the held-out triples: PyKEEN's as trained, and again after joint fine-tuning.
         metrics["kge"] = kge.metrics
-        if model.kg_model is not None:
+        if model.kg_model is not None and config.kge.link_prediction:
             metrics["kge_finetuned"] = link_prediction(model.kg_model, kge.testing, kge.training)
     record_results(recommender, metrics, timings, blend)
     if out is not None:

@@ -27,7 +27,7 @@ def test_shape_and_row_order(tiny_graph):
 
 
 def test_cache_hit_and_corruption(tmp_path, tiny_graph):
-    config = KGEConfig(dim=8, epochs=2, eval_share=0.3, max_eval_triples=10)
+    config = KGEConfig(dim=8, epochs=2, eval_share=0.3, max_eval_triples=10, link_prediction=True)
     first = train_kg_embeddings(tiny_graph, config, cache_dir=tmp_path)
     assert not first.cached and set(first.metrics) >= {"mrr", "hits@10"}
     second = train_kg_embeddings(tiny_graph, config, cache_dir=tmp_path)
@@ -56,3 +56,13 @@ def test_cache_key_depends_on_versions(monkeypatch):
     first = cache_module.cache_key(b"x", {"a": 1}, ("pykeen",))
     monkeypatch.setattr(cache_module, "_versions", lambda packages: {"torch": "0.0"})
     assert cache_module.cache_key(b"x", {"a": 1}, ("pykeen",)) != first
+
+
+def test_link_prediction_is_opt_in_and_leaves_the_embeddings_alone(tiny_graph):
+    """Ranking the held-out triples took a minute of every ml-100k training that nobody read; it is now asked for."""
+    config = KGEConfig(dim=8, epochs=3, eval_share=0.3)
+    quiet = train_kg_embeddings(tiny_graph, config)
+    measured = train_kg_embeddings(tiny_graph, config.model_copy(update={"link_prediction": True}))
+    assert quiet.metrics == {} and {"mrr", "hits@1", "hits@10"} <= set(measured.metrics)
+    assert torch.equal(quiet.entity_emb, measured.entity_emb)  # the same triples held out either way
+    assert torch.equal(quiet.testing, measured.testing)

@@ -91,13 +91,13 @@ def test_rating_task_learns_ratings_and_reports_rmse(tiny_dataset):
 
 def test_kg_task_fine_tunes_pykeen_embeddings_and_reports_link_prediction(tiny_dataset, tmp_path):
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    settings = {**FAST, "kge.eval_share": 0.3, "train.tasks": ["rank", "kg"], "train.schedule": "joint",
+    settings = {**FAST, "kge.eval_share": 0.3, "kge.link_prediction": True, "train.tasks": ["rank", "kg"], "train.schedule": "joint",
                 "train.task_weighting": "uncertainty", "train.kg_batch_size": 4}
     recommender = api.train(graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
     model = recommender.model
     assert model.kg_model is not None
     assert not torch.allclose(model.kg_table(), model.kg_emb)  # moved away from PyKEEN's frozen values
-    assert {"mrr", "hits@10"} <= set(recommender.metrics["kge_finetuned"])
+    assert {"mrr", "hits@10"} <= set(recommender.metrics["kge_finetuned"]) and "mrr" in recommender.metrics["kge"]
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert {"loss_kg", "weight_kg", "weight_rank"} <= set(history.columns)
     loaded = Recommender.load(tmp_path / "run")
