@@ -43,6 +43,7 @@ def library_output(quiet: bool = False) -> Iterator[None]:
         warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true but no accelerator")
         if quiet:
             warnings.simplefilter("ignore")
+        if not bars_wanted(quiet):
             from transformers.utils import logging as transformers_logging
 
             bars = transformers_logging.is_progress_bar_enabled()
