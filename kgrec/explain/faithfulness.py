@@ -78,7 +78,7 @@ def path_faithfulness(finder: PathFinder, user_ids: list[str], seed: int = 0, ma
         if not recommendation.item_ids:
             continue
         item_id = recommendation.item_ids[0]
-        paths = finder.find(user_id, item_id, max_paths=max_paths)
+        paths = finder.find(user_id, item_id, max_paths=max_paths, distinct=False)
         others = [p for p in paths[1:] if p.history_item_id != paths[0].history_item_id] if paths else []
         if not others:
             continue

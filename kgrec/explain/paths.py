@@ -9,8 +9,12 @@ item's score:
   representation through the edge (u, h) with weight ``1 / sqrt(deg(u) deg(h))``, so the dot
   product with the item contributes ``<e_h, e_i> / sqrt(deg(u) deg(h))``.
 
-Paths through the same history item are ordered by how specific their KG hop is (an entity shared by
-few items, e.g. a director, before one shared by hundreds, e.g. "Drama"). The search is bounded:
+Paths are ranked by contribution times specificity (``ranking="informative"``, the default): an entity shared
+by few items (a director) explains before one shared by hundreds ("Drama", "a shared country"), unless the
+hub's history item contributes far more; ``ranking="contribution"`` ranks by the contribution alone, the most
+specific hop first among equals (kgrec before 2026-12). Each shared fact is told once: of the paths through the
+same entities (the same genre reached from three history items, or a fact stored in both directions), only the
+best stays. The search is bounded:
 at most ``max_fanout`` entities are expanded per node (the most specific first), so dense nodes
 cost one slice of an adjacency array, never a walk over their neighbourhood. Only training
 interactions are used. Entities show with the user's labels, the graph's, or a description from
@@ -31,7 +35,7 @@ from kgrec.graph.rdf import node_iri
 from kgrec.inference import Recommender
 from kgrec.models import Representations
 
-__all__ = ["ExplanationPath", "PathFinder", "path_text", "relation_label"]
+__all__ = ["ExplanationPath", "PathFinder", "RANKINGS", "path_text", "relation_label"]
 
 INTERACTED = "interacted with"
 CO_INTERACTED = "is often interacted with together with"
@@ -116,6 +120,31 @@ def path_text(user_id: str, relations: Sequence[str], labels: Sequence[str]) -> 
     return " ".join([f"user {user_id}", *hops])
 
 
+def _informative(path: ExplanationPath) -> tuple[bool, float, float]:
+    # A positive contribution scaled by specificity; a path against the item (EASE can weigh negatively) after.
+    return (path.score > 0, path.score * path.specificity if path.score > 0 else path.score, path.specificity)
+
+
+#: How paths are ordered (best first): by contribution x specificity, or by contribution alone.
+RANKINGS: dict[str, Callable[[ExplanationPath], tuple]] = {
+    "informative": _informative,
+    "contribution": lambda path: (path.score, path.specificity),
+}
+
+
+def _distinct_facts(paths: list[ExplanationPath]) -> list[ExplanationPath]:
+    """The first (best) path of each shared fact: paths through the same KG entities tell the same thing about the
+    item however many history items they start from; collaborative paths differ by their history item."""
+    seen: set[tuple] = set()
+    kept = []
+    for path in paths:
+        key = tuple(path.kg_nodes[1:-1]) or ("history", path.history_item_id)
+        if key not in seen:
+            seen.add(key)
+            kept.append(path)
+    return kept
+
+
 class PathFinder:
     """Bounded path search and model-based path scores for one trained run.
 
@@ -134,9 +163,13 @@ class PathFinder:
     def __init__(
         self, recommender: Recommender, max_fanout: int = 50, max_hops: int = 2,
         labels: Callable[[list[str]], dict[str, str]] | None = None, entity_labels: dict[str, str] | None = None,
+        ranking: str = "informative",
     ) -> None:
         if max_hops not in (1, 2):
             raise InputError(f"max_hops must be 1 or 2, not {max_hops}")
+        if ranking not in RANKINGS:
+            raise InputError(f"unknown path ranking '{ranking}' (known: {', '.join(RANKINGS)})")
+        self.ranking = ranking
         self.recommender, self.max_fanout, self.max_hops = recommender, max_fanout, max_hops
         self._label_lookup = labels
         self._entity_labels = entity_labels or {}
@@ -185,8 +218,9 @@ class PathFinder:
         order = np.argsort(self.degree[nodes], kind="stable")[: self.max_fanout]
         return nodes[order], edges[order]
 
-    def find(self, user_id: str, item_id: str, max_paths: int = 5) -> list[ExplanationPath]:
-        """The top ``max_paths`` paths from ``user_id`` to ``item_id``, best first."""
+    def find(self, user_id: str, item_id: str, max_paths: int = 5, distinct: bool = True) -> list[ExplanationPath]:
+        """The top ``max_paths`` paths from ``user_id`` to ``item_id``, best first; with ``distinct``, one per shared
+        fact (the faithfulness check asks for them all, to compare paths from different history items)."""
         graph = self.recommender.graph
         if user_id not in graph.users:
             raise InputError(f"unknown user id '{user_id}'")
@@ -221,7 +255,9 @@ class PathFinder:
             # No KG connection: the collaborative reason, from the history items that contribute most.
             best = sorted(contribution, key=lambda start: contribution[start], reverse=True)[:max_paths]
             paths = [self._path(user_id, user, item, start, [], [], contribution[start]) for start in best]
-        paths.sort(key=lambda path: (path.score, path.specificity), reverse=True)
+        paths = sorted(paths, key=RANKINGS[self.ranking], reverse=True)
+        if distinct:
+            paths = _distinct_facts(paths)
         if used:
             # The user's own use is the first reason, whatever the KG says: a shared language is no reason to
             # recommend the mail app its user opens every morning.

@@ -177,9 +177,12 @@ def test_parallel_and_opposite_triples_between_the_same_nodes(tmp_path):
     finder = PathFinder(recommender)
     train = graph.split.train
     user = next(u for u in graph.users.ids if "1" in set(train.loc[train["user_id"] == u, "item_id"]))
-    paths = [p for p in finder.find(user, "10", max_paths=100) if "entity:m.nolan" in p.nodes and p.history_item_id == "1"]
+    paths = [p for p in finder.find(user, "10", max_paths=100, distinct=False) if "entity:m.nolan" in p.nodes and p.history_item_id == "1"]
     first_hops = {p.relations[1] for p in paths}
     assert {"directed by", "produced by", "favourite film (inverse)"} <= first_hops
+    # Shown to a person, the three are one fact: both are linked to m.nolan.
+    told = [p for p in finder.find(user, "10", max_paths=100) if [graph.node_key(n) for n in p.kg_nodes[1:-1]] == ["entity:m.nolan"]]
+    assert len(told) == 1
     kg_edges = _kg_edges(graph)
     assert all(hop in kg_edges for p in paths for hop in zip(p.kg_nodes, p.kg_nodes[1:]))
 
@@ -193,3 +196,38 @@ def test_score_shares_of_several_users_match_one_at_a_time(run):
         assert len(together[i]) == len(alone)
         for a, b in zip(together[i], alone):
             assert a == pytest.approx(b, abs=1e-9)
+
+
+def test_each_shared_fact_is_told_once_and_rare_entities_explain_first(run):
+    """kgrec explain listed one genre three times and put hub entities ('a shared country') before specific ones."""
+    finder = PathFinder(run)
+    before = PathFinder(run, ranking="contribution")
+    graph = run.graph
+    for user_id in graph.users.ids:
+        for item_id in graph.items.ids:
+            paths = finder.find(user_id, item_id, max_paths=50)
+            facts = [p.kg_nodes[1:-1] or ("history", p.history_item_id) for p in paths if p.relations[0] == "interacted with"]
+            assert len(facts) == len(set(facts)), (user_id, item_id)
+            keys = [(p.score * p.specificity) for p in paths if p.score > 0 and p.relations != ("interacted with",)]
+            assert keys == sorted(keys, reverse=True)
+            # The same candidate paths, only ordered (and deduplicated) differently.
+            assert {p.nodes for p in paths} <= {p.nodes for p in before.find(user_id, item_id, max_paths=10_000)}
+    with pytest.raises(InputError, match="unknown path ranking"):
+        PathFinder(run, ranking="alphabetical")
+
+
+def test_explanation_metrics_on_hand_made_paths():
+    import numpy as np
+
+    from kgrec.explain import ExplanationPath, explanation_metrics
+
+    def path(history, entities, relations):
+        return ExplanationPath("u", "9", history, (), (), ("interacted with", *relations), 1.0, 1.0, (), (int(history), *entities, 9))
+
+    degree = np.array([1] * 10 + [3, 1000])  # items 0-9, then a rare entity (10) and a hub (11)
+    hub_twice = [path("1", [11], ["country", "country (inverse)"]), path("2", [11], ["country", "country (inverse)"])]
+    varied = [path("1", [10], ["directed by", "directed by (inverse)"]), path("2", [11], ["country", "country (inverse)"])]
+    hub, mixed = (explanation_metrics([paths], degree, num_items=10) for paths in (hub_twice, varied))
+    assert hub.sep == 1.0 and hub.distinct_facts == 0.5 and hub.etd == 0.5 and hub.kg_share == 1.0
+    assert mixed.sep < hub.sep and mixed.distinct_facts == 1.0 and mixed.etd == 1.0
+    assert explanation_metrics([[None, None]], degree, 10).users == 0
