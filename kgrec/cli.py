@@ -90,6 +90,19 @@ def _config(
     return config.override(overrides) if overrides else config
 
 
+class _Option(click.Option):
+    """An option whose default shows as ``[10]``, the way the options whose default lives in the config write it."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        return None if record is None else (record[0], re.sub(r"\[default: ([^\]]*)\]", r"[\1]", record[1]))
+
+
+def option(*names: str, **settings: Any) -> Callable:
+    """``click.option`` with kgrec's way of showing defaults."""
+    return click.option(*names, cls=_Option, **settings)
+
+
 class _PathType(click.Path):
     """A path option that refuses an empty value: ``--out ""`` (an unset variable) would otherwise mean the current
     folder, or the default place, and write where nobody asked."""
@@ -102,7 +115,7 @@ class _PathType(click.Path):
 
 @click.group(cls=_Group)
 @click.version_option(package_name="kgrec")
-@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@option("--debug", is_flag=True, help="Show full tracebacks.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """kgrec: knowledge-graph-augmented recommendations with explanations."""
@@ -110,30 +123,30 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command("build-graph")
-@click.option("--dataset", help="A public dataset by name (ml-100k, ml-1m, alibaba-fashion).")
-@click.option("--data-dir", type=_PathType(file_okay=False), help="Folder holding public datasets [env KGREC_DATA_DIR].")
-@click.option("--interactions", type=_PathType(dir_okay=False), help="Own interaction log (CSV, TSV, Parquet, .inter).")
-@click.option("--items", type=_PathType(dir_okay=False), help="Item catalog (item, title, description, category, brand).")
-@click.option("--users", type=_PathType(dir_okay=False), help="User attribute table.")
-@click.option("--triples", type=_PathType(dir_okay=False), help="Extra knowledge: Turtle, N-Triples, TSV or .kg.")
-@click.option("--links", type=_PathType(dir_okay=False), help="Item-to-entity table (.link or TSV item, entity).")
-@click.option(
+@option("--dataset", help="A public dataset by name (ml-100k, ml-1m, alibaba-fashion).")
+@option("--data-dir", type=_PathType(file_okay=False), help="Folder holding public datasets [env KGREC_DATA_DIR].")
+@option("--interactions", type=_PathType(dir_okay=False), help="Own interaction log (CSV, TSV, Parquet, .inter).")
+@option("--items", type=_PathType(dir_okay=False), help="Item catalog (item, title, description, category, brand).")
+@option("--users", type=_PathType(dir_okay=False), help="User attribute table.")
+@option("--triples", type=_PathType(dir_okay=False), help="Extra knowledge: Turtle, N-Triples, TSV or .kg.")
+@option("--links", type=_PathType(dir_okay=False), help="Item-to-entity table (.link or TSV item, entity).")
+@option(
     "--kgat-dir", type=_PathType(file_okay=False), help="A dataset in the KGAT/KGIN layout (train.txt, test.txt, kg_final.txt); use with --split given."
 )
-@click.option(
+@option(
     "--download/--no-download",
     default=True,
     help="Download a --dataset that is not in the data directory from its public source, checksums verified [download].",
 )
-@click.option("--name", help="Graph name (default: the dataset's).")
-@click.option("--out", type=_PathType(file_okay=False), help="Graph directory [default: graphs/<name>].")
-@click.option("--split", type=click.Choice(["random", "loo", "cold-items", "given"]), help="Split kind [random; given keeps a dataset's own test set].")
-@click.option("--seed", type=int, help="Split seed [2020].")
-@click.option("--min-rating", type=float, help="Only ratings at least this count as positives.")
-@click.option("--cold-item-share", type=float, help="Share of items held out for --split cold-items [0.2].")
-@click.option("--config", "config_path", type=_PathType(dir_okay=False), help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. data.interactions.user=customer.")
-@click.option("--quiet", is_flag=True, help="No progress lines on a terminal (the counts are still printed).")
+@option("--name", help="Graph name (default: the dataset's).")
+@option("--out", type=_PathType(file_okay=False), help="Graph directory [default: graphs/<name>].")
+@option("--split", type=click.Choice(["random", "loo", "cold-items", "given"]), help="Split kind [random; given keeps a dataset's own test set].")
+@option("--seed", type=int, help="Split seed [2020].")
+@option("--min-rating", type=float, help="Only ratings at least this count as positives.")
+@option("--cold-item-share", type=float, help="Share of items held out for --split cold-items [0.2].")
+@option("--config", "config_path", type=_PathType(dir_okay=False), help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].")
+@option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. data.interactions.user=customer.")
+@option("--quiet", is_flag=True, help="No progress lines on a terminal (the counts are still printed).")
 def build_graph(
     config_path, settings, dataset, data_dir, interactions, items, users, triples, links, kgat_dir, download, name, out, quiet,
     **flags,
@@ -196,7 +209,7 @@ def _pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _device_option(default: str | None = "auto"):  # noqa: ANN202 - a click decorator
     """The one ``--device`` of every command (train's default comes from its config, which defaults to auto)."""
-    return click.option("--device", default=default, metavar="DEVICE",
+    return option("--device", default=default, metavar="DEVICE",
                         help="Where the model runs: auto (CUDA when torch sees one), cpu, cuda or cuda:N [auto].")
 
 
@@ -231,47 +244,47 @@ PROPAGATIONS = ("knowledge", "knowledgemean", "lightgcn", "relational")
 
 
 @main.command()
-@click.option("--graph", "graph_dir", type=_PathType(file_okay=False), help="A graph from build-graph.")
-@click.option("--out", type=_PathType(file_okay=False), help="Run directory [default: runs/<graph name>-<fusion>].")
-@click.option(
+@option("--graph", "graph_dir", type=_PathType(file_okay=False), help="A graph from build-graph.")
+@option("--out", type=_PathType(file_okay=False), help="Run directory [default: runs/<graph name>-<fusion>].")
+@option(
     "--resume", "resume_dir", type=_PathType(file_okay=False), help="Continue an interrupted run from its last checkpoint (its own config and graph)."
 )
-@click.option("--fusion", type=_RegistryChoice("fusion_resolver", FUSIONS), help="How graph and text views join [gated].")
-@click.option(
+@option("--fusion", type=_RegistryChoice("fusion_resolver", FUSIONS), help="How graph and text views join [gated].")
+@option(
     "--propagation",
     type=_RegistryChoice("propagation_resolver", PROPAGATIONS, extra=("auto",)),
     help="GNN over the graph [lightgcn]; knowledge puts KG entities in the graph; auto: knowledge when the graph has KG triples.",
 )
-@click.option("--kge-model", help="PyKEEN model for entity embeddings [TransE].")
-@click.option("--text-model", help="Local path or hub name of the text encoder [bundled all-MiniLM-L6-v2].")
-@click.option("--epochs", type=int, help="Maximum epochs [300].")
+@option("--kge-model", help="PyKEEN model for entity embeddings [TransE].")
+@option("--text-model", help="Local path or hub name of the text encoder [bundled all-MiniLM-L6-v2].")
+@option("--epochs", type=int, help="Maximum epochs [300].")
 @_device_option(default=None)
-@click.option("--seed", type=int, help="Training seed [2020].")
-@click.option(
+@option("--seed", type=int, help="Training seed [2020].")
+@option(
     "--context",
     "context_fields",
     metavar="FIELDS",
     help="Comma-separated context features: hour, weekday, gap, period, user-table columns (age, ...) and log columns (device, ...).",
 )
-@click.option("--tasks", metavar="TASKS", help="Comma-separated objectives trained together: rank, rating, kg [rank].")
-@click.option("--task-weighting", type=click.Choice(["fixed", "uncertainty"]), help="How task losses combine [fixed].")
-@click.option(
+@option("--tasks", metavar="TASKS", help="Comma-separated objectives trained together: rank, rating, kg [rank].")
+@option("--task-weighting", type=click.Choice(["fixed", "uncertainty"]), help="How task losses combine [fixed].")
+@option(
     "--batching",
     type=click.Choice(["full", "sampled", "auto"]),
     help="Propagate over the whole graph each step, or over each batch's sampled neighbourhood [full].",
 )
-@click.option("--fanout", metavar="N,N,N", help="Neighbours sampled per node at each hop, for --batching sampled [10,10,10].")
-@click.option("--config", "config_path", type=_PathType(dir_okay=False), help="Config file (YAML or TOML) or preset name.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. model.dim=128.")
-@click.option(
+@option("--fanout", metavar="N,N,N", help="Neighbours sampled per node at each hop, for --batching sampled [10,10,10].")
+@option("--config", "config_path", type=_PathType(dir_okay=False), help="Config file (YAML or TOML) or preset name.")
+@option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. model.dim=128.")
+@option(
     "--cache-dir",
     type=_PathType(file_okay=False),
     envvar="KGREC_CACHE_DIR",
     help="Where PyKEEN and text embeddings are cached [env KGREC_CACHE_DIR, else <graph>/cache]; for a read-only graph.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.option("--tracker", type=click.Choice(["mlflow", "tensorboard"]), help="Log parameters, per-epoch and final metrics and files.")
-@click.option("--tracker-uri", help="MLflow tracking URI (e.g. sqlite:///mlflow.db) or TensorBoard folder [MLflow's default; <run>/tensorboard].")
+@option("--quiet", is_flag=True, help="No progress bars.")
+@option("--tracker", type=click.Choice(["mlflow", "tensorboard"]), help="Log parameters, per-epoch and final metrics and files.")
+@option("--tracker-uri", help="MLflow tracking URI (e.g. sqlite:///mlflow.db) or TensorBoard folder [MLflow's default; <run>/tensorboard].")
 def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fields, tasks, fanout, cache_dir, tracker, tracker_uri,
           **flags) -> None:
     """Train the recommender on a built graph; write the run directory and print test metrics."""
@@ -371,10 +384,10 @@ def _print_metrics(metrics: dict, split: str) -> None:
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
-@click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True, help="Which held-out part to rank.")
-@click.option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's eval.ks].")
-@click.option(
+@option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
+@option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True, help="Which held-out part to rank.")
+@option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's eval.ks].")
+@option(
     "--candidates",
     type=click.Choice(["all", "unseen"]),
     default="all",
@@ -393,23 +406,23 @@ def evaluate(run_dir, split, ks, candidates, device) -> None:
 
 
 @main.command()
-@click.option("--graph", "graph_dir", required=True, type=_PathType(file_okay=False), help="A graph from build-graph.")
-@click.option("--study", "study_dir", required=True, type=_PathType(file_okay=False), help="Study folder (created, or resumed).")
-@click.option("--trials", type=click.IntRange(1), required=True, help="Finished trials (complete or pruned) the study should hold.")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Stop drawing new trials after this many seconds.")
-@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Trials in parallel processes.")
-@click.option("--space", type=_PathType(dir_okay=False), help="Search space YAML [kgrec/configs/spaces/default.yaml].")
-@click.option("--config", "config_path", type=_PathType(dir_okay=False), help="Base config file or preset every trial starts from.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A fixed config value for every trial.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
-@click.option(
+@option("--graph", "graph_dir", required=True, type=_PathType(file_okay=False), help="A graph from build-graph.")
+@option("--study", "study_dir", required=True, type=_PathType(file_okay=False), help="Study folder (created, or resumed).")
+@option("--trials", type=click.IntRange(1), required=True, help="Finished trials (complete or pruned) the study should hold.")
+@option("--timeout", type=click.FloatRange(0, min_open=True), help="Stop drawing new trials after this many seconds.")
+@option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Trials in parallel processes.")
+@option("--space", type=_PathType(dir_okay=False), help="Search space YAML [kgrec/configs/spaces/default.yaml].")
+@option("--config", "config_path", type=_PathType(dir_okay=False), help="Base config file or preset every trial starts from.")
+@option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A fixed config value for every trial.")
+@option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
+@option(
     "--pruner", type=click.Choice(["percentile", "median", "none"]), default="percentile", show_default=True,
     help="Stop trials whose per-epoch validation falls in the bottom quarter (percentile) or half (median) of earlier trials.",
 )
-@click.option("--prune-startup", type=click.IntRange(0), default=5, show_default=True, help="Finished trials before any is pruned.")
-@click.option("--prune-warmup", type=click.IntRange(0), default=5, show_default=True, help="Epochs a trial runs before it can be pruned.")
-@click.option("--tracker", type=click.Choice(["mlflow", "tensorboard"]), help="Log every trial as a tracked run.")
-@click.option("--tracker-uri", help="MLflow tracking URI or TensorBoard folder.")
+@option("--prune-startup", type=click.IntRange(0), default=5, show_default=True, help="Finished trials before any is pruned.")
+@option("--prune-warmup", type=click.IntRange(0), default=5, show_default=True, help="Epochs a trial runs before it can be pruned.")
+@option("--tracker", type=click.Choice(["mlflow", "tensorboard"]), help="Log every trial as a tracked run.")
+@option("--tracker-uri", help="MLflow tracking URI or TensorBoard folder.")
 def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settings, seed, pruner, prune_startup, prune_warmup,
          tracker, tracker_uri) -> None:
     """Search hyper-parameters with Optuna (TPE, pruning, resumable); the best config goes to STUDY/best.yaml."""
@@ -429,14 +442,14 @@ def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settin
 @main.command()
 @click.argument("baseline", type=_PathType(file_okay=False))
 @click.argument("runs", nargs=-1, required=True, type=_PathType(file_okay=False))
-@click.option("--metric", default="ndcg@20", show_default=True, help="A per-user metric (recall@20, mrr@10, auc ...).")
-@click.option(
+@option("--metric", default="ndcg@20", show_default=True, help="A per-user metric (recall@20, mrr@10, auc ...).")
+@option(
     "--evaluation", default="test", show_default=True,
     help="Which stored evaluation: test, valid, or test_unseen (after evaluate --candidates unseen).",
 )
-@click.option("--resamples", type=click.IntRange(100), default=10_000, show_default=True, help="Bootstrap resamples.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per run instead of a table.")
+@option("--resamples", type=click.IntRange(100), default=10_000, show_default=True, help="Bootstrap resamples.")
+@option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@option("--json", "as_json", is_flag=True, help="One JSON object per run instead of a table.")
 def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> None:
     """Paired per-user comparison of RUNS against BASELINE on the same split (bootstrap CI, t-test, Wilcoxon, Holm)."""
     from kgrec import api
@@ -455,32 +468,32 @@ def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> Non
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
-@click.option("--user", "user_ids", multiple=True, help="User id (repeatable).")
-@click.option("--users-file", type=_PathType(dir_okay=False), help="A file with one user id per line.")
-@click.option("-k", type=int, default=10, show_default=True, help="Items per user.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@click.option("--explain", "with_paths", is_flag=True, help="Attach each item's best explanation path and each part's share of its score.")
-@click.option("--endpoint", help="SPARQL endpoint serving the graph, for entity labels [the graph's own].")
-@click.option("--labels", type=_PathType(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
-@click.option("--history", help="Comma-separated item ids: recommend for a new user with this history (no retraining).")
-@click.option("--new-items", type=_PathType(dir_okay=False), help="A catalog file of new items to make recommendable (no retraining).")
-@click.option(
+@option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
+@option("--user", "user_ids", multiple=True, help="User id (repeatable).")
+@option("--users-file", type=_PathType(dir_okay=False), help="A file with one user id per line.")
+@option("-k", type=int, default=10, show_default=True, help="Items per user.")
+@option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@option("--explain", "with_paths", is_flag=True, help="Attach each item's best explanation path and each part's share of its score.")
+@option("--endpoint", help="SPARQL endpoint serving the graph, for entity labels [the graph's own].")
+@option("--labels", type=_PathType(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
+@option("--history", help="Comma-separated item ids: recommend for a new user with this history (no retraining).")
+@option("--new-items", type=_PathType(dir_okay=False), help="A catalog file of new items to make recommendable (no retraining).")
+@option(
     "--context",
     "context_pairs",
     multiple=True,
     metavar="KEY=VALUE",
     help="Context of the request (hour=21 device=mobile); for --new-user, also their attributes (age=25 gender=F).",
 )
-@click.option(
+@option(
     "--retrieval",
     type=click.Choice(["exact", "faiss"]),
     default="exact",
     show_default=True,
     help="Score every item, or take candidates from a FAISS HNSW index (large catalogs; runs without the linear part).",
 )
-@click.option("--new-user", is_flag=True, help="Recommend for a new user known only by --context attributes (and --history, if given).")
-@click.option(
+@option("--new-user", is_flag=True, help="Recommend for a new user known only by --context attributes (and --history, if given).")
+@option(
     "--include-seen/--exclude-seen",
     default=None,
     help="Keep or drop the items each user already used [kept for a run trained with eval.task=in-context, dropped otherwise].",
@@ -548,15 +561,15 @@ def _flat(text: str) -> str:
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
-@click.option("--user", "user_id", required=True, help="User id.")
-@click.option("--item", "item_id", required=True, help="The recommended item's id.")
-@click.option("--max-paths", type=int, default=5, show_default=True, help="Paths to show.")
-@click.option("--max-hops", type=click.IntRange(1, 2), default=2, show_default=True, help="KG entities between the two items.")
-@click.option("--max-fanout", type=click.IntRange(1), default=50, show_default=True, help="Entities expanded per node, most specific first.")
-@click.option("--endpoint", help="SPARQL endpoint serving the graph, for entity labels [the graph's own].")
-@click.option("--labels", type=_PathType(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per path.")
+@option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
+@option("--user", "user_id", required=True, help="User id.")
+@option("--item", "item_id", required=True, help="The recommended item's id.")
+@option("--max-paths", type=int, default=5, show_default=True, help="Paths to show.")
+@option("--max-hops", type=click.IntRange(1, 2), default=2, show_default=True, help="KG entities between the two items.")
+@option("--max-fanout", type=click.IntRange(1), default=50, show_default=True, help="Entities expanded per node, most specific first.")
+@option("--endpoint", help="SPARQL endpoint serving the graph, for entity labels [the graph's own].")
+@option("--labels", type=_PathType(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
+@option("--json", "as_json", is_flag=True, help="One JSON object per path.")
 @_device_option()
 def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, labels, as_json, device) -> None:
     """Why ITEM for USER: paths user -> training item -> KG hops -> item, scored by the model."""
@@ -578,14 +591,14 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
 
 @main.command()
 @click.argument("sparql")
-@click.option("--graph", "graph_dir", type=_PathType(file_okay=False), help="A graph from build-graph.")
-@click.option("--endpoint", help="A SPARQL 1.1 endpoint serving the graph instead.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of tab-separated values.")
-@click.option(
+@option("--graph", "graph_dir", type=_PathType(file_okay=False), help="A graph from build-graph.")
+@option("--endpoint", help="A SPARQL 1.1 endpoint serving the graph instead.")
+@option("--json", "as_json", is_flag=True, help="JSON lines instead of tab-separated values.")
+@option(
     "--allow-service", is_flag=True, help="Let SERVICE <url> and FROM <url> fetch from other endpoints (off: a query never makes this machine send requests)."
 )
-@click.option("--store", "backend", type=click.Choice(["oxigraph", "rdflib"]), help="Local store and SPARQL engine [oxigraph where installed].")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
+@option("--store", "backend", type=click.Choice(["oxigraph", "rdflib"]), help="Local store and SPARQL engine [oxigraph where installed].")
+@option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
               help="Seconds the query (loading included) may take before it is stopped.")
 def query(sparql, graph_dir, endpoint, as_json, allow_service, backend, timeout) -> None:
     """Run a SPARQL SELECT/ASK query over a graph's RDF (prefixes kgrec:, kg:, rdfs:, rdf: predeclared)."""
@@ -633,10 +646,10 @@ def datasets_list() -> None:
 
 @datasets.command("download")
 @click.argument("name")
-@click.option("--data-dir", type=_PathType(file_okay=False), help="Target folder [env KGREC_DATA_DIR].")
-@click.option("--url", help="A mirror of the archive (each file's checksum is still verified).")
-@click.option("--force", is_flag=True, help="Download even if a verified copy is present.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@option("--data-dir", type=_PathType(file_okay=False), help="Target folder [env KGREC_DATA_DIR].")
+@option("--url", help="A mirror of the archive (each file's checksum is still verified).")
+@option("--force", is_flag=True, help="Download even if a verified copy is present.")
+@option("--quiet", is_flag=True, help="No progress bar.")
 def datasets_download(name, data_dir, url, force, quiet) -> None:
     """Download a public dataset from its public source and verify its checksums."""
     from kgrec.data import download_dataset
@@ -647,7 +660,7 @@ def datasets_download(name, data_dir, url, force, quiet) -> None:
 
 @datasets.command("verify")
 @click.argument("name")
-@click.option("--data-dir", type=_PathType(file_okay=False), help="Folder holding datasets [env KGREC_DATA_DIR].")
+@option("--data-dir", type=_PathType(file_okay=False), help="Folder holding datasets [env KGREC_DATA_DIR].")
 def datasets_verify(name, data_dir) -> None:
     """Check a public dataset's files against their published checksums."""
     from kgrec.data import verify_dataset
@@ -656,9 +669,9 @@ def datasets_verify(name, data_dir) -> None:
 
 
 @main.command()
-@click.option("--graph", "graph_dir", required=True, type=_PathType(file_okay=False), help="A graph directory.")
-@click.option("--out", required=True, type=_PathType(file_okay=False), help="Folder for the RecBole files.")
-@click.option("--name", help="Dataset name for the files [the graph's name].")
+@option("--graph", "graph_dir", required=True, type=_PathType(file_okay=False), help="A graph directory.")
+@option("--out", required=True, type=_PathType(file_okay=False), help="Folder for the RecBole files.")
+@option("--name", help="Dataset name for the files [the graph's name].")
 def export(graph_dir, out, name) -> None:
     """Write a graph's split as RecBole atomic benchmark files (.train/.valid/.test.inter, .item, .kg, .link)."""
     from kgrec.graph import export_recbole, load_graph
@@ -667,12 +680,12 @@ def export(graph_dir, out, name) -> None:
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="The trained run to start from.")
-@click.option("--events", required=True, type=_PathType(dir_okay=False), help="New interactions (a log like train's: user, item [, rating, timestamp]).")
-@click.option("--out", required=True, type=_PathType(file_okay=False), help="The updated run (a new run directory).")
-@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Epochs over old plus new interactions.")
-@click.option("--new-items", type=_PathType(dir_okay=False), help="A catalog file of items the events may name that the run lacks.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="The trained run to start from.")
+@option("--events", required=True, type=_PathType(dir_okay=False), help="New interactions (a log like train's: user, item [, rating, timestamp]).")
+@option("--out", required=True, type=_PathType(file_okay=False), help="The updated run (a new run directory).")
+@option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Epochs over old plus new interactions.")
+@option("--new-items", type=_PathType(dir_okay=False), help="A catalog file of items the events may name that the run lacks.")
+@option("--quiet", is_flag=True, help="No progress bar.")
 @_device_option()
 def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
     """Warm-start a run on its interactions plus new ones (new users and items get rows), instead of a full retrain."""
@@ -690,14 +703,14 @@ def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on (0: any free one).")
-@click.option("--state", "state_dir", type=_PathType(file_okay=False), help="Folder of the durable event log [RUN/serving].")
-@click.option("--token", envvar="KGREC_SERVE_TOKEN", help="Token the write endpoints require (or KGREC_SERVE_TOKEN) [none: read-only].")
-@click.option("--open-writes", is_flag=True, help="Accept writes without a token: anyone who reaches the port may post.")
-@click.option("--reload-root", type=_PathType(file_okay=False), help="Folder whose runs POST /admin/reload may swap in [none: only this run].")
-@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning", show_default=True,
+@option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
+@option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on (0: any free one).")
+@option("--state", "state_dir", type=_PathType(file_okay=False), help="Folder of the durable event log [RUN/serving].")
+@option("--token", envvar="KGREC_SERVE_TOKEN", help="Token the write endpoints require (or KGREC_SERVE_TOKEN) [none: read-only].")
+@option("--open-writes", is_flag=True, help="Accept writes without a token: anyone who reaches the port may post.")
+@option("--reload-root", type=_PathType(file_okay=False), help="Folder whose runs POST /admin/reload may swap in [none: only this run].")
+@option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning", show_default=True,
               help="What the HTTP server (uvicorn) logs.")
 @_device_option()
 def serve(run_dir, host, port, state_dir, token, open_writes, reload_root, log_level, device) -> None:

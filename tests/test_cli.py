@@ -262,3 +262,8 @@ def test_every_option_has_help_and_device_is_one_option():
     assert {"kgrec train", "kgrec evaluate", "kgrec recommend", "kgrec explain", "kgrec update", "kgrec serve"} <= set(devices)
     assert len({param.help for param in devices.values()}) == 1  # the same words, the same default ([auto]) everywhere
     assert {param.default for command, param in devices.items() if command != "kgrec train"} == {"auto"}
+    import click
+
+    context = click.Context(main)
+    shown = [param.get_help_record(context) for _, param in options]
+    assert not [record for record in shown if record and "default:" in record[1]]  # one way: "[10]"

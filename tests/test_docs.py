@@ -22,3 +22,25 @@ def test_the_documentation_builds_in_strict_mode_with_the_api_reference(tmp_path
     assert "item_vectors" in recommender and "Scores of given" in recommender
     assert (site / "benchmarks" / "results" / "ml-100k" / "index.html").is_file()
     assert (site / "getting-started" / "index.html").is_file()
+
+
+def test_getting_started_shows_what_its_shipped_shop_gives(tmp_path):
+    """The page printed counts of a shop a reader could not make; the generator ships beside it and this checks that
+    its build-graph output is the page's, line for line."""
+    import re
+
+    from click.testing import CliRunner
+
+    from kgrec.cli import main
+
+    root = Path(__file__).parents[1]
+    subprocess.run([sys.executable, str(root / "docs" / "examples" / "make_shop.py"), str(tmp_path)], check=True, capture_output=True)
+    page = (root / "docs" / "getting-started.md").read_text()
+    for name in ("orders.csv", "products.csv"):
+        shown = re.search(rf"`{name}`.*?```text\n(.*?)```", page, re.S).group(1)
+        assert (tmp_path / name).read_text().startswith(shown), name
+    result = CliRunner().invoke(main, ["build-graph", f"--interactions={tmp_path / 'orders.csv'}", f"--items={tmp_path / 'products.csv'}",
+                                       f"--config={tmp_path / 'shop.yaml'}", "--name=shop", f"--out={tmp_path / 'graphs' / 'shop'}"])
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.replace(str(tmp_path / "graphs" / "shop"), "graphs/shop")
+    assert printed.strip() in page, printed

@@ -76,6 +76,21 @@ def load_encoder(config: TextConfig, device: str = "cpu"):  # noqa: ANN201 - (to
     return tokenizer, encoder
 
 
+_FROZEN_ENCODERS: dict[tuple[str, str], tuple] = {}
+
+
+def _frozen_encoder(config: TextConfig, device: str):  # noqa: ANN202 - (tokenizer, transformers model)
+    """:func:`load_encoder` once per process for encoding without gradients: a server adding items one request at a
+    time loaded the encoder again for each (0.85 s), and a restart once per logged item event. Fine-tuning
+    (:func:`text_tuner`) loads its own copy."""
+    key = (config.model or str(bundled_model_path()), str(device))
+    if key not in _FROZEN_ENCODERS:
+        tokenizer, encoder = load_encoder(config, device)
+        _FROZEN_ENCODERS.clear()  # one encoder at a time: a second model replaces the first
+        _FROZEN_ENCODERS[key] = (tokenizer, encoder.eval().requires_grad_(False))
+    return _FROZEN_ENCODERS[key]
+
+
 @dataclass(frozen=True)
 class TextRecipe:
     """How one encoder turns an item text into a vector: the pooling and the text put before each input."""
@@ -248,8 +263,7 @@ def encode_item_texts(
         return TextEmbeddings(entry["text_emb"], name, 0.0, True)
 
     started = time.perf_counter()
-    tokenizer, encoder = load_encoder(config, device)
-    encoder.eval()
+    tokenizer, encoder = _frozen_encoder(config, device)
     chunks = []
     with torch.inference_mode():
         starts = range(0, len(texts), config.batch_size)

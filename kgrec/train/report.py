@@ -19,13 +19,13 @@ def write_history(history: list[dict[str, float]], path: Path) -> None:
 
 def plot_curve(history: list[dict[str, float]], metric: str, path: Path) -> None:
     """Loss and validation metric against epochs, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # headless: no display on servers or in CI
-    import matplotlib.pyplot as plt
+    # A Figure of its own, not pyplot: pyplot would need a backend, and switching the process to Agg (as kgrec did)
+    # left a notebook that trained a run with no figures.
+    from matplotlib.figure import Figure
 
     frame = pd.DataFrame(history)
-    figure, loss_axis = plt.subplots(figsize=(6, 3.5))
+    figure = Figure(figsize=(6, 3.5))
+    loss_axis = figure.subplots()
     loss_axis.plot(frame["epoch"], frame["loss"], color="tab:blue", label="training loss")
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("loss", color="tab:blue")
@@ -37,4 +37,3 @@ def plot_curve(history: list[dict[str, float]], metric: str, path: Path) -> None
     figure.tight_layout()
     with atomic_write(path, mode="wb") as handle:
         figure.savefig(handle, format="png", dpi=100)
-    plt.close(figure)

@@ -161,3 +161,20 @@ def test_a_pooling_kgrec_cannot_reproduce_is_an_error(tmp_path):
     with pytest.raises(InputError, match=r"1_Pooling/config.json: the model pools by pooling_mode_weightedmean_tokens.*text.pooling"):
         text_recipe(TextConfig(model=str(model)))
     assert text_recipe(TextConfig(model=str(model), pooling="mean")).pooling == "mean"
+
+
+def test_the_frozen_encoder_is_loaded_once_per_process(monkeypatch):
+    """A server adding items loaded the encoder again for every request (0.85 s each)."""
+    import pandas as pd
+
+    from kgrec.config import TextConfig
+    from kgrec.embed import text as text_module
+
+    loads = []
+    real = text_module.load_encoder
+    monkeypatch.setattr(text_module, "load_encoder", lambda *args, **kwargs: loads.append(1) or real(*args, **kwargs))
+    monkeypatch.setattr(text_module, "_FROZEN_ENCODERS", {})
+    catalog = pd.DataFrame({"title": ["A lamp", "A chair"], "description": ["", ""], "categories": [(), ()]})
+    first = text_module.encode_item_texts(catalog, TextConfig())
+    second = text_module.encode_item_texts(catalog.iloc[::-1], TextConfig())
+    assert len(loads) == 1 and torch.allclose(first.text_emb, second.text_emb.flip(0), atol=1e-5)
