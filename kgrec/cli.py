@@ -138,7 +138,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     default=True,
     help="Download a --dataset that is not in the data directory from its public source, checksums verified [download].",
 )
-@option("--name", help="Graph name (default: the dataset's).")
+@option("--name", help="Graph name [the dataset's].")
 @option("--out", type=_PathType(file_okay=False), help="Graph directory [default: graphs/<name>].")
 @option("--split", type=click.Choice(["random", "loo", "cold-items", "given"]), help="Split kind [random; given keeps a dataset's own test set].")
 @option("--seed", type=int, help="Split seed [2020].")

@@ -3,7 +3,7 @@
     python docs/examples/make_shop.py [FOLDER]      # default: the current folder
 
 80 customers and 60 products in 5 categories and 4 makers; each customer orders mostly within two favourite
-categories. The text is messy on purpose, as a real export is: quotes inside names, a comma and a line break
+categories; the five newest products have no orders yet (cold items). The text is messy on purpose, as a real export is: quotes inside names, a comma and a line break
 inside descriptions, column names of the shop's own.
 """
 
@@ -34,16 +34,22 @@ def main(folder: Path) -> None:
         if index % 4 == 0:
             blurb = f"A {first.lower()} product,\nmade by hand"  # a comma and a line break inside the cell
         products.append((f"p{index}", f'Thing "{index}"', blurb, "|".join(categories), MAKERS[index % len(MAKERS)]))
-    by_category = {c: [p[0] for p in products if c in p[3].split("|")] for c in CATEGORIES}
+    on_sale = products[:-5]  # the last five are new this week: nobody has ordered them yet
+    by_category = {c: [p[0] for p in on_sale if c in p[3].split("|")] for c in CATEGORIES}
     start = datetime(2024, 1, 1, 10)
     orders = []
     for customer in range(80):
         favourites = rng.sample(CATEGORIES, 2)
         day = rng.randrange(30)
-        for _ in range(rng.randrange(8, 24)):
-            pool = by_category[rng.choice(favourites)] if rng.random() < 0.8 else [p[0] for p in products]
+        bought: set[str] = set()
+        for _ in range(rng.randrange(10, 26)):
+            pool = by_category[rng.choice(favourites)] if rng.random() < 0.8 else [p[0] for p in on_sale]
+            choice = rng.choice(pool)
+            if choice in bought:  # a shop's log does repeat orders; kgrec would merge them (and say so)
+                continue
+            bought.add(choice)
             day += rng.randrange(1, 6)
-            orders.append((f"c{customer}", rng.choice(pool), rng.randint(1, 5), (start + timedelta(days=day)).isoformat()))
+            orders.append((f"c{customer}", choice, rng.randint(1, 5), (start + timedelta(days=day)).isoformat()))
     with open(folder / "products.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["product_id", "name", "blurb", "category", "maker"])

@@ -166,7 +166,9 @@ class Service:
 
     def _replayed(self, recommender: Recommender) -> LiveRecommender:
         live = LiveRecommender(recommender)
-        for event in _batched_items(self.log.read()):
+        # One event at a time, in order: items added together or apart get different EASE columns and listen-only
+        # sets, and a restart must answer exactly as the server did before it.
+        for event in self.log.read():
             try:
                 live.apply(event, replay=True)
             except InputError:
@@ -204,19 +206,6 @@ class Service:
     def close(self) -> None:
         """Close the event log (and give its folder back)."""
         self.log.close()
-
-
-def _batched_items(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The log with each run of consecutive item events merged into one: adding items rebuilds the graph and the
-    model's item tables, so a restart that added them one event at a time took longer with every item event
-    (161 s after 69 of them). Interactions between them keep their place."""
-    merged: list[dict[str, Any]] = []
-    for event in events:
-        if event["kind"] == "items" and merged and merged[-1]["kind"] == "items":
-            merged[-1] = {**merged[-1], "items": [*merged[-1]["items"], *event["items"]]}
-        else:
-            merged.append(event)
-    return merged
 
 
 def _settle_heap() -> None:
