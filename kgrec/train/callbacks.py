@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from kgrec.errors import DivergedError
 from kgrec.logs import bars_wanted, stage_line
 from kgrec.models import RecommenderNetwork, TaskWeighting
 from kgrec.train.checkpoint import Checkpointer
@@ -112,7 +113,14 @@ class EarlyStopping(TrainingCallback):
         if state.epoch % self.eval_every and state.epoch != state.max_epochs:
             return
         state.model.eval()
-        score = self.validate(state.model)
+        try:
+            score = self.validate(state.model)
+        except DivergedError:  # finite but huge parameters overflow in the scores: say where, as the loop does
+            raise DivergedError(
+                f"training diverged in the {state.stage} stage at epoch {state.epoch}: the validation scores are not finite; "
+                f"nothing is saved from it. Try a smaller learning rate (now {state.optimizer.param_groups[0]['lr']:g}): "
+                f"train.lr={min(state.optimizer.param_groups[0]['lr'] / 10, 0.005):g}"
+            ) from None
         row["valid"] = score
         result = state.result
         if score > result.best_score:
