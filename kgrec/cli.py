@@ -602,10 +602,10 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
               help="Seconds the query (loading included) may take before it is stopped.")
 def query(sparql, graph_dir, endpoint, as_json, allow_service, backend, timeout) -> None:
     """Run a SPARQL SELECT/ASK query over a graph's RDF (prefixes kgrec:, kg:, rdfs:, rdf: predeclared)."""
-    from kgrec import api
+    # api.query is this function; kgrec.api itself would import torch and PyG, seconds before the first answer.
+    from kgrec.graph.sparql import query as sparql_query
 
-    table = _interruptible(lambda: api.query(sparql, graph_dir, endpoint, allow_service=allow_service, backend=backend),
-                           timeout, "the query")
+    table = _interruptible(lambda: sparql_query(sparql, graph_dir, endpoint, allow_service, backend), timeout, "the query")
     if as_json:
         import json
 

@@ -6,16 +6,44 @@
 for RecBole (:func:`export_recbole`).
 """
 
-from kgrec.graph.build import build_graph
-from kgrec.graph.export import export_recbole
-from kgrec.graph.hetero import to_hetero
-from kgrec.graph.knowledge import KnowledgeGraph
-from kgrec.graph.rdf import to_rdflib
-from kgrec.graph.stats import format_stats
-from kgrec.graph.store import load_graph, save_graph
-from kgrec.graph.views import to_networkx
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kgrec.graph.build import build_graph
+    from kgrec.graph.export import export_recbole
+    from kgrec.graph.hetero import to_hetero
+    from kgrec.graph.knowledge import KnowledgeGraph
+    from kgrec.graph.rdf import to_rdflib
+    from kgrec.graph.stats import format_stats
+    from kgrec.graph.store import load_graph, save_graph
+    from kgrec.graph.views import to_networkx
+
+# name -> the module that defines it. Loaded on first use, so that kgrec.graph.sparql (``kgrec query``) does not
+# wait seconds for torch and PyG, which only the PyG view needs.
+_EXPORTS = {
+    "build_graph": "kgrec.graph.build",
+    "export_recbole": "kgrec.graph.export",
+    "to_hetero": "kgrec.graph.hetero",
+    "KnowledgeGraph": "kgrec.graph.knowledge",
+    "to_rdflib": "kgrec.graph.rdf",
+    "format_stats": "kgrec.graph.stats",
+    "load_graph": "kgrec.graph.store",
+    "save_graph": "kgrec.graph.store",
+    "to_networkx": "kgrec.graph.views",
+}
 
 __all__ = [
     "KnowledgeGraph", "build_graph", "export_recbole", "format_stats", "load_graph", "save_graph", "to_hetero", "to_networkx",
     "to_rdflib",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'kgrec.graph' has no attribute '{name}'")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
