@@ -157,11 +157,12 @@ def build_graph(
     from kgrec import api
     from kgrec.data import dataset_missing, download_dataset, resolve_data_dir
     from kgrec.graph import format_stats
+    from kgrec.logs import bars_wanted
 
     if dataset is not None and download and dataset_missing(dataset, data_dir):
         # As PyG and RecBole do: a first run on an online machine fetches the public data itself.
         click.echo(f"{dataset} is not in {resolve_data_dir(data_dir)}: downloading it (every file's checksum is verified)", err=True)
-        click.echo(f"downloaded {dataset} into {download_dataset(dataset, data_dir)}", err=True)
+        click.echo(f"downloaded {dataset} into {download_dataset(dataset, data_dir, show_progress=bars_wanted(quiet))}", err=True)
 
     if kgat_dir is not None and flags.get("split") is None and config_path is None:
         flags["split"] = "given"  # the layout's point is its published test set; --split/--set still choose otherwise
@@ -653,8 +654,9 @@ def datasets_list() -> None:
 def datasets_download(name, data_dir, url, force, quiet) -> None:
     """Download a public dataset from its public source and verify its checksums."""
     from kgrec.data import download_dataset
+    from kgrec.logs import bars_wanted
 
-    folder = download_dataset(name, data_dir, url=url, force=force, show_progress=not quiet)
+    folder = download_dataset(name, data_dir, url=url, force=force, show_progress=bars_wanted(quiet))
     click.echo(f"{name}: verified in {folder}")
 
 
