@@ -103,7 +103,8 @@ def _num_relevant(truth: sp.csr_matrix, rows: np.ndarray, device: torch.device) 
 def _finite(scores: torch.Tensor) -> torch.Tensor:
     """``scores`` unless one is NaN or +inf (-inf is how a scorer hides an item): metrics of a diverged model's
     scores are noise that looks like a result."""
-    if bool(torch.isnan(scores).any()) or bool(torch.isposinf(scores).any()):
+    highest = scores.max() if scores.numel() else scores.new_zeros(())  # NaN if any is NaN: one pass for both checks
+    if bool(torch.isnan(highest)) or bool(torch.isposinf(highest)):
         raise DivergedError("the model's scores are not finite (NaN or infinite): it diverged, and no metrics are computed "
                             "from it; train again with a smaller train.lr")
     return scores

@@ -263,14 +263,15 @@ class _LimitBody:
         if not declared.isdigit() or int(declared) > self.max_bytes:
             await self._refuse(send)
             return
-        body, more = [], True
+        body, size, more = [], 0, True
         while more:  # read here, in full, so a body longer than declared (chunked) is cut off too
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
             body.append(message.get("body", b""))
+            size += len(body[-1])
             more = message.get("more_body", False)
-            if sum(map(len, body)) > self.max_bytes:
+            if size > self.max_bytes:
                 await self._refuse(send)
                 return
         whole = b"".join(body)

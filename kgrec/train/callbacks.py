@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from kgrec.config import TrainConfig
 from kgrec.errors import DivergedError
 from kgrec.logs import bars_wanted, stage_line
 from kgrec.models import RecommenderNetwork, TaskWeighting
@@ -116,11 +117,8 @@ class EarlyStopping(TrainingCallback):
         try:
             score = self.validate(state.model)
         except DivergedError:  # finite but huge parameters overflow in the scores: say where, as the loop does
-            raise DivergedError(
-                f"training diverged in the {state.stage} stage at epoch {state.epoch}: the validation scores are not finite; "
-                f"nothing is saved from it. Try a smaller learning rate (now {state.optimizer.param_groups[0]['lr']:g}): "
-                f"train.lr={min(state.optimizer.param_groups[0]['lr'] / 10, 0.005):g}"
-            ) from None
+            raise diverged(state.stage, state.epoch, "the validation scores are not finite",
+                           state.optimizer.param_groups[0]["lr"]) from None
         row["valid"] = score
         result = state.result
         if score > result.best_score:
@@ -186,6 +184,16 @@ class Checkpointing(TrainingCallback):
                 "generator": state.generator.get_state(),
             }
         )
+
+
+_DEFAULT_LR = TrainConfig.model_fields["lr"].default
+
+
+def diverged(stage: str, epoch: int, what: str, lr: float) -> DivergedError:
+    """The one-line error of a run whose loss, parameters or scores stopped being finite, with a smaller rate to try."""
+    smaller = _DEFAULT_LR if lr > _DEFAULT_LR else lr / 10
+    return DivergedError(f"training diverged in the {stage} stage at epoch {epoch}: {what}; nothing is saved from it. "
+                         f"Try a smaller learning rate (now {lr:g}): train.lr={smaller:g}")
 
 
 class Progress(TrainingCallback):

@@ -12,16 +12,13 @@ import numpy as np
 import torch
 
 from kgrec.config import TrainConfig
-from kgrec.errors import DivergedError
 from kgrec.models import RecommenderNetwork, PropagationGraph, TaskWeighting
-from kgrec.train.callbacks import Checkpointing, EarlyStopping, FitResult, TrainingCallback, TrainingState
+from kgrec.train.callbacks import Checkpointing, EarlyStopping, FitResult, TrainingCallback, TrainingState, diverged
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.distributed import Distributed
 from kgrec.train.objectives import Batch, TaskInputs, TrainingStep
 
 __all__ = ["FitResult", "fit"]
-
-_DEFAULT_LR = TrainConfig.model_fields["lr"].default
 
 
 def fit(
@@ -137,15 +134,15 @@ def _train_epoch(
         shard, scale = distributed.shard(batch)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             loss, losses = step(graph, shard, drop, text_items, scale)
-        value = float(loss.detach())
-        if not np.isfinite(value):  # before the step: a NaN gradient would spread to every parameter
-            raise DivergedError(_diverged(f"the loss is {value}", config, state.stage, epoch))
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state.optimizer.step()
         if trains_kg and model.kg_model is not None:
             model.kg_model.post_parameter_update()  # type: ignore[operator]  # PyKEEN's constraints (e.g. TransE's unit-norm entities)
-        total += value
+        step_loss = float(loss.detach())  # read after the step, as before: no extra device sync ahead of backward
+        if not np.isfinite(step_loss):  # the run is discarded, so the step it took does not matter
+            raise diverged(state.stage, epoch, f"the loss is {step_loss}", config.lr)
+        total += step_loss
         for name, value in losses.items():
             task_totals[name] = task_totals.get(name, 0.0) + float(value.detach())
         batches += 1
@@ -156,14 +153,8 @@ def _train_epoch(
     return row
 
 
-def _diverged(what: str, config: TrainConfig, stage: str, epoch: int) -> str:
-    smaller = _DEFAULT_LR if config.lr > _DEFAULT_LR else config.lr / 10
-    return (f"training diverged in the {stage} stage at epoch {epoch}: {what}; nothing is saved from it. Try a smaller "
-            f"learning rate (now {config.lr:g}): train.lr={smaller:g}")
-
-
 def _check_finite(parameters: list[torch.nn.Parameter], config: TrainConfig, stage: str, epoch: int) -> None:
     """Stop on an infinite or NaN parameter: scores computed from it would be reported as results."""
     with torch.no_grad():
         if parameters and not bool(torch.stack([p.isfinite().all() for p in parameters]).all()):
-            raise DivergedError(_diverged("a parameter is no longer finite", config, stage, epoch))
+            raise diverged(stage, epoch, "a parameter is no longer finite", config.lr)
