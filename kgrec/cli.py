@@ -64,7 +64,7 @@ def _one_line(error: Exception) -> str:
 
 # Library errors name arguments in backticks (`out`, `cache_dir`) and settings as config keys (model.use_kg=false);
 # on the command line those are flags.
-_SETTING = re.compile(r"(?<![\w.-])((?:data|graph|kge|text|model|train|eval|context)\.[\w.]+=[^\s,;)]+)")
+_SETTING = re.compile(r"(?<![\w.-])(?<!--set )((?:data|graph|kge|text|model|train|eval|context)\.[\w.]+=[^\s,;)]+)")
 
 
 def _as_flags(message: str) -> str:

@@ -267,3 +267,10 @@ def test_every_option_has_help_and_device_is_one_option():
     context = click.Context(main)
     shown = [param.get_help_record(context) for _, param in options]
     assert not [record for record in shown if record and "default:" in record[1]]  # one way: "[10]"
+
+
+def test_a_setting_the_library_already_writes_as_a_flag_is_not_prefixed_twice():
+    from kgrec.cli import _as_flags
+
+    assert _as_flags("declare it with --set data.interactions.user='User'") == "declare it with --set data.interactions.user='User'"
+    assert _as_flags("try model.use_kg=false") == "try --set model.use_kg=false"
