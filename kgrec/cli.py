@@ -344,8 +344,8 @@ def _interruptible(work: Callable[[], Any], timeout: float, what: str) -> Any:
             outcome["error"] = error
 
     worker = threading.Thread(target=run, daemon=True)
-    worker.start()
     try:
+        worker.start()
         worker.join(timeout)
     except KeyboardInterrupt:
         _leave(130, f"kgrec: interrupted; {what} was stopped")
