@@ -86,7 +86,7 @@ def main() -> None:
         "users": len(graph.users),
         "items": len(graph.items),
         "dim": config.model.dim,
-        "ease_matrix_bytes": model.linear.weight.numel() * 4,
+        "ease_matrix_bytes": model.ease.weight.numel() * 4,
         "writes": writes,
         "train_seconds": seconds,
     }

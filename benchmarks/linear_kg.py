@@ -10,7 +10,7 @@ saved graph's training interactions (plus, for a weight above 0, the KG item lin
 kgrec's protocol (training items masked; at test, validation items too). The weight is chosen on
 validation only; test is reported for every weight so the ablation is visible, and the chosen row
 is marked. ``--text-weight`` above 0 adds the items' centred text similarities
-(``kgrec.models.linear.text_features`` of the graph's cached text embeddings, encoded with ``--config``'s
+(``kgrec.models.ease.text_features`` of the graph's cached text embeddings, encoded with ``--config``'s
 text settings). No learned embeddings, no PyKEEN: this isolates the KG's contribution to the one model
 family that beats every published KG recommender on these splits.
 
@@ -56,17 +56,17 @@ def main() -> None:
     args = parser.parse_args()
 
     from kgrec.evaluate import evaluate_ranking
-    from kgrec.inference.recommender import split_matrix, write_per_user
+    from kgrec.inference import split_matrix, write_per_user
     from kgrec.models import PropagationGraph
     from kgrec.config import load_config
     from kgrec.embed import encode_item_texts
-    from kgrec.models.linear import EASE, text_features
+    from kgrec.models.ease import EASE, text_features
 
     label = args.label or args.graph.parent.name
     load = os.getloadavg()[0]
     graph = load_graph(args.graph)
-    inputs = PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations))
-    links = inputs.item_links()
+    prop_graph = PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations))
+    links = prop_graph.item_links()
     text = None
     if any(args.text_weight):
         text = text_features(encode_item_texts(graph.catalog, load_config(args.config).text, args.graph / "cache").text_emb)
@@ -74,16 +74,16 @@ def main() -> None:
     train_valid = split_matrix(graph, "train", "valid")
     rows, per_user = [], []
     for l2, kg_weight, text_weight in itertools.product(args.l2, args.kg_weight, args.text_weight):
-        ease = EASE(inputs.num_items, l2, kg_weight, text_weight)
+        ease = EASE(prop_graph.num_items, l2, kg_weight, text_weight)
         started = time.perf_counter()
-        ease.fit(inputs.history, links, text)
+        ease.fit(prop_graph.history, links, text)
         fit_seconds = time.perf_counter() - started
         row = {"l2": l2, "kg_weight": kg_weight, "text_weight": text_weight, "fit_seconds": fit_seconds}
         tables = {}
         for split, truth, exclude in (("valid", valid, train), ("test", test, train_valid)):
             candidates = None if args.candidates == "all" else exclude.getnnz(axis=0) == 0
             result = evaluate_ranking(
-                lambda users: ease(inputs.history_rows(users)), truth, exclude, ks=tuple(args.ks), batch_size=1024,
+                lambda users: ease(prop_graph.history_rows(users)), truth, exclude, ks=tuple(args.ks), batch_size=1024,
                 candidates=candidates, topk_only=args.per_user is None,
             )
             row[split] = result.metrics

@@ -48,7 +48,7 @@ def main() -> None:
     popularity = torch.from_numpy(np.asarray(train.sum(0)).ravel()).float()
     model.eval()
     with torch.no_grad():
-        reps = model(recommender.inputs)
+        reps = model(recommender.prop_graph)
     rng = np.random.default_rng(args.seed)
     attributes = unknown = None
     if recommender.context is not None:
@@ -76,11 +76,11 @@ def main() -> None:
             name = "kgrec (attributes only, recommend --new-user)" if size == 0 else "kgrec (fold-in + attributes)"
             systems[name] = lambda users: model.score_history(reps, history[users], attributes[users])
         systems |= {
-            "EASE alone (same penalty)": lambda users: model.linear(history[users]) if model.linear is not None else None,
+            "EASE alone (same penalty)": lambda users: model.ease(history[users]) if model.ease is not None else None,
             "popularity": lambda users: popularity.expand(len(users), -1),
         }
         for name, score in systems.items():
-            if name.startswith("EASE") and (model.linear is None or size == 0):
+            if name.startswith("EASE") and (model.ease is None or size == 0):
                 continue
             with torch.no_grad():
                 result = evaluate_ranking(score, test, seen, ks=(10, 20))

@@ -74,7 +74,7 @@ def score_chunk(recommender, truth_log: pd.DataFrame, before: pd.DataFrame, fold
     if trained:
         index = torch.from_numpy(graph.users.to_index([users[q] for q in trained]))
         for start in range(0, len(trained), 1024):
-            scores[trained[start : start + 1024]] = model.score_all(reps, recommender.inputs, index[start : start + 1024])
+            scores[trained[start : start + 1024]] = model.score_all(reps, recommender.prop_graph, index[start : start + 1024])
     history = torch.from_numpy(exclude.toarray()).float()
     for q, user in enumerate(users):
         if user in folded:
@@ -146,14 +146,14 @@ def main() -> None:
             record["update_wall_s"] = time.perf_counter() - started
             record["update_train_s"] = updated.timings["train_seconds"]
             previous_update = out
-            record["update"] = score_chunk(updated.freeze(), chunk, before, None)
+            record["update"] = score_chunk(updated.recommender.freeze(), chunk, before, None)
             retrain_graph = graph0.with_interactions(arrived)
             retrain_dir = work / f"retrain-{c}"
             started = time.perf_counter()
             retrained = api.train(retrain_graph, config, out=retrain_dir, quiet=True, cache_dir=graph_dir / "cache")
             record["retrain_wall_s"] = time.perf_counter() - started
             record["retrain_train_s"] = retrained.timings["train_seconds"]
-            record["retrain"] = score_chunk(retrained.freeze(), chunk, before, None)
+            record["retrain"] = score_chunk(retrained.recommender.freeze(), chunk, before, None)
         rows.append(record)
         print(json.dumps(record), flush=True)
     report(args, rows, timings, suffix)

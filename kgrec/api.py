@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from kgrec.config import RunConfig
 from kgrec.data import Dataset, load_dataset, read_catalog, read_dataset, read_entity_labels
@@ -19,7 +18,7 @@ from kgrec.embed import has_item_text
 from kgrec.errors import ColdStartWarning, InputError, KgrecError
 from kgrec.evaluate import EvaluationResult, PairedComparison, holm, paired_comparison
 from kgrec.evaluate.metrics import TOPK_METRICS
-from kgrec.explain import ExplanationPath, PathFinder
+from kgrec.explain import ExplanationPath, PathFinder, score_shares
 from kgrec.graph import KnowledgeGraph
 from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import LocalStore, open_store
@@ -29,18 +28,14 @@ from kgrec.logs import library_output
 from kgrec.inference import Recommendation, Recommender, read_per_user, resolve_device, write_per_user
 from kgrec.models import fusion_resolver, propagation_resolver, resolve_propagation, scorer_resolver
 from kgrec.models.propagation import sampled_training_problem
-from kgrec.train import NegativeSampler
 from kgrec.train.callbacks import TrainingCallback
 from kgrec.train.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from kgrec.train.distributed import from_environment
-from kgrec.train.pipeline import (
-    blend_rule, blend_selection, final_metrics, record_results, selection_score, train_recommender, training_context, write_run,
-)
+from kgrec.train.pipeline import train_recommender
+from kgrec.train.result import TrainResult
 from kgrec.train.rundir import RunDirectory
-from kgrec.train.schedule import training_callbacks
-from kgrec.train.objectives import TaskInputs
 from kgrec.train.tracking import tracker_resolver
-from kgrec.graph import load_graph, save_graph, to_hetero
+from kgrec.graph import load_graph, save_graph
 
 __all__ = [
     "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "resume", "update", "load_run", "evaluate", "compare",
@@ -168,7 +163,7 @@ def _cache_dir(graph_dir: str | Path | None, cache_dir: str | Path | None) -> Pa
     return folder
 
 
-def resume(run_dir: str | Path, quiet: bool = False, cache_dir: str | Path | None = None) -> Recommender:
+def resume(run_dir: str | Path, quiet: bool = False, cache_dir: str | Path | None = None) -> TrainResult:
     """Continue an interrupted ``train`` from its run directory's last checkpoint, with its own config and graph.
 
     The result is the same as the uninterrupted run's (on CPU, same seed).
@@ -199,7 +194,7 @@ def train(
     tracker: str | None = None,
     tracker_uri: str | None = None,
     callbacks: Sequence[TrainingCallback] = (),
-) -> Recommender:
+) -> TrainResult:
     """Train the recommender: PyKEEN embeddings -> text embeddings -> propagation + fusion, early-stopped on validation.
 
     Args:
@@ -226,7 +221,8 @@ def train(
     (``kgrec train --resume DIR``). A run that fails before its first checkpoint leaves nothing behind.
 
     Returns:
-        The trained :class:`~kgrec.train.Recommender` (best validation state), already evaluated.
+        A :class:`~kgrec.train.TrainResult`: the trained :class:`~kgrec.inference.Recommender` (best validation state,
+        ``result.recommender``) and its metrics, timings, chosen blend and notes.
     """
     config = config or RunConfig()
     _check_names(config, graph)
@@ -253,8 +249,10 @@ def train(
     try:
         cache = _cache_dir(graph_dir, cache_dir)
         with library_output(quiet):
-            return train_recommender(graph, config, run_dir, graph_dir, cache, quiet, _resume, distributed, device, on_validation, tracking,
-                                     notes, callbacks)
+            return train_recommender(
+                graph, config, run_dir=run_dir, graph_dir=graph_dir, cache_dir=cache, distributed=distributed, device=device, quiet=quiet,
+                resume=_resume, on_validation=on_validation, tracking=tracking, notes=notes, callbacks=callbacks,
+            )
     except BaseException as error:
         if tracking is not None:
             tracking.finish(success=False)
@@ -267,14 +265,14 @@ def train(
 
 
 def update(
-    run: Recommender | str | Path,
+    run: Run,
     events: str | Path,
     out: str | Path,
     epochs: int = 3,
     new_items: str | Path | None = None,
     quiet: bool = False,
     device: str = "cpu",
-) -> Recommender:
+) -> TrainResult:
     """Warm-start a trained run on its interactions plus ``events`` (new users and items get rows): a new run in ``out``.
 
     Instead of a full retrain: the trained weights are the start; the events join the training part
@@ -289,14 +287,8 @@ def update(
         InputError: an event naming an item in neither the catalog nor ``new_items``; a run with a
             fine-tuned text encoder or KG model; ``out`` not a folder kgrec may write.
     """
-    import copy
-
-    from kgrec.config import dump_config
     from kgrec.data import read_interactions
-    from kgrec.io import atomic_write
-    from kgrec.models import PropagationGraph
-    from kgrec.train import fit
-    from kgrec.train.blend import choose_blend
+    from kgrec.train.update import update_recommender
 
     if epochs < 1:
         raise InputError(f"epochs must be at least 1, not {epochs}")
@@ -305,78 +297,12 @@ def update(
         # Writing the update into the run it starts from would clear that run before the new one is complete:
         # a failure or a kill in between would leave neither.
         raise InputError("is the run this update starts from; write the update to a new `out` folder (the run stays as it is)", out)
-    if previous.model.text_encoder is not None or previous.model.kg_model is not None:
-        raise InputError("update does not support runs with a fine-tuned text encoder or KG model (text.finetune_layers, the kg task)")
-    config = previous.config.override({"train.epochs": epochs, "train.batching": "full"})
     trained_items = len(previous.graph.items)
     if new_items is not None:
-        previous = previous.add_items(read_catalog(new_items, config.data))
-    log = read_interactions(events, config.data)
-    try:
-        graph = previous.graph.with_interactions(log)
-    except InputError as error:
-        raise InputError(error.message, events) from None
-    if "rating" in config.train.tasks and graph.split.train["rating"].isna().any():
-        raise InputError("the run trains a rating head, so every event needs a rating", events)
-    model = copy.deepcopy(previous.model)
-    model.add_users(len(graph.users) - len(previous.graph.users), torch.Generator().manual_seed(config.train.seed))
-    with torch.no_grad():  # a new user starts at the mean of their items' free embeddings (fold-in), not at noise
-        train_log = graph.split.train
-        for user in graph.users.ids[len(previous.graph.users):]:
-            items = graph.items.to_index(train_log.loc[train_log["user_id"] == user, "item_id"].to_numpy())
-            model.user_emb.weight[graph.users.index_of(user)] = model.item_emb.weight[torch.from_numpy(items)].mean(0)
-    # Items added after training keep their listen-only KG edges: they still send nothing into the KG.
-    added = torch.arange(trained_items, len(graph.items))
-    inputs = PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations), listen_only=added if len(added) else None)
-    recommender = Recommender(model, graph, config, device=previous.device, context=previous.context, inputs=inputs)
-    run_dir = RunDirectory(out).open()
-    try:
-        out = run_dir.path
-        with atomic_write(out / "config.yaml") as handle:
-            handle.write(dump_config(config))
-        graph_dir = out / "graph"
-        save_graph(graph, str(graph_dir))
-        train_log = graph.split.train
-        sampler = NegativeSampler(
-            graph.users.to_index(train_log["user_id"].to_numpy()), graph.items.to_index(train_log["item_id"].to_numpy()),
-            len(graph.items), seed=config.train.seed,
-        )
-        device_ = recommender.device
-        task_inputs = TaskInputs(
-            context=training_context(recommender, device_),
-            context_dropout=config.context.dropout,
-            ratings=None if model.rating is None else torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device_),
-        )
-        validate = selection_score(recommender, config) if len(graph.split.valid) else None
-        previous_weight = None if model.linear is None else float(model.linear_weight)
-        if model.linear is not None:
-            model.linear_weight.zero_()  # trained without the linear part, as in train; blended again below
-        # The start is not a candidate state: validation is the old split, which the new interactions do not
-        # touch, so it would keep the start (and the new users unfitted) whenever the old users do not gain.
-        fitted = fit(model, recommender.inputs, sampler, config.train, device_, training_callbacks(config.train, validate, quiet)(),
-                     epochs=epochs, stage="update", inputs=task_inputs)
-        model.load_training_state(fitted.best_state)
-        model.eval()
-        blend = None
-        if model.linear is not None:
-            rule = blend_rule(config)
-            blend = {**choose_blend(model, recommender.inputs, (model.linear.l2,), validate, fitted.best_score,
-                                    blend_selection(recommender, config) if validate is not None else None,
-                                    (model.linear.kg_weight,), (model.linear.text_weight,), rule), "rule": rule}
-            if validate is None:
-                model.linear_weight.fill_(previous_weight or 0.0)
-        timings = {"train_seconds": fitted.seconds, "train_seconds_to_best": fitted.seconds_to_best,
-                   "seconds_per_epoch": fitted.seconds / max(1, len(fitted.history))}
-        record_results(recommender, final_metrics(recommender, timings), timings, blend)
-        extra = {"best_epoch": fitted.best_epoch, "epochs_run": len(fitted.history), "updated_from": str(previous.directory),
-                 "update": graph.stats.get("update", {})}
-        write_run(recommender, out, graph_dir, fitted.history, extra)
-    except BaseException as error:
-        run_dir.fail(bad_input=isinstance(error, KgrecError))
-        raise
-    finally:
-        run_dir.close()
-    return recommender
+        previous = previous.add_items(read_catalog(new_items, previous.config.data))
+    log = read_interactions(events, previous.config.data)
+    return update_recommender(previous, log, out, epochs=epochs, added_items=len(previous.graph.items) - trained_items, quiet=quiet,
+                              source=events)
 
 
 def _same_folder(a: str | Path, b: str | Path) -> bool:
@@ -387,13 +313,20 @@ def _same_folder(a: str | Path, b: str | Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def load_run(run: Recommender | str | Path, device: str = "cpu") -> Recommender:
-    """A trained run: the given :class:`Recommender` as it is, or the run directory loaded onto ``device`` (``auto``: CUDA if any)."""
+#: A trained run as the verbs take it: the recommender, a training result, or a run directory.
+Run = Recommender | TrainResult | str | Path
+
+
+def load_run(run: Run, device: str = "cpu") -> Recommender:
+    """A trained run: the given :class:`Recommender` as it is (a :class:`~kgrec.train.TrainResult`'s own), or the run directory
+    loaded onto ``device`` (``auto``: CUDA if any)."""
+    if isinstance(run, TrainResult):
+        return run.recommender
     return run if isinstance(run, Recommender) else Recommender.load(run, device=device)
 
 
 def evaluate(
-    run: Recommender | str | Path, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all", device: str = "cpu"
+    run: Run, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all", device: str = "cpu"
 ) -> EvaluationResult:
     """Full-ranking evaluation of a trained run; with a run directory, also merged into its ``metrics.json``.
 
@@ -469,7 +402,7 @@ def compare(
 
 
 def recommend(
-    run: Recommender | str | Path,
+    run: Run,
     user_ids: list[str],
     k: int = 10,
     explain: bool = False,
@@ -486,7 +419,7 @@ def recommend(
 ) -> list[Recommendation]:
     """Top-``k`` unseen items for each user id, with titles and scores; with ``explain``, each item's
     best explanation path (entity ``labels`` as in :func:`explain`) and how its score divides among
-    graph view, text view and EASE (:meth:`Recommender.score_shares`). With ``history`` (item ids),
+    graph view, text view and the score terms (:func:`kgrec.explain.score_shares`). With ``history`` (item ids),
     also one recommendation for a new user who interacted with those items (no retraining; returned last,
     as user ``new``; it has no training history to explain from). With ``new_items`` (a catalog file), those
     items are added first (text and KG links, no retraining) and compete with the rest. ``context``
@@ -521,7 +454,7 @@ def recommend(
         return recommendations
     finder = PathFinder(recommender, labels=_label_store(endpoint), entity_labels=_entity_labels(labels))
     explainable = [rec for rec in recommendations if rec.user_id not in strangers]
-    shares = iter(recommender.score_shares([rec.user_id for rec in explainable], [rec.item_ids for rec in explainable], context)
+    shares = iter(score_shares(recommender, [rec.user_id for rec in explainable], [rec.item_ids for rec in explainable], context)
                   if explainable else [])
     explained = []
     for rec in recommendations:
@@ -539,7 +472,7 @@ def recommend(
 
 
 def explain(
-    run: Recommender | str | Path,
+    run: Run,
     user_id: str,
     item_id: str,
     max_paths: int = 5,

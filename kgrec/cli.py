@@ -298,8 +298,8 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
         if given:
             raise KgrecError(f"--resume continues a run with its own config and graph; drop {given[0]}")
         with _resume_hint(Path(resume_dir)):
-            recommender = api.resume(resume_dir, quiet=quiet, cache_dir=cache_dir)
-        _print_metrics(recommender.metrics.get("test", {}), "test")
+            result = api.resume(resume_dir, quiet=quiet, cache_dir=cache_dir)
+        _print_metrics(result.metrics.get("test", {}), "test")
         click.echo(f"wrote {resume_dir}")
         return
     if graph_dir is None:
@@ -317,12 +317,12 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
         config = config.override(api.context_overrides(graph, _names(context_fields)))
     out = Path(out) if out else Path("runs") / safe_name(f"{graph.name}-{config.model.fusion}", "run name")
     with _resume_hint(out):
-        recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, tracker=tracker,
-                                tracker_uri=tracker_uri)
+        result = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, tracker=tracker,
+                           tracker_uri=tracker_uri)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports (and alone wrote the run)
-        for note in recommender.notes:
+        for note in result.notes:
             click.echo(f"note: {note}", err=True)
-        _print_metrics(recommender.metrics.get("test", {}), "test")
+        _print_metrics(result.metrics.get("test", {}), "test")
         click.echo(f"wrote {out}")
 
 
@@ -506,12 +506,6 @@ def recommend(
     include_seen, device, more_context,
 ) -> None:
     """Top-K items per user, with titles and scores: unseen ones, or for an in-context run the user's own too."""
-    import dataclasses
-    import json
-
-    from kgrec import api
-    from kgrec.explain import path_text
-
     ids = list(user_ids)
     if users_file:
         try:
@@ -524,6 +518,17 @@ def recommend(
         raise KgrecError("give at least one --user, a --users-file, a --history or --new-user")
     if k < 1:
         raise KgrecError("-k must be at least 1")
+    if not (with_paths or items or new_items or context or new_user or include_seen or retrieval != "exact") and device in ("auto", "cpu"):
+        # The usual question, answered from the ranking stored with the run, without loading torch, PyG and the model
+        # (seconds in a fresh process); None when the stored ranking does not answer it.
+        from kgrec.inference.ranked import quick_recommend
+
+        quick = quick_recommend(run_dir, ids, k)
+        if quick is not None:
+            _print_recommendations(quick, as_json)
+            return
+    from kgrec import api
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ContextWarning)
         warnings.simplefilter("always", ColdStartWarning)
@@ -538,6 +543,14 @@ def recommend(
     for other in caught:  # recording caught every warning: the rest are shown as they would have been
         if not issubclass(other.category, notes):
             warnings.showwarning(other.message, other.category, other.filename, other.lineno)
+    _print_recommendations(recommendations, as_json)
+
+
+def _print_recommendations(recommendations: list[Any], as_json: bool) -> None:
+    """A table of each user's items (with explanations and score shares when attached), or one JSON object per user."""
+    import dataclasses
+    import json
+
     for rec in recommendations:
         if as_json:
             click.echo(json.dumps(json_safe(dataclasses.asdict(rec))))
@@ -548,6 +561,8 @@ def recommend(
             if rec.explanations is not None and rec.shares is None:
                 click.echo("      why: the user is new to the run (a cold-start answer; the score counts training interactions)")
             elif rec.explanations is not None:
+                from kgrec.explain import path_text
+
                 path = rec.explanations[rank - 1]
                 why = path_text(path["user_id"], path["relations"], path["labels"]) if path else "no path in the training graph"
                 names = {"graph": "graph view", "text": "text", "ease": "EASE", "repeat": "repeat use"}
@@ -693,14 +708,14 @@ def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
     """Warm-start a run on its interactions plus new ones (new users and items get rows), instead of a full retrain."""
     from kgrec import api
 
-    recommender = api.update(run_dir, events, out, epochs, new_items, quiet, device)
-    stats = recommender.graph.stats.get("update", {})
+    result = api.update(run_dir, events, out, epochs, new_items, quiet, device)
+    stats = result.recommender.graph.stats.get("update", {})
     click.echo(
         f"added {stats.get('added', 0):,} interactions ({stats.get('new_users', 0):,} new users; {stats.get('already_known', 0):,} "
-        f"already in the run left out) in {recommender.timings['train_seconds']:.1f} s"
+        f"already in the run left out) in {result.timings['train_seconds']:.1f} s"
     )
-    if "test" in recommender.metrics:
-        _print_metrics({k: v for k, v in recommender.metrics["test"].items() if k.startswith(("ndcg", "recall"))}, "test")
+    if "test" in result.metrics:
+        _print_metrics({k: v for k, v in result.metrics["test"].items() if k.startswith(("ndcg", "recall"))}, "test")
     click.echo(f"wrote {out}")
 
 

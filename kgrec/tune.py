@@ -315,13 +315,13 @@ def _objective(
                 raise optuna.TrialPruned(f"validation {score:.4f} at step {step} is behind earlier trials")
 
         try:
-            recommender = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, on_validation=report,
-                                    tracker=tracker, tracker_uri=tracker_uri)
+            result = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, on_validation=report,
+                               tracker=tracker, tracker_uri=tracker_uri)
         except optuna.TrialPruned:
             shutil.rmtree(out, ignore_errors=True)
             raise
         trial.set_user_attr("run", str(out))
-        return float(recommender.metrics["valid"][config.eval.select_metric])
+        return float(result.metrics["valid"][config.eval.select_metric])
 
     return objective
 

@@ -40,6 +40,17 @@ TRIPLES = [
     ("m.alpha", "sequel", "m.beta"),
 ]
 LINKS = [("1", "m.alpha"), ("2", "m.beta"), ("10", "m.kappa"), ("6", "m.zeta")]
+#: What every tiny training in the suite starts from (two PyKEEN epochs, 8-wide embeddings, no held-out triples);
+#: a test adds its epochs and what it tests. One set, so a faster default is changed once.
+TINY_TRAINING: dict = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8}
+
+
+def tiny_training_flags(extra: dict | None = None) -> list[str]:
+    """:data:`TINY_TRAINING` (plus ``extra``) as ``kgrec train`` ``--set`` flags, for tests that run the command line."""
+    settings = {**TINY_TRAINING, **(extra or {})}
+    return [flag for key, value in settings.items() for flag in ("--set", f"{key}={str(value).lower() if isinstance(value, bool) else value}")]
+
+
 USERS = [(f"u{u}", str(20 + u), "F" if u % 2 else "M") for u in range(1, 9)]
 
 
@@ -151,3 +162,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "data_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny dataset trained once per session (60/20/20 split, 10 epochs, no text): ``<folder>/graph`` and
+    ``<folder>/run``. Tests read it; a test that changes a run trains its own."""
+    from kgrec import api
+    from kgrec.config import GraphConfig, RunConfig, SplitConfig
+    from kgrec.graph import build_graph, save_graph
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    dataset = read_dataset(**write_tiny_files(folder / "files"), name="tiny")
+    graph = build_graph(dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+    save_graph(graph, str(folder / "graph"))
+    settings = {**TINY_TRAINING, "train.epochs": 10, "model.use_text": False}
+    api.train(graph, RunConfig().override(settings), out=folder / "run", graph_dir=folder / "graph", quiet=True)
+    return folder

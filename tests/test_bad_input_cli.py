@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from kgrec.cli import main
 from tests.conftest import write_tiny_files
+from tests.conftest import tiny_training_flags
 
-FAST = ["--set", "kge.epochs=2", "--set", "kge.dim=8", "--set", "model.dim=8", "--set", "model.use_text=false",
-        "--set", "train.eval_every=2", "--epochs=2", "--quiet"]
+FAST = [*tiny_training_flags({"model.use_text": False, "train.eval_every": 2}), "--epochs=2", "--quiet"]
 
 
 def _invoke(*args: str):

@@ -10,6 +10,7 @@ from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.graph import build_graph
 from kgrec.graph import save_graph
+from tests.conftest import TINY_TRAINING
 
 NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "explanation_paths.ipynb"
 
@@ -19,7 +20,7 @@ def test_explanation_notebook_executes(tiny_dataset, tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
     save_graph(graph, str(tmp_path / "graph"))
-    config = RunConfig().override({"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 10})
+    config = RunConfig().override({**TINY_TRAINING, "train.epochs": 10})
     api.train(graph, config, out=tmp_path / "run", graph_dir=tmp_path / "graph", quiet=True)
     monkeypatch.setenv("KGREC_RUN", str(tmp_path / "run"))
     monkeypatch.setenv("KGREC_USER", "u1")

@@ -98,7 +98,7 @@ def test_build_train_recommend_never_crashes(tmp_path_factory, data, kind):
     try:
         graph = build_graph(dataset, config.graph)
         save_graph(graph, str(folder / "graph"))
-        recommender = api.train(graph, config, out=folder / "run", graph_dir=folder / "graph", quiet=True)
+        recommender_result = api.train(graph, config, out=folder / "run", graph_dir=folder / "graph", quiet=True)
     except InputError:
         return  # e.g. a cold-items split of two items: refused with a clear error
     users = list(graph.users.ids)[:3]
@@ -106,7 +106,7 @@ def test_build_train_recommend_never_crashes(tmp_path_factory, data, kind):
         seen = set(graph.split.interactions.loc[graph.split.interactions["user_id"] == rec.user_id, "item_id"])
         assert len(rec.item_ids) <= 3 and not seen & set(rec.item_ids)
         assert np.all(np.isfinite(rec.scores)) and rec.scores == sorted(rec.scores, reverse=True)
-    metrics = recommender.metrics.get("test", {})
+    metrics = recommender_result.metrics.get("test", {})
     assert all(0.0 <= value <= 1.0 for name, value in metrics.items() if "@" in name)
 
 

@@ -61,8 +61,8 @@ def test_a_study_runs_prunes_and_its_best_config_repeats(study_inputs, tmp_path)
     best = load_config(study_dir / "best.yaml")
     assert best.train.lr == pytest.approx(result.best_params["train.lr"]) and best.model.num_layers == result.best_params["model.num_layers"]
     graph = load_graph(study_inputs / "graph")
-    repeated = api.train(graph, best, quiet=True)
-    assert repeated.metrics["valid"][best.eval.select_metric] == pytest.approx(result.best_value)
+    repeated_result = api.train(graph, best, quiet=True)
+    assert repeated_result.metrics["valid"][best.eval.select_metric] == pytest.approx(result.best_value)
     # Asking for more trials continues the same study; another space is refused.
     again = tune(study_inputs / "graph", study_dir, trials=9, config=config, space=study_inputs / "space.yaml", seed=3, pruning=eager)
     assert again.complete + again.pruned == 9

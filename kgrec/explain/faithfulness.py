@@ -61,17 +61,17 @@ def graph_without(finder: PathFinder, path: ExplanationPath) -> PropagationGraph
 
 
 @torch.no_grad()
-def _score(finder: PathFinder, inputs: PropagationGraph, user: int, item: int) -> float:
+def _score(finder: PathFinder, prop_graph: PropagationGraph, user: int, item: int) -> float:
     model = finder.recommender.model
-    reps = model(inputs)
-    return float(model.score_all(reps, inputs, torch.tensor([user], device=finder.recommender.device))[0, item])
+    reps = model(prop_graph)
+    return float(model.score_all(reps, prop_graph, torch.tensor([user], device=finder.recommender.device))[0, item])
 
 
 def path_faithfulness(finder: PathFinder, user_ids: list[str], seed: int = 0, max_paths: int = 1000) -> FaithfulnessResult:
     """Score drop of the top path vs a random other path (from a different history item), averaged over users."""
     recommender = finder.recommender
     rng = np.random.default_rng(seed)
-    base_inputs = recommender.inputs
+    base_graph = recommender.prop_graph
     top_drops, random_drops = [], []
     for user_id in user_ids:
         (recommendation,) = recommender.recommend([user_id], k=1)
@@ -84,7 +84,7 @@ def path_faithfulness(finder: PathFinder, user_ids: list[str], seed: int = 0, ma
             continue
         user = int(recommender.graph.users.to_index([user_id])[0])
         item = int(recommender.graph.items.to_index([item_id])[0])
-        base = _score(finder, base_inputs, user, item)
+        base = _score(finder, base_graph, user, item)
         random_path = others[rng.integers(len(others))]
         top_drops.append(base - _score(finder, graph_without(finder, paths[0]), user, item))
         random_drops.append(base - _score(finder, graph_without(finder, random_path), user, item))

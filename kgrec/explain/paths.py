@@ -3,8 +3,8 @@
 A path is scored by what the trained model says the history item contributes to the recommended
 item's score:
 
-- the blended EASE part, exactly: ``linear_weight * B[h, i]`` (removing the interaction (u, h)
-  lowers the user's score for *i* by this much);
+- each blended score term that is a sum over history items, exactly: EASE's ``w * B[h, i]`` (removing the
+  interaction (u, h) lowers the user's score for *i* by this much; see ``ScoreTerm.history_contributions``);
 - the embedding part, to first order: LightGCN's user representation receives the history item's
   representation through the edge (u, h) with weight ``1 / sqrt(deg(u) deg(h))``, so the dot
   product with the item contributes ``<e_h, e_i> / sqrt(deg(u) deg(h))``.
@@ -202,10 +202,11 @@ class PathFinder:
         item_rep = self._reps.item.float().cpu()
         embedding = (item_rep[history] @ item_rep[item]).numpy()
         embedding = embedding / np.sqrt(np.maximum(self.user_degree[user] * self.item_degree[history], 1.0))
-        linear = np.zeros(len(history))
-        if model.linear is not None and float(model.linear_weight) != 0.0:
-            linear = float(model.linear_weight) * model.linear.weight[history, item].float().cpu().numpy()
-        return embedding + linear
+        for term in model.active_terms():
+            part = term.history_contributions(torch.from_numpy(history).to(term.blend.device), item)
+            if part is not None:
+                embedding = embedding + float(term.blend) * part.float().cpu().numpy()
+        return embedding
 
     # -- graph side -------------------------------------------------------------------------
     def _neighbours(self, node: int, entities_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -266,13 +267,15 @@ class PathFinder:
 
     def _used_path(self, user_id: str, user: int, item: int) -> ExplanationPath:
         """The one-hop path user -> item of an item in the user's training history, scored by its own contribution
-        (the embedding and EASE terms of :meth:`contributions`, plus the weighted repeat-use term without context)."""
+        (:meth:`contributions`, plus each weighted score term that is not a sum over history items, such as repeat use,
+        without context)."""
         score = float(self.contributions(user, item, np.array([item]))[0])
-        repeat = self.recommender.model.repeat
-        if repeat is not None and float(repeat.blend) != 0.0:
-            with torch.no_grad():
-                users = torch.tensor([user], device=self.recommender.device)
-                score += float(repeat.blend) * float(repeat(users)[0, item])
+        own = np.array([item])
+        with torch.no_grad():
+            for term in self.recommender.model.active_terms():
+                if term.history_contributions(torch.from_numpy(own).to(term.blend.device), item) is None:
+                    users = torch.tensor([user], device=self.recommender.device)
+                    score += float(term.weighted(self.recommender.prop_graph, users, None)[0, item])
         graph = self.recommender.graph
         return ExplanationPath(
             user_id=user_id, item_id=graph.items.ids[item], history_item_id=graph.items.ids[item],

@@ -85,9 +85,9 @@ class ModelShapes:
             context=None if model.context is None else (model.context.num_tokens, model.context.num_fields),
             rating=model.rating is not None,
             kg_model=model.kg_model is not None,
-            ease_l2=None if model.linear is None else model.linear.l2,
-            ease_kg_weight=None if model.linear is None else model.linear.kg_weight,
-            ease_text_weight=None if model.linear is None else model.linear.text_weight,
+            ease_l2=None if model.ease is None else model.ease.l2,
+            ease_kg_weight=None if model.ease is None else model.ease.kg_weight,
+            ease_text_weight=None if model.ease is None else model.ease.text_weight,
             repeat_fields=None if model.repeat is None else model.repeat.num_fields,
         )
 
@@ -158,10 +158,10 @@ def assemble_model(
         context_encoder, rating, kg_model, num_entities=len(graph.entities), num_triples=len(graph.triples),
         repeat=None if shapes.repeat_fields is None else RepeatUse(shapes.repeat_fields),
     )
-    if model.linear is not None and shapes.ease_l2 is not None:
-        model.linear.l2 = shapes.ease_l2
-    if model.linear is not None and shapes.ease_kg_weight is not None:
-        model.linear.kg_weight = shapes.ease_kg_weight
-    if model.linear is not None and shapes.ease_text_weight is not None:
-        model.linear.text_weight = shapes.ease_text_weight
+    if model.ease is not None and shapes.ease_l2 is not None:
+        model.ease.l2 = shapes.ease_l2
+    if model.ease is not None and shapes.ease_kg_weight is not None:
+        model.ease.kg_weight = shapes.ease_kg_weight
+    if model.ease is not None and shapes.ease_text_weight is not None:
+        model.ease.text_weight = shapes.ease_text_weight
     return model

@@ -2,7 +2,8 @@
 
 from kgrec.models.fusion import AttentionFusion, ConcatFusion, Fusion, GatedFusion, SumFusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph, RelationalAdjacency
-from kgrec.models.heads import ContextEncoder, RatingHead, TaskWeighting
+from kgrec.models.context_encoder import ContextEncoder
+from kgrec.models.multitask import RatingHead, TaskWeighting
 from kgrec.models.losses import LOSSES, bce_loss, bpr_loss
 from kgrec.models.propagation import (
     KnowledgePropagation,

@@ -144,7 +144,7 @@ class PropagationGraph(NamedTuple):
 
         Rows are the KG nodes (items, then entities), so two items share a row when they share a
         director, a brand, a category ... or link to each other. These rows join the interactions
-        in the linear model's Gram matrix (:class:`~kgrec.models.linear.EASE` ``kg_weight``).
+        in the linear model's Gram matrix (:class:`~kgrec.models.ease.EASE` ``kg_weight``).
         """
         node, item = self.kg_edge_index[0], self.kg_edge_index[1]
         to_item = item < self.num_items

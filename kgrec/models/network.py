@@ -10,12 +10,14 @@ from torch import nn
 from kgrec.config import ModelConfig
 from kgrec.models.fusion import Fusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph
-from kgrec.models.heads import ContextEncoder, RatingHead
-from kgrec.models.linear import EASE
+from kgrec.models.context_encoder import ContextEncoder
+from kgrec.models.multitask import RatingHead
+from kgrec.models.ease import EASE
 from kgrec.models.repeat import RepeatUse
 from kgrec.models.propagation import Propagation, propagation_resolver, resolve_propagation, sampled_training_problem
 from kgrec.models.scoring import Scorer, scorer_resolver
 from kgrec.models.subgraph import Subgraph
+from kgrec.models.terms import ScoreTerm
 
 __all__ = ["RecommenderNetwork", "Representations"]
 
@@ -62,14 +64,17 @@ class RecommenderNetwork(nn.Module):
         fusion: A :class:`~kgrec.models.fusion.Fusion` module, or ``None`` without text.
         kg_emb: ``(num_items + num_entities, d_kg)`` PyKEEN embeddings in KG node order, or ``None``.
         text_emb: ``(num_items, d_text)`` text embeddings in item order, or ``None``.
-        linear: A closed-form :class:`~kgrec.models.linear.EASE` whose scores are added with weight
-            ``linear_weight`` (a buffer, chosen on validation after training; 0 while training).
+        ease: A closed-form :class:`~kgrec.models.ease.EASE` score term, added with its ``blend`` weight (chosen on
+            validation after training; 0 while training).
         text_encoder: Optionally a module mapping ``item_index (n,)`` to fresh ``(n, d_text)`` text
             embeddings with trainable layers (fine-tuning); ``text_emb`` then holds its initial outputs.
-        context: A :class:`~kgrec.models.heads.ContextEncoder`: context tokens add an offset to the user.
-        rating: A :class:`~kgrec.models.heads.RatingHead` for the rating task.
-        repeat: A :class:`~kgrec.models.repeat.RepeatUse` term (the user's own use counts, in the query's context)
+        context: A :class:`~kgrec.models.context_encoder.ContextEncoder`: context tokens add an offset to the user.
+        rating: A :class:`~kgrec.models.multitask.RatingHead` for the rating task.
+        repeat: A :class:`~kgrec.models.repeat.RepeatUse` score term (the user's own use counts, in the query's context)
             added with its ``blend`` weight (chosen on validation after training; 0 while training).
+
+    The score terms (:mod:`kgrec.models.terms`) are added to the learned score by :meth:`score_all`; one at weight 0
+    is never computed.
         kg_model: A PyKEEN model over the same KG whose entity representations replace the frozen
             ``kg_emb`` (the kg task fine-tunes them with PyKEEN's own loss); ``kg_emb`` keeps the
             initial values, for estimating new items.
@@ -80,7 +85,6 @@ class RecommenderNetwork(nn.Module):
     # Buffers, declared for type checkers (nn.Module's __getattr__ types them loosely).
     kg_emb: torch.Tensor | None
     text_emb: torch.Tensor | None
-    linear_weight: torch.Tensor
 
     def __init__(
         self,
@@ -92,7 +96,7 @@ class RecommenderNetwork(nn.Module):
         fusion: Fusion | None = None,
         kg_emb: torch.Tensor | None = None,
         text_emb: torch.Tensor | None = None,
-        linear: EASE | None = None,
+        ease: EASE | None = None,
         text_encoder: nn.Module | None = None,
         context: ContextEncoder | None = None,
         rating: RatingHead | None = None,
@@ -112,13 +116,13 @@ class RecommenderNetwork(nn.Module):
         self.register_buffer("kg_emb", None if kg_emb is None else kg_emb.detach().float().clone())
         self.register_buffer("text_emb", None if text_emb is None else text_emb.detach().float().clone())
         self.kg_proj = None if kg_emb is None else nn.Linear(kg_emb.size(1), dim, bias=False)
-        self.linear = linear
+        self.ease = ease
         self.text_encoder = text_encoder
         self.context, self.rating, self.kg_model = context, rating, kg_model
         self.repeat = repeat
         if kg_model is not None and kg_emb is None:
             raise ValueError("a fine-tuned KG model needs the initial kg_emb too")
-        self.register_buffer("linear_weight", torch.zeros(()))
+        self.register_load_state_dict_pre_hook(_renamed_state)
         self.reset_parameters()
 
     @classmethod
@@ -151,9 +155,9 @@ class RecommenderNetwork(nn.Module):
         if text_emb is not None:
             fusion = fusion_resolver.make(config.fusion, graph_dim=config.dim, text_dim=text_emb.size(1), dropout=config.dropout)
         scorer = scorer_resolver.make(config.scorer, dim=config.dim)
-        linear = EASE(num_items, config.ease_l2[0], config.ease_kg_weight[0], config.ease_text_weight[0]) if config.linear == "ease" else None
+        ease = EASE(num_items, config.ease_l2[0], config.ease_kg_weight[0], config.ease_text_weight[0]) if config.linear == "ease" else None
         return cls(
-            num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, linear, text_encoder, context, rating,
+            num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, ease, text_encoder, context, rating,
             kg_model, num_entities, repeat,
         )
 
@@ -200,7 +204,7 @@ class RecommenderNetwork(nn.Module):
 
     # Fixed during training: the PyKEEN and text inputs (rebuilt from their cache when a run resumes) and
     # the EASE matrix (solved in closed form after training; all zeros before).
-    FIXED_STATE = ("kg_emb", "text_emb", "linear.weight")
+    FIXED_STATE = ("kg_emb", "text_emb", "ease.weight")
 
     def training_state(self) -> dict[str, torch.Tensor]:
         """The ``state_dict`` without :attr:`FIXED_STATE`: what checkpoints and best-state copies must keep.
@@ -215,6 +219,25 @@ class RecommenderNetwork(nn.Module):
         wrong = [name for name in missing if name not in self.FIXED_STATE] + list(unexpected)
         if wrong:
             raise RuntimeError(f"the training state does not fit this model: {', '.join(wrong[:5])}")
+
+    def terms(self) -> list[ScoreTerm]:
+        """The model's score terms (EASE, repeat use), blended in or not."""
+        return [term for term in (self.ease, self.repeat) if term is not None]
+
+    def active_terms(self) -> list[ScoreTerm]:
+        """The score terms blended in (weight not 0): the ones every score adds."""
+        return [term for term in self.terms() if term.active]
+
+    def term(self, name: str) -> ScoreTerm:
+        """The score term called ``name`` (``"ease"``, ``"repeat"``).
+
+        Raises:
+            ValueError: when the model has no such term.
+        """
+        for term in self.terms():
+            if term.name == name:
+                return term
+        raise ValueError(f"the model has no {name!r} score term (it has: {', '.join(t.name for t in self.terms()) or 'none'})")
 
     def kg_view(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Projected PyKEEN embeddings: ``item (I, d)`` and ``entity (E, d)``, or ``(None, None)`` without KG."""
@@ -247,14 +270,14 @@ class RecommenderNetwork(nn.Module):
         return user
 
     def _graph_view(
-        self, graph: PropagationGraph, drop_items: torch.Tensor | None = None
+        self, prop_graph: PropagationGraph, drop_items: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         item_kg, entity = self.kg_view()
         user_base, item_base = self.user_emb.weight, self._item_inputs(self.item_emb.weight, item_kg, drop_items)
         if self.entity_emb is not None:
             entity = self.entity_emb.weight if entity is None else self.entity_emb.weight + entity
         with _full_precision(user_base):
-            user, item = self.propagation(*_float32(user_base, item_base, entity), graph)
+            user, item = self.propagation(*_float32(user_base, item_base, entity), prop_graph)
         return user, self._with_kg(item, item_kg), user_base, item_base
 
     @staticmethod
@@ -288,22 +311,22 @@ class RecommenderNetwork(nn.Module):
         return torch.cat([self.text_encoder(chunk) for chunk in index.split(256)])
 
     def forward(
-        self, graph: PropagationGraph, drop_items: torch.Tensor | None = None, text_items: torch.Tensor | None = None
+        self, prop_graph: PropagationGraph, drop_items: torch.Tensor | None = None, text_items: torch.Tensor | None = None
     ) -> Representations:
         """All users' and items' final representations.
 
         Args:
-            graph: Propagation inputs.
+            prop_graph: Propagation inputs.
             drop_items: ``(I,)`` bool; these items' free embeddings are zeroed (training for cold start).
             text_items: Items whose text a fine-tuned encoder re-encodes in this training step.
         """
-        user, item, user_base, item_base = self._graph_view(graph, drop_items)
+        user, item, user_base, item_base = self._graph_view(prop_graph, drop_items)
         if self.fusion is not None:
-            item = self.fusion(item, self.text_view(text_items), graph.item_degree)
+            item = self.fusion(item, self.text_view(text_items), prop_graph.item_degree)
         return Representations(user, item, user_base, item_base)
 
     def forward_sampled(
-        self, graph: PropagationGraph, sub: Subgraph, drop_items: torch.Tensor | None = None, text_items: torch.Tensor | None = None
+        self, prop_graph: PropagationGraph, sub: Subgraph, drop_items: torch.Tensor | None = None, text_items: torch.Tensor | None = None
     ) -> Representations:
         """Representations of a sampled subgraph's users and items only, rows in ``sub`` order (users, then items).
 
@@ -321,30 +344,29 @@ class RecommenderNetwork(nn.Module):
             out = self.propagation.layer_mean(torch.cat(_float32(user_base, item_base)), sub.adj)
         user, item = out[: sub.num_users], self._with_kg(out[sub.num_users :], item_kg)
         if self.fusion is not None:
-            item = self.fusion(item, self.text_view(text_items)[items], graph.item_degree[items])
+            item = self.fusion(item, self.text_view(text_items)[items], prop_graph.item_degree[items])
         return Representations(user, item, user_base, item_base)
 
     @torch.no_grad()
-    def fusion_weights(self, graph: PropagationGraph) -> torch.Tensor:
+    def fusion_weights(self, prop_graph: PropagationGraph) -> torch.Tensor:
         """``(I,)`` share of the graph view in each item (gate or attention); NaN where the fusion has none."""
         if self.fusion is None:
             return torch.ones(self.num_items)
-        _, item, _, _ = self._graph_view(graph)
-        return self.fusion.weights(item, self.text_view(), graph.item_degree).cpu()
+        _, item, _, _ = self._graph_view(prop_graph)
+        return self.fusion.weights(item, self.text_view(), prop_graph.item_degree).cpu()
 
     @torch.no_grad()
     def score_shares(
-        self, graph: PropagationGraph, user_index: torch.Tensor, item_index: torch.Tensor, context: torch.Tensor | None = None
+        self, prop_graph: PropagationGraph, user_index: torch.Tensor, item_index: torch.Tensor, context: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """How much each part adds to the score of ``item_index (B, K)`` for ``user_index (B,)``: ``{"graph", "text", "linear",
-        "repeat"}``, each ``(B, K)``.
+        """How much each part adds to the score of ``item_index (B, K)`` for ``user_index (B,)``: ``"graph"``, ``"text"``
+        and each active score term by its name (``"ease"``, ``"repeat"``), each ``(B, K)``.
 
-        ``linear`` is the weighted EASE term and ``repeat`` the weighted repeat-use term, exactly (they are added to
-        the score). ``graph`` and ``text`` split the learned score by the two-player Shapley values of the item's views, a
+        A score term's part is its weighted score, exactly (it is added to the score). ``prop_graph`` and ``text`` split the learned score by the two-player Shapley values of the item's views, a
         view being taken away by putting the catalog's mean in its place: ``graph + text = s(g, t) - s(mean g, mean t)``. A text view the fusion ignores gets
-        0, whatever its gate says; without text, ``graph`` is the whole learned difference.
+        0, whatever its gate says; without text, ``prop_graph`` is the whole learned difference.
         """
-        user, item_graph, user_base, item_base = self._graph_view(graph)
+        user, item_graph, user_base, item_base = self._graph_view(prop_graph)
         users = self.user_vectors(Representations(user, item_graph, user_base, item_base), user_index, context)
         batch, k = item_index.shape
         users = users.unsqueeze(1).expand(batch, k, -1).reshape(batch * k, -1)
@@ -358,7 +380,7 @@ class RecommenderNetwork(nn.Module):
             graph_part, text_part = graph_score(own_graph) - graph_score(mean_graph), torch.zeros(batch, k, device=flat.device)
         else:
             fusion = self.fusion
-            text, degree = self.text_view(), graph.item_degree[flat]
+            text, degree = self.text_view(), prop_graph.item_degree[flat]
             own_text, mean_text = text[flat], text.mean(0).expand(batch * k, -1)
 
             def score(graph_view: torch.Tensor, text_view: torch.Tensor) -> torch.Tensor:
@@ -368,46 +390,34 @@ class RecommenderNetwork(nn.Module):
                                                 score(own_graph, mean_text), score(mean_graph, mean_text))
             graph_part = 0.5 * ((both - no_graph) + (no_text - neither))
             text_part = 0.5 * ((both - no_text) + (no_graph - neither))
-        linear_part = torch.zeros_like(graph_part)
-        if self.linear is not None and float(self.linear_weight) != 0.0:
-            linear_part = self.linear_weight * self.linear(graph.history_rows(user_index)).gather(1, item_index)
-        repeat_part = torch.zeros_like(graph_part)
-        if self.repeat is not None and float(self.repeat.blend) != 0.0:
-            repeat_part = self.repeat.blend * self.repeat(user_index, context).gather(1, item_index)
-        return {"graph": graph_part, "text": text_part, "linear": linear_part, "repeat": repeat_part}
+        terms = {term.name: term.weighted(prop_graph, user_index, context).gather(1, item_index) for term in self.active_terms()}
+        return {"graph": graph_part, "text": text_part, **terms}
 
     def score_all(
-        self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None
+        self, reps: Representations, prop_graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``(B, I)`` scores of every item for ``user_index (B,)`` in ``context (B, F)``: the scorer plus the weighted linear model."""
+        """``(B, I)`` scores of every item for ``user_index (B,)`` in ``context (B, F)``: the scorer plus the active score terms."""
         scores = self.scorer.score_all(self.user_vectors(reps, user_index, context), reps.item)
-        if self.linear is not None and float(self.linear_weight) != 0.0:
-            scores = scores + self.linear_weight * self.linear(graph.history_rows(user_index))
-        if self.repeat is not None and float(self.repeat.blend) != 0.0:
-            scores = scores + self.repeat.blend * self.repeat(user_index, context)
+        for term in self.active_terms():
+            scores = scores + term.weighted(prop_graph, user_index, context)
         return scores
 
     def score_parts(
-        self, reps: Representations, graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None,
-        part: str = "linear",
+        self, reps: Representations, prop_graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None,
+        part: str = "ease",
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(rest, part)``, each ``(B, I)``: :meth:`score_all` is ``rest + weight * part`` for the ``linear`` (EASE)
-        or ``repeat`` (:class:`~kgrec.models.repeat.RepeatUse`) term and its blend weight.
+        """``(rest, part)``, each ``(B, I)``: :meth:`score_all` is ``rest + w * part`` for the score term named ``part``
+        (``"ease"``, ``"repeat"``) and its blend weight ``w``.
 
-        For choosing a blend weight: both parts once per batch, every candidate weight after.
+        For choosing a blend weight: both parts once per batch, every candidate weight after. The other terms enter
+        ``rest`` only when blended in (EASE's sparse product and the repeat counts are most of a batch's cost).
         """
-        if part not in ("linear", "repeat"):
-            raise ValueError(f"score part is 'linear' or 'repeat', not {part!r}")
-        learned = self.scorer.score_all(self.user_vectors(reps, user_index, context), reps.item)
-        # The other term enters ``rest`` only when blended in: EASE's sparse product and the repeat counts are most of
-        # a batch's cost, and the blend search calls this for every validation batch.
-        linear_on = self.linear is not None and (part == "linear" or float(self.linear_weight) != 0.0)
-        repeat_on = self.repeat is not None and (part == "repeat" or float(self.repeat.blend) != 0.0)
-        linear = self.linear(graph.history_rows(user_index)) if linear_on and self.linear is not None else torch.zeros_like(learned)
-        repeat = self.repeat(user_index, context) if repeat_on and self.repeat is not None else torch.zeros_like(learned)
-        if part == "linear":
-            return (learned + self.repeat.blend * repeat if repeat_on and self.repeat is not None else learned), linear
-        return learned + self.linear_weight * linear, repeat
+        chosen = self.term(part)
+        rest = self.scorer.score_all(self.user_vectors(reps, user_index, context), reps.item)
+        for term in self.active_terms():
+            if term is not chosen:
+                rest = rest + term.weighted(prop_graph, user_index, context)
+        return rest, chosen.term_scores(prop_graph, user_index, context)
 
     @torch.no_grad()
     def add_users(self, count: int, generator: torch.Generator | None = None) -> None:
@@ -430,7 +440,7 @@ class RecommenderNetwork(nn.Module):
 
         New items get a zero free embedding (like every item without training interactions), their
         ``(count, d_kg)`` KG rows between the old items and the entities (KG node order), their
-        ``(count, d_text)`` text rows, and zero EASE weights (:meth:`~kgrec.models.linear.EASE.extend`
+        ``(count, d_text)`` text rows, and zero EASE weights (:meth:`~kgrec.models.ease.EASE.extend`
         gives them columns from their KG and text rows).
         """
         if self.text_encoder is not None or self.kg_model is not None:
@@ -448,11 +458,11 @@ class RecommenderNetwork(nn.Module):
         if self.rating is not None:
             self.rating.item_bias = _grown(self.rating.item_bias, count)
             self.rating.num_items = old + count
-        if self.linear is not None:
-            grown = torch.zeros(old + count, old + count, dtype=self.linear.weight.dtype, device=self.linear.weight.device)
-            grown[:old, :old] = self.linear.weight
-            self.linear.weight = grown
-            self.linear.num_items = old + count
+        if self.ease is not None:
+            grown = torch.zeros(old + count, old + count, dtype=self.ease.weight.dtype, device=self.ease.weight.device)
+            grown[:old, :old] = self.ease.weight
+            self.ease.weight = grown
+            self.ease.num_items = old + count
         self.num_items = old + count
 
     def score_history(self, reps: Representations, history: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
@@ -460,7 +470,8 @@ class RecommenderNetwork(nn.Module):
 
         Fold-in without retraining: the user vector is the mean of the history items' final
         representations, rescaled to the mean norm of the trained users' vectors (so the blend
-        weight of the linear part keeps its meaning); EASE needs no user parameters at all. An empty
+        weight of a score term keeps its meaning); a term that needs no user parameters (EASE) scores the history,
+        the others (repeat use: a new user has no counts) stay out. An empty
         history gives a zero user vector, so a user known only by ``context (B, F)`` tokens (stated
         attributes) is scored by the context encoder alone.
         """
@@ -472,8 +483,10 @@ class RecommenderNetwork(nn.Module):
         if self.context is not None and context is not None:
             user = user + self.context(context)
         scores = self.scorer.score_all(user, reps.item)
-        if self.linear is not None and float(self.linear_weight) != 0.0:
-            scores = scores + self.linear_weight * self.linear(history)
+        for term in self.active_terms():
+            term_scores = term.history_scores(history)
+            if term_scores is not None:
+                scores = scores + term.blend * term_scores
         return scores
 
     def __repr__(self) -> str:
@@ -482,12 +495,23 @@ class RecommenderNetwork(nn.Module):
         if self.text_encoder is not None:
             parts.append(repr(self.text_encoder))
         parts.append("no kg" if self.kg_emb is None else "kg (fine-tuned)" if self.kg_model is not None else "kg")
-        for module in (self.context, self.rating, self.repeat):
+        for module in (self.context, self.rating, *self.terms()):
             if module is not None:
                 parts.append(repr(module))
-        if self.linear is not None:
-            parts.append(f"{self.linear!r} x {float(self.linear_weight):.3g}")
         return f"{self.__class__.__name__}({', '.join(parts)}, {self.scorer!r})"
+
+
+#: State names of runs saved before EASE became a score term (``linear``, its weight ``linear_weight`` on the network).
+_OLD_STATE_NAMES = {"linear_weight": "ease.blend", "linear.weight": "ease.weight"}
+
+
+def _renamed_state(module: nn.Module, state: dict, prefix: str, *args: object) -> None:
+    """A load_state_dict pre-hook: a state saved under the old names loads into the new ones (runs stay loadable)."""
+    for old, new in _OLD_STATE_NAMES.items():
+        if prefix + old in state:
+            value = state.pop(prefix + old)
+            if getattr(module, "ease", None) is not None:  # the old network held a zero weight even without EASE
+                state[prefix + new] = value
 
 
 @torch.no_grad()

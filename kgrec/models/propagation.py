@@ -84,12 +84,12 @@ class Propagation(nn.Module):
             total = total + x
         return total / (self.num_layers + 1)
 
-    def _lightgcn(self, user_emb: torch.Tensor, item_emb: torch.Tensor, graph: PropagationGraph) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.layer_mean(torch.cat([user_emb, item_emb]), graph.ui_adj, symmetric=True)  # (U + I, d)
-        return out[: graph.num_users], out[graph.num_users :]
+    def _lightgcn(self, user_emb: torch.Tensor, item_emb: torch.Tensor, prop_graph: PropagationGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.layer_mean(torch.cat([user_emb, item_emb]), prop_graph.ui_adj, symmetric=True)  # (U + I, d)
+        return out[: prop_graph.num_users], out[prop_graph.num_users :]
 
     def forward(
-        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, graph: PropagationGraph
+        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, prop_graph: PropagationGraph
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return propagated ``(user_out (U, d), item_out (I, d))``."""
         raise NotImplementedError
@@ -112,10 +112,10 @@ class LightGCNPropagation(Propagation):
     """
 
     def forward(
-        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, graph: PropagationGraph
+        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, prop_graph: PropagationGraph
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Propagate over the user-item graph only."""
-        return self._lightgcn(user_emb, item_emb, graph)
+        return self._lightgcn(user_emb, item_emb, prop_graph)
 
 
 class RelationalPropagation(Propagation):
@@ -157,15 +157,15 @@ class RelationalPropagation(Propagation):
         return [*self.kg_convs.parameters(), self.kg_scales]
 
     def forward(
-        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, graph: PropagationGraph
+        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, prop_graph: PropagationGraph
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """KG layers on items and entities, then LightGCN on users and the KG-aware items."""
-        if entity_emb is not None and len(self.kg_convs) and graph.kg_edge_index.numel():
+        if entity_emb is not None and len(self.kg_convs) and prop_graph.kg_edge_index.numel():
             h = torch.cat([item_emb, entity_emb])  # (I + E, d)
             for conv, scale in zip(self.kg_convs, self.kg_scales):
-                h = h + scale * torch.tanh(conv(h, graph.kg_edge_index, graph.kg_edge_type))
-            item_emb = h[: graph.num_items]
-        return self._lightgcn(user_emb, item_emb, graph)
+                h = h + scale * torch.tanh(conv(h, prop_graph.kg_edge_index, prop_graph.kg_edge_type))
+            item_emb = h[: prop_graph.num_items]
+        return self._lightgcn(user_emb, item_emb, prop_graph)
 
     def __repr__(self) -> str:
         return (
@@ -250,17 +250,17 @@ class KnowledgePropagation(Propagation):
         nn.init.zeros_(self.kg_scales)
 
     def forward(
-        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, graph: PropagationGraph
+        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, prop_graph: PropagationGraph
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Propagate over user-item and KG edges together; without entity embeddings or KG edges, plain LightGCN."""
-        if entity_emb is None or not graph.kg_edge_index.numel():
-            return self._lightgcn(user_emb, item_emb, graph)
-        num_users, num_items = graph.num_users, graph.num_items
+        if entity_emb is None or not prop_graph.kg_edge_index.numel():
+            return self._lightgcn(user_emb, item_emb, prop_graph)
+        num_users, num_items = prop_graph.num_users, prop_graph.num_items
         user, item, entity = user_emb, item_emb, entity_emb
         total_user, total_item = user, item
         for conv, scale in zip(self.convs, self.kg_scales):
-            collaborative = symmetric_conv(conv, torch.cat([user, item]), graph.ui_adj)  # (U + I, d)
-            knowledge = self.kg_conv(torch.cat([item, entity]), graph.kg)  # (I + E, d)
+            collaborative = symmetric_conv(conv, torch.cat([user, item]), prop_graph.ui_adj)  # (U + I, d)
+            knowledge = self.kg_conv(torch.cat([item, entity]), prop_graph.kg)  # (I + E, d)
             user = collaborative[:num_users]
             item = collaborative[num_users:] + scale * knowledge[:num_items]
             entity = knowledge[num_items:]

@@ -26,10 +26,17 @@ validation like EASE's. Counts are set from the interaction log by the caller
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
+
+from kgrec.models.terms import ScoreTerm
+
+if TYPE_CHECKING:
+    from kgrec.models.graph_inputs import PropagationGraph
 
 __all__ = ["RepeatUse"]
 
@@ -38,7 +45,7 @@ __all__ = ["RepeatUse"]
 EPSILON = 1e-10
 
 
-class RepeatUse(nn.Module):
+class RepeatUse(ScoreTerm):
     """A learned mixture of count distributions of (user, item) and (user, context value, item).
 
     :attr:`blend` scales the term where :class:`~kgrec.models.RecommenderNetwork` adds it to its scores.
@@ -50,15 +57,15 @@ class RepeatUse(nn.Module):
         users (B,), tokens (B, F) global context tokens (or None) -> (B, I) scores
     """
 
-    blend: torch.Tensor  # a buffer, declared for type checkers
+    name = "repeat"
+    title = "repeat-use"
+    switch_off = "model.repeat=off"
 
     def __init__(self, num_fields: int = 0) -> None:
         super().__init__()
         self.num_fields = num_fields
         # Mixture logits: (user, item, user-in-context per field, popularity-in-context per field)
         self.logits = nn.Parameter(torch.zeros(2 + 2 * num_fields))
-        # The term's weight beside the learned model's score, chosen on validation after training (0 until then).
-        self.register_buffer("blend", torch.zeros(()))
         self._counts: _Counts | None = None
         self.reset_parameters()
 
@@ -125,6 +132,10 @@ class RepeatUse(nn.Module):
         token_rows = None if tokens is None or self.num_fields == 0 else tokens.cpu().numpy()
         scores = self._counts.mixed(users.cpu().numpy(), token_rows, mixture)
         return torch.from_numpy(np.log1p(scores / EPSILON).astype(np.float32)).to(users.device)
+
+    def term_scores(self, prop_graph: PropagationGraph, users: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """The repeat-use scores of :meth:`forward` (the propagation graph is not read: counts are the term's own)."""
+        return self(users, context)
 
     def score_features(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, I)`` log-mixture scores of ``(B, K, I)`` :meth:`features` (differentiable in :attr:`logits`)."""

@@ -48,9 +48,9 @@ class Subgraph(NamedTuple):
         return self.nodes[self.num_users :] - num_users
 
 
-def _sample_hop(graph: PropagationGraph, targets: torch.Tensor, fanout: int, generator: torch.Generator):
+def _sample_hop(prop_graph: PropagationGraph, targets: torch.Tensor, fanout: int, generator: torch.Generator):
     """Edges ``(source, target, weight)`` into ``targets``: all of a node's edges up to ``fanout``, else ``fanout`` draws."""
-    crow, col, value = graph.ui_adj.crow_indices(), graph.ui_adj.col_indices(), graph.ui_adj.values()
+    crow, col, value = prop_graph.ui_adj.crow_indices(), prop_graph.ui_adj.col_indices(), prop_graph.ui_adj.values()
     start, degree = crow[targets], crow[targets + 1] - crow[targets]
     small = degree <= fanout
     # Nodes with few neighbours: every edge, exactly.
@@ -72,7 +72,7 @@ def _sample_hop(graph: PropagationGraph, targets: torch.Tensor, fanout: int, gen
     return torch.cat(sources), torch.cat(dests), torch.cat(weights)
 
 
-def sample_subgraph(graph: PropagationGraph, seeds: torch.Tensor, fanout: tuple[int, ...], generator: torch.Generator) -> Subgraph:
+def sample_subgraph(prop_graph: PropagationGraph, seeds: torch.Tensor, fanout: tuple[int, ...], generator: torch.Generator) -> Subgraph:
     """The subgraph of ``seeds`` (global node ids) and a ``len(fanout)``-hop sampled neighbourhood."""
     seen = torch.unique(seeds)
     frontier = seen
@@ -80,7 +80,7 @@ def sample_subgraph(graph: PropagationGraph, seeds: torch.Tensor, fanout: tuple[
     for width in fanout:
         if len(frontier) == 0:
             break
-        source, dest, weight = _sample_hop(graph, frontier, width, generator)
+        source, dest, weight = _sample_hop(prop_graph, frontier, width, generator)
         sources.append(source)
         dests.append(dest)
         weights.append(weight)
@@ -88,7 +88,7 @@ def sample_subgraph(graph: PropagationGraph, seeds: torch.Tensor, fanout: tuple[
         frontier = new[~torch.isin(new, seen)]
         seen = torch.unique(torch.cat([seen, frontier]))
     nodes = seen  # sorted: users (ids < U) come first
-    num_users = int((nodes < graph.num_users).sum())
+    num_users = int((nodes < prop_graph.num_users).sum())
     if sources:
         source, dest, weight = torch.cat(sources), torch.cat(dests), torch.cat(weights)
         index = torch.stack([torch.searchsorted(nodes, dest), torch.searchsorted(nodes, source)])

@@ -2,8 +2,10 @@
 
 from kgrec.train.callbacks import Checkpointing, EarlyStopping, EpochTracking, FitResult, Progress, TrainingCallback, TrainingState
 from kgrec.train.loop import fit
+from kgrec.train.result import TrainResult
 from kgrec.train.sampling import NegativeSampler
 
 __all__ = [
-    "Checkpointing", "EarlyStopping", "EpochTracking", "FitResult", "NegativeSampler", "Progress", "TrainingCallback", "TrainingState", "fit",
+    "Checkpointing", "EarlyStopping", "EpochTracking", "FitResult", "NegativeSampler", "Progress", "TrainResult", "TrainingCallback", "TrainingState",
+    "fit",
 ]

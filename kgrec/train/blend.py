@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from kgrec.models import RecommenderNetwork, PropagationGraph
-from kgrec.models.linear import text_features
+from kgrec.models.ease import text_features
 
 __all__ = ["BLEND_RULES", "fit_linear", "choose_blend"]
 
@@ -20,26 +20,27 @@ BLEND_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
 BLEND_RULES = ("best", "one-se", "one-se-blend")
 
 
-def fit_linear(model: RecommenderNetwork, graph: PropagationGraph, l2: float, kg_weight: float = 0.0, text_weight: float = 0.0) -> None:
+def fit_linear(model: RecommenderNetwork, prop_graph: PropagationGraph, l2: float, kg_weight: float = 0.0, text_weight: float = 0.0) -> None:
     """Solve the model's EASE component on the graph's user rows with penalty ``l2``.
 
     ``kg_weight`` > 0 stacks the KG's item links under the interactions with that weight
     (:meth:`~kgrec.models.PropagationGraph.item_links`; collective EASE); ``text_weight`` > 0 adds
-    the items' centred text similarities (:func:`~kgrec.models.linear.text_features`).
+    the items' centred text similarities (:func:`~kgrec.models.ease.text_features`).
     """
-    linear, text = model.linear, model.text_emb
+    linear, text = model.ease, model.text_emb
     if linear is None:
         raise ValueError("the model has no linear part to fit (model.linear=none)")
     if text_weight and text is None:
         raise ValueError("EASE text rows need the model's text embeddings")
     linear.l2, linear.kg_weight, linear.text_weight = l2, kg_weight, text_weight
-    linear.fit(graph.history, graph.item_links() if kg_weight else None, text_features(text) if text is not None and text_weight else None)
+    linear.fit(prop_graph.history, prop_graph.item_links() if kg_weight else None, text_features(text) if text is not None and text_weight else None)
 
 
 @torch.no_grad()
 def choose_blend(
     model: RecommenderNetwork,
-    graph: PropagationGraph,
+    prop_graph: PropagationGraph,
+    *,
     l2_grid: tuple[float, ...],
     validate: Callable[[RecommenderNetwork], float] | None,
     baseline: float,
@@ -52,7 +53,7 @@ def choose_blend(
 
     Args:
         model: Trained model with an EASE component.
-        graph: Propagation inputs (training interactions only).
+        prop_graph: Propagation inputs (training interactions only).
         l2_grid: Penalties to try.
         validate: Validation metric of the model as it stands; without one, the first penalty and
             the equal-spread weight are used.
@@ -80,15 +81,15 @@ def choose_blend(
     if rule not in BLEND_RULES:
         raise ValueError(f"blend rule is one of {', '.join(BLEND_RULES)}, not {rule!r}")
     model.eval()
-    reps = model(graph)
-    users = torch.arange(min(graph.num_users, 2048), device=reps.user.device)
+    reps = model(prop_graph)
+    users = torch.arange(min(prop_graph.num_users, 2048), device=reps.user.device)
     embedding_spread = model.scorer.score_all(reps.user[users], reps.item).std()
     best = {"l2": l2_grid[0], "kg_weight": kg_weights[0], "text_weight": text_weights[0], "weight": 0.0, "valid": baseline}
     measured: list[tuple[dict, float, tuple[np.ndarray, ...]]] = []  # (choice, blend factor, paired values) for the one-se rules
     for l2, kg_weight, text_weight in itertools.product(l2_grid, kg_weights, text_weights):
-        fit_linear(model, graph, l2, kg_weight, text_weight)
-        assert model.linear is not None  # fit_linear raised otherwise
-        ratio = float(embedding_spread / model.linear(graph.history_rows(users)).std().clamp(min=1e-12))
+        fit_linear(model, prop_graph, l2, kg_weight, text_weight)
+        assert model.ease is not None  # fit_linear raised otherwise
+        ratio = float(embedding_spread / model.ease(prop_graph.history_rows(users)).std().clamp(min=1e-12))
         solved = {"l2": l2, "kg_weight": kg_weight, "text_weight": text_weight}
         if validate is None:
             best = {**solved, "weight": ratio, "valid": float("nan")}
@@ -102,7 +103,7 @@ def choose_blend(
         else:
             scores = []
             for weight in weights:
-                model.linear_weight.fill_(weight)
+                model.ease.blend.fill_(weight)
                 scores.append(validate(model))
         for factor, weight, score, values in zip(BLEND_FACTORS, weights, scores, paired):
             choice = {**solved, "weight": weight, "valid": score}
@@ -112,11 +113,11 @@ def choose_blend(
                 best = choice
     if rule != "best" and measured and best["weight"] != 0.0:
         best = _rule_choice(rule, measured, best)
-    assert model.linear is not None
-    if (model.linear.l2, model.linear.kg_weight, model.linear.text_weight) != (best["l2"], best["kg_weight"], best["text_weight"]):
+    assert model.ease is not None
+    if (model.ease.l2, model.ease.kg_weight, model.ease.text_weight) != (best["l2"], best["kg_weight"], best["text_weight"]):
         # not the last one solved (ten minutes at 30k items)
-        fit_linear(model, graph, best["l2"], best["kg_weight"], best["text_weight"])
-    model.linear_weight.fill_(best["weight"])
+        fit_linear(model, prop_graph, best["l2"], best["kg_weight"], best["text_weight"])
+    model.ease.blend.fill_(best["weight"])
     return best
 
 

@@ -23,16 +23,17 @@ __all__ = ["FitResult", "fit"]
 
 def fit(
     model: RecommenderNetwork,
-    graph: PropagationGraph,
+    prop_graph: PropagationGraph,
     sampler: NegativeSampler,
     config: TrainConfig,
+    *,
     device: torch.device,
     callbacks: Sequence[TrainingCallback] = (),
     parameters: list[torch.nn.Parameter] | None = None,
     epochs: int | None = None,
     start: tuple[float, dict[str, torch.Tensor]] | None = None,
     stage: str = "joint",
-    inputs: TaskInputs | None = None,
+    task_inputs: TaskInputs | None = None,
     distributed: Distributed | None = None,
 ) -> FitResult:
     """Train ``model`` (or only ``parameters`` of it) for up to ``epochs``; the callbacks decide the rest.
@@ -43,7 +44,7 @@ def fit(
 
     Args:
         model: The recommender, on ``device``.
-        graph: Propagation inputs (training interactions and KG), on ``device``.
+        prop_graph: Propagation inputs (training interactions and KG), on ``device``.
         sampler: Training pairs and negative sampling.
         config: Epochs, batch size, learning rate, loss, tasks.
         device: Where training runs; CUDA uses bfloat16 autocast when ``config.mixed_precision``.
@@ -52,11 +53,11 @@ def fit(
         epochs: Maximum epochs; default ``config.epochs``.
         start: ``(score, state)`` to beat: a later stage keeps the earlier state unless validation improves.
         stage: Name written into the history rows.
-        inputs: Context tokens, ratings and KG triples for the tasks in ``config.tasks``.
+        task_inputs: Context tokens, ratings and KG triples for the tasks in ``config.tasks``.
         distributed: This process's place in a data-parallel group (torchrun); each process trains
             on its slice of every batch and DistributedDataParallel averages the gradients.
     """
-    inputs = inputs or TaskInputs()
+    task_inputs = task_inputs or TaskInputs()
     trained = list(model.parameters()) if parameters is None else parameters
     chosen = {id(p) for p in trained}
     trains_kg = model.kg_model is not None and any(id(p) in chosen for p in model.kg_model.parameters())
@@ -86,11 +87,11 @@ def fit(
             callback.on_fit_start(state)
         distributed = distributed or Distributed()
         step = distributed.wrap(
-            TrainingStep(model, weighting, inputs, config, state.generator, trains_kg, config.samples(len(sampler.users))), device
+            TrainingStep(model, weighting, task_inputs, config, state.generator, trains_kg, config.samples(len(sampler.users))), device
         )
         epoch = state.first_epoch
         while not state.stop and epoch <= state.max_epochs:
-            losses = _train_epoch(state, step, graph, config, device, distributed, autocast, trains_kg, epoch)
+            losses = _train_epoch(state, step, prop_graph, config, device, distributed, autocast, trains_kg, epoch)
             _check_finite(trained, config, stage, epoch)
             state.epoch = epoch
             row: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": losses.pop("loss"), "seconds": state.elapsed, **losses}
@@ -115,7 +116,7 @@ def fit(
 
 
 def _train_epoch(
-    state: TrainingState, step: torch.nn.Module, graph: PropagationGraph, config: TrainConfig, device: torch.device,
+    state: TrainingState, step: torch.nn.Module, prop_graph: PropagationGraph, config: TrainConfig, device: torch.device,
     distributed: Distributed, autocast: bool, trains_kg: bool, epoch: int,
 ) -> dict[str, float]:
     """One pass over the training pairs; returns the epoch's mean loss (and each task's, and their weights)."""
@@ -133,7 +134,7 @@ def _train_epoch(
             text_items = torch.unique(torch.cat([batch.positives, batch.negatives.flatten()]))
         shard, scale = distributed.shard(batch)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss, losses = step(graph, shard, drop, text_items, scale)
+            loss, losses = step(prop_graph, shard, drop, text_items, scale)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state.optimizer.step()

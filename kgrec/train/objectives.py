@@ -65,7 +65,7 @@ def task_losses(
     model: RecommenderNetwork,
     reps: Representations,
     batch: Batch,
-    inputs: TaskInputs,
+    task_inputs: TaskInputs,
     config: TrainConfig,
     generator: torch.Generator,
     trains_kg: bool,
@@ -76,8 +76,8 @@ def task_losses(
     """
     losses: dict[str, torch.Tensor] = {}
     u, i, j = batch.users, batch.positives, batch.negatives
-    context = None if inputs.context is None else inputs.context[batch.rows]
-    user = model.user_vectors(reps, u, context, inputs.context_dropout, generator)  # (B, d)
+    context = None if task_inputs.context is None else task_inputs.context[batch.rows]
+    user = model.user_vectors(reps, u, context, task_inputs.context_dropout, generator)  # (B, d)
     positive = model.scorer(user, reps.item[i])  # (B,)
     if "rank" in config.tasks:
         negative = model.scorer(user.unsqueeze(1).expand(-1, j.size(1), -1), reps.item[j])  # (B, n)
@@ -86,24 +86,24 @@ def task_losses(
         penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum() + reps.item_base[j].pow(2).sum()
         losses["rank"] = loss + config.reg * penalty / len(u)
     if "rating" in config.tasks:
-        assert model.rating is not None and inputs.ratings is not None, "the rating task needs the rating head and ratings"
+        assert model.rating is not None and task_inputs.ratings is not None, "the rating task needs the rating head and ratings"
         predicted = model.rating(u, i, positive.float())
         penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum()
-        losses["rating"] = F.mse_loss(predicted, inputs.ratings[batch.rows]) + config.reg * penalty / len(u)
+        losses["rating"] = F.mse_loss(predicted, task_inputs.ratings[batch.rows]) + config.reg * penalty / len(u)
     if "kg" in config.tasks and trains_kg:
         assert model.kg_model is not None
-        losses["kg"] = kg_loss(model.kg_model, inputs, config.kg_batch_size, generator)  # type: ignore[arg-type]  # an ERModel
+        losses["kg"] = kg_loss(model.kg_model, task_inputs, config.kg_batch_size, generator)  # type: ignore[arg-type]  # an ERModel
     return losses
 
 
-def kg_loss(kg_model: ERModel, inputs: TaskInputs, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+def kg_loss(kg_model: ERModel, task_inputs: TaskInputs, batch_size: int, generator: torch.Generator) -> torch.Tensor:
     """PyKEEN's own sLCWA step on a random batch of training triples: its negative sampler, scores and loss."""
-    triples = inputs.kg_training
-    if triples is None or inputs.kg_sampler is None:
+    triples = task_inputs.kg_training
+    if triples is None or task_inputs.kg_sampler is None:
         raise ValueError("the kg task needs the KG's training triples in TaskInputs")
     pick = torch.randint(len(triples), (min(batch_size, len(triples)),), generator=generator).to(triples.device)
     positive = triples[pick]
-    negative, _ = inputs.kg_sampler.sample(positive)  # (B, 1, 3)
+    negative, _ = task_inputs.kg_sampler.sample(positive)  # (B, 1, 3)
     positive_scores = kg_model.score_hrt(positive)  # (B, 1)
     negative_scores = kg_model.score_hrt(negative.view(-1, 3)).view(len(positive), -1)
     loss = kg_model.loss.process_slcwa_scores(positive_scores, negative_scores, num_entities=kg_model.num_entities)
@@ -116,7 +116,7 @@ class TrainingStep(nn.Module):
     Args:
         model: The recommender being trained.
         weighting: How the task losses combine (its learned weights train with the model).
-        inputs: Context tokens, ratings, KG triples.
+        task_inputs: Context tokens, ratings, KG triples.
         config: The training config.
         generator: The loop's seeded generator (dropout masks, KG batches).
         trains_kg: Whether the kg task runs in this stage.
@@ -127,7 +127,7 @@ class TrainingStep(nn.Module):
         self,
         model: RecommenderNetwork,
         weighting: TaskWeighting,
-        inputs: TaskInputs,
+        task_inputs: TaskInputs,
         config: TrainConfig,
         generator: torch.Generator,
         trains_kg: bool,
@@ -135,14 +135,14 @@ class TrainingStep(nn.Module):
     ) -> None:
         super().__init__()
         self.model, self.weighting = model, weighting
-        self.inputs, self.config, self.generator, self.trains_kg = inputs, config, generator, trains_kg
+        self.task_inputs, self.config, self.generator, self.trains_kg = task_inputs, config, generator, trains_kg
         self.sampled = sampled
         if sampled and (problem := sampled_training_problem(config.tasks, repr(model.propagation), model.propagation.needs_whole_kg)):
             raise ValueError(problem)
 
     def forward(
         self,
-        graph: PropagationGraph,
+        prop_graph: PropagationGraph,
         batch: Batch,
         drop: torch.Tensor | None = None,
         text_items: torch.Tensor | None = None,
@@ -150,22 +150,22 @@ class TrainingStep(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``(loss, {task: loss})`` of ``batch``; the combined loss is multiplied by ``scale`` (data-parallel slices)."""
         if self.sampled:
-            reps, batch = self._sampled(graph, batch, drop, text_items)
+            reps, batch = self._sampled(prop_graph, batch, drop, text_items)
         else:
-            reps = self.model(graph, drop, text_items)
-        losses = task_losses(self.model, reps, batch, self.inputs, self.config, self.generator, self.trains_kg)
+            reps = self.model(prop_graph, drop, text_items)
+        losses = task_losses(self.model, reps, batch, self.task_inputs, self.config, self.generator, self.trains_kg)
         return self.weighting(losses) * scale, losses
 
     def _sampled(
-        self, graph: PropagationGraph, batch: Batch, drop: torch.Tensor | None, text_items: torch.Tensor | None
+        self, prop_graph: PropagationGraph, batch: Batch, drop: torch.Tensor | None, text_items: torch.Tensor | None
     ) -> tuple[Representations, Batch]:
         """Representations of the batch's sampled subgraph, and the batch re-indexed into it."""
         layers = max(1, len(self.model.propagation.convs))
         fanout = tuple(self.config.fanout[min(hop, len(self.config.fanout) - 1)] for hop in range(layers))
-        offset = graph.num_users
+        offset = prop_graph.num_users
         seeds = torch.cat([batch.users, batch.positives + offset, batch.negatives.flatten() + offset])
-        sub = sample_subgraph(graph, seeds, fanout, self.generator)
-        reps = self.model.forward_sampled(graph, sub, drop, text_items)
+        sub = sample_subgraph(prop_graph, seeds, fanout, self.generator)
+        reps = self.model.forward_sampled(prop_graph, sub, drop, text_items)
         local = Batch(
             sub.local(batch.users),
             sub.local(batch.positives + offset) - sub.num_users,

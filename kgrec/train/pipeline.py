@@ -1,14 +1,14 @@
 """The training pipeline: embeddings, model assembly, the schedule, the final metrics and the run directory.
 
 :func:`train_recommender` is the one named unit a training run is; :func:`kgrec.api.train` wraps it with the
-run directory's claim, the tracker and the clean-up after a failure. The helpers here are shared with
-:func:`kgrec.api.update`, which trains an existing run further.
+run directory's claim, the tracker and the clean-up after a failure. Its steps (:func:`negative_sampler`,
+:func:`make_task_inputs`, :func:`selection_score`, :func:`final_metrics`, :func:`~kgrec.train.result.write_run`) are
+shared with :func:`kgrec.train.update.update_recommender`, which trains an existing run further.
 """
 
 from __future__ import annotations
 
 import itertools
-import resource
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,13 +24,14 @@ from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError
 from kgrec.evaluate import link_prediction
 from kgrec.graph import KnowledgeGraph
-from kgrec.inference import ModelShapes, Recommender, assemble_model, repeat_enabled, write_per_user
-from kgrec.io import sha256_bytes, write_json
+from kgrec.inference import ModelShapes, Recommender, assemble_model, repeat_enabled
+from kgrec.inference.run_store import write_config
+from kgrec.io import sha256_bytes
 from kgrec.train.callbacks import TrainingCallback
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer
 from kgrec.train.distributed import Distributed
-from kgrec.train.report import plot_curve, write_history
-from kgrec.train.repeat import train_repeat_use
+from kgrec.train.repeat_fit import train_repeat_use
+from kgrec.train.result import TrainResult, write_run
 from kgrec.train.rundir import RunDirectory
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.schedule import run_schedule
@@ -39,8 +40,8 @@ from kgrec.train.tracking import Tracker, flatten
 from kgrec.graph import save_graph
 
 __all__ = [
-    "blend_rule", "blend_selection", "final_metrics", "record_results", "refit_linear", "selection_score", "train_recommender", "training_context",
-    "write_run",
+    "blend_rule", "blend_selection", "final_metrics", "negative_sampler", "refit_linear", "make_task_inputs", "selection_score", "train_recommender",
+    "training_context",
 ]
 
 
@@ -77,27 +78,48 @@ def blend_selection(recommender: Recommender, config: RunConfig):  # noqa: ANN20
     return lambda _, weights: [m[select] for m in recommender.evaluate_blends(weights, "valid", candidates)]
 
 
+def negative_sampler(graph: KnowledgeGraph, seed: int) -> NegativeSampler:
+    """Negatives for the graph's training interactions."""
+    train_log = graph.split.train
+    return NegativeSampler(
+        graph.users.to_index(train_log["user_id"].to_numpy()), graph.items.to_index(train_log["item_id"].to_numpy()), len(graph.items),
+        seed=seed,
+    )
+
+
+def make_task_inputs(recommender: Recommender, device: torch.device, kg_training: Any = None) -> TaskInputs:
+    """What the training objectives read besides the sampled pairs: context tokens, ratings, PyKEEN's triples."""
+    train_log, config = recommender.graph.split.train, recommender.config
+    return TaskInputs(
+        context=training_context(recommender, device),
+        context_dropout=config.context.dropout,
+        ratings=None if recommender.model.rating is None else torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device),
+        kg_training=kg_training,
+    )
+
+
 def train_recommender(
     graph: KnowledgeGraph,
     config: RunConfig,
+    *,
     run_dir: RunDirectory | None,
     graph_dir: str | Path | None,
     cache_dir: Path | None,
-    quiet: bool,
-    _resume: dict | None,
     distributed: Distributed,
     device: torch.device,
+    quiet: bool = False,
+    resume: dict | None = None,
     on_validation: Callable[[int, float], None] | None = None,
     tracking: Tracker | None = None,
-    notes: list[str] | None = None,
+    notes: Sequence[str] = (),
     callbacks: Sequence[TrainingCallback] = (),
-) -> Recommender:
+) -> TrainResult:
     """The training pipeline, in a run directory already claimed (:func:`kgrec.api.train` claims it and cleans up).
 
     In order: the run's config is written; PyKEEN entity embeddings and item text embeddings are computed
     (or read from the cache); the model is assembled; the schedule trains it (backbone, then the KG/text
     views, each a :func:`~kgrec.train.loop.fit` with its callbacks, then the EASE blend); a repeat-use term (in-context
-    task) learns its count weights and its blend weight (:func:`~kgrec.train.repeat.train_repeat_use`); EASE is solved again
+    task) learns its count weights and its blend weight (:func:`~kgrec.train.repeat_fit.train_repeat_use`); EASE is solved again
     on training plus validation when ``train.refit_linear``; validation and test are measured once; the run
     directory is written (``run.json`` last) and the checkpoint removed.
 
@@ -107,24 +129,25 @@ def train_recommender(
         run_dir: The claimed run directory, or None to keep nothing on disk.
         graph_dir: Where ``graph`` is saved; None with a run directory saves it under ``<run>/graph``.
         cache_dir: Where embedding caches live (None: no cache).
-        quiet: No progress bars.
-        _resume: A checkpoint to continue from (:func:`kgrec.api.resume`).
         distributed: This process's place in a data-parallel group.
         device: Where training runs.
+        quiet: No progress bars.
+        resume: A checkpoint to continue from (:func:`kgrec.api.resume`).
         on_validation: Called with ``(step, score)`` after every validation.
         tracking: An experiment tracker, started here and finished at the end.
         notes: What the caller decided for the user to read (kept in ``run.json``).
         callbacks: Extra training callbacks (:class:`~kgrec.train.callbacks.TrainingCallback`) for every ``fit`` of the schedule.
+
+    Returns:
+        The trained recommender with its metrics, timings, chosen blend and notes.
     """
     from kgrec.config import dump_config
-    from kgrec.io import atomic_write
 
     checkpoint = None
     out = None if run_dir is None else run_dir.path
     run_name = out.name if out is not None else f"{graph.name}-{config.model.fusion}"
     if out is not None:
-        with atomic_write(out / "config.yaml") as handle:
-            handle.write(dump_config(config))
+        write_config(out, config)
         if graph_dir is None:
             graph_dir = out / "graph"
             save_graph(graph, str(graph_dir))
@@ -134,7 +157,7 @@ def train_recommender(
             "graph": graph.digest,
             "graph_dir": str(Path(graph_dir).resolve()),
         }
-        checkpoint = Checkpointer(out / CHECKPOINT_NAME, config.train.checkpoint_every, meta, _resume)
+        checkpoint = Checkpointer(out / CHECKPOINT_NAME, config.train.checkpoint_every, meta, resume)
     timings: dict[str, float] = {}
 
     tasks = config.train.tasks
@@ -178,37 +201,33 @@ def train_recommender(
         kg_training=None if kge is None else kge.training, kg_state=None if kge is None else kge.model_state,
     )
     recommender = Recommender(model, graph, config, device=device, context=features)
-    recommender.notes = list(notes or [])
     with torch.no_grad():
         # Items without training interactions never receive a collaborative gradient; a zero free
         # embedding lets their KG and text views speak instead of random noise.
-        model.item_emb.weight[recommender.inputs.item_degree.cpu() == 0] = 0.0
-    sampler = NegativeSampler(
-        graph.users.to_index(train_log["user_id"].to_numpy()),
-        graph.items.to_index(train_log["item_id"].to_numpy()),
-        len(graph.items),
-        seed=config.train.seed,
-    )
-    inputs = TaskInputs(
-        context=training_context(recommender, device),
-        context_dropout=config.context.dropout,
-        ratings=torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device) if model.rating is not None else None,
-        kg_training=kge.training.to(device) if kge is not None and model.kg_model is not None else None,
-    )
+        model.item_emb.weight[recommender.prop_graph.item_degree.cpu() == 0] = 0.0
+    sampler = negative_sampler(graph, config.train.seed)
+    task_inputs = make_task_inputs(recommender, device, kge.training.to(device) if kge is not None and model.kg_model is not None else None)
     validate = selection_score(recommender, config) if len(graph.split.valid) else None
     if validate is not None and on_validation is not None:
         validate = _reporting(validate, on_validation)
     epochs = itertools.count()
     schedule = run_schedule(
-        model, recommender.inputs, sampler, config.train, validate, device, config.model.ease_l2, quiet or not distributed.writer,
-        inputs, checkpoint, distributed, blend_selection(recommender, config) if validate is not None else None,
-        config.model.ease_kg_weight if config.model.use_kg and len(graph.triples) else (0.0,),
-        config.model.ease_text_weight if text_emb is not None else (0.0,),
-        None if tracking is None else lambda row: tracking.log_metrics(
+        model, recommender.prop_graph, sampler, config.train,
+        validate=validate,
+        device=device,
+        ease_l2=config.model.ease_l2,
+        quiet=quiet or not distributed.writer,
+        task_inputs=task_inputs,
+        checkpoint=checkpoint,
+        distributed=distributed,
+        validate_blends=blend_selection(recommender, config) if validate is not None else None,
+        ease_kg_weights=config.model.ease_kg_weight if config.model.use_kg and len(graph.triples) else (0.0,),
+        ease_text_weights=config.model.ease_text_weight if text_emb is not None else (0.0,),
+        on_epoch=None if tracking is None else lambda row: tracking.log_metrics(
             {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"}, step=next(epochs)
         ),
-        blend_rule(config),
-        callbacks,
+        blend_rule=blend_rule(config),
+        callbacks=callbacks,
     )
     blend = None if schedule.blend is None else {**schedule.blend, "rule": blend_rule(config)}
     repeat = train_repeat_use(recommender, config)  # after the EASE blend: the term is blended onto the model as chosen
@@ -221,17 +240,17 @@ def train_recommender(
         seconds_per_epoch=schedule.seconds / max(1, len(schedule.history)),
     )
 
-    metrics = final_metrics(recommender, timings)
+    metrics, per_user = final_metrics(recommender, timings)
     if kge is not None:
         # Link prediction on the held-out triples: PyKEEN's as trained, and again after joint fine-tuning.
         metrics["kge"] = kge.metrics
         if model.kg_model is not None and config.kge.link_prediction:
             metrics["kge_finetuned"] = link_prediction(model.kg_model, kge.testing, kge.training)
-    record_results(recommender, metrics, timings, blend)
+    result = TrainResult(recommender, metrics, timings, blend, per_user, list(notes), schedule.history)
     if out is not None:
         extra = {"best_epoch": schedule.best_epoch, "epochs_run": len(schedule.history), "processes": distributed.world}
         assert graph_dir is not None  # saved under out/graph above when not given
-        write_run(recommender, out, graph_dir, schedule.history, extra)
+        write_run(result, out, graph_dir, extra)
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # complete: run.json and model.pt replace it
     if tracking is not None:
         final = {f"{split}/{name}": value for split in ("valid", "test") for name, value in metrics.get(split, {}).items()
@@ -241,7 +260,7 @@ def train_recommender(
             tracking.log_files([out / name for name in ("config.yaml", "metrics.json", "history.csv", "curve.png", "run.json")])
         tracking.finish(success=True)
     distributed.close()
-    return recommender
+    return result
 
 
 def training_context(recommender: Recommender, device: torch.device) -> torch.Tensor | None:
@@ -265,13 +284,15 @@ def _reporting(validate: Callable[[Any], float], report: Callable[[int, float], 
     return validate_and_report
 
 
-def final_metrics(recommender: Recommender, timings: dict) -> dict:
-    """Validation and test metrics of a trained recommender, read once after training (their times into ``timings``).
+def final_metrics(recommender: Recommender, timings: dict) -> tuple[dict, dict]:
+    """Validation and test metrics of a trained recommender, read once after training (their times into ``timings``),
+    and the per-user metrics of each.
 
     With ``train.refit_linear``, EASE is solved again on training plus validation between the two
     (validation is measured on the model it selected, test on the model that is saved).
     """
     metrics: dict = {}
+    per_user: dict = {}
     for split in ("valid", "test"):
         if split == "test" and recommender.config.train.refit_linear:
             refit_linear(recommender, timings)
@@ -279,38 +300,20 @@ def final_metrics(recommender: Recommender, timings: dict) -> dict:
             result = recommender.evaluate(split)
             metrics[split] = {**result.metrics, **recommender.rating_errors(split)}
             timings[f"eval_{split}_seconds"] = result.seconds
-            recommender.per_user[split] = result.per_user
-    return metrics
+            per_user[split] = result.per_user
+    return metrics, per_user
 
 
 def refit_linear(recommender: Recommender, timings: dict) -> None:
-    """Solve the blended EASE again on training plus validation interactions, at the penalty and KG weight chosen."""
+    """Give the score terms training plus validation interactions: EASE solved again (at the penalty and side weights
+    chosen) when blended in, the repeat term's counts."""
     from kgrec.train.blend import fit_linear
 
-    linear = recommender.model.linear
-    if (linear is None and recommender.model.repeat is None) or not len(recommender.graph.split.valid):
+    ease = recommender.model.ease
+    if not recommender.model.terms() or not len(recommender.graph.split.valid):
         return
     started = time.perf_counter()
     recommender.use_history("train", "valid")  # what Recommender.load gives the saved run; the repeat term counts both too
-    if linear is not None and float(recommender.model.linear_weight):  # blended out: its weights are never read
-        fit_linear(recommender.model, recommender.inputs, linear.l2, linear.kg_weight, linear.text_weight)
+    if ease is not None and ease.active:  # blended out: its weights are never read
+        fit_linear(recommender.model, recommender.prop_graph, ease.l2, ease.kg_weight, ease.text_weight)
     timings["refit_linear_seconds"] = time.perf_counter() - started
-
-
-def record_results(recommender: Recommender, metrics: dict, timings: dict, blend: dict | None) -> None:
-    timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if recommender.device.type == "cuda":
-        timings["peak_cuda_mib"] = torch.cuda.max_memory_allocated(recommender.device) / 2**20
-    recommender.metrics, recommender.timings, recommender.blend = metrics, timings, blend
-
-
-def write_run(recommender: Recommender, out: Path, graph_dir: str | Path, history: list[dict], extra: dict) -> None:
-    """metrics.json, history.csv, curve.png, model.pt and (last) run.json of a trained recommender."""
-    config = recommender.config
-    write_json(out / "metrics.json", recommender.metrics)
-    if recommender.per_user:
-        write_per_user(out, recommender.per_user, recommender.graph.split_digest)
-    write_history(history, out / "history.csv")
-    plot_curve(history, config.eval.select_metric if "rank" in config.train.tasks else "-rmse", out / "curve.png")
-    info = {**extra, "device": str(recommender.device), "timings": recommender.timings, "blend": recommender.blend, "notes": recommender.notes}
-    recommender.save(out, graph_dir, info)

@@ -62,14 +62,15 @@ def training_callbacks(
 
 def run_schedule(
     model: RecommenderNetwork,
-    graph: PropagationGraph,
+    prop_graph: PropagationGraph,
     sampler: NegativeSampler,
     config: TrainConfig,
+    *,
     validate: Callable[[RecommenderNetwork], float] | None,
     device: torch.device,
     ease_l2: tuple[float, ...] = (250.0,),
     quiet: bool = False,
-    inputs: TaskInputs | None = None,
+    task_inputs: TaskInputs | None = None,
     checkpoint: Checkpointer | None = None,
     distributed: Distributed | None = None,
     validate_blends: Callable[[RecommenderNetwork, list[float]], list[Any]] | None = None,
@@ -90,7 +91,7 @@ def run_schedule(
     """
     make_callbacks = training_callbacks(config, validate, quiet, checkpoint, on_epoch, callbacks)
     if config.schedule == "joint":
-        fitted = fit(model, graph, sampler, config, device, make_callbacks(), inputs=inputs, distributed=distributed)
+        fitted = fit(model, prop_graph, sampler, config, device=device, callbacks=make_callbacks(), task_inputs=task_inputs, distributed=distributed)
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
     else:
         if checkpoint is not None and checkpoint.skips("backbone", ("backbone", "side")):
@@ -98,8 +99,8 @@ def run_schedule(
             done = checkpoint.previous
             fitted = FitResult({}, 0, done["best_score"], done["history"], done["seconds_to_best"], done["seconds"])
         else:
-            fitted = fit(model, graph, sampler, config, device, make_callbacks(), model.backbone_parameters(), stage="backbone",
-                         inputs=inputs, distributed=distributed)
+            fitted = fit(model, prop_graph, sampler, config, device=device, callbacks=make_callbacks(), parameters=model.backbone_parameters(),
+                         stage="backbone", task_inputs=task_inputs, distributed=distributed)
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
         side = model.side_parameters()
         if side and config.side_epochs > 0:
@@ -111,7 +112,8 @@ def run_schedule(
                     "seconds": fitted.seconds, "seconds_to_best": fitted.seconds_to_best,
                 }
             start = (fitted.best_score, fitted.best_state) if validate is not None else None
-            second = fit(model, graph, sampler, config, device, make_callbacks(), side, config.side_epochs, start, "side", inputs, distributed)
+            second = fit(model, prop_graph, sampler, config, device=device, callbacks=make_callbacks(), parameters=side, epochs=config.side_epochs,
+                         start=start, stage="side", task_inputs=task_inputs, distributed=distributed)
             if second.best_epoch > 0 or validate is None:
                 result.seconds_to_best = result.seconds + second.seconds_to_best
             offset = len(result.history)
@@ -124,8 +126,9 @@ def run_schedule(
     result.best_epoch = next(
         (i + 1 for i, row in enumerate(result.history) if row.get("valid") == fitted.best_score), len(result.history)
     )
-    if model.linear is not None:
+    if model.ease is not None:
         result.blend = choose_blend(
-            model, graph, ease_l2, validate, fitted.best_score, validate_blends, ease_kg_weights, ease_text_weights, blend_rule
+            model, prop_graph, l2_grid=ease_l2, validate=validate, baseline=fitted.best_score, validate_blends=validate_blends,
+            kg_weights=ease_kg_weights, text_weights=ease_text_weights, rule=blend_rule,
         )
     return result

@@ -89,7 +89,7 @@ def test_finetuning_top_layers_trains_and_reloads(tmp_path, tiny_graph):
             "train.item_dropout": 0.0,
         }
     )
-    run = api.train(tiny_graph, config, out=tmp_path / "run", quiet=True)
+    run = api.train(tiny_graph, config, out=tmp_path / "run", quiet=True).recommender
     encoder = run.model.text_encoder.encoder
     top, bottom = encoder.encoder.layer[-1], encoder.encoder.layer[0]
     assert all(p.requires_grad for p in top.parameters()) and not any(p.requires_grad for p in bottom.parameters())

@@ -10,12 +10,13 @@ from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
 from kgrec.errors import InputError
-from kgrec.explain import PathFinder, path_faithfulness, relation_label
+from kgrec.explain import PathFinder, path_faithfulness, relation_label, score_shares
 from kgrec.graph import build_graph
 from kgrec.graph.sparql import LocalStore
 from kgrec.graph import save_graph
+from tests.conftest import TINY_TRAINING
 
-FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 20, "model.use_text": False}
+FAST = {**TINY_TRAINING, "train.epochs": 20, "model.use_text": False}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def run(tmp_path_factory):
     save_graph(graph, str(folder / "graph"))
     # Trained long enough that the model, not initial noise, decides the scores the paths explain.
     config = RunConfig().override({**FAST, "model.dim": 16, "train.epochs": 100})
-    return api.train(graph, config, out=folder / "run", graph_dir=folder / "graph", quiet=True)
+    return api.train(graph, config, out=folder / "run", graph_dir=folder / "graph", quiet=True).recommender
 
 
 def _kg_edges(graph) -> set[tuple[int, int]]:
@@ -100,7 +101,7 @@ def test_score_shares_per_item(run):
     (rec,) = api.recommend(run, [user], k=3, explain=True)
     assert len(rec.shares) == 3
     for shares in rec.shares:
-        assert set(shares) == ({"graph", "ease"} if float(run.model.linear_weight) else {"graph"})  # no text in this run
+        assert set(shares) == ({"graph", "ease"} if float(run.model.ease.blend) else {"graph"})  # no text in this run
         assert sum(abs(v) for v in shares.values()) == pytest.approx(1.0)
 
 
@@ -117,7 +118,7 @@ def test_bounded_search_on_a_dense_hub(tmp_path):
     pd.DataFrame(triples, columns=["head", "relation", "tail"]).to_csv(files["triples"], index=False)
     pd.DataFrame([(i, f"m.{i}") for i in items], columns=["item", "entity"]).to_csv(files["links"], index=False)
     graph = build_graph(read_dataset(**files, name="dense"))
-    recommender = api.train(graph, RunConfig().override({**FAST, "train.epochs": 2}), quiet=True)
+    recommender = api.train(graph, RunConfig().override({**FAST, "train.epochs": 2}), quiet=True).recommender
     finder = PathFinder(recommender, max_fanout=3)
     user = graph.users.ids[0]
     paths = finder.find(user, "9", max_paths=10_000)
@@ -157,7 +158,7 @@ def test_graph_without_removes_exactly_the_path_edges(run):
     user_id = run.graph.users.ids[0]
     path = next(p for item in run.graph.items.ids for p in finder.find(user_id, item, max_paths=3) if len(p.edges) > 1)
     reduced = graph_without(finder, path)
-    full = run.inputs
+    full = run.prop_graph
     assert full.history._nnz() - reduced.history._nnz() == 1
     removed_kg = full.kg_edge_index.size(1) - reduced.kg_edge_index.size(1)
     assert removed_kg >= 2 * (len(path.edges) - 1)  # both directions of every KG hop
@@ -173,7 +174,7 @@ def test_parallel_and_opposite_triples_between_the_same_nodes(tmp_path):
     extra = [("m.alpha", "produced_by", "m.nolan"), ("m.nolan", "favourite_film", "m.alpha"), ("m.kappa", "produced_by", "m.nolan")]
     pd.DataFrame(TRIPLES + extra, columns=["head", "relation", "tail"]).to_csv(files["triples"], index=False)
     graph = build_graph(read_dataset(**files, name="parallel"))
-    recommender = api.train(graph, RunConfig().override({**FAST, "train.epochs": 2}), quiet=True)
+    recommender = api.train(graph, RunConfig().override({**FAST, "train.epochs": 2}), quiet=True).recommender
     finder = PathFinder(recommender)
     train = graph.split.train
     user = next(u for u in graph.users.ids if "1" in set(train.loc[train["user_id"] == u, "item_id"]))
@@ -190,9 +191,9 @@ def test_parallel_and_opposite_triples_between_the_same_nodes(tmp_path):
 def test_score_shares_of_several_users_match_one_at_a_time(run):
     users = list(run.graph.users.ids[:3])
     recs = run.recommend(users, k=4)
-    together = run.score_shares(users, [rec.item_ids[: 2 + i % 2] for i, rec in enumerate(recs)])  # rows of unequal length
+    together = score_shares(run, users, [rec.item_ids[: 2 + i % 2] for i, rec in enumerate(recs)])  # rows of unequal length
     for i, rec in enumerate(recs):
-        alone = run.score_shares([rec.user_id], [rec.item_ids[: 2 + i % 2]])[0]
+        alone = score_shares(run, [rec.user_id], [rec.item_ids[: 2 + i % 2]])[0]
         assert len(together[i]) == len(alone)
         for a, b in zip(together[i], alone):
             assert a == pytest.approx(b, abs=1e-9)

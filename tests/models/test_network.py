@@ -48,12 +48,45 @@ def test_linear_blend_adds_ease_scores(model, small_inputs):
     users = torch.arange(5)
     reps = model(small_inputs)
     learned = model.score_all(reps, small_inputs, users)
-    model.linear.fit(small_inputs.history)
-    model.linear_weight.fill_(2.0)
+    model.ease.fit(small_inputs.history)
+    model.ease.blend.fill_(2.0)
     blended = model.score_all(reps, small_inputs, users)
-    expected = learned + 2.0 * small_inputs.history.to_dense() @ model.linear.weight
+    expected = learned + 2.0 * small_inputs.history.to_dense() @ model.ease.weight
     assert torch.allclose(blended, expected, atol=1e-5)
-    assert model.linear.weight.diagonal().abs().max() == 0
+    assert model.ease.weight.diagonal().abs().max() == 0
+
+
+def test_a_term_at_weight_zero_is_never_computed_and_parts_split_the_score(model, small_inputs, monkeypatch):
+    users = torch.arange(5)
+    reps = model(small_inputs)
+    model.ease.fit(small_inputs.history)
+    assert model.active_terms() == [] and [t.name for t in model.terms()] == ["ease"]
+
+    def never(*args, **kwargs):
+        raise AssertionError("a term blended out was computed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(model.ease, "term_scores", never)
+        learned = model.score_all(reps, small_inputs, users)
+        assert set(model.score_shares(small_inputs, users, torch.zeros(5, 1, dtype=torch.long))) == {"graph", "text"}
+    model.ease.blend.fill_(0.5)
+    rest, part = model.score_parts(reps, small_inputs, users, part="ease")
+    assert torch.allclose(rest, learned) and torch.allclose(rest + 0.5 * part, model.score_all(reps, small_inputs, users), atol=1e-6)
+    with pytest.raises(ValueError, match="no 'repeat' score term"):
+        model.score_parts(reps, small_inputs, users, part="repeat")
+
+
+def test_a_run_saved_before_ease_was_a_score_term_loads(model, small_inputs):
+    """Runs saved with the old names (``linear.weight``, the network's ``linear_weight``) load into the new ones."""
+    model.ease.fit(small_inputs.history)
+    model.ease.blend.fill_(0.7)
+    state = model.state_dict()
+    old = {("linear.weight" if k == "ease.weight" else "linear_weight" if k == "ease.blend" else k): v for k, v in state.items()}
+    fresh = RecommenderNetwork.from_config(ModelConfig(dim=8, num_layers=2), 5, 7, 2, model.kg_emb, model.text_emb)
+    fresh.load_state_dict(old)
+    assert float(fresh.ease.blend) == pytest.approx(0.7) and torch.equal(fresh.ease.weight, model.ease.weight)
+    no_ease = RecommenderNetwork.from_config(ModelConfig(dim=8, num_layers=2, linear="none"), 5, 7, 2, model.kg_emb, model.text_emb)
+    no_ease.load_state_dict({k: v for k, v in old.items() if k != "linear.weight"})  # old networks held a zero weight anyway
 
 
 def test_ablations_drop_their_views(small_inputs):
@@ -121,14 +154,14 @@ def test_score_shares_add_up_and_a_silent_text_view_gets_nothing(model, small_in
     torch.manual_seed(1)
     for parameter in model.fusion.parameters():
         torch.nn.init.normal_(parameter, std=0.5)
-    model.linear.fit(small_inputs.history)
-    model.linear_weight.fill_(2.0)
+    model.ease.fit(small_inputs.history)
+    model.ease.blend.fill_(2.0)
     parts = model.score_shares(small_inputs, users, items)
     assert parts["text"].abs().max() > 1e-4
     reps = model(small_inputs)
     full = model.score_all(reps, small_inputs, users).gather(1, items)
-    ease = 2.0 * (small_inputs.history.to_dense() @ model.linear.weight)[users].gather(1, items)
-    assert torch.allclose(parts["linear"], ease, atol=1e-5)
+    ease = 2.0 * (small_inputs.history.to_dense() @ model.ease.weight)[users].gather(1, items)
+    assert torch.allclose(parts["ease"], ease, atol=1e-5) and "repeat" not in parts  # the model has no repeat term
     # Shapley efficiency: graph + text is the learned score minus that of an item with both views at the catalog mean.
     _, graph_view, _, _ = model._graph_view(small_inputs)
     # (the gate reads the item's degree: compare item by item)

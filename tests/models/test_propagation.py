@@ -8,12 +8,12 @@ import torch
 from kgrec.models import PropagationGraph, RelationalAdjacency, RelationalMeanConv, propagation_resolver, resolve_propagation
 
 
-def _embeddings(inputs: PropagationGraph, dim: int = 8):
+def _embeddings(prop_graph: PropagationGraph, dim: int = 8):
     generator = torch.Generator().manual_seed(3)
     return (
-        torch.randn(inputs.num_users, dim, generator=generator),
-        torch.randn(inputs.num_items, dim, generator=generator),
-        torch.randn(inputs.num_entities, dim, generator=generator),
+        torch.randn(prop_graph.num_users, dim, generator=generator),
+        torch.randn(prop_graph.num_items, dim, generator=generator),
+        torch.randn(prop_graph.num_entities, dim, generator=generator),
     )
 
 

@@ -15,27 +15,18 @@ import httpx
 import pytest
 
 from kgrec import api
-from kgrec.config import GraphConfig, RunConfig, SplitConfig
-from kgrec.data import read_dataset
-from kgrec.graph import build_graph
 from kgrec.errors import InputError
 from kgrec.serve import EventLog
-from kgrec.graph import save_graph
+from tests.conftest import TINY_TRAINING
 
-FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 10, "model.use_text": False}
+FAST = {**TINY_TRAINING, "train.epochs": 10, "model.use_text": False}
 TOKEN = "t0ken"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    from tests.conftest import write_tiny_files
-
-    folder = tmp_path_factory.mktemp("serve")
-    dataset = read_dataset(**write_tiny_files(folder / "files"), name="tiny")
-    graph = build_graph(dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    save_graph(graph, str(folder / "graph"))
-    api.train(graph, RunConfig().override(FAST), out=folder / "run", graph_dir=folder / "graph", quiet=True)
-    return folder
+def trained(tiny_run) -> Path:
+    """The session's tiny run (``graph/`` and ``run/``); the server only reads it."""
+    return tiny_run
 
 
 def _free_port() -> int:
@@ -238,8 +229,8 @@ def test_frozen_score_table_answers_as_the_model_does(trained):
 
     table = Recommender.load(trained / "run").freeze()
     direct = Recommender.load(trained / "run").freeze(score_table_bytes=0)
-    assert table._score_table is not None and direct._score_table is None
-    assert table._ranked is not None and direct._ranked is None
+    assert table.frozen is not None and table.frozen.table is not None and table.frozen.ranked is not None
+    assert direct.frozen is None or direct.frozen.table is None
     shallow = Recommender.load(trained / "run")
     shallow.RANKED_DEPTH = 3  # k above it is scored from the table, k at or below it read from the ranking
     shallow.freeze()

@@ -10,8 +10,9 @@ from kgrec.data import read_dataset
 from kgrec.graph import build_graph
 from kgrec.inference import Recommender
 from kgrec.graph import load_graph, save_graph
+from tests.conftest import TINY_TRAINING
 
-FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 3, "train.side_epochs": 1,
+FAST = {**TINY_TRAINING, "train.epochs": 3, "train.side_epochs": 1,
         "model.use_text": False, "model.ease_l2": [10.0]}
 
 
@@ -28,13 +29,15 @@ def graph_dir(tmp_path_factory):
 def test_kg_rows_are_tried_with_the_kg_and_never_without_it(graph_dir, tmp_path):
 
     graph = load_graph(graph_dir)
-    with_kg = api.train(graph, RunConfig().override({**FAST, "model.ease_kg_weight": [3.0]}), out=tmp_path / "kg", graph_dir=graph_dir, quiet=True)
-    assert with_kg.blend["kg_weight"] == 3.0 and with_kg.model.linear.kg_weight == 3.0
-    no_kg = api.train(graph, RunConfig().override({**FAST, "model.ease_kg_weight": [3.0], "model.use_kg": False}),
+    with_kg_result = api.train(graph, RunConfig().override({**FAST, "model.ease_kg_weight": [3.0]}), out=tmp_path / "kg", graph_dir=graph_dir, quiet=True)
+    with_kg = with_kg_result.recommender
+    assert with_kg_result.blend["kg_weight"] == 3.0 and with_kg.model.ease.kg_weight == 3.0
+    no_kg_result = api.train(graph, RunConfig().override({**FAST, "model.ease_kg_weight": [3.0], "model.use_kg": False}),
                       out=tmp_path / "no-kg", graph_dir=graph_dir, quiet=True)
-    assert no_kg.blend["kg_weight"] == 0.0 and no_kg.model.linear.kg_weight == 0.0  # the ablation has no KG anywhere
+    no_kg = no_kg_result.recommender
+    assert no_kg_result.blend["kg_weight"] == 0.0 and no_kg.model.ease.kg_weight == 0.0  # the ablation has no KG anywhere
     loaded = Recommender.load(tmp_path / "kg")
-    assert loaded.model.linear.kg_weight == 3.0 and "kg_weight=3" in repr(loaded.model)
+    assert loaded.model.ease.kg_weight == 3.0 and "kg_weight=3" in repr(loaded.model)
     users = list(graph.users.ids)
     assert [r.item_ids for r in loaded.recommend(users, k=3)] == [r.item_ids for r in with_kg.recommend(users, k=3)]
 
@@ -43,13 +46,15 @@ def test_text_rows_are_tried_with_the_text_view_and_survive_saving(graph_dir, tm
 
     graph = load_graph(graph_dir)
     settings = {**FAST, "model.use_text": True, "model.ease_kg_weight": [0.0], "model.ease_text_weight": [5.0]}
-    with_text = api.train(graph, RunConfig().override(settings), out=tmp_path / "text", graph_dir=graph_dir, quiet=True)
-    assert with_text.blend["text_weight"] == 5.0 and with_text.model.linear.text_weight == 5.0
-    no_text = api.train(graph, RunConfig().override({**settings, "model.use_text": False}), quiet=True)
-    assert no_text.blend["text_weight"] == 0.0 and no_text.model.linear.text_weight == 0.0
+    with_text_result = api.train(graph, RunConfig().override(settings), out=tmp_path / "text", graph_dir=graph_dir, quiet=True)
+    with_text = with_text_result.recommender
+    assert with_text_result.blend["text_weight"] == 5.0 and with_text.model.ease.text_weight == 5.0
+    no_text_result = api.train(graph, RunConfig().override({**settings, "model.use_text": False}), quiet=True)
+    no_text = no_text_result.recommender
+    assert no_text_result.blend["text_weight"] == 0.0 and no_text.model.ease.text_weight == 0.0
     loaded = Recommender.load(tmp_path / "text")
     assert "text_weight=5" in repr(loaded.model)
-    assert loaded.evaluate("test").metrics == pytest.approx(with_text.metrics["test"])
+    assert loaded.evaluate("test").metrics == pytest.approx(with_text_result.metrics["test"])
 
 
 def test_the_one_se_rule_takes_the_simplest_blend_near_the_best():
@@ -117,6 +122,6 @@ def test_auto_blend_rule_pairs_over_items_when_ranking_new_items(tmp_path):
     save_graph(cold, str(tmp_path / "graph"))
     settings = {**FAST, "model.use_text": True, "model.ease_l2": [10.0, 1000.0], "model.ease_text_weight": [0.0, 5.0],
                 "eval.candidates": "unseen"}
-    run = api.train(cold, RunConfig().override(settings), out=tmp_path / "run", graph_dir=tmp_path / "graph", quiet=True)
-    assert run.blend["rule"] == "one-se-blend"
+    run_result = api.train(cold, RunConfig().override(settings), out=tmp_path / "run", graph_dir=tmp_path / "graph", quiet=True)
+    assert run_result.blend["rule"] == "one-se-blend"
     assert json.loads((tmp_path / "run" / "run.json").read_text())["blend"]["rule"] == "one-se-blend"

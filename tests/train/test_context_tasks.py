@@ -8,13 +8,16 @@ import pytest
 import torch
 
 from kgrec import api
+from kgrec.explain import score_shares
+from kgrec.inference.tasks import RankingTasks
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
 from kgrec.errors import InputError
 from kgrec.graph import build_graph
 from kgrec.inference import Recommender, repeat_enabled
+from tests.conftest import TINY_TRAINING
 
-FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 12, "train.eval_every": 2,
+FAST = {**TINY_TRAINING, "train.epochs": 12, "train.eval_every": 2,
         "model.use_text": False}
 
 
@@ -42,10 +45,12 @@ def _settings(**extra):
 
 
 def test_context_changes_the_ranking_where_it_carries_signal(device_graph, tmp_path):
-    plain = api.train(device_graph, RunConfig().override(_settings()), quiet=True)
-    aware = api.train(device_graph, RunConfig().override(_settings(**{"context.columns": ["device"]})), quiet=True)
+    plain_result = api.train(device_graph, RunConfig().override(_settings()), quiet=True)
+    plain = plain_result.recommender
+    aware_result = api.train(device_graph, RunConfig().override(_settings(**{"context.columns": ["device"]})), quiet=True)
+    aware = aware_result.recommender
     # Each test interaction is ranked in its own context: knowing the device halves the candidates.
-    assert aware.metrics["test"]["ndcg@10"] > plain.metrics["test"]["ndcg@10"] + 0.05
+    assert aware_result.metrics["test"]["ndcg@10"] > plain_result.metrics["test"]["ndcg@10"] + 0.05
     mobile, web = (aware.recommend(["u0"], k=10, exclude_seen=False, context={"device": d})[0] for d in ("mobile", "web"))
     mobile_items = {f"i{i}" for i in range(20)}
     assert len(set(mobile.item_ids) & mobile_items) >= 9
@@ -56,24 +61,24 @@ def test_context_changes_the_ranking_where_it_carries_signal(device_graph, tmp_p
 
 def test_context_run_saves_and_loads_with_the_same_metrics(device_graph, tmp_path):
     config = RunConfig().override(_settings(**{"context.columns": ["device"], "context.time": ["hour", "weekday"], "train.epochs": 4}))
-    trained = api.train(device_graph, config, out=tmp_path / "run", quiet=True)
+    trained_result = api.train(device_graph, config, out=tmp_path / "run", quiet=True)
     assert (tmp_path / "run" / "context.json").is_file()
     loaded = Recommender.load(tmp_path / "run")
     assert loaded.context.names == ["hour", "weekday", "device"]
-    assert loaded.evaluate("test").metrics == pytest.approx(trained.metrics["test"])
+    assert loaded.evaluate("test").metrics == pytest.approx(trained_result.metrics["test"])
 
 
 def test_new_user_from_attributes_alone(tiny_dataset, tmp_path):
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
     config = RunConfig().override({**FAST, "context.user": ["age", "gender"], "context.min_count": 1})
-    recommender = api.train(graph, config, quiet=True)
+    recommender = api.train(graph, config, quiet=True).recommender
     with torch.no_grad():  # make the attribute matter, as training would on real data
         recommender.model.context.embedding.weight.normal_()
     female, male = (recommender.recommend_for_history([], k=3, context={"gender": g}) for g in ("F", "M"))
     assert len(female.item_ids) == 3 and (female.item_ids, female.scores) != (male.item_ids, male.scores)
     with pytest.raises(InputError, match="at least one item id"):
         recommender.recommend_for_history([], k=3)
-    plain = api.train(graph, RunConfig().override(FAST), quiet=True)
+    plain = api.train(graph, RunConfig().override(FAST), quiet=True).recommender
     with pytest.raises(InputError, match="context.user fields"):
         plain.recommend_for_history([], k=3, context={"gender": "F"})
 
@@ -81,9 +86,10 @@ def test_new_user_from_attributes_alone(tiny_dataset, tmp_path):
 def test_rating_task_learns_ratings_and_reports_rmse(tiny_dataset):
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
     config = RunConfig().override({**FAST, "train.tasks": ["rank", "rating"], "train.epochs": 30, "train.lr": 0.05})
-    recommender = api.train(graph, config, quiet=True)
+    recommender_result = api.train(graph, config, quiet=True)
+    recommender = recommender_result.recommender
     train = recommender.rating_errors("train")
-    assert {"rmse", "mae"} <= set(recommender.metrics["test"])
+    assert {"rmse", "mae"} <= set(recommender_result.metrics["test"])
     ratings = graph.split.train["rating"]
     baseline = float(np.sqrt(((ratings - ratings.mean()) ** 2).mean()))
     assert train["rmse"] < baseline  # better than predicting the mean rating
@@ -93,16 +99,17 @@ def test_kg_task_fine_tunes_pykeen_embeddings_and_reports_link_prediction(tiny_d
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
     settings = {**FAST, "kge.eval_share": 0.3, "kge.link_prediction": True, "train.tasks": ["rank", "kg"], "train.schedule": "joint",
                 "train.task_weighting": "uncertainty", "train.kg_batch_size": 4}
-    recommender = api.train(graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
+    recommender_result = api.train(graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
+    recommender = recommender_result.recommender
     model = recommender.model
     assert model.kg_model is not None
     assert not torch.allclose(model.kg_table(), model.kg_emb)  # moved away from PyKEEN's frozen values
-    assert {"mrr", "hits@10"} <= set(recommender.metrics["kge_finetuned"]) and "mrr" in recommender.metrics["kge"]
+    assert {"mrr", "hits@10"} <= set(recommender_result.metrics["kge_finetuned"]) and "mrr" in recommender_result.metrics["kge"]
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert {"loss_kg", "weight_kg", "weight_rank"} <= set(history.columns)
     loaded = Recommender.load(tmp_path / "run")
     assert torch.allclose(loaded.model.kg_table(), model.kg_table().cpu())
-    assert loaded.evaluate("test").metrics == pytest.approx(recommender.metrics["test"])
+    assert loaded.evaluate("test").metrics == pytest.approx(recommender_result.metrics["test"])
 
 
 def test_task_inputs_are_checked_before_training(tiny_dataset):
@@ -141,24 +148,26 @@ def place_graph():
 
 def test_in_context_ranking_uses_the_context_and_discovery_masks_seen_items(place_graph):
     settings = _settings(**{"eval.task": "in-context", "train.epochs": 20, "train.batch_size": 64})
-    plain = api.train(place_graph, RunConfig().override(settings), quiet=True)
-    aware = api.train(place_graph, RunConfig().override({**settings, "context.columns": ["place", "day"]}), quiet=True)
+    plain_result = api.train(place_graph, RunConfig().override(settings), quiet=True)
+    aware_result = api.train(place_graph, RunConfig().override({**settings, "context.columns": ["place", "day"]}), quiet=True)
+    aware = aware_result.recommender
     # In context the targets are the user's own apps (used on other days): nothing is masked, and the place says
     # which three of the six it is.
-    assert plain.metrics["test"]["recall@10"] > 0.8
-    assert aware.metrics["test"]["ndcg@10"] > plain.metrics["test"]["ndcg@10"] + 0.05
+    assert plain_result.metrics["test"]["recall@10"] > 0.8
+    assert aware_result.metrics["test"]["ndcg@10"] > plain_result.metrics["test"]["ndcg@10"] + 0.05
     # Ranked for discovery, a held-out use of an app seen in training is not a target.
-    truth, *_ = aware._ranking_task("test", "all")
-    aware.config = aware.config.override({"eval.task": "discovery"})
-    discovery_truth, discovery_exclude, *_ = aware._ranking_task("test", "all")
+    truth, *_ = aware.tasks.ranking("test", "all")
+    discovery = RankingTasks(aware.graph, "discovery", aware.context)
+    discovery_truth, discovery_exclude, *_ = discovery.ranking("test", "all")
     assert not discovery_truth.multiply(discovery_exclude).nnz and discovery_truth.nnz < truth.nnz
 
 
 def test_in_context_run_learns_a_repeat_term_that_reads_the_context_and_survives_a_reload(place_graph, tmp_path):
     settings = _settings(**{"eval.task": "in-context", "train.epochs": 6, "train.batch_size": 64, "context.columns": ["place", "day"]})
-    aware = api.train(place_graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
+    aware_result = api.train(place_graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
+    aware = aware_result.recommender
     repeat = aware.model.repeat
-    assert repeat is not None and repeat.num_fields == 2 and aware.blend["repeat_weight"] > 0
+    assert repeat is not None and repeat.num_fields == 2 and aware_result.blend["repeat_weight"] > 0
     # The place tells work from home apps. (The day weight comes out negative, rightly: an observation is a whole
     # context, merged, so an app this user already used on this weekday is, here, never the held-out one.)
     mixture = torch.softmax(repeat.logits.detach(), 0)
@@ -171,8 +180,8 @@ def test_in_context_run_learns_a_repeat_term_that_reads_the_context_and_survives
     loaded = Recommender.load(tmp_path / "run")
     again = loaded.recommend(["u0"], k=3, exclude_seen=False, context={"place": "work"})[0]
     assert again.item_ids == at_work.item_ids and np.allclose(again.scores, at_work.scores, atol=1e-5)
-    assert loaded.evaluate("test").metrics["ndcg@10"] == pytest.approx(aware.metrics["test"]["ndcg@10"], abs=1e-6)
-    shares = loaded.score_shares(["u0"], [at_work.item_ids], context={"place": "work"})[0][0]
+    assert loaded.evaluate("test").metrics["ndcg@10"] == pytest.approx(aware_result.metrics["test"]["ndcg@10"], abs=1e-6)
+    shares = score_shares(loaded, ["u0"], [at_work.item_ids], context={"place": "work"})[0][0]
     assert set(shares) >= {"graph", "repeat"} and shares["repeat"] > 0
     # Labeled rows (a click-through protocol) are each scored in their own context, as score() scores one stated context.
     app = sorted(work_apps)[0]

@@ -16,8 +16,9 @@ from kgrec.inference import Recommender
 from kgrec.train.distributed import Distributed
 from kgrec.train.objectives import Batch
 from kgrec.graph import save_graph
+from tests.conftest import TINY_TRAINING
 
-SETTINGS = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "model.use_text": False,
+SETTINGS = {**TINY_TRAINING, "model.use_text": False,
             "train.epochs": 6, "train.side_epochs": 3, "train.batch_size": 7, "train.eval_every": 1}
 
 

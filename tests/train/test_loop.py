@@ -15,8 +15,9 @@ from kgrec.errors import InputError
 from kgrec.graph import build_graph
 from kgrec.inference import Recommender
 from kgrec.train import NegativeSampler
+from tests.conftest import TINY_TRAINING
 
-FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 12, "train.eval_every": 2}
+FAST = {**TINY_TRAINING, "train.epochs": 12, "train.eval_every": 2}
 
 
 @pytest.fixture
@@ -36,18 +37,20 @@ def test_sampler_never_returns_known_or_cold_items():
 
 def test_loss_decreases_and_run_is_repeatable(graph, tmp_path):
     config = RunConfig().override({**FAST, "graph.split.ratios": [0.6, 0.2, 0.2], "model.use_text": False})
-    first = api.train(graph, config, out=tmp_path / "one", quiet=True)
-    second = api.train(graph, config, out=tmp_path / "two", quiet=True)
+    first_result = api.train(graph, config, out=tmp_path / "one", quiet=True)
+    first = first_result.recommender
+    second_result = api.train(graph, config, out=tmp_path / "two", quiet=True)
+    second = second_result.recommender
     history = pd.read_csv(tmp_path / "one" / "history.csv")
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
-    assert first.metrics == second.metrics
+    assert first_result.metrics == second_result.metrics
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
 
 
 def test_run_directory_round_trip(graph, tmp_path):
     config = RunConfig().override({**FAST, "model.fusion": "attention"})
-    trained = api.train(graph, config, out=tmp_path / "run", quiet=True)
+    trained = api.train(graph, config, out=tmp_path / "run", quiet=True).recommender
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.yaml", "run.json", "model.pt", "metrics.json", "history.csv", "curve.png", "graph"} <= names
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -71,7 +74,7 @@ def test_run_directory_round_trip(graph, tmp_path):
 
 
 def test_recommend_skips_everything_the_user_has_seen(graph, tmp_path):
-    trained = api.train(graph, RunConfig().override(FAST), quiet=True)
+    trained = api.train(graph, RunConfig().override(FAST), quiet=True).recommender
     seen = set(graph.split.interactions.loc[graph.split.interactions["user_id"] == "u1", "item_id"])
     (rec,) = trained.recommend(["u1"], k=10)
     assert not seen & set(rec.item_ids)
@@ -91,7 +94,7 @@ def test_recommend_skips_everything_the_user_has_seen(graph, tmp_path):
 
 
 def test_exported_vectors_are_the_ones_the_dot_scorer_compares(graph):
-    trained = api.train(graph, RunConfig().override({**FAST, "model.linear": "none", "model.use_text": False}), quiet=True)
+    trained = api.train(graph, RunConfig().override({**FAST, "model.linear": "none", "model.use_text": False}), quiet=True).recommender
     items, users = trained.item_vectors(), trained.user_vectors()
     assert list(items.index) == list(graph.items.ids) and list(users.index) == list(graph.users.ids)
     assert items.shape[1] == users.shape[1] == 8
@@ -108,7 +111,7 @@ def test_bad_names_fail_before_training(graph):
 
 
 def test_gated_fusion_weights_are_inspectable(graph):
-    trained = api.train(graph, RunConfig().override(FAST), quiet=True)
+    trained = api.train(graph, RunConfig().override(FAST), quiet=True).recommender
     weights = trained.fusion_weights()
     assert list(weights.index) == list(graph.items.ids)
     assert ((weights > 0) & (weights < 1)).all()
@@ -117,7 +120,7 @@ def test_gated_fusion_weights_are_inspectable(graph):
 def test_new_user_from_history_without_retraining(graph, tmp_path):
     # Users 1-4 watch items 1-5 and users 5-8 items 5-9: a new user who watched 1 and 2 belongs to the first group.
     config = RunConfig().override({**FAST, "model.use_text": False, "model.dim": 16, "train.epochs": 100})
-    recommender = api.train(graph, config, quiet=True)
+    recommender = api.train(graph, config, quiet=True).recommender
     rec = recommender.recommend_for_history(["1", "2"], k=3)
     assert rec.user_id == "new" and len(rec.item_ids) == 3
     assert not {"1", "2"} & set(rec.item_ids)
@@ -141,7 +144,7 @@ def _new_items(tmp_path, rows):
 @pytest.mark.parametrize("propagation", ["lightgcn", "knowledge"])
 def test_new_items_without_retraining(graph, tmp_path, propagation):
     config = RunConfig().override({**FAST, "model.dim": 16, "model.propagation": propagation})
-    recommender = api.train(graph, config, quiet=True)
+    recommender = api.train(graph, config, quiet=True).recommender
     users = torch.arange(len(graph.users))
     before = recommender.score_function()(users)
     rows = _new_items(tmp_path, [("11", "Kappa", "A cold film nobody watched", "A", "StudioX|StudioZ")])
@@ -165,19 +168,19 @@ def test_new_item_with_the_same_text_scores_like_a_cold_twin(graph, tmp_path):
     # Text only: a new item with item 10's text and no interactions gets item 10's learned scores exactly, and
     # EASE text-row weights that rank users as item 10's do (not the same numbers: item 10 is one of its regressors).
     settings = {**FAST, "model.use_kg": False, "model.ease_text_weight": [3.0]}
-    recommender = api.train(graph, RunConfig().override(settings), quiet=True)
+    recommender = api.train(graph, RunConfig().override(settings), quiet=True).recommender
     extended = recommender.add_items(_new_items(tmp_path, [("11", "Kappa", "A cold film nobody watched", "A", "StudioX")]))
     users, twin = torch.arange(len(graph.users)), graph.items.index_of("10")
-    learned, linear = extended.model.score_parts(extended.representations(), extended.inputs, users)
+    learned, linear = extended.model.score_parts(extended.representations(), extended.prop_graph, users)
     assert torch.allclose(learned[:, -1], learned[:, twin], atol=1e-5)
-    assert extended.model.linear.text_weight == 3.0 and linear[:, -1].abs().min() > 0
+    assert extended.model.ease.text_weight == 3.0 and linear[:, -1].abs().min() > 0
     assert torch.corrcoef(torch.stack([linear[:, -1], linear[:, twin]]))[0, 1] > 0.99
 
 
 def test_selection_on_unseen_candidates_for_cold_start(tiny_dataset, tmp_path):
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(kind="cold-items", cold_item_share=0.3)))
     config = RunConfig().override({**FAST, "model.linear": "none", "eval.candidates": "unseen"})
-    recommender = api.train(graph, config, out=tmp_path / "run", quiet=True)
+    recommender = api.train(graph, config, out=tmp_path / "run", quiet=True).recommender
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     # The state kept is the best by validation ranked among unseen items, as the config asks.
     assert history["valid"].max() == pytest.approx(recommender.evaluate("valid", candidates="unseen").metrics["ndcg@10"])
@@ -186,7 +189,7 @@ def test_selection_on_unseen_candidates_for_cold_start(tiny_dataset, tmp_path):
 def test_batched_and_faiss_recommendations_match_exact_ranking(graph, tmp_path):
     pytest.importorskip("faiss")
     config = RunConfig().override({**FAST, "model.linear": "none", "model.use_text": False, "eval.batch_size": 3})
-    recommender = api.train(graph, config, quiet=True)
+    recommender = api.train(graph, config, quiet=True).recommender
     users = list(graph.users.ids)
     batched = recommender.recommend(users, k=4)  # three batches of three users
     one_by_one = [recommender.recommend([user], k=4)[0] for user in users]
@@ -194,21 +197,23 @@ def test_batched_and_faiss_recommendations_match_exact_ranking(graph, tmp_path):
     approximate = recommender.recommend(users, k=4, retrieval="faiss")
     # HNSW over ten items finds the exact neighbours; seen items are skipped as in exact ranking.
     assert [r.item_ids for r in approximate] == [r.item_ids for r in batched]
-    blended = api.train(graph, RunConfig().override({**FAST, "model.use_text": False}), quiet=True)
-    if float(blended.model.linear_weight) != 0.0:
-        with pytest.raises(InputError, match="no linear part"):
+    blended = api.train(graph, RunConfig().override({**FAST, "model.use_text": False}), quiet=True).recommender
+    if float(blended.model.ease.blend) != 0.0:
+        with pytest.raises(InputError, match="no blended EASE term"):
             blended.recommend(users[:1], retrieval="faiss")
 
 
 def test_sampled_batching_learns_and_reports_what_it_cannot_do(graph, tmp_path):
     settings = {**FAST, "model.linear": "none", "model.use_text": False, "train.epochs": 30, "train.batch_size": 8,
                 "train.batching": "sampled", "train.fanout": [2, 2, 2], "model.propagation": "lightgcn"}
-    sampled = api.train(graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
+    sampled_result = api.train(graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
+    sampled = sampled_result.recommender
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
-    full = api.train(graph, RunConfig().override({**settings, "train.batching": "full"}), quiet=True)
+    full_result = api.train(graph, RunConfig().override({**settings, "train.batching": "full"}), quiet=True)
+    full = full_result.recommender
     assert not torch.equal(sampled.model.user_emb.weight, full.model.user_emb.weight)  # another path, same goal
-    assert abs(sampled.metrics["valid"]["ndcg@10"] - full.metrics["valid"]["ndcg@10"]) < 0.2
+    assert abs(sampled_result.metrics["valid"]["ndcg@10"] - full_result.metrics["valid"]["ndcg@10"]) < 0.2
     with pytest.raises(InputError, match="full-batch"):
         api.train(graph, RunConfig().override({**settings, "train.tasks": ["rank", "rating"]}), quiet=True)
     for propagation in ("relational", "knowledge", "auto"):  # auto is knowledge here: the graph has triples
@@ -222,11 +227,12 @@ def test_a_log_without_a_catalog_trains_without_a_text_view(tiny_files, tmp_path
     from kgrec.data import read_dataset
 
     graph = build_graph(read_dataset(tiny_files["interactions"]), GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    trained = api.train(graph, RunConfig().override(FAST), out=tmp_path / "run", quiet=True)  # FAST asks for text
+    trained_result = api.train(graph, RunConfig().override(FAST), out=tmp_path / "run", quiet=True)  # FAST asks for text
+    trained = trained_result.recommender
     assert trained.config.model.use_text is False and trained.model.text_emb is None
-    assert "no titles, descriptions or categories" in trained.notes[0] and "no KG triples" in trained.notes[1]
+    assert "no titles, descriptions or categories" in trained_result.notes[0] and "no KG triples" in trained_result.notes[1]
     assert trained.config.model.use_kg is False and trained.model.kg_emb is None
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["notes"] == trained.notes
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["notes"] == trained_result.notes
     assert "use_text: false" in (tmp_path / "run" / "config.yaml").read_text()
 
 

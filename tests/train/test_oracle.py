@@ -68,8 +68,8 @@ def _config(use_kg: bool) -> RunConfig:
 
 
 def test_kg_places_the_cold_item(oracle_graph):
-    with_kg = _cold_ranks(api.train(oracle_graph, _config(use_kg=True), quiet=True))
-    without_kg = _cold_ranks(api.train(oracle_graph, _config(use_kg=False), quiet=True))
+    with_kg = _cold_ranks(api.train(oracle_graph, _config(use_kg=True), quiet=True).recommender)
+    without_kg = _cold_ranks(api.train(oracle_graph, _config(use_kg=False), quiet=True).recommender)
     # 10 candidates per user: 3 unseen items of the own group, 6 of the other group, and the cold item.
     def placed(ranks: dict[str, float]) -> bool:
         # Top 3 for A-users; for B-users behind their own 3 unseen B-items.

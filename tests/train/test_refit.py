@@ -8,7 +8,7 @@ import torch
 from kgrec import api
 from kgrec.config import RunConfig
 from kgrec.inference import Recommender
-from kgrec.models.linear import EASE
+from kgrec.models.ease import EASE
 from tests.train.test_blend import FAST, graph_dir  # noqa: F401  (the module's graph fixture)
 from kgrec.graph import load_graph
 
@@ -26,27 +26,29 @@ def runs(graph_dir, tmp_path_factory):  # noqa: F811
 
 
 def test_refit_solves_ease_on_train_and_valid_after_the_same_selection(runs):
-    graph, plain, refit, _ = runs
-    if not float(refit.model.linear_weight):
+    graph, plain_result, refit_result, _ = runs
+    plain, refit = plain_result.recommender, refit_result.recommender
+    if not float(refit.model.ease.blend):
         pytest.skip("validation blended EASE out on this tiny graph")
     # Selection saw the same model: the same blend and the same validation metrics (measured before the refit).
-    assert refit.blend == plain.blend
-    assert refit.metrics["valid"] == plain.metrics["valid"]
+    assert refit_result.blend == plain_result.blend
+    assert refit_result.metrics["valid"] == plain_result.metrics["valid"]
     both = torch.from_numpy(refit.interactions("train", "valid").toarray()).float()
-    expected = EASE(len(graph.items), refit.model.linear.l2).fit(both).weight
-    torch.testing.assert_close(refit.model.linear.weight, expected)
-    assert not torch.allclose(plain.model.linear.weight, expected)
+    expected = EASE(len(graph.items), refit.model.ease.l2).fit(both).weight
+    torch.testing.assert_close(refit.model.ease.weight, expected)
+    assert not torch.allclose(plain.model.ease.weight, expected)
     # Users' input rows now hold their validation items.
     assert refit.history_parts == ("train", "valid")
-    assert refit.inputs.history.to_dense().sum() == both.sum() > plain.inputs.history.to_dense().sum()
-    assert "refit_linear_seconds" in refit.timings
+    assert refit.prop_graph.history.to_dense().sum() == both.sum() > plain.prop_graph.history.to_dense().sum()
+    assert "refit_linear_seconds" in refit_result.timings
 
 
 def test_a_loaded_refit_run_scores_as_the_trained_one(runs):
-    graph, _, refit, folder = runs
+    graph, _, refit_result, folder = runs
+    refit = refit_result.recommender
     loaded = Recommender.load(folder / "refit")
     assert loaded.history_parts == ("train", "valid")
-    assert loaded.evaluate("test").metrics == pytest.approx(refit.metrics["test"])
+    assert loaded.evaluate("test").metrics == pytest.approx(refit_result.metrics["test"])
     users = list(graph.users.ids)
     assert [r.item_ids for r in loaded.recommend(users, k=3)] == [r.item_ids for r in refit.recommend(users, k=3)]
     plain_loaded = Recommender.load(folder / "plain")

@@ -18,8 +18,9 @@ from kgrec.errors import InputError
 from kgrec.graph import build_graph
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer, read_checkpoint
 from kgrec.graph import save_graph
+from tests.conftest import TINY_TRAINING
 
-SETTINGS = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "model.use_text": False,
+SETTINGS = {**TINY_TRAINING, "model.use_text": False,
             "train.epochs": 8, "train.side_epochs": 6, "train.patience": 100}
 
 
@@ -37,7 +38,8 @@ class _Killed(BaseException):
 @pytest.mark.parametrize("kill_after", [3, 11], ids=["in-backbone-stage", "in-side-stage"])
 def test_resume_ends_with_the_uninterrupted_result(graph, tmp_path, monkeypatch, kill_after):
     config = RunConfig().override({**SETTINGS, "train.tasks": ["rank", "rating"]})
-    whole = api.train(graph, config, out=tmp_path / "whole", graph_dir=tmp_path / "graph", quiet=True)
+    whole_result = api.train(graph, config, out=tmp_path / "whole", graph_dir=tmp_path / "graph", quiet=True)
+    whole = whole_result.recommender
     assert not (tmp_path / "whole" / CHECKPOINT_NAME).exists()  # a complete run keeps model.pt, not the checkpoint
 
     save, count = Checkpointer.save, {"n": 0}
@@ -56,7 +58,7 @@ def test_resume_ends_with_the_uninterrupted_result(graph, tmp_path, monkeypatch,
     assert saved["stage"] == ("backbone" if kill_after <= 8 else "side")
     # The checkpoint holds what training changes, not the inputs it rebuilds (KG embeddings) or the EASE
     # matrix (items x items, solved after training): those would make every epoch's file huge.
-    fixed = {"kg_emb", "linear.weight"}
+    fixed = {"kg_emb", "ease.weight"}
     assert fixed <= set(whole.model.state_dict())
     assert not fixed & (set(saved["model"]) | set(saved["best_state"]))
     assert not (tmp_path / "cut" / "run.json").exists()
@@ -65,8 +67,9 @@ def test_resume_ends_with_the_uninterrupted_result(graph, tmp_path, monkeypatch,
         api.train(graph, config, out=tmp_path / "cut", graph_dir=tmp_path / "graph", quiet=True)
     assert read_checkpoint(tmp_path / "cut" / CHECKPOINT_NAME)["epoch"] == saved["epoch"]
 
-    resumed = api.resume(tmp_path / "cut", quiet=True)
-    assert resumed.metrics == whole.metrics
+    resumed_result = api.resume(tmp_path / "cut", quiet=True)
+    resumed = resumed_result.recommender
+    assert resumed_result.metrics == whole_result.metrics
     for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
     assert json.loads((tmp_path / "cut" / "run.json").read_text())["epochs_run"] == json.loads(

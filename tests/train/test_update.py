@@ -15,8 +15,9 @@ from kgrec.errors import InputError
 from kgrec.graph import build_graph
 from kgrec.inference import Recommender
 from kgrec.graph import save_graph
+from tests.conftest import TINY_TRAINING
 
-FAST = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "model.dim": 8, "train.epochs": 15, "model.use_text": False}
+FAST = {**TINY_TRAINING, "train.epochs": 15, "model.use_text": False}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_update_adds_users_items_and_interactions_and_trains_them(trained, tmp_p
         catalog, index=False
     )
     before = Recommender.load(trained / "run")
-    updated = api.update(trained / "run", events, tmp_path / "updated", epochs=2, new_items=catalog, quiet=True)
+    updated = api.update(trained / "run", events, tmp_path / "updated", epochs=2, new_items=catalog, quiet=True).recommender
     graph = updated.graph
     assert len(graph.users) == len(before.graph.users) + 1 and graph.users.ids[-1] == "newbie"
     assert len(graph.items) == len(before.graph.items) + 1
@@ -81,19 +82,20 @@ def test_one_pass_blend_sweep_matches_one_evaluation_per_weight(trained):
     with_users = run.evaluate_blends(weights, "valid", per_user=select, per_item=True)
     for weight, metrics, kept in zip(weights, swept, with_users):
         assert kept["per_item"].sum() == pytest.approx(kept["per_user"].sum(), abs=1e-9)  # the same total, by item
-        model.linear_weight.fill_(weight)
+        model.ease.blend.fill_(weight)
         evaluation = run.evaluate("valid")
         single = evaluation.metrics
         assert metrics == pytest.approx({k: single[k] for k in metrics}, abs=1e-12)
         assert kept["per_user"] == pytest.approx(evaluation.per_user[select].to_numpy(), abs=1e-12)  # same users, same order
     validate = lambda _: run.evaluate("valid", topk_only=True).metrics[select]  # noqa: E731
     one_pass = lambda _, ws: [m[select] for m in run.evaluate_blends(ws, "valid")]  # noqa: E731
-    model.linear_weight.zero_()
+    model.ease.blend.zero_()
     baseline = validate(model)
-    slow = choose_blend(model, run.inputs, (10.0, 100.0), validate, baseline, kg_weights=(0.0, 2.0))
-    fast = choose_blend(model, run.inputs, (10.0, 100.0), validate, baseline, one_pass, kg_weights=(0.0, 2.0))
+    slow = choose_blend(model, run.prop_graph, l2_grid=(10.0, 100.0), validate=validate, baseline=baseline, kg_weights=(0.0, 2.0))
+    fast = choose_blend(model, run.prop_graph, l2_grid=(10.0, 100.0), validate=validate, baseline=baseline, validate_blends=one_pass,
+                        kg_weights=(0.0, 2.0))
     assert fast == pytest.approx(slow) and set(fast) == {"l2", "kg_weight", "text_weight", "weight", "valid"}
-    assert (model.linear.l2, model.linear.kg_weight) == (fast["l2"], fast["kg_weight"])  # the model holds the choice
+    assert (model.ease.l2, model.ease.kg_weight) == (fast["l2"], fast["kg_weight"])  # the model holds the choice
 
 
 def test_an_update_into_the_run_it_starts_from_is_refused_and_the_run_kept(trained, tmp_path):

@@ -21,7 +21,7 @@ def _spread_ratio(recommender: Recommender) -> float:
     assert repeat is not None
     users = torch.arange(min(model.num_users, 2048), device=recommender.device)
     tokens = recommender.stated_context([recommender.graph.users.ids[int(u)] for u in users], None)
-    rest, part = model.score_parts(recommender.representations(), recommender.inputs, users, tokens, part="repeat")
+    rest, part = model.score_parts(recommender.representations(), recommender.prop_graph, users, tokens, part="repeat")
     return float(rest.std() / part.std().clamp(min=1e-12))
 
 

@@ -1,4 +1,4 @@
-"""Context encoder, rating head and task weighting."""
+"""Context encoder (models/context_encoder.py), rating head and task weighting (models/multitask.py)."""
 
 from __future__ import annotations
 

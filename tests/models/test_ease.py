@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kgrec.models.linear import EASE, text_features
+from kgrec.models.ease import EASE, text_features
 
 
 def test_ease_solves_the_constrained_ridge_problem():
@@ -21,7 +21,7 @@ def test_ease_solves_the_constrained_ridge_problem():
     residual = (gram + 5.0 * torch.eye(9, dtype=torch.double)) @ weight - gram
     off_diagonal = residual - torch.diag(residual.diagonal())
     assert off_diagonal.abs().max() < 1e-4
-    assert repr(ease) == "EASE(9, l2=5)"
+    assert repr(ease) == "EASE(9, l2=5) x 0"  # blended out until a weight is chosen
 
 
 def test_large_catalog_path_matches_the_exact_inverse():
@@ -59,7 +59,7 @@ def test_kg_rows_join_the_gram_matrix_and_give_a_cold_item_weights():
     stacked = torch.cat([matrix, 2.0 * side])
     assert torch.allclose(ease.weight, EASE(6, l2=3.0).fit(stacked.to_sparse()).weight, atol=1e-6)
     assert plain.weight[:, 5].abs().max() == 0 and ease.weight[0, 5] > 0  # taking item 0 now recommends item 5
-    assert repr(ease) == "EASE(6, l2=3, kg_weight=2)"
+    assert repr(ease) == "EASE(6, l2=3, kg_weight=2) x 0"
 
 
 def test_text_rows_add_centred_text_similarities_and_place_a_cold_item():
@@ -77,7 +77,7 @@ def test_text_rows_add_centred_text_similarities_and_place_a_cold_item():
     assert torch.allclose(ease.weight, EASE(6, l2=3.0).fit(stacked).weight, atol=1e-5)
     assert ease.weight[0, 5] > 0 and ease.weight[0, 5] == ease.weight[:, 5].max()  # item 0's takers get item 5
     assert torch.equal(EASE(6, l2=3.0).fit(matrix.to_sparse(), text=features).weight, EASE(6, l2=3.0).fit(matrix.to_sparse()).weight)
-    assert repr(ease) == "EASE(6, l2=3, text_weight=2)"
+    assert repr(ease) == "EASE(6, l2=3, text_weight=2) x 0"
 
 
 def test_extend_gives_new_items_the_ridge_columns_of_their_side_rows_and_keeps_the_rest():

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
+
+from kgrec.models.terms import ScoreTerm
 
 if TYPE_CHECKING:
+    from kgrec.models.graph_inputs import PropagationGraph
     import scipy.sparse as sp
 
 __all__ = ["EASE", "text_features"]
 
 
-class EASE(nn.Module):
+class EASE(ScoreTerm):
     r"""Embarrassingly Shallow Autoencoder (Steck, 2019): item-item weights in closed form.
 
     .. math::
@@ -46,6 +48,10 @@ class EASE(nn.Module):
         history (B, I) 0/1 training rows (sparse CSR, sparse COO or dense) -> (B, I) scores
     """
 
+    name = "ease"
+    title = "EASE"
+    switch_off = "model.linear=none"
+
     weight: torch.Tensor  # a buffer: (I, I), solved, never trained by gradients
 
     def __init__(self, num_items: int, l2: float = 250.0, kg_weight: float = 0.0, text_weight: float = 0.0) -> None:
@@ -55,8 +61,9 @@ class EASE(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Zero weights until :meth:`fit`."""
+        """Zero weights until :meth:`fit`, blended out until its weight is chosen."""
         self.weight.zero_()
+        self.blend.zero_()
 
     # Above this many items the dense float64 inverse (8·I² bytes, twice) no longer fits comfortably:
     # a float32 Cholesky solve instead (the ridge keeps X^T X + λI well conditioned).
@@ -172,10 +179,22 @@ class EASE(nn.Module):
         rows = history.float() if history.is_sparse else history.float().to_sparse()
         return torch.sparse.mm(rows, self.weight)
 
+    def term_scores(self, prop_graph: PropagationGraph, users: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, I)`` EASE scores of the users' history rows (the split parts the run reads, see ``use_history``)."""
+        return self(prop_graph.history_rows(users))
+
+    def history_scores(self, history: torch.Tensor) -> torch.Tensor:
+        """EASE needs no user parameters: a new user's history rows score as a known user's do."""
+        return self(history)
+
+    def history_contributions(self, history: torch.Tensor, item: int) -> torch.Tensor:
+        """``B[h, i]`` for each history item ``h``: removing the interaction (u, h) lowers the score of ``i`` by it."""
+        return self.weight[history, item]
+
     def __repr__(self) -> str:
         side = f", kg_weight={self.kg_weight:g}" if self.kg_weight else ""
         side += f", text_weight={self.text_weight:g}" if self.text_weight else ""
-        return f"{self.__class__.__name__}({self.num_items}, l2={self.l2:g}{side})"
+        return f"{self.__class__.__name__}({self.num_items}, l2={self.l2:g}{side}) x {float(self.blend):.3g}"
 
 
 def text_features(text_emb: torch.Tensor, centre_rows: int | None = None) -> torch.Tensor:
