@@ -32,6 +32,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check kgrec tests benchmarks docs
+	$(BIN)/ruff format --check kgrec tests benchmarks docs
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q --durations=15
 

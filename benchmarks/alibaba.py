@@ -98,9 +98,12 @@ def main() -> None:
             f"| {r.get('peak_rss_mib', 0):.0f} |"
         )
     lines += ["", "Models:", ""] + [f"- {r['run']}: `{r['model']}`" for r in rows]
-    lines += ["", "Published on this split (they pick their epoch on test): " + ", ".join(
-        f"{name} {recall:.4f} / {ndcg:.4f}" for name, (recall, ndcg) in PUBLISHED.items()
-    ) + " (Recall@20 / NDCG@20)."]
+    lines += [
+        "",
+        "Published on this split (they pick their epoch on test): "
+        + ", ".join(f"{name} {recall:.4f} / {ndcg:.4f}" for name, (recall, ndcg) in PUBLISHED.items())
+        + " (Recall@20 / NDCG@20).",
+    ]
     if args.note:
         lines += ["", *[f"- {note}" for note in args.note]]
     with atomic_write(args.out) as handle:

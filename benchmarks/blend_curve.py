@@ -54,10 +54,21 @@ def main() -> None:
             measured = recommender.evaluate_blends(weights, split=split, candidates=args.candidates)
             curves[split] = [float(metrics[args.metric]) for metrics in measured]
         rows.append({"run": str(run), "blend": blend, **curves})
-        print(run.name, *(f"{split} " + " ".join(f"{v:.4f}" for v in curves[split]) for split in ("valid", "test")), flush=True)
+        print(
+            run.name,
+            *(f"{split} " + " ".join(f"{v:.4f}" for v in curves[split]) for split in ("valid", "test")),
+            flush=True,
+        )
 
-    result = {"runs": rows, "factors": args.factors, "metric": args.metric, "candidates": args.candidates, "machine": machine(),
-              "load_before": load, "note": args.note}
+    result = {
+        "runs": rows,
+        "factors": args.factors,
+        "metric": args.metric,
+        "candidates": args.candidates,
+        "machine": machine(),
+        "load_before": load,
+        "note": args.note,
+    }
     out = HERE / "results" / f"blend_curve_{args.out}"
     write_json(out.with_suffix(".json"), result)
     with atomic_write(out.with_suffix(".md")) as handle:

@@ -80,7 +80,9 @@ def measure(mode: str, name: str, repeats: int) -> dict:
         with tempfile.TemporaryDirectory() as scratch:
             result = subprocess.run(
                 [sys.executable, "-c", _CHILD, mode, name, str(Path(scratch) / name)],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
         runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
     phases = runs[0]["seconds"].keys()
@@ -101,8 +103,10 @@ def main() -> None:
         sys.exit("set KGREC_DATA_DIR to the folder holding ml-100k/ and ml-1m/")
     info = machine()
     results = {"machine": info, "repeats": args.repeats, "datasets": {}}
-    rows = ["| dataset | read s | build s | save s | total s (incl. imports) | peak RSS MiB | pandas-only read s | ratio total / pandas |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| dataset | read s | build s | save s | total s (incl. imports) | peak RSS MiB | pandas-only read s | ratio total / pandas |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name in args.datasets:
         kgrec_result = measure("kgrec", name, args.repeats)
         baseline = measure("pandas", name, args.repeats)

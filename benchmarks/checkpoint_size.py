@@ -49,17 +49,36 @@ def main() -> None:
         model = self.model_for_reference
         full = io.BytesIO()
         # The best state was a deep copy, so it shared no storage with the model's (torch.save would write one copy).
-        reference = {"model": model.state_dict(), "best_state": copy.deepcopy(model.state_dict()), "optimizer": state["optimizer"]}
+        reference = {
+            "model": model.state_dict(),
+            "best_state": copy.deepcopy(model.state_dict()),
+            "optimizer": state["optimizer"],
+        }
         torch.save(reference, full)
-        writes.append({"stage": state["stage"], "epoch": state["epoch"], "bytes": self.path.stat().st_size, "full_bytes": full.tell()})
+        writes.append(
+            {
+                "stage": state["stage"],
+                "epoch": state["epoch"],
+                "bytes": self.path.stat().st_size,
+                "full_bytes": full.tell(),
+            }
+        )
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         files = synthesize(args.interactions, scratch / "data")
         data = read_dataset(files["interactions"], files["items"], name="synthetic")
         config = RunConfig().override(
-            {"kge.epochs": 1, "model.use_text": False, "model.ease_l2": [250.0], "train.epochs": 2, "train.side_epochs": 0,
-             "train.checkpoint_every": 1, "train.batch_size": 65536, "train.lr": 0.05}
+            {
+                "kge.epochs": 1,
+                "model.use_text": False,
+                "model.ease_l2": [250.0],
+                "train.epochs": 2,
+                "train.side_epochs": 0,
+                "train.checkpoint_every": 1,
+                "train.batch_size": 65536,
+                "train.lr": 0.05,
+            }
         )
         graph = api.build_graph(data, config, out=scratch / "graph")
         import importlib

@@ -32,8 +32,8 @@ sys.path.insert(0, str(HERE))
 from build_graph import machine  # noqa: E402
 
 from kgrec.evaluate import evaluate_blends, evaluate_ranking, interaction_matrix  # noqa: E402
-from kgrec.evaluate.ranking import CPU_SCORES_BYTES  # noqa: E402
 from kgrec.evaluate.metrics import topk_metrics  # noqa: E402
+from kgrec.evaluate.ranking import CPU_SCORES_BYTES  # noqa: E402
 from kgrec.io import atomic_write, write_json  # noqa: E402
 
 BLEND_FACTORS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 1000.0)
@@ -62,7 +62,9 @@ def textbook_evaluation(score_users, truth, exclude, ks, batch_size, order, blen
                 ranks = masked.argsort(1).argsort(1).float() + 1
                 num_pos, num_neg = relevant.sum(1).float(), (~excluded & ~relevant).sum(1).float()
                 positive_ranks = ((ranks - excluded.sum(1, keepdim=True)) * relevant).sum(1)
-                sums["auc"] = sums.get("auc", 0.0) + float(((positive_ranks - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg)).sum())
+                sums["auc"] = sums.get("auc", 0.0) + float(
+                    ((positive_ranks - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg)).sum()
+                )
     return {name: total / len(users) for name, total in sums.items()}
 
 
@@ -128,11 +130,18 @@ def main() -> None:
         raise SystemExit(f"evaluators disagree on AUC: kgrec {ours['auc']} vs textbook {reference['auc']}")
 
     result = {
-        "machine": machine(), "threads": args.threads, "users": users, "items": items,
-        "relevant_per_user": args.relevant, "history_per_user": args.history, "seconds": timings,
+        "machine": machine(),
+        "threads": args.threads,
+        "users": users,
+        "items": items,
+        "relevant_per_user": args.relevant,
+        "history_per_user": args.history,
+        "seconds": timings,
         "speedup_full": timings["textbook_full"] / timings["kgrec_full"],
         "speedup_sweep": timings["textbook_sweep"] / timings["kgrec_sweep"],
-        "ndcg@20": ours["ndcg@20"], "auc": ours["auc"], "load_average": load_average,
+        "ndcg@20": ours["ndcg@20"],
+        "auc": ours["auc"],
+        "load_average": load_average,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out.with_suffix(".json"), result)

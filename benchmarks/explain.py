@@ -56,7 +56,9 @@ def main() -> None:
     index_seconds = time.perf_counter() - started
 
     rng = np.random.default_rng(args.seed)
-    users = list(rng.choice(recommender.graph.users.ids, size=min(args.users, len(recommender.graph.users)), replace=False))
+    users = list(
+        rng.choice(recommender.graph.users.ids, size=min(args.users, len(recommender.graph.users)), replace=False)
+    )
     share = recommender.fusion_weights()
     latencies, hops = [], []
     for user_id in users:
@@ -76,7 +78,7 @@ def main() -> None:
     parse_seconds = time.perf_counter() - started
     started = time.perf_counter()
     brands = store.query(
-        'SELECT ?label (COUNT(?item) AS ?items) WHERE { ?item kgrec:hasBrand ?brand . ?brand rdfs:label ?label } '
+        "SELECT ?label (COUNT(?item) AS ?items) WHERE { ?item kgrec:hasBrand ?brand . ?brand rdfs:label ?label } "
         "GROUP BY ?label ORDER BY DESC(?items) LIMIT 5"
     )
     query_seconds = time.perf_counter() - started
@@ -91,7 +93,12 @@ def main() -> None:
         best, listed = [], []
         for user_id in users:
             (rec,) = recommender.recommend([user_id], k=10)
-            best.append([next(iter(ranked.find(user_id, item_id, max_paths=1, distinct=distinct)), None) for item_id in rec.item_ids])
+            best.append(
+                [
+                    next(iter(ranked.find(user_id, item_id, max_paths=1, distinct=distinct)), None)
+                    for item_id in rec.item_ids
+                ]
+            )
             listed.append(ranked.find(user_id, rec.item_ids[0], max_paths=5, distinct=distinct))
         quality[name] = {
             "top10_best_paths": explanation_metrics(best, ranked.degree, ranked.num_items).to_dict(),
@@ -150,11 +157,16 @@ def main() -> None:
         "| paths | ranking | SEP | median entity degree | ETD | distinct facts | through the KG | faithfulness: top beats random |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for view, label in (("top10_best_paths", "best path of each of the top 10"), ("explain_5_paths", "`kgrec explain`'s 5 for the top item")):
+    for view, label in (
+        ("top10_best_paths", "best path of each of the top 10"),
+        ("explain_5_paths", "`kgrec explain`'s 5 for the top item"),
+    ):
         for name in ("before", "after"):
             m, f = quality[name][view], quality[name]["faithfulness"]
-            lines.append(f"| {label} | {name} | {m['sep']:.3f} | {m['entity_degree']:.0f} | {m['etd']:.3f} | {m['distinct_facts']:.3f} | "
-                         f"{m['kg_share']:.1%} | {f['top_beats_random']:.1%} of {f['users']} |")
+            lines.append(
+                f"| {label} | {name} | {m['sep']:.3f} | {m['entity_degree']:.0f} | {m['etd']:.3f} | {m['distinct_facts']:.3f} | "
+                f"{m['kg_share']:.1%} | {f['top_beats_random']:.1%} of {f['users']} |"
+            )
     (out / f"explain_{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -46,7 +46,17 @@ def _timed(args: list[str], env: dict[str, str]) -> tuple[float, subprocess.Comp
 def _demo(work: Path, data_dir: str, env: dict[str, str]) -> dict:
     graph, run = work / "graph", work / "run"
     steps = {
-        "build-graph": [*KGREC, "build-graph", "--dataset", "ml-100k", "--data-dir", data_dir, "--out", str(graph), "--no-download"],
+        "build-graph": [
+            *KGREC,
+            "build-graph",
+            "--dataset",
+            "ml-100k",
+            "--data-dir",
+            data_dir,
+            "--out",
+            str(graph),
+            "--no-download",
+        ],
         "train": [*KGREC, "train", "--graph", str(graph), "--fusion", "gated", "--out", str(run)],
         "evaluate": [*KGREC, "evaluate", "--run", str(run)],
         "recommend": [*KGREC, "recommend", "--run", str(run), "--user", "196", "-k", "10", "--explain"],
@@ -54,8 +64,12 @@ def _demo(work: Path, data_dir: str, env: dict[str, str]) -> dict:
     seconds = {name: _timed(args, env)[0] for name, args in steps.items()}
     metrics = json.loads((run / "metrics.json").read_text())
     run_info = json.loads((run / "run.json").read_text())
-    return {"seconds": seconds, "total_seconds": sum(seconds.values()), "test_ndcg@20": metrics["test"]["ndcg@20"],
-            "epochs_run": run_info.get("epochs_run")}
+    return {
+        "seconds": seconds,
+        "total_seconds": sum(seconds.values()),
+        "test_ndcg@20": metrics["test"]["ndcg@20"],
+        "epochs_run": run_info.get("epochs_run"),
+    }
 
 
 def _median_of(args: list[str], env: dict[str, str], repeats: int) -> dict:
@@ -65,7 +79,9 @@ def _median_of(args: list[str], env: dict[str, str], repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("KGREC_DATA_DIR"), help="Folder holding ml-100k/ [KGREC_DATA_DIR].")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("KGREC_DATA_DIR"), help="Folder holding ml-100k/ [KGREC_DATA_DIR]."
+    )
     parser.add_argument("--repeats", type=int, default=3, help="Demo sequences from nothing.")
     parser.add_argument("--answers", type=int, default=5, help="Processes timed for each help and first-answer figure.")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="Where the json and md go.")
@@ -88,17 +104,26 @@ def main() -> None:
             "kgrec --help": _median_of([*KGREC, "--help"], env, args.answers),
             "kgrec train --help": _median_of([*KGREC, "train", "--help"], env, args.answers),
             "kgrec recommend (one user)": _median_of(
-                [*KGREC, "recommend", "--run", str(last / "run"), "--user", "196", "-k", "10"], env, args.answers),
-            "kgrec query (first answer)": _median_of([*KGREC, "query", QUERY, "--graph", str(last / "graph")], env, args.answers),
+                [*KGREC, "recommend", "--run", str(last / "run"), "--user", "196", "-k", "10"], env, args.answers
+            ),
+            "kgrec query (first answer)": _median_of(
+                [*KGREC, "query", QUERY, "--graph", str(last / "graph")], env, args.answers
+            ),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
     record = {
-        "commit": commit, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "load_before": load_before, "load_after": load_after, "demo": demos,
-        "demo_median_seconds": statistics.median(d["total_seconds"] for d in demos), "answers": timings,
+        "commit": commit,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_before": load_before,
+        "load_after": load_after,
+        "demo": demos,
+        "demo_median_seconds": statistics.median(d["total_seconds"] for d in demos),
+        "answers": timings,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "first_hour.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -114,23 +139,25 @@ def _page(record: dict) -> str:
         f"{d['test_ndcg@20']:.4f} | {d['epochs_run']} |"
         for i, d in enumerate(demos)
     )
-    answers = "\n".join(f"| `{name}` | {t['median_seconds']:.2f} | {', '.join(f'{s:.2f}' for s in t['seconds'])} |"
-                        for name, t in record["answers"].items())
+    answers = "\n".join(
+        f"| `{name}` | {t['median_seconds']:.2f} | {', '.join(f'{s:.2f}' for s in t['seconds'])} |"
+        for name, t in record["answers"].items()
+    )
     return f"""# A new user's first hour
 
-Made by `python benchmarks/first_hour.py --data-dir ../shared/datasets` at commit {record['commit']} on {record['machine']}
-(load average before {record['load_before'][0]:.2f}, after {record['load_after'][0]:.2f}). Wall times of fresh processes,
+Made by `python benchmarks/first_hour.py --data-dir ../shared/datasets` at commit {record["commit"]} on {record["machine"]}
+(load average before {record["load_before"][0]:.2f}, after {record["load_after"][0]:.2f}). Wall times of fresh processes,
 imports included; the virtual environment already set up (`make setup`, a few minutes of pip, is not in them).
 
 ## `make demo`'s four commands, from nothing (a new graph folder each time: no cache)
 
-| run | {' | '.join(steps)} | total (s) | test NDCG@20 | epochs |
-|---|{'---|' * len(steps)}---|---|---|
+| run | {" | ".join(steps)} | total (s) | test NDCG@20 | epochs |
+|---|{"---|" * len(steps)}---|---|---|
 {rows}
 
-Median: **{record['demo_median_seconds']:.0f} s** ({record['demo_median_seconds'] / 60:.1f} min).
+Median: **{record["demo_median_seconds"]:.0f} s** ({record["demo_median_seconds"] / 60:.1f} min).
 
-## Help and first answers (median of {len(next(iter(record['answers'].values()))['seconds'])} processes)
+## Help and first answers (median of {len(next(iter(record["answers"].values()))["seconds"])} processes)
 
 | command | median (s) | each (s) |
 |---|---|---|

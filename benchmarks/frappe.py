@@ -47,7 +47,14 @@ WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 class Counts:
     """Training-split use counts: per user and item, and per (user, field value) and item, and overall."""
 
-    def __init__(self, log: pd.DataFrame, users: np.ndarray, items: np.ndarray, codes: dict[str, np.ndarray], shape: tuple[int, int]):
+    def __init__(
+        self,
+        log: pd.DataFrame,
+        users: np.ndarray,
+        items: np.ndarray,
+        codes: dict[str, np.ndarray],
+        shape: tuple[int, int],
+    ):
         train = (log["split"] == "train").to_numpy()
         self.num_users, self.num_items = shape
         self.sizes = {field: int(values.max()) + 1 for field, values in codes.items()}
@@ -55,7 +62,10 @@ class Counts:
         self.user = sp.csr_matrix((ones, (users[train], items[train])), shape=shape)
         self.item = np.asarray(self.user.sum(0)).ravel()
         self.by_user_value = {
-            field: sp.csr_matrix((ones, (users[train] * size + codes[field][train], items[train])), shape=(self.num_users * size, self.num_items))
+            field: sp.csr_matrix(
+                (ones, (users[train] * size + codes[field][train], items[train])),
+                shape=(self.num_users * size, self.num_items),
+            )
             for field, size in self.sizes.items()
         }
         self.by_value = {
@@ -63,7 +73,9 @@ class Counts:
             for field, size in self.sizes.items()
         }
 
-    def score(self, users: np.ndarray, context: dict[str, np.ndarray], kind: str, fields: tuple[str, ...], weight: float) -> torch.Tensor:
+    def score(
+        self, users: np.ndarray, context: dict[str, np.ndarray], kind: str, fields: tuple[str, ...], weight: float
+    ) -> torch.Tensor:
         """``(B, I)`` baseline scores for queries ``users (B,)`` in ``context`` (field -> value code per query)."""
         tie = self.item[None, :] / (self.item.max() + 1.0) * 1e-3
         if kind == "popularity":
@@ -73,14 +85,18 @@ class Counts:
         else:
             scores = self.user[users].toarray() + tie
             for field in fields:
-                scores = scores + weight * self.by_user_value[field][users * self.sizes[field] + context[field]].toarray()
+                scores = (
+                    scores + weight * self.by_user_value[field][users * self.sizes[field] + context[field]].toarray()
+                )
         return torch.from_numpy(np.asarray(scores, dtype=np.float32))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--graph", type=Path, required=True, help="The Frappe graph from kgrec build-graph.")
-    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="kgrec run folders trained with eval.task=in-context.")
+    parser.add_argument(
+        "--runs", type=Path, nargs="*", default=[], help="kgrec run folders trained with eval.task=in-context."
+    )
     parser.add_argument("--ks", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--select", default="ndcg@10")
     parser.add_argument("--note", default="", help="A paragraph of findings appended to the report.")
@@ -107,7 +123,12 @@ def main() -> None:
     def measure(kind: str, fields: tuple[str, ...], weight: float, split: str) -> dict:
         query_users, context, truth = tasks[split]
         nothing = sp.csr_matrix(truth.shape, dtype=np.bool_)
-        score = lambda rows: counts.score(query_users[rows.numpy()], {f: v[rows.numpy()] for f, v in context.items()}, kind, fields, weight)  # noqa: E731
+
+        def score(rows, context=context, query_users=query_users):  # bound now: evaluated in this iteration
+            return counts.score(
+                query_users[rows.numpy()], {f: v[rows.numpy()] for f, v in context.items()}, kind, fields, weight
+            )
+
         return evaluate_ranking(score, truth, nothing, ks=tuple(args.ks), batch_size=1024, topk_only=True).metrics
 
     baselines = []
@@ -121,29 +142,55 @@ def main() -> None:
         candidates = WEIGHTS if kind == "user" and fields else (0.0,)
         scored = [(weight, measure(kind, fields, weight, "valid")) for weight in candidates]
         weight, valid = max(scored, key=lambda pair: pair[1][args.select])
-        baselines.append({"system": name, "weight": weight, "valid": valid, "test": measure(kind, fields, weight, "test")})
-        print(f"{name}: w={weight:g} valid {args.select} {valid[args.select]:.4f}, test {baselines[-1]['test'][args.select]:.4f}", flush=True)
+        baselines.append(
+            {"system": name, "weight": weight, "valid": valid, "test": measure(kind, fields, weight, "test")}
+        )
+        print(
+            f"{name}: w={weight:g} valid {args.select} {valid[args.select]:.4f}, test {baselines[-1]['test'][args.select]:.4f}",
+            flush=True,
+        )
 
     # Discovery (training and validation apps masked, per user): popularity among the apps the user has not used.
-    train_valid = interaction_matrix(users[(log["split"] != "test").to_numpy()], items[(log["split"] != "test").to_numpy()],
-                                     len(graph.users), len(graph.items))
+    train_valid = interaction_matrix(
+        users[(log["split"] != "test").to_numpy()],
+        items[(log["split"] != "test").to_numpy()],
+        len(graph.users),
+        len(graph.items),
+    )
     test_rows = (log["split"] == "test").to_numpy()
     new = interaction_matrix(users[test_rows], items[test_rows], len(graph.users), len(graph.items))
     new = (new.astype(np.int8) - new.multiply(train_valid).astype(np.int8)).astype(np.bool_).tocsr()
     new.eliminate_zeros()
     popular = torch.from_numpy(counts.item.astype(np.float32))
-    discovery = evaluate_ranking(lambda rows: popular.expand(len(rows), -1), new, train_valid, ks=tuple(args.ks), batch_size=1024,
-                                 topk_only=True).metrics
+    discovery = evaluate_ranking(
+        lambda rows: popular.expand(len(rows), -1), new, train_valid, ks=tuple(args.ks), batch_size=1024, topk_only=True
+    ).metrics
     runs = []
     for run in args.runs:
         metrics = json.loads((run / "metrics.json").read_text())
         info = json.loads((run / "run.json").read_text())
         config = (run / "config.yaml").read_text()
-        runs.append({"run": run.name, "test": metrics["test"], "valid": metrics.get("valid", {}), "timings": info.get("timings", {}),
-                     "in_context": "task: in-context" in config})
-    result = {"graph": str(args.graph), "queries": {s: int(tasks[s][2].shape[0]) for s in tasks}, "baselines": baselines, "runs": runs,
-              "discovery_popularity": discovery, "discovery_users": int((new.getnnz(axis=1) > 0).sum()),
-              "machine": machine(), "load_before": load, "select": args.select, "note": args.note}
+        runs.append(
+            {
+                "run": run.name,
+                "test": metrics["test"],
+                "valid": metrics.get("valid", {}),
+                "timings": info.get("timings", {}),
+                "in_context": "task: in-context" in config,
+            }
+        )
+    result = {
+        "graph": str(args.graph),
+        "queries": {s: int(tasks[s][2].shape[0]) for s in tasks},
+        "baselines": baselines,
+        "runs": runs,
+        "discovery_popularity": discovery,
+        "discovery_users": int((new.getnnz(axis=1) > 0).sum()),
+        "machine": machine(),
+        "load_before": load,
+        "select": args.select,
+        "note": args.note,
+    }
     out = HERE / "results" / "frappe"
     write_json(out.with_suffix(".json"), result)
     with atomic_write(out.with_suffix(".md")) as handle:
@@ -202,7 +249,9 @@ def report(result: dict, ks: list[int]) -> str:
             "",
             "| system | seeds | " + " | ".join(f"test {k}" for k in keys) + " |",
             "|---|---|" + "---|" * len(keys),
-            "| popularity (per user) | — | " + " | ".join(f"{result['discovery_popularity'][k]:.4f}" for k in keys) + " |",
+            "| popularity (per user) | — | "
+            + " | ".join(f"{result['discovery_popularity'][k]:.4f}" for k in keys)
+            + " |",
             *_run_rows(discovery, keys),
         ]
     if result.get("note"):

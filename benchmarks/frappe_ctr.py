@@ -57,12 +57,16 @@ def labeled_rows(log: pd.DataFrame, items: np.ndarray, negatives: int, seed: int
     the same row.
     """
     columns = log_context_columns(log)
-    context = pd.factorize(pd.MultiIndex.from_frame(log[columns].astype(str)))[0] if columns else np.zeros(len(log), np.int64)
+    context = (
+        pd.factorize(pd.MultiIndex.from_frame(log[columns].astype(str)))[0] if columns else np.zeros(len(log), np.int64)
+    )
     user = pd.factorize(log["user_id"])[0]
     index = {item: j for j, item in enumerate(items)}
     item = log["item_id"].map(index).to_numpy()
     num_items, num_contexts = len(items), int(context.max()) + 1
-    bases = (user.astype(np.int64) * num_contexts + context) * num_items  # one key per (user, context); + item per observation
+    bases = (
+        user.astype(np.int64) * num_contexts + context
+    ) * num_items  # one key per (user, context); + item per observation
     observed = set((bases + item).tolist())
     rng = np.random.default_rng(seed)
     drawn = np.empty((len(log), negatives), np.int64)
@@ -106,21 +110,39 @@ def platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(a / scale), float(b - a * center / scale)
 
 
-def measure(valid_scores: np.ndarray, valid_labels: np.ndarray, test_scores: np.ndarray, test_labels: np.ndarray) -> dict:
+def measure(
+    valid_scores: np.ndarray, valid_labels: np.ndarray, test_scores: np.ndarray, test_labels: np.ndarray
+) -> dict:
     a, b = platt(valid_scores, valid_labels)
     return {
-        "valid": {"auc": global_auc(valid_scores, valid_labels), "logloss": log_loss(expit(a * valid_scores + b), valid_labels)},
-        "test": {"auc": global_auc(test_scores, test_labels), "logloss": log_loss(expit(a * test_scores + b), test_labels)},
+        "valid": {
+            "auc": global_auc(valid_scores, valid_labels),
+            "logloss": log_loss(expit(a * valid_scores + b), valid_labels),
+        },
+        "test": {
+            "auc": global_auc(test_scores, test_labels),
+            "logloss": log_loss(expit(a * test_scores + b), test_labels),
+        },
         "platt": [a, b],
     }
 
 
-def count_scores(counts: Counts, users: np.ndarray, items: np.ndarray, codes: dict[str, np.ndarray], fields: tuple[str, ...],
-                 weight: float) -> np.ndarray:
+def count_scores(
+    counts: Counts,
+    users: np.ndarray,
+    items: np.ndarray,
+    codes: dict[str, np.ndarray],
+    fields: tuple[str, ...],
+    weight: float,
+) -> np.ndarray:
     """Per row: the user's uses of the app, plus ``weight`` times their uses of it in each field's value; overall use breaks ties."""
     scores = np.asarray(counts.user[users, items]).ravel() + counts.item[items] / (counts.item.max() + 1.0) * 1e-3
     for field in fields:
-        scores = scores + weight * np.asarray(counts.by_user_value[field][users * counts.sizes[field] + codes[field], items]).ravel()
+        scores = (
+            scores
+            + weight
+            * np.asarray(counts.by_user_value[field][users * counts.sizes[field] + codes[field], items]).ravel()
+        )
     return scores
 
 
@@ -137,8 +159,17 @@ def export_atomic(rows: pd.DataFrame, columns: list[str], directory: Path, name:
             part.to_csv(handle, sep="\t", header=False, index=False)
 
 
-def run_peer(python: Path, model: str, data_dir: Path, name: str, columns: list[str], seed: int, epochs: int, work: Path,
-             timeout: int) -> dict:
+def run_peer(
+    python: Path,
+    model: str,
+    data_dir: Path,
+    name: str,
+    columns: list[str],
+    seed: int,
+    epochs: int,
+    work: Path,
+    timeout: int,
+) -> dict:
     overrides = {
         "load_col": {"inter": ["user_id", "item_id", *columns, "label"]},
         "LABEL_FIELD": "label",
@@ -150,16 +181,35 @@ def run_peer(python: Path, model: str, data_dir: Path, name: str, columns: list[
         "epochs": epochs,
     }
     work.mkdir(parents=True, exist_ok=True)
-    command = [str(python), str(HERE / "recbole_runner.py"), model, str(data_dir.resolve()), name, str(seed), str(work.resolve()), "1",
-               json.dumps(overrides)]
+    command = [
+        str(python),
+        str(HERE / "recbole_runner.py"),
+        model,
+        str(data_dir.resolve()),
+        name,
+        str(seed),
+        str(work.resolve()),
+        "1",
+        json.dumps(overrides),
+    ]
     started = time.perf_counter()
     try:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # RecBole reloads its checkpoints
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=work)  # its log/ folders go there
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+        }  # RecBole reloads its checkpoints
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=env, cwd=work
+        )  # its log/ folders go there
     except subprocess.TimeoutExpired:
         return {"model": model, "error": f"stopped after {timeout} s"}
     if done.returncode:
-        return {"model": model, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+        return {
+            "model": model,
+            "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}",
+        }
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["wall_seconds"] = time.perf_counter() - started
     return result
@@ -172,10 +222,15 @@ def main() -> None:
     parser.add_argument("--peers", nargs="*", default=["FM", "DeepFM"], help="RecBole context-aware models to run.")
     parser.add_argument("--negatives", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2020, help="Seed of the negative sampling and of the peers.")
-    parser.add_argument("--epochs", type=int, default=300, help="At most this many epochs per peer (RecBole's default).")
+    parser.add_argument(
+        "--epochs", type=int, default=300, help="At most this many epochs per peer (RecBole's default)."
+    )
     parser.add_argument("--timeout", type=int, default=3600, help="Seconds per peer run.")
-    parser.add_argument("--reuse-peers", action="store_true",
-                        help="Keep the peers of the last report (same rows: negatives and seed) instead of running --peers again.")
+    parser.add_argument(
+        "--reuse-peers",
+        action="store_true",
+        help="Keep the peers of the last report (same rows: negatives and seed) instead of running --peers again.",
+    )
     parser.add_argument("--note", default="", help="A paragraph of findings appended to the report.")
     args = parser.parse_args()
     out = HERE / "results" / "frappe_ctr"
@@ -194,36 +249,73 @@ def main() -> None:
     users = graph.users.to_index(log["user_id"].to_numpy())
     items = graph.items.to_index(log["item_id"].to_numpy())
     factorized = {c: pd.factorize(log[c].astype(str)) for c in columns}
-    counts = Counts(log, users, items, {c: codes for c, (codes, _) in factorized.items()}, (len(graph.users), len(graph.items)))
+    counts = Counts(
+        log, users, items, {c: codes for c, (codes, _) in factorized.items()}, (len(graph.users), len(graph.items))
+    )
 
     def row_codes(part: pd.DataFrame) -> dict[str, np.ndarray]:
         return {c: pd.Index(values).get_indexer(part[c].astype(str)) for c, (_, values) in factorized.items()}
 
     popularity = {s: counts.item[graph.items.to_index(p["item_id"].to_numpy())].astype(float) for s, p in parts.items()}
-    baselines = [{"system": "popularity", "weight": 0.0, **measure(popularity["valid"], labels["valid"], popularity["test"], labels["test"])}]
-    for name, fields in (("user", ()), ("user + daytime, weekday", ("daytime", "weekday")), ("user + all context fields", tuple(columns))):
+    baselines = [
+        {
+            "system": "popularity",
+            "weight": 0.0,
+            **measure(popularity["valid"], labels["valid"], popularity["test"], labels["test"]),
+        }
+    ]
+    for name, fields in (
+        ("user", ()),
+        ("user + daytime, weekday", ("daytime", "weekday")),
+        ("user + all context fields", tuple(columns)),
+    ):
         scored = []
         for weight in WEIGHTS if fields else (0.0,):
-            score = {s: count_scores(counts, graph.users.to_index(p["user_id"].to_numpy()), graph.items.to_index(p["item_id"].to_numpy()),
-                                     row_codes(p), fields, weight) for s, p in parts.items()}
+            score = {
+                s: count_scores(
+                    counts,
+                    graph.users.to_index(p["user_id"].to_numpy()),
+                    graph.items.to_index(p["item_id"].to_numpy()),
+                    row_codes(p),
+                    fields,
+                    weight,
+                )
+                for s, p in parts.items()
+            }
             scored.append((weight, measure(score["valid"], labels["valid"], score["test"], labels["test"])))
         weight, best = max(scored, key=lambda pair: pair[1]["valid"]["auc"])
         baselines.append({"system": name, "weight": weight, **best})
-        print(f"{name}: w={weight:g} test AUC {best['test']['auc']:.4f}, log loss {best['test']['logloss']:.4f}", flush=True)
+        print(
+            f"{name}: w={weight:g} test AUC {best['test']['auc']:.4f}, log loss {best['test']['logloss']:.4f}",
+            flush=True,
+        )
 
     runs = []
     for run in args.runs:
         recommender = Recommender.load(run)
         started = time.perf_counter()
         score = {s: recommender.score_log(p) for s, p in parts.items()}
-        runs.append({"run": run.name, "seconds": time.perf_counter() - started, "task": recommender.config.eval.task,
-                     **measure(score["valid"], labels["valid"], score["test"], labels["test"])})
-        print(f"{run.name}: test AUC {runs[-1]['test']['auc']:.4f}, log loss {runs[-1]['test']['logloss']:.4f}", flush=True)
+        runs.append(
+            {
+                "run": run.name,
+                "seconds": time.perf_counter() - started,
+                "task": recommender.config.eval.task,
+                **measure(score["valid"], labels["valid"], score["test"], labels["test"]),
+            }
+        )
+        print(
+            f"{run.name}: test AUC {runs[-1]['test']['auc']:.4f}, log loss {runs[-1]['test']['logloss']:.4f}",
+            flush=True,
+        )
 
     peers = []
     if args.reuse_peers:
         last = json.loads(out.with_suffix(".json").read_text())
-        if (last["negatives"], last["seed"], last["rows"]) != (args.negatives, args.seed, {s: int((rows["split"] == s).sum()) for s in last["rows"]}):
+        if (last["negatives"], last["seed"], last["rows"]) != (
+            args.negatives,
+            args.seed,
+            {s: int((rows["split"] == s).sum()) for s in last["rows"]},
+        ):
             sys.exit(f"{out}.json was made on other rows (negatives, seed or split): run the peers again")
         peers = last["peers"]
     elif args.peers:
@@ -231,13 +323,33 @@ def main() -> None:
         data_dir = HERE / ".work" / "frappe-ctr"
         export_atomic(rows, columns, data_dir / "frappe-ctr", "frappe-ctr")
         for model in args.peers:
-            result = run_peer(python, model, data_dir, "frappe-ctr", columns, args.seed, args.epochs, data_dir / f"work-{model}", args.timeout)
+            result = run_peer(
+                python,
+                model,
+                data_dir,
+                "frappe-ctr",
+                columns,
+                args.seed,
+                args.epochs,
+                data_dir / f"work-{model}",
+                args.timeout,
+            )
             peers.append(result)
             print(f"{model}: {result.get('test', result.get('error'))}", flush=True)
 
-    result = {"graph": str(args.graph), "rows": {s: int((rows["split"] == s).sum()) for s in ("train", "valid", "test")},
-              "negatives": args.negatives, "seed": args.seed, "epochs_cap": args.epochs, "baselines": baselines, "runs": runs,
-              "peers": peers, "machine": machine(), "load_before": load, "note": args.note}
+    result = {
+        "graph": str(args.graph),
+        "rows": {s: int((rows["split"] == s).sum()) for s in ("train", "valid", "test")},
+        "negatives": args.negatives,
+        "seed": args.seed,
+        "epochs_cap": args.epochs,
+        "baselines": baselines,
+        "runs": runs,
+        "peers": peers,
+        "machine": machine(),
+        "load_before": load,
+        "note": args.note,
+    }
     write_json(out.with_suffix(".json"), result)
     with atomic_write(out.with_suffix(".md")) as handle:
         handle.write(report(result))
@@ -263,16 +375,22 @@ def report(result: dict) -> str:
     ]
     for row in result["baselines"]:
         label = row["system"] + (f" (w = {row['weight']:g})" if row["weight"] else "")
-        lines.append(f"| {label} | — | {row['test']['auc']:.4f} | {row['test']['logloss']:.4f} | counts, Platt-scaled |")
+        lines.append(
+            f"| {label} | — | {row['test']['auc']:.4f} | {row['test']['logloss']:.4f} | counts, Platt-scaled |"
+        )
     for peer in result["peers"]:
         if "error" in peer:
             lines.append(f"| RecBole {peer['model']} | 1 | — | — | {peer['error']} |")
             continue
         note = f"{peer['epochs']} epochs (best {peer['best_epoch']}), {peer['seconds_per_epoch']:.0f} s/epoch, {peer['seconds'] / 60:.1f} min"
-        lines.append(f"| RecBole {peer['model']} | 1 | {peer['test']['auc']:.4f} | {peer['test']['logloss']:.4f} | {note} |")
+        lines.append(
+            f"| RecBole {peer['model']} | 1 | {peer['test']['auc']:.4f} | {peer['test']['logloss']:.4f} | {note} |"
+        )
     for name, group in group_runs(result["runs"]).items():
         cells = [mean_std([run["test"][key] for run in group]) for key in ("auc", "logloss")]
-        lines.append(f"| kgrec {name} | {len(group)} | {cells[0]} | {cells[1]} | trained for eval.task {group[0]['task']}, Platt-scaled |")
+        lines.append(
+            f"| kgrec {name} | {len(group)} | {cells[0]} | {cells[1]} | trained for eval.task {group[0]['task']}, Platt-scaled |"
+        )
     if result.get("note"):
         lines += ["", result["note"]]
     return "\n".join(lines) + "\n"

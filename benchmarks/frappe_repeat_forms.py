@@ -53,9 +53,15 @@ def combine(raw: torch.Tensor, w: torch.Tensor, kind: str, plain: bool) -> torch
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--graph", required=True)
-    parser.add_argument("forms", nargs="*", default=["loo-log", "loo-mixn"], help="HOW-KIND: loo|val - log|raw|mix|mixn")
-    parser.add_argument("--fields", default=None, help="Comma-separated context fields the term reads (default: all; '' for "
-                        "none, the user's and the item's counts only).")
+    parser.add_argument(
+        "forms", nargs="*", default=["loo-log", "loo-mixn"], help="HOW-KIND: loo|val - log|raw|mix|mixn"
+    )
+    parser.add_argument(
+        "--fields",
+        default=None,
+        help="Comma-separated context fields the term reads (default: all; '' for "
+        "none, the user's and the item's counts only).",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     graph = load_graph(args.graph)
@@ -77,14 +83,23 @@ def main() -> None:
     sizes = codes.max(0) + 1
     tokens = codes + np.concatenate([[1], 1 + np.cumsum(sizes)[:-1]])  # global tokens, 0 unknown (never used here)
     train = (log["split"] == "train").to_numpy()
-    repeat = RepeatUse(len(columns)).set_counts(users[train], items[train], tokens[train], num_users, num_items,
-                                                int(1 + sizes.sum()), unknown=np.zeros(len(columns), np.int64))
+    repeat = RepeatUse(len(columns)).set_counts(
+        users[train],
+        items[train],
+        tokens[train],
+        num_users,
+        num_items,
+        int(1 + sizes.sum()),
+        unknown=np.zeros(len(columns), np.int64),
+    )
     counts = repeat._counts  # the experiment reads the term's count matrices directly
     assert counts is not None
 
     def queries(split: str):
         rows = (log["split"] == split).to_numpy()
-        keys, first, query = np.unique(np.column_stack([users[rows], query_codes[rows]]), axis=0, return_index=True, return_inverse=True)
+        keys, first, query = np.unique(
+            np.column_stack([users[rows], query_codes[rows]]), axis=0, return_index=True, return_inverse=True
+        )
         truth = interaction_matrix(query.ravel(), items[rows], len(keys), num_items)
         return keys[:, 0], tokens[rows][first], truth, query.ravel(), rows
 
@@ -93,7 +108,9 @@ def main() -> None:
     def measure(scorer, split: str) -> str:
         query_users, query_tokens, truth, _, _ = tasks[split]
         score = lambda r: scorer(query_users[r.numpy()], query_tokens[r.numpy()])  # noqa: E731
-        m = evaluate_ranking(score, truth, sp.csr_matrix(truth.shape, dtype=np.bool_), ks=(10,), batch_size=1024, topk_only=True).metrics
+        m = evaluate_ranking(
+            score, truth, sp.csr_matrix(truth.shape, dtype=np.bool_), ks=(10,), batch_size=1024, topk_only=True
+        ).metrics
         return f"{m['recall@10']:.4f} / {m['ndcg@10']:.4f}"
 
     two_fields = [columns.index(f) for f in ("daytime", "weekday") if f in columns and not plain]
@@ -124,14 +141,19 @@ def main() -> None:
                 if how == "loo":
                     raw[torch.arange(len(batch)), :, torch.from_numpy(rows_items[batch])] -= 1
                     raw.clamp_(min=0)
-                loss = torch.nn.functional.cross_entropy(combine(raw, weight, kind, plain), torch.from_numpy(rows_items[batch]))
+                loss = torch.nn.functional.cross_entropy(
+                    combine(raw, weight, kind, plain), torch.from_numpy(rows_items[batch])
+                )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
         fitted = weight.detach()
         scorer = lambda u, t: combine(counts.dense(u, t), fitted, kind, plain)  # noqa: E731
-        print(f"{form}: {time.time() - started:.0f} s, weights {[round(v, 2) for v in fitted.tolist()]}, "
-              f"valid {measure(scorer, 'valid')}, test {measure(scorer, 'test')}", flush=True)
+        print(
+            f"{form}: {time.time() - started:.0f} s, weights {[round(v, 2) for v in fitted.tolist()]}, "
+            f"valid {measure(scorer, 'valid')}, test {measure(scorer, 'test')}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -84,7 +84,14 @@ def main() -> None:
                 continue
             with torch.no_grad():
                 result = evaluate_ranking(score, test, seen, ks=(10, 20))
-            rows.append({"history": size, "system": name, **{k: result.metrics[k] for k in ("ndcg@20", "recall@20", "ndcg@10")}, "users": result.num_users})
+            rows.append(
+                {
+                    "history": size,
+                    "system": name,
+                    **{k: result.metrics[k] for k in ("ndcg@20", "recall@20", "ndcg@10")},
+                    "users": result.num_users,
+                }
+            )
             print(rows[-1], flush=True)
     info = machine()
     out = HERE / "results"
@@ -98,7 +105,10 @@ def main() -> None:
         "| known interactions | system | NDCG@10 | NDCG@20 | Recall@20 | users |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r['history']} | {r['system']} | {r['ndcg@10']:.4f} | {r['ndcg@20']:.4f} | {r['recall@20']:.4f} | {r['users']} |" for r in rows]
+    lines += [
+        f"| {r['history']} | {r['system']} | {r['ndcg@10']:.4f} | {r['ndcg@20']:.4f} | {r['recall@20']:.4f} | {r['users']} |"
+        for r in rows
+    ]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -60,16 +60,40 @@ VARIANTS: dict[str, dict[str, object]] = {
     "gated-knowledge-mean": {"model.fusion": "gated", "model.propagation": "knowledge-mean"},
     "no-text-knowledge-mean": {"model.fusion": "gated", "model.use_text": False, "model.propagation": "knowledge-mean"},
     # The learned KG model alone (no text, no EASE to hand the items to): what the relation vectors do to it.
-    "kg-model-knowledge": {"model.fusion": "gated", "model.use_text": False, "model.linear": "none", "model.propagation": "knowledge"},
-    "kg-model-knowledge-mean": {"model.fusion": "gated", "model.use_text": False, "model.linear": "none",
-                                "model.propagation": "knowledge-mean"},
+    "kg-model-knowledge": {
+        "model.fusion": "gated",
+        "model.use_text": False,
+        "model.linear": "none",
+        "model.propagation": "knowledge",
+    },
+    "kg-model-knowledge-mean": {
+        "model.fusion": "gated",
+        "model.use_text": False,
+        "model.linear": "none",
+        "model.propagation": "knowledge-mean",
+    },
     # Not the default (yet): sampled softmax over 16 negatives instead of BPR, measured beside it.
     "gated-softmax": {"model.fusion": "gated", "train.loss": "softmax", "train.negatives": 16},
     # The best of the first `kgrec tune` study on ml-100k (benchmarks/results/tune_ml-100k/, validation NDCG@10 0.2711).
-    "tuned": {"model.fusion": "concat", "model.dim": 64, "model.num_layers": 2, "train.lr": 0.0449, "train.negatives": 4,
-              "train.loss": "bpr", "train.reg": 0.000906, "train.weight_decay": 1.57e-8, "model.ease_l2": "[104]", "model.use_kg": True},
+    "tuned": {
+        "model.fusion": "concat",
+        "model.dim": 64,
+        "model.num_layers": 2,
+        "train.lr": 0.0449,
+        "train.negatives": 4,
+        "train.loss": "bpr",
+        "train.reg": 0.000906,
+        "train.weight_decay": 1.57e-8,
+        "model.ease_l2": "[104]",
+        "model.use_kg": True,
+    },
     # The mini-batch path: each step propagates over the batch's sampled neighbourhood (benchmarks/scale.py).
-    "gated-sampled": {"model.fusion": "gated", "train.batching": "sampled", "train.batch_size": 8192, "train.fanout": "[10,5,5]"},
+    "gated-sampled": {
+        "model.fusion": "gated",
+        "train.batching": "sampled",
+        "train.batch_size": 8192,
+        "train.fanout": "[10,5,5]",
+    },
 }
 DEFAULT_VARIANTS = ("gated", "concat", "sum", "attention", "no-kg", "no-text", "no-propagation", "gated-knowledge")
 COLD_VARIANTS = ("gated", "no-kg", "no-text", "gated-knowledge", "no-text-knowledge")
@@ -112,7 +136,20 @@ def build(dataset: str, split: str, work: Path) -> Path:
 
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "kgrec", "build-graph", "--dataset", dataset, "--split", split, "--seed", "2020", "--out", str(graph)],
+            [
+                sys.executable,
+                "-m",
+                "kgrec",
+                "build-graph",
+                "--dataset",
+                dataset,
+                "--split",
+                split,
+                "--seed",
+                "2020",
+                "--out",
+                str(graph),
+            ],
             check=True,
         )
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -138,21 +175,50 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
         # warm optimum suits that (the fit nears the side rows' item similarities): a wider grid, still chosen on validation.
         settings["model.ease_l2"] = "[500,5000,100000]"
         settings["model.ease_text_weight"] = "[0,3,12,50]"
-    command = [sys.executable, "-m", "kgrec", "train", "--graph", str(graph), "--config", args.dataset, "--out", str(run_dir), "--quiet"]
-    command += [arg for key, value in settings.items() for arg in ("--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}")]
+    command = [
+        sys.executable,
+        "-m",
+        "kgrec",
+        "train",
+        "--graph",
+        str(graph),
+        "--config",
+        args.dataset,
+        "--out",
+        str(run_dir),
+        "--quiet",
+    ]
+    command += [
+        arg
+        for key, value in settings.items()
+        for arg in ("--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}")
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=_env(args.threads))
     wall = time.perf_counter() - started
-    record: dict = {"system": f"kgrec {variant}", "kind": "kgrec", "seed": seed, "threads": args.threads, "device": args.device, "commit": _commit()}
+    record: dict = {
+        "system": f"kgrec {variant}",
+        "kind": "kgrec",
+        "seed": seed,
+        "threads": args.threads,
+        "device": args.device,
+        "commit": _commit(),
+    }
     if done.returncode != 0:
         record["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:500]
     else:
         if args.split == "cold-items":
             subprocess.run(
                 [sys.executable, "-m", "kgrec", "evaluate", "--run", str(run_dir), "--candidates", "unseen"],
-                check=True, capture_output=True, env=_env(args.threads),
+                check=True,
+                capture_output=True,
+                env=_env(args.threads),
             )
-        _keep_per_user(run_dir, "test_unseen" if args.split == "cold-items" else "test", raw / "per_user" / f"kgrec-{variant}-{seed}.parquet")
+        _keep_per_user(
+            run_dir,
+            "test_unseen" if args.split == "cold-items" else "test",
+            raw / "per_user" / f"kgrec-{variant}-{seed}.parquet",
+        )
         run = json.loads((run_dir / "run.json").read_text())
         metrics = json.loads((run_dir / "metrics.json").read_text())
         timings = run.get("timings", {})
@@ -174,7 +240,12 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
             blend=run.get("blend"),
         )
     _write(out, record)
-    print(record["system"], seed, record.get("error") or {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")}, flush=True)
+    print(
+        record["system"],
+        seed,
+        record.get("error") or {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")},
+        flush=True,
+    )
 
 
 PER_USER_COLUMNS = ("ndcg@20", "recall@20")
@@ -186,7 +257,9 @@ EASE_STAND_IN_L2 = 250.0
 def _keep_per_user(run_dir: Path, evaluation: str, out: Path) -> None:
     """A slim copy (user, NDCG@20, Recall@20) of a run's per-user test metrics, for the p-value column."""
     table = pd.read_parquet(run_dir / "per_user.parquet")
-    table = table[table["evaluation"] == evaluation].groupby("user", sort=True)[list(PER_USER_COLUMNS)].mean().reset_index()
+    table = (
+        table[table["evaluation"] == evaluation].groupby("user", sort=True)[list(PER_USER_COLUMNS)].mean().reset_index()
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out.with_suffix(".tmp"), index=False)
     out.with_suffix(".tmp").replace(out)
@@ -199,9 +272,22 @@ def ease_stand_in(graph: Path, dataset: str, raw: Path, threads: int) -> None:
         return
     folder = graph.parent / "ease-stand-in"
     subprocess.run(
-        [sys.executable, str(HERE / "linear_kg.py"), "--graph", str(graph), "--l2", str(EASE_STAND_IN_L2), "--kg-weight", "0",
-         "--label", f"{dataset}-ease-stand-in", "--per-user", str(folder)],
-        check=True, env=_env(threads),
+        [
+            sys.executable,
+            str(HERE / "linear_kg.py"),
+            "--graph",
+            str(graph),
+            "--l2",
+            str(EASE_STAND_IN_L2),
+            "--kg-weight",
+            "0",
+            "--label",
+            f"{dataset}-ease-stand-in",
+            "--per-user",
+            str(folder),
+        ],
+        check=True,
+        env=_env(threads),
     )
     _keep_per_user(folder, "test", out)
 
@@ -226,7 +312,9 @@ def significance(table: pd.DataFrame, raw: Path, metric: str = "ndcg@20") -> pd.
         ours = pd.concat([pd.read_parquet(f).set_index("user")[metric] for f in files], axis=1).mean(axis=1)
         if not ours.index.sort_values().equals(base.index.sort_values()):
             continue  # other users (another split): no paired test
-        table.loc[index, "p vs EASE"] = paired_comparison(base.sort_index().to_numpy(), ours.sort_index().to_numpy())["t_p"]
+        table.loc[index, "p vs EASE"] = paired_comparison(base.sort_index().to_numpy(), ours.sort_index().to_numpy())[
+            "t_p"
+        ]
     return table
 
 
@@ -261,7 +349,11 @@ def measure_side_cost(graph: Path, args: argparse.Namespace, raw: Path) -> None:
     if out.is_file():
         return
     done = subprocess.run(
-        [sys.executable, "-c", _SIDE_COST, str(graph), args.dataset], capture_output=True, text=True, env=_env(args.threads), check=True
+        [sys.executable, "-c", _SIDE_COST, str(graph), args.dataset],
+        capture_output=True,
+        text=True,
+        env=_env(args.threads),
+        check=True,
     )
     _write(out, {**json.loads(done.stdout.strip().splitlines()[-1]), "threads": args.threads, "commit": _commit()})
 
@@ -272,7 +364,9 @@ def recbole_python(venv: Path) -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "torch==2.13.0"], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(HERE / "requirements-recbole.txt")], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(HERE / "requirements-recbole.txt")], check=True
+        )
     return python
 
 
@@ -281,17 +375,29 @@ def recbole_python(venv: Path) -> Path:
 # RecBole's two calls that DGL 2.x renamed are rewritten. Applied once, to the benchmark venv only.
 DGL_PACKAGES = ("dgl==2.1.0", "torchdata==0.7.1")
 DGL_PATCHES = {
-    "dgl/graphbolt/__init__.py": (("\nload_graphbolt()\n", "\ntry:\n    load_graphbolt()\nexcept Exception:  # patched by kgrec's benchmarks/run.py\n    pass\n"),),
+    "dgl/graphbolt/__init__.py": (
+        (
+            "\nload_graphbolt()\n",
+            "\ntry:\n    load_graphbolt()\nexcept Exception:  # patched by kgrec's benchmarks/run.py\n    pass\n",
+        ),
+    ),
     "recbole/model/knowledge_aware_recommender/kgat.py": (
         ("preserve_nodes=True", "relabel_nodes=False"),
-        (".adjacency_matrix(transpose=False, scipy_fmt=\"coo\")", ".adj_external(transpose=False, scipy_fmt=\"coo\")"),
+        ('.adjacency_matrix(transpose=False, scipy_fmt="coo")', '.adj_external(transpose=False, scipy_fmt="coo")'),
     ),
 }
 
 
 def prepare_dgl(python: Path) -> None:
     """DGL in the RecBole venv, patched so that RecBole's KGAT runs with torch 2.13 (idempotent)."""
-    site = Path(subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     if not (site / "dgl").is_dir():
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", *DGL_PACKAGES], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "pydantic"], check=True)  # dgl imports it
@@ -327,7 +433,10 @@ def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: 
     name = f"kgrec-{args.dataset}"  # RecBole replaces a dataset called ml-100k by its bundled copy
     data_dir = graph.parent / "recbole-data"
     if not (data_dir / name / f"{name}.train.inter").is_file():
-        subprocess.run([sys.executable, "-m", "kgrec", "export", "--graph", str(graph), "--out", str(data_dir), "--name", name], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "kgrec", "export", "--graph", str(graph), "--out", str(data_dir), "--name", name],
+            check=True,
+        )
     python = recbole_python(HERE / ".work" / "recbole-venv")
     work = graph.parent / "recbole-runs" / f"{model}-{seed}"
     work.mkdir(parents=True, exist_ok=True)
@@ -336,12 +445,31 @@ def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: 
         env["PYTHONPATH"] = str(HERE / "shims")
     if model == "KGAT":
         prepare_dgl(python)
-    record: dict = {"system": f"RecBole {model}", "kind": "peer", "seed": seed, "threads": args.threads, "device": "cpu"}
+    record: dict = {
+        "system": f"RecBole {model}",
+        "kind": "peer",
+        "seed": seed,
+        "threads": args.threads,
+        "device": "cpu",
+    }
     started = time.perf_counter()
     try:
         done = subprocess.run(
-            [str(python), str(HERE / "recbole_runner.py"), model, str(data_dir), name, str(seed), str(work), str(args.threads)],
-            capture_output=True, text=True, env=env, cwd=work, timeout=args.timeout,
+            [
+                str(python),
+                str(HERE / "recbole_runner.py"),
+                model,
+                str(data_dir),
+                name,
+                str(seed),
+                str(work),
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=work,
+            timeout=args.timeout,
         )
         if done.returncode < 0:
             record["error"] = f"killed by signal {-done.returncode}"
@@ -355,29 +483,12 @@ def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: 
         record.update(_partial_progress(work / "progress.jsonl"))
     record["wall_seconds"] = time.perf_counter() - started
     _write(out, record)
-    print(record["system"], seed, record.get("error") or {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")}, flush=True)
-
-
-def kg_tfidf(graph) -> "sp.csr_matrix":  # noqa: ANN001, F821
-    """``(I, N)`` sparse L2-normalised TF-IDF rows of each item's KG neighbours (1-hop, either direction, any relation).
-
-    The KG nearest-neighbour peer: a cold item scores by the entities (director, actors, genre, brand)
-    it shares with the user's training items, rare entities counting more (idf = log(I / items with it)).
-    """
-    import numpy as np
-    import scipy.sparse as sp
-
-    num_items, num_nodes = len(graph.items), len(graph.items) + len(graph.entities)
-    head, tail = graph.triples[:, 0], graph.triples[:, 2]
-    rows = np.concatenate([head[head < num_items], tail[tail < num_items]])
-    cols = np.concatenate([tail[head < num_items], head[tail < num_items]])
-    keep = rows != cols
-    binary = sp.csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(num_items, num_nodes))
-    binary.data[:] = 1.0  # duplicates (two relations to one entity) count once
-    idf = np.log(num_items / np.maximum(binary.getnnz(axis=0), 1))
-    features = (binary @ sp.diags(idf)).tocsr()
-    norms = np.sqrt(np.asarray(features.multiply(features).sum(axis=1))).ravel().clip(min=1e-12)
-    return sp.csr_matrix(sp.diags(1.0 / norms) @ features)
+    print(
+        record["system"],
+        seed,
+        record.get("error") or {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")},
+        flush=True,
+    )
 
 
 def _default_baselines(dataset: str) -> tuple[str, ...]:
@@ -388,7 +499,8 @@ def _default_baselines(dataset: str) -> tuple[str, ...]:
 
 
 def run_cold_baseline(graph_dir: Path, baseline: str, seed: int, args: argparse.Namespace, raw: Path) -> None:
-    """Popularity, text nearest neighbours and KG nearest neighbours, ranked among the items unseen in training."""
+    """Popularity, text nearest neighbours and KG nearest neighbours (kgrec.baselines), ranked among the items unseen
+    in training."""
     out = raw / f"baseline-{baseline}-{seed}.json"
     if out.is_file():
         return
@@ -397,49 +509,41 @@ def run_cold_baseline(graph_dir: Path, baseline: str, seed: int, args: argparse.
     import torch
 
     import kgrec
+    from kgrec.baselines import make_baseline
     from kgrec.config import load_config
-    from kgrec.embed import encode_item_texts
     from kgrec.evaluate import evaluate_ranking
     from kgrec.inference import split_matrix
-    from kgrec.models.ease import text_features
 
     torch.set_num_threads(args.threads)
     graph = kgrec.load_graph(str(graph_dir))
     train, seen = split_matrix(graph, "train"), split_matrix(graph, "train", "valid")
     started = time.perf_counter()
-    if baseline == "popularity":
-        # Training counts, ties broken by a seeded random order; every unseen item has count 0,
-        # so among unseen candidates this is the random ranking a CF-only system falls back to.
-        generator = torch.Generator().manual_seed(seed)
-        counts = torch.from_numpy(np.asarray(train.sum(axis=0)).ravel()).float()
-        item_scores = counts + torch.rand(len(counts), generator=generator) * 1e-3
-        score = lambda users: item_scores.expand(len(users), -1)  # noqa: E731
-    elif baseline == "kg-knn":
-        features = kg_tfidf(graph)  # sparse (I, N): Alibaba's dense profiles would take 50 GB
-
-        def score(users: torch.Tensor) -> torch.Tensor:
-            profile = train[users.cpu().numpy()] @ features  # (B, N) sparse sums of the users' items
-            norms = np.sqrt(np.asarray(profile.multiply(profile).sum(axis=1))).clip(min=1e-12)
-            return torch.from_numpy(np.asarray((profile.multiply(1.0 / norms) @ features.T).todense())).float()
-    else:
-        # Centred first (kgrec.models.ease.text_features): sentence encoders give every text one common
-        # direction, and uncentred cosines scored 0.149 NDCG@20 here against 0.365 centred.
-        text = text_features(encode_item_texts(graph.catalog, load_config(args.dataset).text, graph_dir / "cache").text_emb)
-        profile = torch.from_numpy(train @ text.numpy()).float()  # sum of the user's items
-        profile = torch.nn.functional.normalize(profile, dim=1)
-        score = lambda users: profile[users] @ text.T  # noqa: E731
+    model = make_baseline(baseline, seed=seed, text=load_config(args.dataset).text, cache_dir=graph_dir / "cache").fit(
+        graph, train
+    )
     fit_seconds = time.perf_counter() - started
     results = {}
     for split, exclude in (("valid", train), ("test", seen)):
-        results[split] = evaluate_ranking(score, split_matrix(graph, split), exclude, ks=(10, 20), candidates=exclude.getnnz(axis=0) == 0)
+        results[split] = evaluate_ranking(
+            model.score, split_matrix(graph, split), exclude, ks=(10, 20), candidates=exclude.getnnz(axis=0) == 0
+        )
     record = {
-        "system": baseline, "kind": "baseline", "seed": seed, "threads": args.threads, "device": "cpu",
-        "valid": results["valid"].metrics, "test": results["test"].metrics,
-        "seconds": fit_seconds, "train_seconds_to_best": fit_seconds, "eval_test_seconds": results["test"].seconds,
+        "system": baseline,
+        "kind": "baseline",
+        "seed": seed,
+        "threads": args.threads,
+        "device": "cpu",
+        "valid": results["valid"].metrics,
+        "test": results["test"].metrics,
+        "seconds": fit_seconds,
+        "train_seconds_to_best": fit_seconds,
+        "eval_test_seconds": results["test"].seconds,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     _write(out, record)
-    print(baseline, seed, {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")}, flush=True)
+    print(
+        baseline, seed, {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")}, flush=True
+    )
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -458,7 +562,13 @@ def summarise(raw: Path) -> pd.DataFrame:
         row["commits"] = " ".join(sorted({str(r.get("commit", "?")) for r in runs}))
         if not ok:
             row["error"] = runs[0]["error"]
-            for key in ("epochs", "seconds_per_epoch", "valid_seconds_per_pass", "best_valid_ndcg@10_so_far", "peak_rss_mib"):
+            for key in (
+                "epochs",
+                "seconds_per_epoch",
+                "valid_seconds_per_pass",
+                "best_valid_ndcg@10_so_far",
+                "peak_rss_mib",
+            ):
                 if runs[0].get(key) is not None:
                     row[key] = runs[0][key]
             rows.append(row)
@@ -467,7 +577,14 @@ def summarise(raw: Path) -> pd.DataFrame:
             values = np.array([r["test"].get(metric, np.nan) for r in ok], dtype=float)
             row[metric], row[f"{metric} std"] = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
         row["valid ndcg@10"] = float(np.mean([r["valid"].get("ndcg@10", np.nan) for r in ok]))
-        for key in ("train_seconds_to_best", "seconds", "seconds_per_epoch", "side_seconds", "eval_test_seconds", "peak_rss_mib"):
+        for key in (
+            "train_seconds_to_best",
+            "seconds",
+            "seconds_per_epoch",
+            "side_seconds",
+            "eval_test_seconds",
+            "peak_rss_mib",
+        ):
             values = [r[key] for r in ok if r.get(key) is not None]
             row[key] = float(np.mean(values)) if values else np.nan
         row["threads"] = ok[0].get("threads")
@@ -475,7 +592,11 @@ def summarise(raw: Path) -> pd.DataFrame:
         rows.append(row)
     order = [f"RecBole {m}" for m in PEERS] + list(COLD_BASELINES) + [f"kgrec {v}" for v in VARIANTS]
     rank = {system: i for i, system in enumerate(order)}
-    return pd.DataFrame(rows).sort_values("system", key=lambda column: column.map(lambda s: rank.get(s, len(rank)))).reset_index(drop=True)
+    return (
+        pd.DataFrame(rows)
+        .sort_values("system", key=lambda column: column.map(lambda s: rank.get(s, len(rank))))
+        .reset_index(drop=True)
+    )
 
 
 def _fmt(row: pd.Series, metric: str) -> str:
@@ -527,7 +648,9 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     side = json.loads(side_file.read_text()) if side_file.is_file() else None
     if side is not None:
         for name, overrides in VARIANTS.items():
-            cost = side["kge_seconds"] * overrides.get("model.use_kg", True) + side["text_seconds"] * overrides.get("model.use_text", True)
+            cost = side["kge_seconds"] * overrides.get("model.use_kg", True) + side["text_seconds"] * overrides.get(
+                "model.use_text", True
+            )
             table.loc[table.system == f"kgrec {name}", "side_seconds"] = cost
     info = machine()
     # The given split's kgrec runs are reported by alibaba.py in <dataset>.md; this table sits beside it.
@@ -563,7 +686,9 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
                 progress = f"; {row['epochs']:.0f} epochs done, {row['seconds_per_epoch']:.0f} s per training epoch"
                 if pd.notna(row.get("valid_seconds_per_pass")):
                     progress += f" + {row['valid_seconds_per_pass']:.0f} s per validation pass, best valid NDCG@10 so far {row['best_valid_ndcg@10_so_far']:.4f}"
-            lines.append(f"| {row['system']} | — | {'stopped' if progress else 'not run'}: {row['error']}{progress} | | | | | | | | | |")
+            lines.append(
+                f"| {row['system']} | — | {'stopped' if progress else 'not run'}: {row['error']}{progress} | | | | | | | | | |"
+            )
             continue
         ratio = f"{row['NDCG@20 / best peer']:.3f}" if best_peer is not None else "—"
         side = f" + {row['side_seconds']:.0f}" if pd.notna(row.get("side_seconds")) and row.get("side_seconds") else ""
@@ -582,9 +707,9 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     lines += [""] + notes if notes else []
     lines += _verdict(table, best_peer)
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    table.assign(machine=f"{info['cpu']}, {info['cores']} cores", commit=_commit(), split_sha256=split_checksum(graph)).to_csv(
-        out / f"{stem}.csv", index=False, float_format="%.5f"
-    )
+    table.assign(
+        machine=f"{info['cpu']}, {info['cores']} cores", commit=_commit(), split_sha256=split_checksum(graph)
+    ).to_csv(out / f"{stem}.csv", index=False, float_format="%.5f")
 
     ok = table[table["ndcg@20"].notna()] if "ndcg@20" in table else table.iloc[:0]
     if ok.empty:  # nothing finished (e.g. every peer stopped by the timeout): tables only
@@ -594,11 +719,16 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     for axis, metric in zip(axes, ("ndcg@20", "recall@20")):
         axis.barh(ok.system, ok[metric], xerr=ok[f"{metric} std"], color=colors)
         low, high = float(ok[metric].min()), float(ok[metric].max())
-        axis.set_xlim(max(0.0, low - 0.25 * (high - low + 1e-3)), high + 0.05 * (high - low + 1e-3))  # differences, not zero, matter here
+        axis.set_xlim(
+            max(0.0, low - 0.25 * (high - low + 1e-3)), high + 0.05 * (high - low + 1e-3)
+        )  # differences, not zero, matter here
         axis.set_xlabel(f"test {metric.replace('ndcg', 'NDCG').replace('recall', 'Recall')} (mean ± std over seeds)")
         axis.invert_yaxis()
         axis.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"{dataset}{' cold items' if cold else ''}: {info['cores']}-core CPU, commit {_commit()}, split {split_checksum(graph)}", fontsize=9)
+    fig.suptitle(
+        f"{dataset}{' cold items' if cold else ''}: {info['cores']}-core CPU, commit {_commit()}, split {split_checksum(graph)}",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(out / f"{stem}_quality.png", dpi=110)
     plt.close(fig)
@@ -610,9 +740,13 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
         axis.scatter(*point, color="tab:orange" if row.kind == "kgrec" else "tab:gray")
         # kgrec's variants sit close together: alternate their labels above and below
         offset = (3, 2) if row.kind != "kgrec" else (3, 6 if i % 2 else -9)
-        axis.annotate(row["system"].replace("RecBole ", ""), point, fontsize=7, xytext=offset, textcoords="offset points")
+        axis.annotate(
+            row["system"].replace("RecBole ", ""), point, fontsize=7, xytext=offset, textcoords="offset points"
+        )
     axis.set_xscale("log")
-    axis.set_xlabel(f"training seconds to the best validation epoch (log; {int(timed.threads.max() or 1)} thread per process)")
+    axis.set_xlabel(
+        f"training seconds to the best validation epoch (log; {int(timed.threads.max() or 1)} thread per process)"
+    )
     axis.set_ylabel("test NDCG@20")
     axis.grid(alpha=0.3)
     axis.set_title(f"{dataset}{' cold items' if cold else ''}: time vs quality ({info['cpu'][:40]})", fontsize=9)
@@ -626,18 +760,34 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=["ml-100k", "ml-1m", "alibaba-fashion"])
-    parser.add_argument("--split", default="random", choices=["random", "cold-items", "given"], help="given: the dataset's own test set (alibaba-fashion)")
+    parser.add_argument(
+        "--split",
+        default="random",
+        choices=["random", "cold-items", "given"],
+        help="given: the dataset's own test set (alibaba-fashion)",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--only", choices=["kgrec", "peers"], help="Run one side only (to run both sides in parallel).")
-    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help=f"kgrec variants [{' '.join(DEFAULT_VARIANTS)}]; none: --variants alone")
     parser.add_argument(
-        "--baselines", nargs="*", choices=COLD_BASELINES,
+        "--variants",
+        nargs="*",
+        choices=list(VARIANTS),
+        help=f"kgrec variants [{' '.join(DEFAULT_VARIANTS)}]; none: --variants alone",
+    )
+    parser.add_argument(
+        "--baselines",
+        nargs="*",
+        choices=COLD_BASELINES,
         help=f"cold-items baselines [{' '.join(COLD_BASELINES)}; text-knn only where the preset uses text]",
     )
     parser.add_argument("--peers", nargs="+", help=f"RecBole models [{' '.join(PEERS)}]")
     parser.add_argument("--threads", type=int, default=1, help="Threads per process.")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="kgrec's device (RecBole runs on CPU).")
-    parser.add_argument("--timeout", type=int, default=3600, help="Seconds per RecBole run before it is recorded as not finished.")
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="kgrec's device (RecBole runs on CPU)."
+    )
+    parser.add_argument(
+        "--timeout", type=int, default=3600, help="Seconds per RecBole run before it is recorded as not finished."
+    )
     parser.add_argument("--report", action="store_true", help="Only regenerate tables and plots.")
     args = parser.parse_args()
 

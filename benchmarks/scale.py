@@ -33,7 +33,9 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from build_graph import machine  # noqa: E402
 
-WORDS = np.array("space love war city night heart river dream story music crime house world road star family school".split())
+WORDS = np.array(
+    "space love war city night heart river dream story music crime house world road star family school".split()
+)
 
 
 def synthesize(size: int, folder: Path, seed: int = 0) -> dict[str, Path]:
@@ -78,7 +80,9 @@ def _run(command: list[str], threads: int, timeout: int) -> tuple[int, float, fl
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     started = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, "-c", _WRAP, *command], env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-c", _WRAP, *command], env=env, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return 124, time.perf_counter() - started, float("nan"), f"timed out after {timeout} s"
     wall = time.perf_counter() - started
@@ -116,8 +120,16 @@ def measure(size: int, path: str, work: Path, args: argparse.Namespace, built: d
         paths = synthesize(size, folder / "data")
         record["generate_seconds"] = time.perf_counter() - started
         code, wall, peak, error = _run(
-            [*kgrec, "build-graph", f"--interactions={paths['interactions']}", f"--items={paths['items']}", f"--out={folder / 'graph'}", "--name=synthetic"],
-            args.threads, args.timeout,
+            [
+                *kgrec,
+                "build-graph",
+                f"--interactions={paths['interactions']}",
+                f"--items={paths['items']}",
+                f"--out={folder / 'graph'}",
+                "--name=synthetic",
+            ],
+            args.threads,
+            args.timeout,
         )
         record.update(build_seconds=wall, build_peak_mib=peak)
         if code != 0:
@@ -125,9 +137,28 @@ def measure(size: int, path: str, work: Path, args: argparse.Namespace, built: d
         stats = json.loads((folder / "graph" / "stats.json").read_text())
         record.update(users=stats.get("users"), items=stats.get("items"), kg_triples=stats.get("kg_triples"))
     else:
-        record = {k: built[k] for k in ("interactions", "generate_seconds", "build_seconds", "build_peak_mib", "users", "items", "kg_triples") if k in built}
+        record = {
+            k: built[k]
+            for k in (
+                "interactions",
+                "generate_seconds",
+                "build_seconds",
+                "build_peak_mib",
+                "users",
+                "items",
+                "kg_triples",
+            )
+            if k in built
+        }
     record["path"] = path
-    settings = {"kge.epochs": 1, "train.epochs": 1, "train.side_epochs": 1, "model.linear": "none", "train.checkpoint_every": 0, **PATHS[path]}
+    settings = {
+        "kge.epochs": 1,
+        "train.epochs": 1,
+        "train.side_epochs": 1,
+        "model.linear": "none",
+        "train.checkpoint_every": 0,
+        **PATHS[path],
+    }
     flags = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
     run = folder / f"run-{path}"
     code, wall, peak, error = _run(
@@ -146,7 +177,10 @@ def measure(size: int, path: str, work: Path, args: argparse.Namespace, built: d
     )
     done = subprocess.run(
         [sys.executable, "-c", _FAISS, str(run), str(args.threads)],
-        capture_output=True, text=True, timeout=args.timeout, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
+        capture_output=True,
+        text=True,
+        timeout=args.timeout,
+        env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
     )
     if done.returncode == 0:
         record["faiss"] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -155,8 +189,13 @@ def measure(size: int, path: str, work: Path, args: argparse.Namespace, built: d
     return record
 
 
-STAGES = {"build_seconds": "build-graph", "kge_seconds": "PyKEEN (1 epoch)", "text_seconds": "text encoding",
-          "epoch_seconds": "one training epoch", "eval_seconds": "evaluation (all test users)"}
+STAGES = {
+    "build_seconds": "build-graph",
+    "kge_seconds": "PyKEEN (1 epoch)",
+    "text_seconds": "text encoding",
+    "epoch_seconds": "one training epoch",
+    "eval_seconds": "evaluation (all test users)",
+}
 
 
 def report(records: list[dict], info: dict, args: argparse.Namespace) -> None:
@@ -179,11 +218,19 @@ def report(records: list[dict], info: dict, args: argparse.Namespace) -> None:
                 slope = np.polyfit(np.log10(done["interactions"]), np.log10(done[key]), 1)[0]
                 name = label if key in ("build_seconds", "kge_seconds", "text_seconds") else f"{label}, {path}"
                 slopes[name] = slope
-                axes[0].loglog(done["interactions"], done[key], "o-" if path == "full" else "s--", label=f"{name} (slope {slope:.2f})")
+                axes[0].loglog(
+                    done["interactions"],
+                    done[key],
+                    "o-" if path == "full" else "s--",
+                    label=f"{name} (slope {slope:.2f})",
+                )
     axes[0].set(xlabel="interactions", ylabel="seconds", title="time")
     axes[0].legend(fontsize=7)
-    for key, label, path in (("build_peak_mib", "build-graph", "full"), ("train_peak_mib", "train + evaluate, full", "full"),
-                             ("train_peak_mib", "train + evaluate, sampled", "sampled")):
+    for key, label, path in (
+        ("build_peak_mib", "build-graph", "full"),
+        ("train_peak_mib", "train + evaluate, full", "full"),
+        ("train_peak_mib", "train + evaluate, sampled", "sampled"),
+    ):
         done = table[table["path"] == path].dropna(subset=[key]) if key in table else pd.DataFrame()
         if len(done):
             axes[1].loglog(done["interactions"], done[key], "o-" if path == "full" else "s--", label=label)
@@ -192,7 +239,9 @@ def report(records: list[dict], info: dict, args: argparse.Namespace) -> None:
     axes[1].legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(out / "scale.png", dpi=100)
-    (out / "scale.json").write_text(json.dumps({"machine": info, "threads": args.threads, "records": records, "slopes": slopes}, indent=2))
+    (out / "scale.json").write_text(
+        json.dumps({"machine": info, "threads": args.threads, "records": records, "slopes": slopes}, indent=2)
+    )
 
     def cell(value, digits=1) -> str:
         return "—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:,.{digits}f}"
@@ -213,7 +262,11 @@ def report(records: list[dict], info: dict, args: argparse.Namespace) -> None:
             f"{cell(faiss.get('overlap@20'), 3)} | {cell(faiss.get('exact_seconds'), 2)} / {cell(faiss.get('faiss_seconds'), 2)} | "
             f"{r.get('error', '') or ('PyKEEN/text from cache' if r.get('warm_caches') else 'PyKEEN/text computed')} |"
         )
-    lines.append("\nFitted log-log slopes (seconds against interactions): " + ", ".join(f"{k} {v:.2f}" for k, v in slopes.items()) + ".")
+    lines.append(
+        "\nFitted log-log slopes (seconds against interactions): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in slopes.items())
+        + "."
+    )
     lines.append("\n![cost curve](scale.png)")
     (out / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -234,14 +287,18 @@ def main() -> None:
         for size in args.sizes:
             for path in args.paths:
                 built = [json.loads(p.read_text()) for p in raw.glob(f"n{size}-*.json")]
-                built = next((r for r in built if "build_seconds" in r and not str(r.get("error", "")).startswith("build")), None)
+                built = next(
+                    (r for r in built if "build_seconds" in r and not str(r.get("error", "")).startswith("build")), None
+                )
                 record = measure(size, path, work, args, built)
                 # PyKEEN and text do not depend on the path and are cached after the first run of a size:
                 # keep their cold-cache times, and say that this run's memory is with warm caches.
                 first = [json.loads(p.read_text()) for p in raw.glob(f"n{size}-*.json")]
                 cold = next((r for r in first if (r.get("text_seconds") or 0) > 0), None)
                 if cold is not None and not (record.get("text_seconds") or 0) > 0:
-                    record.update(kge_seconds=cold.get("kge_seconds"), text_seconds=cold.get("text_seconds"), warm_caches=True)
+                    record.update(
+                        kge_seconds=cold.get("kge_seconds"), text_seconds=cold.get("text_seconds"), warm_caches=True
+                    )
                 (raw / f"n{size}-{path}.json").write_text(json.dumps(record, indent=2))
                 print(json.dumps(record), flush=True)
     records = [{"path": "full", **json.loads(p.read_text())} for p in raw.glob("n*.json")]

@@ -30,6 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from build_graph import machine  # noqa: E402
+
 from kgrec.graph import load_graph
 
 TARGETS = {"rps_32": 300.0, "p99_ms_32": 50.0, "batch_users_per_s": 20_000.0}
@@ -54,7 +55,10 @@ def start_server(run: Path, state: Path, threads: int) -> tuple[subprocess.Popen
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     process = subprocess.Popen(
         [sys.executable, "-m", "kgrec", "serve", "--run", str(run), "--state", str(state), "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -75,7 +79,9 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
     writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
     await reader.readexactly(length)
     return status
 
@@ -111,9 +117,15 @@ async def _load(url: str, users: list[str], concurrency: int) -> dict[str, float
     wall = time.perf_counter() - started
     ms = np.array(latencies) * 1000
     return {
-        "concurrency": concurrency, "requests": len(latencies), "errors": errors, "seconds": wall,
-        "rps": len(latencies) / wall, "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-        "p99_ms": float(np.percentile(ms, 99)), "client_cpu_ms_per_request": (time.process_time() - cpu) * 1000 / len(latencies),
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": wall,
+        "rps": len(latencies) / wall,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "client_cpu_ms_per_request": (time.process_time() - cpu) * 1000 / len(latencies),
     }
 
 
@@ -151,8 +163,11 @@ def _cli_cost(run: Path, user: str, calls: int) -> float:
     seconds = []
     for _ in range(calls):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "kgrec", "recommend", "--run", str(run), "--user", user, "-k", "10"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "kgrec", "recommend", "--run", str(run), "--user", user, "-k", "10"],
+            check=True,
+            capture_output=True,
+        )
         seconds.append(time.perf_counter() - started)
     return float(np.mean(seconds))
 
@@ -181,14 +196,27 @@ def bench(label: str, run: Path, args: argparse.Namespace) -> dict:
             process.terminate()
             process.wait(timeout=30)
     cli = _cli_cost(run, user_ids[0], args.cli_calls)
-    result = {"label": label, "run": str(run), "users": len(user_ids), "server_start_s": startup, "load": loads, "batch": batch,
-              "cli_seconds_per_call": cli}
+    result = {
+        "label": label,
+        "run": str(run),
+        "users": len(user_ids),
+        "server_start_s": startup,
+        "load": loads,
+        "batch": batch,
+        "cli_seconds_per_call": cli,
+    }
     for row in loads:
-        print(f"{label}: {row['concurrency']:2d} clients {row['rps']:7.1f} req/s  p50 {row['p50_ms']:.1f} ms  "
-              f"p95 {row['p95_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  "
-              f"server CPU {row['server_cpu_ms_per_request']:.2f} ms/request", flush=True)
-    print(f"{label}: batch {batch['users_per_s']:.0f} users/s (server CPU {batch['server_cpu_us_per_user']:.0f} us/user); "
-          f"CLI {cli:.2f} s per call", flush=True)
+        print(
+            f"{label}: {row['concurrency']:2d} clients {row['rps']:7.1f} req/s  p50 {row['p50_ms']:.1f} ms  "
+            f"p95 {row['p95_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  "
+            f"server CPU {row['server_cpu_ms_per_request']:.2f} ms/request",
+            flush=True,
+        )
+    print(
+        f"{label}: batch {batch['users_per_s']:.0f} users/s (server CPU {batch['server_cpu_us_per_user']:.0f} us/user); "
+        f"CLI {cli:.2f} s per call",
+        flush=True,
+    )
     return result
 
 
@@ -206,36 +234,56 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
     ]
     for result in results:
         for row in result["load"]:
-            lines.append(f"| {result['label']} | {row['concurrency']} | {row['rps']:.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | "
-                         f"{row['p99_ms']:.1f} | {row['errors']} | {row['server_cpu_ms_per_request']:.2f} |")
-    lines += ["", "| run | batch users/s (POST /recommend, 1,000 users per request, " + f"{args.batch_streams} in flight) | server CPU us / user | `kgrec recommend` s per call "
-              "(a fresh process) | server start s | one GET at 1 client vs one CLI call |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {result['label']} | {row['concurrency']} | {row['rps']:.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | "
+                f"{row['p99_ms']:.1f} | {row['errors']} | {row['server_cpu_ms_per_request']:.2f} |"
+            )
+    lines += [
+        "",
+        "| run | batch users/s (POST /recommend, 1,000 users per request, "
+        + f"{args.batch_streams} in flight) | server CPU us / user | `kgrec recommend` s per call "
+        "(a fresh process) | server start s | one GET at 1 client vs one CLI call |",
+        "|---|---|---|---|---|---|",
+    ]
     for result in results:
         p50 = result["load"][0]["p50_ms"] / 1000
-        lines.append(f"| {result['label']} | {result['batch']['users_per_s']:,.0f} | {result['batch']['server_cpu_us_per_user']:.0f} | "
-                     f"{result['cli_seconds_per_call']:.2f} | "
-                     f"{result['server_start_s']:.1f} | {result['cli_seconds_per_call'] / p50:,.0f}x faster |")
-    lines += ["", f"Targets (issue 15, this 2-core machine): >= {TARGETS['rps_32']:.0f} req/s and p99 < {TARGETS['p99_ms_32']:.0f} ms "
-              f"at 32 clients on ml-1m; batch >= {TARGETS['batch_users_per_s']:,.0f} users/s."]
+        lines.append(
+            f"| {result['label']} | {result['batch']['users_per_s']:,.0f} | {result['batch']['server_cpu_us_per_user']:.0f} | "
+            f"{result['cli_seconds_per_call']:.2f} | "
+            f"{result['server_start_s']:.1f} | {result['cli_seconds_per_call'] / p50:,.0f}x faster |"
+        )
+    lines += [
+        "",
+        f"Targets (issue 15, this 2-core machine): >= {TARGETS['rps_32']:.0f} req/s and p99 < {TARGETS['p99_ms_32']:.0f} ms "
+        f"at 32 clients on ml-1m; batch >= {TARGETS['batch_users_per_s']:,.0f} users/s.",
+    ]
     for result in results:
         at32 = next((row for row in result["load"] if row["concurrency"] == 32), None)
         if at32 is not None:
             met = at32["rps"] >= TARGETS["rps_32"] and at32["p99_ms"] < TARGETS["p99_ms_32"]
             batch_met = result["batch"]["users_per_s"] >= TARGETS["batch_users_per_s"]
-            lines.append(f"- {result['label']}: 32 clients {'met' if met else 'NOT met'} ({at32['rps']:.0f} req/s, p99 {at32['p99_ms']:.1f} ms); "
-                         f"batch {'met' if batch_met else 'NOT met'} ({result['batch']['users_per_s']:,.0f} users/s).")
+            lines.append(
+                f"- {result['label']}: 32 clients {'met' if met else 'NOT met'} ({at32['rps']:.0f} req/s, p99 {at32['p99_ms']:.1f} ms); "
+                f"batch {'met' if batch_met else 'NOT met'} ({result['batch']['users_per_s']:,.0f} users/s)."
+            )
     out = HERE / "results"
     (out / "serve.md").write_text("\n".join(lines) + "\n")
-    (out / "serve.json").write_text(json.dumps({"machine": info, "loadavg_before": load_before, "results": results}, indent=2) + "\n")
+    (out / "serve.json").write_text(
+        json.dumps({"machine": info, "loadavg_before": load_before, "results": results}, indent=2) + "\n"
+    )
     print(f"wrote {out / 'serve.md'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", action="append", required=True, metavar="LABEL=DIR", help="A trained run (repeatable).")
+    parser.add_argument(
+        "--run", action="append", required=True, metavar="LABEL=DIR", help="A trained run (repeatable)."
+    )
     parser.add_argument("--requests", type=int, default=2000, help="GET requests per concurrency level.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--batch-users", type=int, default=20_000, help="Users sent to POST /recommend, 1,000 per request.")
+    parser.add_argument(
+        "--batch-users", type=int, default=20_000, help="Users sent to POST /recommend, 1,000 per request."
+    )
     parser.add_argument("--batch-streams", type=int, default=2, help="Batch requests in flight at once.")
     parser.add_argument("--cli-calls", type=int, default=3)
     parser.add_argument("--server-threads", type=int, default=1, help="torch threads in the server process.")

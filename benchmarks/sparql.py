@@ -55,23 +55,40 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     for _ in range(args.repeats):
         for backend in ("oxigraph", "rdflib"):
-            done = subprocess.run([sys.executable, "-c", _ONE, str(args.graph), backend, json.dumps(QUERIES)],
-                                  capture_output=True, text=True, check=True)
+            done = subprocess.run(
+                [sys.executable, "-c", _ONE, str(args.graph), backend, json.dumps(QUERIES)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results.setdefault(backend, []).append(json.loads(done.stdout.strip().splitlines()[-1]))
     same = all(results["oxigraph"][0]["answers"][q] == results["rdflib"][0]["answers"][q] for q in QUERIES)
     first = next(iter(QUERIES))
     rows = []
     for backend, runs in results.items():
-        rows.append({
-            "backend": backend,
-            "first query s (median)": statistics.median(r["seconds"][first] for r in runs),
-            **{f"{name} s": statistics.median(r["seconds"][name] for r in runs) for name in list(QUERIES)[1:]},
-            "peak RSS MiB": max(r["peak_rss_mib"] for r in runs),
-        })
+        rows.append(
+            {
+                "backend": backend,
+                "first query s (median)": statistics.median(r["seconds"][first] for r in runs),
+                **{f"{name} s": statistics.median(r["seconds"][name] for r in runs) for name in list(QUERIES)[1:]},
+                "peak RSS MiB": max(r["peak_rss_mib"] for r in runs),
+            }
+        )
     label = args.label or args.graph.parent.name
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip() or "unknown"
-    record = {"graph": str(args.graph), "rows": rows, "same_answers": same, "machine": machine(), "load_before": load,
-              "repeats": args.repeats, "queries": QUERIES, "commit": commit}
+    commit = (
+        subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+        or "unknown"
+    )
+    record = {
+        "graph": str(args.graph),
+        "rows": rows,
+        "same_answers": same,
+        "machine": machine(),
+        "load_before": load,
+        "repeats": args.repeats,
+        "queries": QUERIES,
+        "commit": commit,
+    }
     out = HERE / "results" / f"sparql_{label}"
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     columns = list(rows[0])
@@ -87,9 +104,19 @@ def main() -> None:
         "|" + "---|" * len(columns),
     ]
     for row in rows:
-        lines.append("| " + " | ".join(row["backend"] if c == "backend" else f"{row[c]:.0f}" if c == "peak RSS MiB" else f"{row[c]:.3f}" for c in columns) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                row["backend"] if c == "backend" else f"{row[c]:.0f}" if c == "peak RSS MiB" else f"{row[c]:.3f}"
+                for c in columns
+            )
+            + " |"
+        )
     ratio = rows[1]["first query s (median)"] / rows[0]["first query s (median)"]
-    lines += ["", f"First query: Oxigraph {rows[0]['first query s (median)']:.2f} s, rdflib {rows[1]['first query s (median)']:.2f} s ({ratio:.1f}x)."]
+    lines += [
+        "",
+        f"First query: Oxigraph {rows[0]['first query s (median)']:.2f} s, rdflib {rows[1]['first query s (median)']:.2f} s ({ratio:.1f}x).",
+    ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

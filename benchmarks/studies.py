@@ -62,7 +62,9 @@ STUDIES: dict[str, dict] = {
             "rank + kg": {**NO_BLEND, "train.tasks": ["rank", "kg"]},
             "rank + rating + kg (fixed)": {**NO_BLEND, "train.tasks": ["rank", "rating", "kg"]},
             "rank + rating + kg (uncertainty)": {
-                **NO_BLEND, "train.tasks": ["rank", "rating", "kg"], "train.task_weighting": "uncertainty",
+                **NO_BLEND,
+                "train.tasks": ["rank", "rating", "kg"],
+                "train.task_weighting": "uncertainty",
             },
         },
         "columns": ("ndcg@20", "recall@20", "rmse", "mae", "kg_mrr", "kg_hits@10"),
@@ -81,11 +83,29 @@ def run_variant(study: str, graph: Path, variant: str, seed: int, args: argparse
         return
     run_dir = graph.parent / "runs" / f"{study}-{_slug(variant)}-{seed}"
     settings = {**STUDIES[study]["variants"][variant], "train.seed": seed}
-    command = [sys.executable, "-m", "kgrec", "train", "--graph", str(graph), "--config", "ml-100k", "--out", str(run_dir), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "kgrec",
+        "train",
+        "--graph",
+        str(graph),
+        "--config",
+        "ml-100k",
+        "--out",
+        str(run_dir),
+        "--quiet",
+    ]
     command += [arg for key, value in settings.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=_env(args.threads))
-    record: dict = {"variant": variant, "seed": seed, "settings": settings, "commit": _commit(), "wall_seconds": time.perf_counter() - started}
+    record: dict = {
+        "variant": variant,
+        "seed": seed,
+        "settings": settings,
+        "commit": _commit(),
+        "wall_seconds": time.perf_counter() - started,
+    }
     if done.returncode != 0:
         record["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:500]
     else:
@@ -101,7 +121,13 @@ def run_variant(study: str, graph: Path, variant: str, seed: int, args: argparse
             epochs=run.get("epochs_run"),
         )
     _write(out, record)
-    print(variant, seed, record.get("error") or {k: round(v, 4) for k, v in record["test"].items() if k in STUDIES[study]["columns"] and v is not None}, flush=True)
+    print(
+        variant,
+        seed,
+        record.get("error")
+        or {k: round(v, 4) for k, v in record["test"].items() if k in STUDIES[study]["columns"] and v is not None},
+        flush=True,
+    )
 
 
 def report(study: str, graph: Path, raw: Path, seeds: tuple[int, ...]) -> None:
@@ -147,7 +173,12 @@ def report(study: str, graph: Path, raw: Path, seeds: tuple[int, ...]) -> None:
         "|" + "---|" * len(header),
     ]
     for _, row in table.iterrows():
-        cells = [row["variant"], *(cell(row, c) for c in spec["columns"]), f"{row['seconds']:.0f}" if pd.notna(row["seconds"]) else "—", str(row["seeds"])]
+        cells = [
+            row["variant"],
+            *(cell(row, c) for c in spec["columns"]),
+            f"{row['seconds']:.0f}" if pd.notna(row["seconds"]) else "—",
+            str(row["seeds"]),
+        ]
         if "error" in row and isinstance(row.get("error"), str):
             cells[1] = f"failed: {row['error']}"
         lines.append("| " + " | ".join(cells) + " |")

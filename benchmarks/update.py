@@ -36,6 +36,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from build_graph import machine  # noqa: E402
+
 from kgrec.graph import load_graph
 
 APPROACHES = ("no update", "fold-in", "update", "retrain")
@@ -46,7 +47,9 @@ def _pairs(log: pd.DataFrame) -> set[tuple[str, str]]:
 
 
 @torch.no_grad()
-def score_chunk(recommender, truth_log: pd.DataFrame, before: pd.DataFrame, fold_in: pd.DataFrame | None) -> dict[str, float]:
+def score_chunk(
+    recommender, truth_log: pd.DataFrame, before: pd.DataFrame, fold_in: pd.DataFrame | None
+) -> dict[str, float]:
     """NDCG/Recall@20 of ``recommender`` on ``truth_log`` with everything in ``before`` excluded.
 
     ``fold_in``: interactions the model has not trained on whose users are scored by fold-in over
@@ -58,14 +61,22 @@ def score_chunk(recommender, truth_log: pd.DataFrame, before: pd.DataFrame, fold
     graph, model = recommender.graph, recommender.model
     items = graph.items
     seen = before[before["item_id"].isin(list(items.ids))]
-    truth = truth_log[~pd.MultiIndex.from_frame(truth_log[["user_id", "item_id"]]).isin(pd.MultiIndex.from_frame(seen[["user_id", "item_id"]]))]
+    truth = truth_log[
+        ~pd.MultiIndex.from_frame(truth_log[["user_id", "item_id"]]).isin(
+            pd.MultiIndex.from_frame(seen[["user_id", "item_id"]])
+        )
+    ]
     users = list(dict.fromkeys(truth["user_id"]))
     row = {user: q for q, user in enumerate(users)}
     exclude = interaction_matrix(
-        seen["user_id"].map(row).dropna().astype(int).to_numpy(), items.to_index(seen.loc[seen["user_id"].isin(row), "item_id"].to_numpy()),
-        len(users), len(items),
+        seen["user_id"].map(row).dropna().astype(int).to_numpy(),
+        items.to_index(seen.loc[seen["user_id"].isin(row), "item_id"].to_numpy()),
+        len(users),
+        len(items),
     )
-    truth_matrix = interaction_matrix(truth["user_id"].map(row).to_numpy(), items.to_index(truth["item_id"].to_numpy()), len(users), len(items))
+    truth_matrix = interaction_matrix(
+        truth["user_id"].map(row).to_numpy(), items.to_index(truth["item_id"].to_numpy()), len(users), len(items)
+    )
     reps = recommender.representations()
     popularity = torch.from_numpy(np.asarray(recommender.interactions("train").sum(axis=0)).ravel()).float()
     folded = set(fold_in["user_id"]) if fold_in is not None else set()
@@ -74,7 +85,9 @@ def score_chunk(recommender, truth_log: pd.DataFrame, before: pd.DataFrame, fold
     if trained:
         index = torch.from_numpy(graph.users.to_index([users[q] for q in trained]))
         for start in range(0, len(trained), 1024):
-            scores[trained[start : start + 1024]] = model.score_all(reps, recommender.prop_graph, index[start : start + 1024])
+            scores[trained[start : start + 1024]] = model.score_all(
+                reps, recommender.prop_graph, index[start : start + 1024]
+            )
     history = torch.from_numpy(exclude.toarray()).float()
     for q, user in enumerate(users):
         if user in folded:
@@ -96,7 +109,12 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=3)
     parser.add_argument("--base-share", type=float, default=0.9)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=None, help="train.seed for the base run, the updates and the retrains (the preset's by default).")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="train.seed for the base run, the updates and the retrains (the preset's by default).",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_config(args.dataset)
@@ -115,7 +133,9 @@ def main() -> None:
     events = []
     for c, chunk in enumerate(chunks):
         path = work / f"chunk{c + 1}.csv"
-        chunk.rename(columns={"user_id": "user", "item_id": "item"})[["user", "item", "rating", "timestamp"]].to_csv(path, index=False)
+        chunk.rename(columns={"user_id": "user", "item_id": "item"})[["user", "item", "rating", "timestamp"]].to_csv(
+            path, index=False
+        )
         events.append(path)
 
     graph_dir = work / "graph"
@@ -168,7 +188,9 @@ def report(args: argparse.Namespace, rows: list[dict], timings: dict, suffix: st
         "scored after chunks 1..c-1 arrived (full ranking, every earlier item of the user excluded). "
         f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, {args.threads} thread(s); 1-minute load average at the "
         f"end {os.getloadavg()[0]:.2f} (other benchmarks ran beside it: times are upper bounds).\n",
-        "| chunk | users | " + " | ".join(f"{a} NDCG@20" for a in APPROACHES) + " | update s (wall) | retrain s (wall) | update / retrain time |",
+        "| chunk | users | "
+        + " | ".join(f"{a} NDCG@20" for a in APPROACHES)
+        + " | update s (wall) | retrain s (wall) | update / retrain time |",
         "|---|---|" + "---|" * len(APPROACHES) + "---|---|---|",
     ]
     for row in rows:
@@ -176,17 +198,24 @@ def report(args: argparse.Namespace, rows: list[dict], timings: dict, suffix: st
         update_s, retrain_s = row.get("update_wall_s"), row.get("retrain_wall_s")
         ratio = f"{update_s / retrain_s:.1%}" if update_s and retrain_s else "—"
         times = f"{update_s:.0f} | {retrain_s:.0f}" if update_s and retrain_s else "— | —"
-        lines.append(f"| {row['chunk']} | {row['no update']['users']} | " + " | ".join(cells) + f" | {times} | {ratio} |")
+        lines.append(
+            f"| {row['chunk']} | {row['no update']['users']} | " + " | ".join(cells) + f" | {times} | {ratio} |"
+        )
     later = [row for row in rows if "update_wall_s" in row]
     if later:
         gap = np.mean([row["update"]["ndcg@20"] / row["retrain"]["ndcg@20"] - 1 for row in later])
         cost = np.mean([row["update_wall_s"] / row["retrain_wall_s"] for row in later])
         met = gap >= -0.02 and cost < 0.25
-        lines += ["", f"Chunk 1 is scored before anything arrived (all approaches are the base run). On the later chunks, `update` is "
-                  f"{gap:+.1%} NDCG@20 against the full retrain at {cost:.0%} of its wall time: the target (within 2% at under 25%) is "
-                  f"{'met' if met else 'NOT met'}."]
+        lines += [
+            "",
+            f"Chunk 1 is scored before anything arrived (all approaches are the base run). On the later chunks, `update` is "
+            f"{gap:+.1%} NDCG@20 against the full retrain at {cost:.0%} of its wall time: the target (within 2% at under 25%) is "
+            f"{'met' if met else 'NOT met'}.",
+        ]
     (HERE / "results" / f"update_{args.dataset}{suffix}.md").write_text("\n".join(lines) + "\n")
-    (HERE / "results" / f"update_{args.dataset}{suffix}.json").write_text(json.dumps({"machine": info, "rows": rows, "timings": timings}, indent=2) + "\n")
+    (HERE / "results" / f"update_{args.dataset}{suffix}.json").write_text(
+        json.dumps({"machine": info, "rows": rows, "timings": timings}, indent=2) + "\n"
+    )
     print(f"wrote {HERE / 'results' / f'update_{args.dataset}.md'}")
 
 

@@ -1,7 +1,8 @@
 """kgrec: a knowledge-graph-augmented recommender.
 
-Data flows one way: ``data`` (read, validate, split) -> ``graph`` (RDF, NetworkX, PyG) ->
-``embed`` (PyKEEN, text) -> ``models`` -> ``train`` -> ``evaluate`` / ``explain``.
+Data flows one way, and imports follow it (the import-linter contract in ``pyproject.toml``): ``data`` (read,
+validate, split) -> ``graph`` (RDF, NetworkX, PyG) -> ``embed`` (PyKEEN, text) and ``models`` -> ``evaluate`` (metrics)
+-> ``inference`` (a trained run) -> ``train``, ``explain`` and ``baselines`` -> ``api`` -> ``serve``, ``tune`` -> ``cli``.
 
 The public API is :mod:`kgrec.api` (``api.build_graph``, ``api.train``, ``api.evaluate``,
 ``api.recommend``, ...); the names below are re-exported for convenience. They load on first use,
@@ -46,7 +47,25 @@ _EXPORTS = {
     "Recommender": "kgrec.inference",
 }
 
-__all__ = ["__version__", "api", *sorted(_EXPORTS)]
+__all__ = [
+    "Dataset",
+    "EvaluationResult",
+    "InputError",
+    "KgrecError",
+    "KnowledgeGraph",
+    "Recommendation",
+    "Recommender",
+    "RunConfig",
+    "__version__",
+    "api",
+    "build_graph",
+    "load_config",
+    "load_dataset",
+    "load_graph",
+    "read_dataset",
+    "recommend",
+]
+assert set(__all__) == {"__version__", "api", *_EXPORTS}  # one list to keep, checked at import
 
 
 def __getattr__(name: str) -> Any:

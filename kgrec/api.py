@@ -1,13 +1,18 @@
-"""The public verbs of kgrec; the only module that sees a whole RunConfig. Each CLI command calls one of these."""
+"""The public verbs of kgrec: each CLI command calls one of these, and each is a thin layer over the package
+(reading files and run folders, then one call into :mod:`kgrec.train`, :mod:`kgrec.inference`, :mod:`kgrec.explain`,
+:mod:`kgrec.baselines` or :mod:`kgrec.graph`).
+
+Over 400 lines because it is the public API on one page: every verb with its full docstring, which the API
+reference renders."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 import warnings
-from typing import Literal
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -19,13 +24,13 @@ from kgrec.errors import ColdStartWarning, InputError, KgrecError
 from kgrec.evaluate import EvaluationResult, PairedComparison, holm, paired_comparison
 from kgrec.evaluate.metrics import TOPK_METRICS
 from kgrec.explain import ExplanationPath, PathFinder, score_shares
-from kgrec.graph import KnowledgeGraph
+from kgrec.graph import KnowledgeGraph, load_graph, save_graph
 from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import LocalStore, open_store
 from kgrec.graph.sparql import query as sparql_query
+from kgrec.inference import Recommendation, Recommender, read_per_user, resolve_device, write_per_user
 from kgrec.io import DirectoryLock, write_json
 from kgrec.logs import library_output
-from kgrec.inference import Recommendation, Recommender, read_per_user, resolve_device, write_per_user
 from kgrec.models import fusion_resolver, propagation_resolver, resolve_propagation, scorer_resolver
 from kgrec.models.propagation import sampled_training_problem
 from kgrec.train.callbacks import TrainingCallback
@@ -35,11 +40,23 @@ from kgrec.train.pipeline import train_recommender
 from kgrec.train.result import TrainResult
 from kgrec.train.rundir import RunDirectory
 from kgrec.train.tracking import tracker_resolver
-from kgrec.graph import load_graph, save_graph
 
 __all__ = [
-    "load_dataset", "read_dataset", "open_dataset", "build_graph", "context_overrides", "train", "resume", "update", "load_run", "evaluate", "compare",
-    "recommend", "explain", "query",
+    "load_dataset",
+    "read_dataset",
+    "open_dataset",
+    "build_graph",
+    "context_overrides",
+    "train",
+    "resume",
+    "update",
+    "load_run",
+    "evaluate",
+    "baseline",
+    "compare",
+    "recommend",
+    "explain",
+    "query",
 ]
 
 
@@ -60,17 +77,23 @@ def open_dataset(
         raise InputError("give exactly one of a public dataset name, an interaction file or a KGAT/KGIN folder")
     if kgat_dir is not None:
         if any(path is not None for path in (items, users, triples, links)):
-            raise InputError("a KGAT/KGIN folder brings its own interactions and KG; items/users/triples/links are for own files")
+            raise InputError(
+                "a KGAT/KGIN folder brings its own interactions and KG; items/users/triples/links are for own files"
+            )
         return read_kgat_dir(kgat_dir, name=name)
     if dataset is not None:
         if any(path is not None for path in (items, users, triples, links)):
-            raise InputError(f"dataset '{dataset}' brings its own files; `items`/`users`/`triples`/`links` are for own data")
+            raise InputError(
+                f"dataset '{dataset}' brings its own files; `items`/`users`/`triples`/`links` are for own data"
+            )
         return load_dataset(dataset, data_dir)
     return read_dataset(interactions, items, users, triples, links, config=config.data, name=name)
 
 
 def build_graph(
-    dataset: Dataset, config: RunConfig | None = None, out: str | Path | None = None,
+    dataset: Dataset,
+    config: RunConfig | None = None,
+    out: str | Path | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> KnowledgeGraph:
     """Split the dataset and build its knowledge graph; save it to ``out`` atomically when given.
@@ -110,13 +133,19 @@ def _check_names(config: RunConfig, graph: KnowledgeGraph) -> None:
         except (KeyError, ValueError):
             raise InputError(f"unknown {key} '{value}' (choices: {', '.join(sorted(resolver.options))})") from None
     sampled = config.train.samples(int((graph.split.interactions["split"] == "train").sum()))
-    if sampled and (problem := sampled_training_problem(config.train.tasks, propagation, propagation_resolver.lookup(propagation).needs_whole_kg)):
+    if sampled and (
+        problem := sampled_training_problem(
+            config.train.tasks, propagation, propagation_resolver.lookup(propagation).needs_whole_kg
+        )
+    ):
         raise InputError(problem)
     if "kg" in config.train.tasks and not config.model.use_kg:
         raise InputError("train.tasks includes kg but model.use_kg is false: the kg task fine-tunes the KG embeddings")
     metric, _, k = config.eval.select_metric.partition("@")
     if metric not in TOPK_METRICS or not k.isdigit() or int(k) not in config.eval.ks:
-        raise InputError(f"eval.select_metric '{config.eval.select_metric}' must be NAME@K with K in eval.ks {list(config.eval.ks)}")
+        raise InputError(
+            f"eval.select_metric '{config.eval.select_metric}' must be NAME@K with K in eval.ks {list(config.eval.ks)}"
+        )
 
 
 def context_overrides(graph: KnowledgeGraph, names: list[str]) -> dict[str, list[str]]:
@@ -147,7 +176,9 @@ def _cache_dir(graph_dir: str | Path | None, cache_dir: str | Path | None) -> Pa
     """
     import tempfile
 
-    folder = Path(cache_dir) if cache_dir is not None else (Path(graph_dir) / "cache" if graph_dir is not None else None)
+    folder = (
+        Path(cache_dir) if cache_dir is not None else (Path(graph_dir) / "cache" if graph_dir is not None else None)
+    )
     if folder is None:
         return None
     try:
@@ -179,7 +210,9 @@ def resume(run_dir: str | Path, quiet: bool = False, cache_dir: str | Path | Non
     saved = read_checkpoint(run_dir / CHECKPOINT_NAME)
     config = load_config(run_dir / "config.yaml")
     graph_dir = saved["meta"]["graph_dir"]
-    return train(load_graph(graph_dir), config, out=run_dir, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, _resume=saved)
+    return train(
+        load_graph(graph_dir), config, out=run_dir, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, _resume=saved
+    )
 
 
 def train(
@@ -230,19 +263,29 @@ def train(
     if config.model.use_text and not has_item_text(graph.catalog):
         # Every item's text would be the same string: a constant view that costs an encoder pass.
         config = config.override({"model.use_text": False})
-        notes.append("the catalog has no titles, descriptions or categories: trained without a text view (model.use_text=false)")
+        notes.append(
+            "the catalog has no titles, descriptions or categories: trained without a text view (model.use_text=false)"
+        )
     if config.model.use_kg and not len(graph.triples):
         config = config.override({"model.use_kg": False})
-        notes.append("the graph has no KG triples (no categories, brands or extra triples): trained without a KG view (model.use_kg=false)")
+        notes.append(
+            "the graph has no KG triples (no categories, brands or extra triples): trained without a KG view (model.use_kg=false)"
+        )
     distributed, device = from_environment(resolve_device(config.train.device))
     if distributed.active and graph_dir is None:
-        raise InputError("data-parallel training needs the graph on disk (graph_dir), so every process reads the same caches")
+        raise InputError(
+            "data-parallel training needs the graph on disk (graph_dir), so every process reads the same caches"
+        )
     tracking = None
-    if tracker is not None and distributed.writer:  # before the run folder: a missing tracker library leaves nothing behind
+    if (
+        tracker is not None and distributed.writer
+    ):  # before the run folder: a missing tracker library leaves nothing behind
         try:
             tracking = tracker_resolver.make(tracker, uri=tracker_uri)
         except KeyError:
-            raise InputError(f"unknown tracker '{tracker}' (known: {', '.join(sorted(tracker_resolver.options))})") from None
+            raise InputError(
+                f"unknown tracker '{tracker}' (known: {', '.join(sorted(tracker_resolver.options))})"
+            ) from None
     run_dir = None
     if out is not None and distributed.writer:  # under torchrun, rank 0 alone writes the run directory
         run_dir = RunDirectory(out, resume=_resume is not None).open()
@@ -250,8 +293,19 @@ def train(
         cache = _cache_dir(graph_dir, cache_dir)
         with library_output(quiet):
             return train_recommender(
-                graph, config, run_dir=run_dir, graph_dir=graph_dir, cache_dir=cache, distributed=distributed, device=device, quiet=quiet,
-                resume=_resume, on_validation=on_validation, tracking=tracking, notes=notes, callbacks=callbacks,
+                graph,
+                config,
+                run_dir=run_dir,
+                graph_dir=graph_dir,
+                cache_dir=cache,
+                distributed=distributed,
+                device=device,
+                quiet=quiet,
+                resume=_resume,
+                on_validation=on_validation,
+                tracking=tracking,
+                notes=notes,
+                callbacks=callbacks,
             )
     except BaseException as error:
         if tracking is not None:
@@ -296,13 +350,22 @@ def update(
     if previous.directory is not None and _same_folder(out, previous.directory):
         # Writing the update into the run it starts from would clear that run before the new one is complete:
         # a failure or a kill in between would leave neither.
-        raise InputError("is the run this update starts from; write the update to a new `out` folder (the run stays as it is)", out)
+        raise InputError(
+            "is the run this update starts from; write the update to a new `out` folder (the run stays as it is)", out
+        )
     trained_items = len(previous.graph.items)
     if new_items is not None:
         previous = previous.add_items(read_catalog(new_items, previous.config.data))
     log = read_interactions(events, previous.config.data)
-    return update_recommender(previous, log, out, epochs=epochs, added_items=len(previous.graph.items) - trained_items, quiet=quiet,
-                              source=events)
+    return update_recommender(
+        previous,
+        log,
+        out,
+        epochs=epochs,
+        added_items=len(previous.graph.items) - trained_items,
+        quiet=quiet,
+        source=events,
+    )
 
 
 def _same_folder(a: str | Path, b: str | Path) -> bool:
@@ -352,9 +415,40 @@ def evaluate(
     return result
 
 
+def baseline(
+    graph: KnowledgeGraph | str | Path,
+    name: str,
+    split: str = "test",
+    candidates: str = "all",
+    ks: tuple[int, ...] = (10, 20),
+    seed: int = 0,
+    config: RunConfig | None = None,
+    cache_dir: str | Path | None = None,
+) -> EvaluationResult:
+    """Evaluate a baseline (``popularity``, ``item-knn``, ``kg-knn``, ``text-knn``; :mod:`kgrec.baselines`) on a graph,
+    ranked as :func:`evaluate` ranks a run: the row beside a model that says what the simplest thing gives.
+
+    ``config``'s text section is text-knn's encoder (the defaults without one); its embeddings are cached in
+    ``cache_dir``, else the graph folder's ``cache/`` when ``graph`` is a folder.
+    """
+    from kgrec.baselines import evaluate_baseline
+
+    graph_dir = None if isinstance(graph, KnowledgeGraph) else Path(graph)
+    loaded = graph if isinstance(graph, KnowledgeGraph) else load_graph(graph)
+    cache = Path(cache_dir) if cache_dir is not None else None if graph_dir is None else graph_dir / "cache"
+    text = (config or RunConfig()).text
+    return evaluate_baseline(
+        loaded, name, split=split, candidates=candidates, ks=ks, seed=seed, text=text, cache_dir=cache
+    )
+
+
 def compare(
-    baseline: str | Path, runs: list[str | Path], metric: str = "ndcg@20", evaluation: str = "test",
-    resamples: int = 10_000, seed: int = 0,
+    baseline: str | Path,
+    runs: list[str | Path],
+    metric: str = "ndcg@20",
+    evaluation: str = "test",
+    resamples: int = 10_000,
+    seed: int = 0,
 ) -> list[PairedComparison]:
     """Each run against ``baseline`` on the same users: mean difference, 95% bootstrap interval, paired t-test and
     Wilcoxon p-values, Holm-adjusted over the runs. Reads each run's ``per_user.parquet``.
@@ -383,17 +477,26 @@ def compare(
     reference = digests[str(baseline)]
     for run, digest in digests.items():
         if digest != reference:
-            raise InputError(f"evaluated on another split than the baseline {baseline} (split digest {digest} vs {reference}): "
-                             "a paired comparison needs the same held-out interactions", run)
+            raise InputError(
+                f"evaluated on another split than the baseline {baseline} (split digest {digest} vs {reference}): "
+                "a paired comparison needs the same held-out interactions",
+                run,
+            )
     values = {run: table.groupby("user", sort=True)[metric].mean() for run, table in tables.items()}
     base = values[str(baseline)]
     stats = []
     for run in map(str, runs):
         if not values[run].index.equals(base.index):
-            raise InputError(f"ranked other users than the baseline {baseline} ({len(values[run])} vs {len(base)}): "
-                             "evaluate both with the same candidates", run)
+            raise InputError(
+                f"ranked other users than the baseline {baseline} ({len(values[run])} vs {len(base)}): "
+                "evaluate both with the same candidates",
+                run,
+            )
         both = base.notna() & values[run].notna()  # AUC is undefined for some users
-        stats.append(paired_comparison(base[both].to_numpy(), values[run][both].to_numpy(), resamples, seed) | {"users": int(both.sum())})
+        stats.append(
+            paired_comparison(base[both].to_numpy(), values[run][both].to_numpy(), resamples, seed)
+            | {"users": int(both.sum())}
+        )
     holm_t, holm_w = holm([s["t_p"] for s in stats]), holm([s["wilcoxon_p"] for s in stats])
     return [
         PairedComparison(run=str(run), baseline=str(baseline), metric=metric, holm_t_p=ht, holm_wilcoxon_p=hw, **s)  # type: ignore[arg-type]
@@ -438,14 +541,24 @@ def recommend(
         recommender = recommender.add_items(read_catalog(new_items, recommender.config.data))
     if include_seen is None:
         include_seen = recommender.config.eval.task == "in-context"
-    strangers = {user for user in user_ids if user not in recommender.graph.users} if unknown_users == "cold-start" else set()
+    strangers = (
+        {user for user in user_ids if user not in recommender.graph.users} if unknown_users == "cold-start" else set()
+    )
     known = [user for user in user_ids if user not in strangers]
-    answered = {rec.user_id: rec for rec in (
-        recommender.recommend(known, k, exclude_seen=not include_seen, context=context, retrieval=retrieval) if known else []
-    )}
+    answered = {
+        rec.user_id: rec
+        for rec in (
+            recommender.recommend(known, k, exclude_seen=not include_seen, context=context, retrieval=retrieval)
+            if known
+            else []
+        )
+    }
     for user in dict.fromkeys(user for user in user_ids if user in strangers):
-        warnings.warn(f"user '{user}' is not in the run: a cold-start answer (the most popular items, or from stated attributes)",
-                      ColdStartWarning, stacklevel=2)
+        warnings.warn(
+            f"user '{user}' is not in the run: a cold-start answer (the most popular items, or from stated attributes)",
+            ColdStartWarning,
+            stacklevel=2,
+        )
         answered[user] = recommender.recommend_cold_start(user, k, context)
     recommendations = [answered[user] for user in user_ids]
     if history or new_user:
@@ -454,8 +567,11 @@ def recommend(
         return recommendations
     finder = PathFinder(recommender, labels=_label_store(endpoint), entity_labels=_entity_labels(labels))
     explainable = [rec for rec in recommendations if rec.user_id not in strangers]
-    shares = iter(score_shares(recommender, [rec.user_id for rec in explainable], [rec.item_ids for rec in explainable], context)
-                  if explainable else [])
+    shares = iter(
+        score_shares(recommender, [rec.user_id for rec in explainable], [rec.item_ids for rec in explainable], context)
+        if explainable
+        else []
+    )
     explained = []
     for rec in recommendations:
         if rec.user_id in strangers:  # no history to explain from, no learned score to divide
@@ -464,11 +580,11 @@ def recommend(
         rec_shares = next(shares)
         paths = [finder.find(rec.user_id, item_id, max_paths=1) for item_id in rec.item_ids]
         explained.append(
-            dataclasses.replace(rec, explanations=[found[0].to_dict() if found else None for found in paths], shares=rec_shares)
+            dataclasses.replace(
+                rec, explanations=[found[0].to_dict() if found else None for found in paths], shares=rec_shares
+            )
         )
     return explained
-
-
 
 
 def explain(
@@ -489,8 +605,13 @@ def explain(
     an entity with none is described by its relation (``a shared genre (m.02kdv5l)``).
     """
     recommender = load_run(run, device)
-    finder = PathFinder(recommender, max_fanout=max_fanout, max_hops=max_hops, labels=_label_store(endpoint),
-                        entity_labels=_entity_labels(labels))
+    finder = PathFinder(
+        recommender,
+        max_fanout=max_fanout,
+        max_hops=max_hops,
+        labels=_label_store(endpoint),
+        entity_labels=_entity_labels(labels),
+    )
     return finder.find(str(user_id), str(item_id), max_paths)
 
 
@@ -505,7 +626,10 @@ def _entity_labels(labels: str | Path | dict[str, str] | None) -> dict[str, str]
 
 
 def query(
-    sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None, allow_service: bool = False,
+    sparql: str,
+    graph_dir: str | Path | None = None,
+    endpoint: str | None = None,
+    allow_service: bool = False,
     backend: str | None = None,
 ) -> pd.DataFrame:
     """SPARQL SELECT/ASK over a built graph's RDF (or an endpoint serving it), as a table.

@@ -1,4 +1,9 @@
-"""The ``kgrec`` command line: flags become config overrides, then one library call per command."""
+"""The ``kgrec`` command line: flags become config overrides, then one library call per command.
+
+Long (over 1,000 lines) on purpose: each command is a thin function whose click declarations (options, choices,
+help) are most of its lines, and one file keeps the whole command table, with the shared option types, in one
+place. Nothing heavy is imported at module level, so ``kgrec --help`` answers in under half a second.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
@@ -86,7 +91,9 @@ def _config(
         try:
             overrides[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as error:
-            raise KgrecError(f"--set {key.strip()}: the value '{value}' is not valid YAML ({' '.join(str(error).split())})") from None
+            raise KgrecError(
+                f"--set {key.strip()}: the value '{value}' is not valid YAML ({' '.join(str(error).split())})"
+            ) from None
     return config.override(overrides) if overrides else config
 
 
@@ -131,7 +138,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 @option("--triples", type=_PathType(dir_okay=False), help="Extra knowledge: Turtle, N-Triples, TSV or .kg.")
 @option("--links", type=_PathType(dir_okay=False), help="Item-to-entity table (.link or TSV item, entity).")
 @option(
-    "--kgat-dir", type=_PathType(file_okay=False), help="A dataset in the KGAT/KGIN layout (train.txt, test.txt, kg_final.txt); use with --split given."
+    "--kgat-dir",
+    type=_PathType(file_okay=False),
+    help="A dataset in the KGAT/KGIN layout (train.txt, test.txt, kg_final.txt); use with --split given.",
 )
 @option(
     "--download/--no-download",
@@ -140,15 +149,43 @@ def main(ctx: click.Context, debug: bool) -> None:
 )
 @option("--name", help="Graph name [the dataset's].")
 @option("--out", type=_PathType(file_okay=False), help="Graph directory [default: graphs/<name>].")
-@option("--split", type=click.Choice(["random", "loo", "cold-items", "given"]), help="Split kind [random; given keeps a dataset's own test set].")
+@option(
+    "--split",
+    type=click.Choice(["random", "loo", "cold-items", "given"]),
+    help="Split kind [random; given keeps a dataset's own test set].",
+)
 @option("--seed", type=int, help="Split seed [2020].")
 @option("--min-rating", type=float, help="Only ratings at least this count as positives.")
 @option("--cold-item-share", type=float, help="Share of items held out for --split cold-items [0.2].")
-@option("--config", "config_path", type=_PathType(dir_okay=False), help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].")
-@option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. data.interactions.user=customer.")
+@option(
+    "--config",
+    "config_path",
+    type=_PathType(dir_okay=False),
+    help="Config file (YAML or TOML) or preset name [the dataset's preset, else defaults].",
+)
+@option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any config value, e.g. data.interactions.user=customer.",
+)
 @option("--quiet", is_flag=True, help="No progress lines on a terminal (the counts are still printed).")
 def build_graph(
-    config_path, settings, dataset, data_dir, interactions, items, users, triples, links, kgat_dir, download, name, out, quiet,
+    config_path,
+    settings,
+    dataset,
+    data_dir,
+    interactions,
+    items,
+    users,
+    triples,
+    links,
+    kgat_dir,
+    download,
+    name,
+    out,
+    quiet,
     **flags,
 ) -> None:
     """Build the knowledge graph, the PyG graph and the saved split; print their counts."""
@@ -161,8 +198,14 @@ def build_graph(
 
     if dataset is not None and download and dataset_missing(dataset, data_dir):
         # As PyG and RecBole do: a first run on an online machine fetches the public data itself.
-        click.echo(f"{dataset} is not in {resolve_data_dir(data_dir)}: downloading it (every file's checksum is verified)", err=True)
-        click.echo(f"downloaded {dataset} into {download_dataset(dataset, data_dir, show_progress=bars_wanted(quiet))}", err=True)
+        click.echo(
+            f"{dataset} is not in {resolve_data_dir(data_dir)}: downloading it (every file's checksum is verified)",
+            err=True,
+        )
+        click.echo(
+            f"downloaded {dataset} into {download_dataset(dataset, data_dir, show_progress=bars_wanted(quiet))}",
+            err=True,
+        )
 
     if kgat_dir is not None and flags.get("split") is None and config_path is None:
         flags["split"] = "given"  # the layout's point is its published test set; --split/--set still choose otherwise
@@ -172,8 +215,10 @@ def build_graph(
     started = time.perf_counter()
     data = api.open_dataset(config, dataset, data_dir, interactions, items, users, triples, links, name, kgat_dir)
     if stage is not None:
-        stage(f"read {len(data.interactions):,} interactions, {len(data.items):,} items and {len(data.triples):,} triples "
-              f"({time.perf_counter() - started:.1f} s)")
+        stage(
+            f"read {len(data.interactions):,} interactions, {len(data.items):,} items and {len(data.triples):,} triples "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
     out = Path(out) if out else Path("graphs") / safe_name(name or data.name, "graph name")
     graph = api.build_graph(data, config, out=out, on_stage=stage)
     click.echo(format_stats(graph.stats))
@@ -210,8 +255,12 @@ def _pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _device_option(default: str | None = "auto"):  # noqa: ANN202 - a click decorator
     """The one ``--device`` of every command (train's default comes from its config, which defaults to auto)."""
-    return option("--device", default=default, metavar="DEVICE",
-                        help="Where the model runs: auto (CUDA when torch sees one), cpu, cuda or cuda:N [auto].")
+    return option(
+        "--device",
+        default=default,
+        metavar="DEVICE",
+        help="Where the model runs: auto (CUDA when torch sees one), cpu, cuda or cuda:N [auto].",
+    )
 
 
 class _RegistryChoice(click.Choice):
@@ -248,7 +297,10 @@ PROPAGATIONS = ("knowledge", "knowledgemean", "lightgcn", "relational")
 @option("--graph", "graph_dir", type=_PathType(file_okay=False), help="A graph from build-graph.")
 @option("--out", type=_PathType(file_okay=False), help="Run directory [default: runs/<graph name>-<fusion>].")
 @option(
-    "--resume", "resume_dir", type=_PathType(file_okay=False), help="Continue an interrupted run from its last checkpoint (its own config and graph)."
+    "--resume",
+    "resume_dir",
+    type=_PathType(file_okay=False),
+    help="Continue an interrupted run from its last checkpoint (its own config and graph).",
 )
 @option("--fusion", type=_RegistryChoice("fusion_resolver", FUSIONS), help="How graph and text views join [gated].")
 @option(
@@ -284,17 +336,48 @@ PROPAGATIONS = ("knowledge", "knowledgemean", "lightgcn", "relational")
     help="Where PyKEEN and text embeddings are cached [env KGREC_CACHE_DIR, else <graph>/cache]; for a read-only graph.",
 )
 @option("--quiet", is_flag=True, help="No progress bars.")
-@option("--tracker", type=click.Choice(["mlflow", "tensorboard"]), help="Log parameters, per-epoch and final metrics and files.")
-@option("--tracker-uri", help="MLflow tracking URI (e.g. sqlite:///mlflow.db) or TensorBoard folder [MLflow's default; <run>/tensorboard].")
-def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fields, tasks, fanout, cache_dir, tracker, tracker_uri,
-          **flags) -> None:
+@option(
+    "--tracker",
+    type=click.Choice(["mlflow", "tensorboard"]),
+    help="Log parameters, per-epoch and final metrics and files.",
+)
+@option(
+    "--tracker-uri",
+    help="MLflow tracking URI (e.g. sqlite:///mlflow.db) or TensorBoard folder [MLflow's default; <run>/tensorboard].",
+)
+def train(
+    graph_dir,
+    out,
+    resume_dir,
+    config_path,
+    settings,
+    quiet,
+    context_fields,
+    tasks,
+    fanout,
+    cache_dir,
+    tracker,
+    tracker_uri,
+    **flags,
+) -> None:
     """Train the recommender on a built graph; write the run directory and print test metrics."""
     from kgrec import api
     from kgrec.graph import load_graph
 
     if resume_dir is not None:
-        given = [name for name, value in (("--graph", graph_dir), ("--out", out), ("--config", config_path), ("--set", settings),
-                 ("--context", context_fields), ("--tasks", tasks), ("--fanout", fanout)) if value] + [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+        given = [
+            name
+            for name, value in (
+                ("--graph", graph_dir),
+                ("--out", out),
+                ("--config", config_path),
+                ("--set", settings),
+                ("--context", context_fields),
+                ("--tasks", tasks),
+                ("--fanout", fanout),
+            )
+            if value
+        ] + [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
         if given:
             raise KgrecError(f"--resume continues a run with its own config and graph; drop {given[0]}")
         with _resume_hint(Path(resume_dir)):
@@ -317,8 +400,16 @@ def train(graph_dir, out, resume_dir, config_path, settings, quiet, context_fiel
         config = config.override(api.context_overrides(graph, _names(context_fields)))
     out = Path(out) if out else Path("runs") / safe_name(f"{graph.name}-{config.model.fusion}", "run name")
     with _resume_hint(out):
-        result = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, cache_dir=cache_dir, tracker=tracker,
-                           tracker_uri=tracker_uri)
+        result = api.train(
+            graph,
+            config,
+            out=out,
+            graph_dir=graph_dir,
+            quiet=quiet,
+            cache_dir=cache_dir,
+            tracker=tracker,
+            tracker_uri=tracker_uri,
+        )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports (and alone wrote the run)
         for note in result.notes:
             click.echo(f"note: {note}", err=True)
@@ -386,7 +477,13 @@ def _print_metrics(metrics: dict, split: str) -> None:
 
 @main.command()
 @option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
-@option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True, help="Which held-out part to rank.")
+@option(
+    "--split",
+    type=click.Choice(["test", "valid"]),
+    default="test",
+    show_default=True,
+    help="Which held-out part to rank.",
+)
 @option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's eval.ks].")
 @option(
     "--candidates",
@@ -406,34 +503,142 @@ def evaluate(run_dir, split, ks, candidates, device) -> None:
     click.echo(f"{result.num_users} users ranked against {against} in {result.seconds:.3f} s")
 
 
+#: kgrec.baselines.BASELINES' names, written out so that --help does not wait for torch (a test keeps them equal).
+BASELINE_NAMES = ("popularity", "item-knn", "kg-knn", "text-knn")
+
+
 @main.command()
 @option("--graph", "graph_dir", required=True, type=_PathType(file_okay=False), help="A graph from build-graph.")
-@option("--study", "study_dir", required=True, type=_PathType(file_okay=False), help="Study folder (created, or resumed).")
-@option("--trials", type=click.IntRange(1), required=True, help="Finished trials (complete or pruned) the study should hold.")
+@option(
+    "--name",
+    "names",
+    multiple=True,
+    type=click.Choice(BASELINE_NAMES),
+    help="A baseline (repeatable) [all that apply].",
+)
+@option(
+    "--split",
+    type=click.Choice(["test", "valid"]),
+    default="test",
+    show_default=True,
+    help="Which held-out part to rank.",
+)
+@option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [10 and 20].")
+@option(
+    "--candidates",
+    type=click.Choice(["all", "unseen"]),
+    default="all",
+    show_default=True,
+    help="Rank all items, or only items never seen in training (cold-start evaluation).",
+)
+@option("--seed", type=int, default=0, show_default=True, help="Popularity's tie-breaking order.")
+@option(
+    "--config",
+    "config_path",
+    type=_PathType(dir_okay=False),
+    help="A run config whose text section text-knn encodes with.",
+)
+def baseline(graph_dir, names, split, ks, candidates, seed, config_path) -> None:
+    """Evaluate baselines on a graph (popularity, item and KG and text nearest neighbours), ranked as evaluate ranks a run."""
+    from kgrec import api
+    from kgrec.errors import InputError
+
+    config = load_config(config_path) if config_path else None
+    for name in names or BASELINE_NAMES:
+        try:
+            result = api.baseline(graph_dir, name, split, candidates, tuple(ks) or (10, 20), seed, config)
+        except InputError as error:
+            if names:  # asked for by name: its failure is the answer
+                raise
+            click.echo(f"{name}: skipped ({error.message})", err=True)
+            continue
+        click.echo(f"baseline {name}")
+        _print_metrics(result.metrics, split)
+
+
+@main.command()
+@option("--graph", "graph_dir", required=True, type=_PathType(file_okay=False), help="A graph from build-graph.")
+@option(
+    "--study", "study_dir", required=True, type=_PathType(file_okay=False), help="Study folder (created, or resumed)."
+)
+@option(
+    "--trials",
+    type=click.IntRange(1),
+    required=True,
+    help="Finished trials (complete or pruned) the study should hold.",
+)
 @option("--timeout", type=click.FloatRange(0, min_open=True), help="Stop drawing new trials after this many seconds.")
 @option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Trials in parallel processes.")
 @option("--space", type=_PathType(dir_okay=False), help="Search space YAML [kgrec/configs/spaces/default.yaml].")
-@option("--config", "config_path", type=_PathType(dir_okay=False), help="Base config file or preset every trial starts from.")
+@option(
+    "--config",
+    "config_path",
+    type=_PathType(dir_okay=False),
+    help="Base config file or preset every trial starts from.",
+)
 @option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A fixed config value for every trial.")
 @option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
 @option(
-    "--pruner", type=click.Choice(["percentile", "median", "none"]), default="percentile", show_default=True,
+    "--pruner",
+    type=click.Choice(["percentile", "median", "none"]),
+    default="percentile",
+    show_default=True,
     help="Stop trials whose per-epoch validation falls in the bottom quarter (percentile) or half (median) of earlier trials.",
 )
-@option("--prune-startup", type=click.IntRange(0), default=5, show_default=True, help="Finished trials before any is pruned.")
-@option("--prune-warmup", type=click.IntRange(0), default=5, show_default=True, help="Epochs a trial runs before it can be pruned.")
+@option(
+    "--prune-startup",
+    type=click.IntRange(0),
+    default=5,
+    show_default=True,
+    help="Finished trials before any is pruned.",
+)
+@option(
+    "--prune-warmup",
+    type=click.IntRange(0),
+    default=5,
+    show_default=True,
+    help="Epochs a trial runs before it can be pruned.",
+)
 @option("--tracker", type=click.Choice(["mlflow", "tensorboard"]), help="Log every trial as a tracked run.")
 @option("--tracker-uri", help="MLflow tracking URI or TensorBoard folder.")
-def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settings, seed, pruner, prune_startup, prune_warmup,
-         tracker, tracker_uri) -> None:
+def tune(
+    graph_dir,
+    study_dir,
+    trials,
+    timeout,
+    jobs,
+    space,
+    config_path,
+    settings,
+    seed,
+    pruner,
+    prune_startup,
+    prune_warmup,
+    tracker,
+    tracker_uri,
+) -> None:
     """Search hyper-parameters with Optuna (TPE, pruning, resumable); the best config goes to STUDY/best.yaml."""
-    from kgrec.tune import Pruning, tune as run_study
+    from kgrec.tune import Pruning
+    from kgrec.tune import tune as run_study
 
     config = _config(config_path, {}, {}, settings)
     pruning = Pruning(pruner, prune_startup, prune_warmup)
-    result = run_study(graph_dir, study_dir, trials, config, space, timeout, jobs, seed, tracker=tracker, tracker_uri=tracker_uri,
-                       pruning=pruning)
-    click.echo(f"{result.complete} complete, {result.pruned} pruned, {result.failed} failed trials ({result.seconds:.0f} s this call)")
+    result = run_study(
+        graph_dir,
+        study_dir,
+        trials,
+        config,
+        space,
+        timeout,
+        jobs,
+        seed,
+        tracker=tracker,
+        tracker_uri=tracker_uri,
+        pruning=pruning,
+    )
+    click.echo(
+        f"{result.complete} complete, {result.pruned} pruned, {result.failed} failed trials ({result.seconds:.0f} s this call)"
+    )
     click.echo(f"best: trial {result.best_trial}, validation {result.best_value:.4f}")
     for key, value in result.best_params.items():
         click.echo(f"  {key} = {value}")
@@ -445,7 +650,9 @@ def tune(graph_dir, study_dir, trials, timeout, jobs, space, config_path, settin
 @click.argument("runs", nargs=-1, required=True, type=_PathType(file_okay=False))
 @option("--metric", default="ndcg@20", show_default=True, help="A per-user metric (recall@20, mrr@10, auc ...).")
 @option(
-    "--evaluation", default="test", show_default=True,
+    "--evaluation",
+    default="test",
+    show_default=True,
     help="Which stored evaluation: test, valid, or test_unseen (after evaluate --candidates unseen).",
 )
 @option("--resamples", type=click.IntRange(100), default=10_000, show_default=True, help="Bootstrap resamples.")
@@ -460,12 +667,19 @@ def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> Non
         for result in results:
             click.echo(json.dumps(json_safe(result.to_dict())))
         return
-    click.echo(f"{metric} on {evaluation}, paired over users, against {baseline} (mean {results[0].baseline_mean:.4f}):")
-    click.echo(f"{'run':<40} {'users':>6} {'mean':>8} {'diff':>9} {'rel':>7} {'95% CI':>21} {'t p':>9} {'Wilcoxon p':>10} {'Holm t':>9} {'Holm W':>9}")
+    click.echo(
+        f"{metric} on {evaluation}, paired over users, against {baseline} (mean {results[0].baseline_mean:.4f}):"
+    )
+    click.echo(
+        f"{'run':<40} {'users':>6} {'mean':>8} {'diff':>9} {'rel':>7} {'95% CI':>21} {'t p':>9} {'Wilcoxon p':>10} "
+        f"{'Holm t':>9} {'Holm W':>9}"
+    )
     for r in results:
         interval = f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
-        click.echo(f"{r.run:<40} {r.users:>6} {r.mean:>8.4f} {r.difference:>+9.4f} {r.relative:>+7.1%} {interval:>21} "
-                   f"{r.t_p:>9.2g} {r.wilcoxon_p:>10.2g} {r.holm_t_p:>9.2g} {r.holm_wilcoxon_p:>9.2g}")
+        click.echo(
+            f"{r.run:<40} {r.users:>6} {r.mean:>8.4f} {r.difference:>+9.4f} {r.relative:>+7.1%} {interval:>21} "
+            f"{r.t_p:>9.2g} {r.wilcoxon_p:>10.2g} {r.holm_t_p:>9.2g} {r.holm_wilcoxon_p:>9.2g}"
+        )
 
 
 @main.command()
@@ -474,11 +688,24 @@ def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> Non
 @option("--users-file", type=_PathType(dir_okay=False), help="A file with one user id per line.")
 @option("-k", type=int, default=10, show_default=True, help="Items per user.")
 @option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@option("--explain", "with_paths", is_flag=True, help="Attach each item's best explanation path and each part's share of its score.")
+@option(
+    "--explain",
+    "with_paths",
+    is_flag=True,
+    help="Attach each item's best explanation path and each part's share of its score.",
+)
 @option("--endpoint", help="SPARQL endpoint serving the graph, for entity labels [the graph's own].")
-@option("--labels", type=_PathType(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
+@option(
+    "--labels",
+    type=_PathType(dir_okay=False),
+    help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.",
+)
 @option("--history", help="Comma-separated item ids: recommend for a new user with this history (no retraining).")
-@option("--new-items", type=_PathType(dir_okay=False), help="A catalog file of new items to make recommendable (no retraining).")
+@option(
+    "--new-items",
+    type=_PathType(dir_okay=False),
+    help="A catalog file of new items to make recommendable (no retraining).",
+)
 @option(
     "--context",
     "context_pairs",
@@ -493,7 +720,11 @@ def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> Non
     show_default=True,
     help="Score every item, or take candidates from a FAISS HNSW index (large catalogs; runs without the linear part).",
 )
-@option("--new-user", is_flag=True, help="Recommend for a new user known only by --context attributes (and --history, if given).")
+@option(
+    "--new-user",
+    is_flag=True,
+    help="Recommend for a new user known only by --context attributes (and --history, if given).",
+)
 @option(
     "--include-seen/--exclude-seen",
     default=None,
@@ -502,8 +733,22 @@ def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> Non
 @_device_option()
 @click.argument("more_context", nargs=-1, metavar="[KEY=VALUE]...")
 def recommend(
-    run_dir, user_ids, users_file, k, as_json, with_paths, endpoint, labels, history, new_items, context_pairs, retrieval, new_user,
-    include_seen, device, more_context,
+    run_dir,
+    user_ids,
+    users_file,
+    k,
+    as_json,
+    with_paths,
+    endpoint,
+    labels,
+    history,
+    new_items,
+    context_pairs,
+    retrieval,
+    new_user,
+    include_seen,
+    device,
+    more_context,
 ) -> None:
     """Top-K items per user, with titles and scores: unseen ones, or for an in-context run the user's own too."""
     ids = list(user_ids)
@@ -518,7 +763,9 @@ def recommend(
         raise KgrecError("give at least one --user, a --users-file, a --history or --new-user")
     if k < 1:
         raise KgrecError("-k must be at least 1")
-    if not (with_paths or items or new_items or context or new_user or include_seen or retrieval != "exact") and device in ("auto", "cpu"):
+    if not (
+        with_paths or items or new_items or context or new_user or include_seen or retrieval != "exact"
+    ) and device in ("auto", "cpu"):
         # The usual question, answered from the ranking stored with the run, without loading torch, PyG and the model
         # (seconds in a fresh process); None when the stored ranking does not answer it.
         from kgrec.inference.ranked import quick_recommend
@@ -533,8 +780,19 @@ def recommend(
         warnings.simplefilter("always", ContextWarning)
         warnings.simplefilter("always", ColdStartWarning)
         recommendations = api.recommend(
-            run_dir, ids, k, explain=with_paths, endpoint=endpoint, history=items, new_items=new_items, context=context,
-            new_user=new_user, retrieval=retrieval, device=device, labels=labels, include_seen=include_seen,
+            run_dir,
+            ids,
+            k,
+            explain=with_paths,
+            endpoint=endpoint,
+            history=items,
+            new_items=new_items,
+            context=context,
+            new_user=new_user,
+            retrieval=retrieval,
+            device=device,
+            labels=labels,
+            include_seen=include_seen,
             unknown_users="cold-start",  # as the server answers them
         )
     notes = (ContextWarning, ColdStartWarning)
@@ -559,15 +817,24 @@ def _print_recommendations(recommendations: list[Any], as_json: bool) -> None:
         for rank, (item_id, title, score) in enumerate(zip(rec.item_ids, rec.titles, rec.scores), start=1):
             click.echo(f"  {rank:2d}. {_flat(title or item_id)}  [item {_flat(item_id)}]  score {score:.3f}")
             if rec.explanations is not None and rec.shares is None:
-                click.echo("      why: the user is new to the run (a cold-start answer; the score counts training interactions)")
+                click.echo(
+                    "      why: the user is new to the run (a cold-start answer; the score counts training interactions)"
+                )
             elif rec.explanations is not None:
                 from kgrec.explain import path_text
 
                 path = rec.explanations[rank - 1]
-                why = path_text(path["user_id"], path["relations"], path["labels"]) if path else "no path in the training graph"
+                why = (
+                    path_text(path["user_id"], path["relations"], path["labels"])
+                    if path
+                    else "no path in the training graph"
+                )
                 names = {"graph": "graph view", "text": "text", "ease": "EASE", "repeat": "repeat use"}
                 # "+ 0.0" turns a rounded -0 into 0: "-0%" reads as a view that lowers the score.
-                shares = ", ".join(f"{names[part]} {round(share, 2) + 0.0:.0%}" for part, share in (rec.shares or [{}] * rank)[rank - 1].items())
+                shares = ", ".join(
+                    f"{names[part]} {round(share, 2) + 0.0:.0%}"
+                    for part, share in (rec.shares or [{}] * rank)[rank - 1].items()
+                )
                 click.echo(f"      why: {_flat(why)}  (score: {shares})")
 
 
@@ -581,10 +848,22 @@ def _flat(text: str) -> str:
 @option("--user", "user_id", required=True, help="User id.")
 @option("--item", "item_id", required=True, help="The recommended item's id.")
 @option("--max-paths", type=int, default=5, show_default=True, help="Paths to show.")
-@option("--max-hops", type=click.IntRange(1, 2), default=2, show_default=True, help="KG entities between the two items.")
-@option("--max-fanout", type=click.IntRange(1), default=50, show_default=True, help="Entities expanded per node, most specific first.")
+@option(
+    "--max-hops", type=click.IntRange(1, 2), default=2, show_default=True, help="KG entities between the two items."
+)
+@option(
+    "--max-fanout",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Entities expanded per node, most specific first.",
+)
 @option("--endpoint", help="SPARQL endpoint serving the graph, for entity labels [the graph's own].")
-@option("--labels", type=_PathType(dir_okay=False), help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.")
+@option(
+    "--labels",
+    type=_PathType(dir_okay=False),
+    help="Entity labels for explanations: CSV/TSV with columns entity,label, or RDF with rdfs:label.",
+)
 @option("--json", "as_json", is_flag=True, help="One JSON object per path.")
 @_device_option()
 def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, labels, as_json, device) -> None:
@@ -595,7 +874,9 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
 
     if max_paths < 1:
         raise KgrecError("--max-paths must be at least 1")
-    paths = api.explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, device=device, labels=labels)
+    paths = api.explain(
+        run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint, device=device, labels=labels
+    )
     if not paths:
         click.echo(f"user {user_id} has no training interactions to explain item {item_id} from")
     for rank, path in enumerate(paths, start=1):
@@ -611,17 +892,31 @@ def explain(run_dir, user_id, item_id, max_paths, max_hops, max_fanout, endpoint
 @option("--endpoint", help="A SPARQL 1.1 endpoint serving the graph instead.")
 @option("--json", "as_json", is_flag=True, help="JSON lines instead of tab-separated values.")
 @option(
-    "--allow-service", is_flag=True, help="Let SERVICE <url> and FROM <url> fetch from other endpoints (off: a query never makes this machine send requests)."
+    "--allow-service",
+    is_flag=True,
+    help="Let SERVICE <url> and FROM <url> fetch from other endpoints (off: a query never makes this machine send requests).",
 )
-@option("--store", "backend", type=click.Choice(["oxigraph", "rdflib"]), help="Local store and SPARQL engine [oxigraph where installed].")
-@option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
-              help="Seconds the query (loading included) may take before it is stopped.")
+@option(
+    "--store",
+    "backend",
+    type=click.Choice(["oxigraph", "rdflib"]),
+    help="Local store and SPARQL engine [oxigraph where installed].",
+)
+@option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Seconds the query (loading included) may take before it is stopped.",
+)
 def query(sparql, graph_dir, endpoint, as_json, allow_service, backend, timeout) -> None:
     """Run a SPARQL SELECT/ASK query over a graph's RDF (prefixes kgrec:, kg:, rdfs:, rdf: predeclared)."""
     # api.query is this function; kgrec.api itself would import torch and PyG, seconds before the first answer.
     from kgrec.graph.sparql import query as sparql_query
 
-    table = _interruptible(lambda: sparql_query(sparql, graph_dir, endpoint, allow_service, backend), timeout, "the query")
+    table = _interruptible(
+        lambda: sparql_query(sparql, graph_dir, endpoint, allow_service, backend), timeout, "the query"
+    )
     if as_json:
         import json
 
@@ -642,7 +937,10 @@ def list_parts(what) -> None:
     else:
         from kgrec import models
 
-        names = getattr(models, {"fusions": "fusion_resolver", "propagations": "propagation_resolver", "scorers": "scorer_resolver"}[what]).options
+        names = getattr(
+            models,
+            {"fusions": "fusion_resolver", "propagations": "propagation_resolver", "scorers": "scorer_resolver"}[what],
+        ).options
     click.echo("\n".join(sorted(names)))
 
 
@@ -698,10 +996,19 @@ def export(graph_dir, out, name) -> None:
 
 @main.command()
 @option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="The trained run to start from.")
-@option("--events", required=True, type=_PathType(dir_okay=False), help="New interactions (a log like train's: user, item [, rating, timestamp]).")
+@option(
+    "--events",
+    required=True,
+    type=_PathType(dir_okay=False),
+    help="New interactions (a log like train's: user, item [, rating, timestamp]).",
+)
 @option("--out", required=True, type=_PathType(file_okay=False), help="The updated run (a new run directory).")
 @option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Epochs over old plus new interactions.")
-@option("--new-items", type=_PathType(dir_okay=False), help="A catalog file of items the events may name that the run lacks.")
+@option(
+    "--new-items",
+    type=_PathType(dir_okay=False),
+    help="A catalog file of items the events may name that the run lacks.",
+)
 @option("--quiet", is_flag=True, help="No progress bar.")
 @_device_option()
 def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
@@ -722,30 +1029,55 @@ def update(run_dir, events, out, epochs, new_items, quiet, device) -> None:
 @main.command()
 @option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
 @option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on (0: any free one).")
+@option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0: any free one).",
+)
 @option("--state", "state_dir", type=_PathType(file_okay=False), help="Folder of the durable event log [RUN/serving].")
-@option("--token", envvar="KGREC_SERVE_TOKEN", help="Token the write endpoints require (or KGREC_SERVE_TOKEN) [none: read-only].")
+@option(
+    "--token",
+    envvar="KGREC_SERVE_TOKEN",
+    help="Token the write endpoints require (or KGREC_SERVE_TOKEN) [none: read-only].",
+)
 @option("--open-writes", is_flag=True, help="Accept writes without a token: anyone who reaches the port may post.")
-@option("--reload-root", type=_PathType(file_okay=False), help="Folder whose runs POST /admin/reload may swap in [none: only this run].")
-@option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning", show_default=True,
-              help="What the HTTP server (uvicorn) logs.")
+@option(
+    "--reload-root",
+    type=_PathType(file_okay=False),
+    help="Folder whose runs POST /admin/reload may swap in [none: only this run].",
+)
+@option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="warning",
+    show_default=True,
+    help="What the HTTP server (uvicorn) logs.",
+)
 @_device_option()
 def serve(run_dir, host, port, state_dir, token, open_writes, reload_root, log_level, device) -> None:
     """Answer recommendations over HTTP (OpenAPI docs at /docs); SIGHUP or POST /admin/reload swaps in a newer run."""
     from kgrec.serve import serve as run_server
 
     if token is not None and not token.strip():
-        raise KgrecError('--token is empty (an unset variable in --token "$TOKEN"?): give a token, or --open-writes to '
-                         "accept writes from anyone")
+        raise KgrecError(
+            '--token is empty (an unset variable in --token "$TOKEN"?): give a token, or --open-writes to '
+            "accept writes from anyone"
+        )
     if token is not None and open_writes:
         raise KgrecError("--open-writes and --token contradict each other: give one")
     if open_writes:
-        click.echo(f"warning: --open-writes: anyone who reaches {host}:{port} can post interactions and items and reload runs",
-                   err=True)
+        click.echo(
+            f"warning: --open-writes: anyone who reaches {host}:{port} can post interactions and items and reload runs",
+            err=True,
+        )
     elif token is None:
         click.echo("note: no --token: the server is read-only (writes answer 403)", err=True)
     click.echo(f"kgrec serve: {run_dir} on http://{host}:{port} (docs at /docs)", err=True)
-    run_server(run_dir, host, port, state_dir, token, device, log_level, open_writes=open_writes, reload_root=reload_root)
+    run_server(
+        run_dir, host, port, state_dir, token, device, log_level, open_writes=open_writes, reload_root=reload_root
+    )
 
 
 @main.command()

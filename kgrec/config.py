@@ -1,5 +1,8 @@
 """The run configuration: one typed, frozen, validated object per run, saved next to its results.
 
+Over 400 lines because every section and field is declared, bounded and described here, once: the CLI's help,
+the documentation and the validation errors all read these declarations.
+
 Precedence has exactly three levels: the schema defaults below, then a preset or a
 ``--config`` file (YAML or TOML), then explicit CLI flags (applied with
 :meth:`RunConfig.override`). Nothing else is read: no environment variables, no ``sys.argv``.
@@ -101,7 +104,9 @@ class DataConfig(_Section):
         description="strftime format of the log's timestamps (e.g. '%d/%m/%Y %H:%M'); None: unix seconds or ISO 8601, "
         "nothing else (a date such as 11/01/2024 is ambiguous and refused).",
     )
-    list_separator: str = Field("|", min_length=1, description="Separator of multi-valued catalog cells (category, brand).")
+    list_separator: str = Field(
+        "|", min_length=1, description="Separator of multi-valued catalog cells (category, brand)."
+    )
     repeats: Literal["latest", "sum"] = Field(
         "latest",
         description="Rows repeating an observation (the same user and item, and the same context where the log has "
@@ -124,7 +129,10 @@ class SplitConfig(_Section):
         "(its given_split column, e.g. a KGAT/KGIN folder), with validation carved from each user's training part.",
     )
     valid_share: float = Field(
-        0.1, ge=0.0, lt=1.0, description="For 'given' without its own validation rows: share of each user's training interactions that validate."
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="For 'given' without its own validation rows: share of each user's training interactions that validate.",
     )
     ratios: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="Train/valid/test shares for 'random'.")
     cold_item_share: float = Field(0.2, gt=0.0, lt=1.0, description="Share of items held out for 'cold-items'.")
@@ -145,9 +153,7 @@ class GraphConfig(_Section):
 
     split: SplitConfig = SplitConfig()
     reverse_edges: bool = Field(True, description="Add a reverse edge type for every edge type of the PyG graph.")
-    relations: tuple[str, ...] | None = Field(
-        None, description="Keep only these external relations (None keeps all)."
-    )
+    relations: tuple[str, ...] | None = Field(None, description="Keep only these external relations (None keeps all).")
     attribute_columns: tuple[str, ...] = Field(
         (), description="Extra catalog columns whose values become KG entities (e.g. release_year)."
     )
@@ -161,12 +167,14 @@ class KGEConfig(_Section):
     epochs: int = Field(20, ge=1, description="Training epochs.")
     batch_size: int = Field(4096, ge=1, description="Triples per batch.")
     lr: float = Field(0.01, gt=0, description="Learning rate (Adam).")
-    eval_share: float = Field(0.05, ge=0.0, lt=0.5, description="Share of triples held out for link-prediction metrics.")
+    eval_share: float = Field(
+        0.05, ge=0.0, lt=0.5, description="Share of triples held out for link-prediction metrics."
+    )
     max_eval_triples: int = Field(2000, ge=0, description="Cap on held-out triples ranked, to bound evaluation time.")
     link_prediction: bool = Field(
         False,
         description="Rank the held-out triples (PyKEEN's link-prediction MRR and Hits@K, under 'kge' in metrics.json; "
-        "about a minute for ml-100k's 2,000 on two cores). They are held out either way, so this leaves the "
+        "off by default: nobody read the figures and they cost a training minute). They are held out either way, so this leaves the "
         "embeddings unchanged.",
     )
     seed: int = Field(2020, ge=0, description="PyKEEN random seed.")
@@ -202,8 +210,9 @@ class ModelConfig(_Section):
     propagation: str = Field(
         "lightgcn",
         description="Propagation registry name (kgrec ls propagations): lightgcn (the user-item graph), knowledge "
-        "(users, items and KG entities in one graph), knowledge-mean (the same, blind to relations), relational; or auto: knowledge when the KG is used and has "
-        "triples, else lightgcn. lightgcn stays the default while knowledge measures worse on warm items (README).",
+        "(users, items and KG entities in one graph), knowledge-mean (the same, blind to relations), relational; "
+        "or auto: knowledge when the KG is used and has triples, else lightgcn. lightgcn stays the default while "
+        "knowledge measures worse on warm items (README).",
     )
     num_layers: int = Field(3, ge=0, le=10, description="Propagation layers; 0 disables propagation.")
     kg_layers: int = Field(1, ge=0, le=5, description="Relational KG layers (relational propagation only).")
@@ -219,13 +228,15 @@ class ModelConfig(_Section):
         (100.0, 250.0, 500.0, 1000.0), min_length=1, description="EASE ridge penalties tried on validation."
     )
     ease_kg_weight: tuple[Annotated[float, Field(ge=0.0)], ...] = Field(
-        (0.0, 1.0, 4.0), min_length=1,
+        (0.0, 1.0, 4.0),
+        min_length=1,
         description="Weights of the KG's item links stacked under the interactions in EASE's Gram matrix (items sharing "
         "an entity co-occur, so items without interactions get weights; collective EASE), each tried with every "
         "penalty on validation; 0 is plain EASE. Not used with use_kg false.",
     )
     ease_text_weight: tuple[Annotated[float, Field(ge=0.0)], ...] = Field(
-        (0.0, 3.0), min_length=1,
+        (0.0, 3.0),
+        min_length=1,
         description="Weights of the items' text similarities (centred, unit-length text embeddings) added to EASE's Gram "
         "matrix the same way, each tried with every penalty and KG weight on validation; 0 is none. Not used with "
         "use_text false.",
@@ -245,8 +256,7 @@ class ModelConfig(_Section):
         "(penalty, KG and text rows) kept, and the blend with the most weight on it within one standard error of the "
         "best, the larger of the SEs paired over users and over held-out items (the metric summed by item). auto: "
         "one-se-blend when eval.candidates is unseen (a cold-items split: validation's few new items are not test's, "
-        "and the learned model's scores of new items vary with the seed), best otherwise. Measured on ml-100k "
-        "(3 seeds): one-se cost warm NDCG@20 (0.3409 vs 0.3439); on cold items see "
+        "and the learned model's scores of new items vary with the seed), best otherwise. What each costs: "
         "benchmarks/results/blend_rule_ml-100k.md.",
     )
 
@@ -269,7 +279,9 @@ class TrainConfig(_Section):
         "metrics are measured before the refit, test after it.",
     )
     item_dropout: float = Field(
-        0.5, ge=0.0, lt=1.0,
+        0.5,
+        ge=0.0,
+        lt=1.0,
         description="KG/text stage: share of items whose free embedding is hidden each step, so KG and text "
         "learn to carry items without interactions (DropoutNet).",
     )
@@ -282,11 +294,15 @@ class TrainConfig(_Section):
     fanout: tuple[Annotated[int, Field(ge=1, le=10_000)], ...] = Field(
         (10, 10, 10), min_length=1, description="Neighbours sampled per node at each hop (sampled batching)."
     )
-    sampled_above: int = Field(5_000_000, ge=0, description="batching=auto samples when the graph has more training interactions.")
+    sampled_above: int = Field(
+        5_000_000, ge=0, description="batching=auto samples when the graph has more training interactions."
+    )
     lr: float = Field(0.005, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
     reg: float = Field(1e-4, ge=0, description="L2 penalty on the batch's base embeddings (as LightGCN).")
-    loss: Literal["bpr", "bce", "softmax"] = Field("bpr", description="Pairwise BPR, pointwise binary cross-entropy, or sampled softmax over the negatives.")
+    loss: Literal["bpr", "bce", "softmax"] = Field(
+        "bpr", description="Pairwise BPR, pointwise binary cross-entropy, or sampled softmax over the negatives."
+    )
     negatives: int = Field(1, ge=1, le=100, description="Uniform negatives per positive.")
     tasks: tuple[Literal["rank", "rating", "kg"], ...] = Field(
         ("rank",),
@@ -304,11 +320,17 @@ class TrainConfig(_Section):
         default_factory=dict, description="Weight per task (missing tasks weigh 1)."
     )
     kg_batch_size: int = Field(1024, ge=1, description="KG triples per step of the kg task.")
-    eval_every: int = Field(1, ge=1, description="Epochs between validation evaluations (1, as RecBole: full ranking is cheap).")
+    eval_every: int = Field(
+        1, ge=1, description="Epochs between validation evaluations (1, as RecBole: full ranking is cheap)."
+    )
     patience: int = Field(10, ge=1, description="Validation evaluations without improvement before stopping.")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (CUDA when torch sees one), cpu, cuda or cuda:N.")
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (CUDA when torch sees one), cpu, cuda or cuda:N."
+    )
     checkpoint_every: int = Field(
-        1, ge=0, description="Epochs between resumable checkpoints in the run directory (0: none; kgrec train --resume)."
+        1,
+        ge=0,
+        description="Epochs between resumable checkpoints in the run directory (0: none; kgrec train --resume).",
     )
     mixed_precision: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU).")
     seed: int = Field(2020, ge=0, description="Seed of model init and negative sampling.")
@@ -329,7 +351,9 @@ class TrainConfig(_Section):
 class EvalConfig(_Section):
     """Full-ranking evaluation."""
 
-    ks: tuple[Annotated[int, Field(ge=1, le=100_000)], ...] = Field((10, 20), min_length=1, description="Cut-offs K of the @K metrics.")
+    ks: tuple[Annotated[int, Field(ge=1, le=100_000)], ...] = Field(
+        (10, 20), min_length=1, description="Cut-offs K of the @K metrics."
+    )
     select_metric: str = Field("ndcg@10", description="Validation metric for early stopping and model selection.")
     batch_size: int = Field(512, ge=1, description="Users scored per batch.")
     candidates: Literal["all", "unseen"] = Field(
@@ -363,12 +387,16 @@ class ContextConfig(_Section):
     user: tuple[str, ...] = Field((), description="User-table columns (e.g. age, gender, occupation, zip_code).")
     columns: tuple[str, ...] = Field((), description="Extra interaction-log columns declared as context (e.g. device).")
     prefix: dict[str, int] = Field(
-        default_factory=dict, description="Keep only the first N characters of these fields (zip_code: 2 is a coarse region)."
+        default_factory=dict,
+        description="Keep only the first N characters of these fields (zip_code: 2 is a coarse region).",
     )
     bins: int = Field(5, ge=2, le=100, description="Quantile bins for numeric fields (e.g. age).")
     min_count: int = Field(5, ge=1, description="Values seen fewer times in training read as unknown.")
     dropout: float = Field(
-        0.2, ge=0.0, lt=1.0, description="Share of context fields hidden per training example, so partial context at "
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Share of context fields hidden per training example, so partial context at "
         "recommendation time (a field not given) is a situation the model has seen.",
     )
 
@@ -442,7 +470,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"the key '{key}' is given twice in one section",
+                    None,
+                    None,
+                    f"the key '{key}' is given twice in one section",
                     key_node.start_mark,
                 )
             seen.add(key)
@@ -468,7 +498,9 @@ def load_config(preset_or_path: str | Path = "default") -> RunConfig:
             tree = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
-        raise InputError(f"cannot parse config: {error.problem}", path, None if mark is None else mark.line + 1) from None
+        raise InputError(
+            f"cannot parse config: {error.problem}", path, None if mark is None else mark.line + 1
+        ) from None
     except (yaml.YAMLError, ValueError, UnicodeDecodeError) as error:
         raise InputError(f"cannot parse config: {' '.join(str(error).split())}", path=path) from None
     if not isinstance(tree, dict):

@@ -1,5 +1,8 @@
 """Atomic file and directory writes, folder ownership and locks, content hashes, and safe loading of tensors.
 
+Over 400 lines: every write kgrec makes goes through here, so the crash, full-disk and ownership rules live in
+one file that can be read and tested as a whole.
+
 Every folder kgrec writes as a whole (a graph, a run, an export, a downloaded dataset) holds a small
 marker file, ``.kgrec``, naming its kind. A folder is replaced or written into only when it is absent,
 empty, or marked with the same kind, so a user's own folder is never overwritten or deleted.
@@ -23,16 +26,34 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "atomic_write", "atomic_dir", "save_tensors", "json_safe", "write_json", "sha256_file", "sha256_bytes", "load_tensors", "safe_name",
-    "MARKER_NAME", "folder_kind", "check_replaceable", "write_marker", "remove_stale_temporaries", "DirectoryLock",
+    "atomic_write",
+    "atomic_dir",
+    "save_tensors",
+    "json_safe",
+    "write_json",
+    "sha256_file",
+    "sha256_bytes",
+    "load_tensors",
+    "safe_name",
+    "MARKER_NAME",
+    "folder_kind",
+    "check_replaceable",
+    "write_marker",
+    "remove_stale_temporaries",
+    "DirectoryLock",
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 MARKER_NAME = ".kgrec"
 # Folders written before the marker existed are still recognised by their own record file.
 _LEGACY_RECORDS = {"graph": ("manifest.json", "kgrec-graph"), "run": ("run.json", "kgrec-run")}
-_KIND_WORDS = {"graph": "graph directory", "run": "run directory", "export": "RecBole export folder", "dataset": "dataset folder",
-               "serving": "serving state folder"}
+_KIND_WORDS = {
+    "graph": "graph directory",
+    "run": "run directory",
+    "export": "RecBole export folder",
+    "dataset": "dataset folder",
+    "serving": "serving state folder",
+}
 
 
 def safe_name(name: str, what: str = "name") -> str:
@@ -160,7 +181,9 @@ def _recorded_entries(path: Path) -> set[str] | None:
     return set(files) | {"manifest.json"} if isinstance(files, dict) else None
 
 
-def check_replaceable(path: str | Path, kind: str, option: str = "`out`", whole: bool = False, keep: tuple[str, ...] = ()) -> None:
+def check_replaceable(
+    path: str | Path, kind: str, option: str = "`out`", whole: bool = False, keep: tuple[str, ...] = ()
+) -> None:
     """Raise an InputError unless ``path`` is absent, an empty folder, or a kgrec folder of ``kind``.
 
     The rule for every command that replaces or writes into a whole folder: a folder kgrec did not
@@ -191,8 +214,14 @@ def check_replaceable(path: str | Path, kind: str, option: str = "`out`", whole:
     if found is None and not any(entry.name not in (MARKER_NAME, ".lock") for entry in path.iterdir()):
         return
     if found:
-        raise InputError(f"is a kgrec {_KIND_WORDS.get(found, found)}, not a {words}; it is never replaced: choose another {option}", path)
-    raise InputError(f"exists and is not a {words} that kgrec made; it is never replaced or written into: choose another {option}", path)
+        raise InputError(
+            f"is a kgrec {_KIND_WORDS.get(found, found)}, not a {words}; it is never replaced: choose another {option}",
+            path,
+        )
+    raise InputError(
+        f"exists and is not a {words} that kgrec made; it is never replaced or written into: choose another {option}",
+        path,
+    )
 
 
 def write_marker(folder: str | Path, kind: str, entries: list[str] | None = None) -> None:
@@ -238,7 +267,9 @@ def atomic_dir(path: str | Path, kind: str, option: str = "`out`", keep: tuple[s
         write_marker(tmp, kind)
         yield tmp
         write_marker(tmp, kind, [entry.name for entry in tmp.iterdir() if entry.name != MARKER_NAME])
-        check_replaceable(path, kind, option, whole=True, keep=keep)  # another process may have put something there meanwhile
+        check_replaceable(
+            path, kind, option, whole=True, keep=keep
+        )  # another process may have put something there meanwhile
         for name in keep:
             if (path / name).exists() and not (tmp / name).exists():
                 os.replace(path / name, tmp / name)
@@ -373,7 +404,9 @@ def save_tensors(obj: Any, path: str | Path) -> None:
             raise
         full = shutil.disk_usage(path.parent).free < (64 << 20)
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), "write failed")
-        raise OSError(errno.ENOSPC if full else errno.EIO, os.strerror(errno.ENOSPC) if full else first[:160], str(path)) from None
+        raise OSError(
+            errno.ENOSPC if full else errno.EIO, os.strerror(errno.ENOSPC) if full else first[:160], str(path)
+        ) from None
 
 
 def load_tensors(path: str | Path, *, mmap: bool = False) -> Any:
@@ -394,5 +427,6 @@ def load_tensors(path: str | Path, *, mmap: bool = False) -> Any:
         # weights_only refuses anything but tensors and plain containers: nothing in the file ran. Its message is
         # a page of advice on trusting the file, which is not what a user of kgrec can act on.
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-        raise InputError(f"is not a tensor file kgrec wrote, or is damaged ({first[:160]}); build or train it again", path) from None
-
+        raise InputError(
+            f"is not a tensor file kgrec wrote, or is damaged ({first[:160]}); build or train it again", path
+        ) from None

@@ -5,6 +5,8 @@ stopped), ``space.yaml`` and ``base.yaml`` (what is searched, and the config eve
 from), ``trials/<number>/`` (each trial's run directory), ``best.yaml`` (the best trial's complete
 config: ``kgrec train --config best.yaml --graph G`` repeats it), ``trials.csv``, and two plots
 (``history.png``, ``importance.png``). Trials are ranked by the validation selection metric only.
+The search space, the study folder's lock and resume, the pruner and the summary are one workflow, kept in one
+module (over 400 lines) rather than spread over a package whose parts only it uses.
 """
 
 from __future__ import annotations
@@ -24,9 +26,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from kgrec import api
 from kgrec.config import RunConfig, dump_config, load_config
 from kgrec.errors import InputError
-from kgrec.graph import KnowledgeGraph
+from kgrec.graph import KnowledgeGraph, load_graph
 from kgrec.io import DirectoryLock, atomic_write, write_json
-from kgrec.graph import load_graph
 
 __all__ = ["Parameter", "Pruning", "SearchSpace", "TuneResult", "load_space", "tune"]
 
@@ -89,7 +90,9 @@ class SearchSpace(BaseModel):
             node: Any = tree
             for part in key.split("."):
                 node = node.get(part) if isinstance(node, dict) else None
-            overrides[key] = [value] if isinstance(node, (list, tuple)) and not isinstance(value, (list, tuple)) else value
+            overrides[key] = (
+                [value] if isinstance(node, (list, tuple)) and not isinstance(value, (list, tuple)) else value
+            )
         return config.override(overrides)
 
 
@@ -100,7 +103,10 @@ def load_space(source: str | Path | None, base: RunConfig) -> SearchSpace:
         InputError: an unreadable file, a malformed parameter, or a key the config does not have.
     """
     if source is None:
-        text, origin = resources.files("kgrec.configs").joinpath("spaces/default.yaml").read_text(encoding="utf-8"), "the default space"
+        text, origin = (
+            resources.files("kgrec.configs").joinpath("spaces/default.yaml").read_text(encoding="utf-8"),
+            "the default space",
+        )
     else:
         try:
             text, origin = Path(source).read_text(encoding="utf-8"), str(source)
@@ -111,7 +117,10 @@ def load_space(source: str | Path | None, base: RunConfig) -> SearchSpace:
     except yaml.YAMLError as error:
         raise InputError(f"not valid YAML: {' '.join(str(error).split())[:200]}", origin) from None
     if not isinstance(raw, dict):
-        raise InputError(f"a search space maps config keys to parameters ({{train.lr: {{type: float, low: .., high: ..}}}}), not a {type(raw).__name__}", origin)
+        raise InputError(
+            f"a search space maps config keys to parameters ({{train.lr: {{type: float, low: .., high: ..}}}}), not a {type(raw).__name__}",
+            origin,
+        )
     try:
         space = SearchSpace(parameters=raw)
     except ValidationError as error:
@@ -146,7 +155,9 @@ class Pruning:
 
     def __post_init__(self) -> None:
         if self.startup_trials < 0 or self.warmup_epochs < 0 or not 0 < self.percentile < 100:
-            raise InputError(f"pruning needs startup_trials and warmup_epochs >= 0 and 0 < percentile < 100, got {self}")
+            raise InputError(
+                f"pruning needs startup_trials and warmup_epochs >= 0 and 0 < percentile < 100, got {self}"
+            )
 
     def pruner(self) -> Any:
         """The Optuna pruner."""
@@ -156,7 +167,9 @@ class Pruning:
             return optuna.pruners.NopPruner()
         pruned_share = 50.0 if self.kind == "median" else self.percentile
         # Optuna's percentile is the share of trials *kept* (25: only the top quarter survives); ours is the share pruned.
-        return optuna.pruners.PercentilePruner(100.0 - pruned_share, n_startup_trials=self.startup_trials, n_warmup_steps=self.warmup_epochs)
+        return optuna.pruners.PercentilePruner(
+            100.0 - pruned_share, n_startup_trials=self.startup_trials, n_warmup_steps=self.warmup_epochs
+        )
 
 
 @dataclass(frozen=True)
@@ -191,8 +204,8 @@ def tune(
 
     Each trial is one :func:`kgrec.api.train` of ``config`` (the defaults without one) with the
     space's values drawn by Optuna's TPE sampler; its validation score after every epoch feeds the
-    pruner of ``pruning`` (:class:`Pruning`'s defaults without one), which stops trials that fall behind. The value a trial returns is the final
-    validation ``eval.select_metric`` (after the EASE blend); test metrics are never read here.
+    pruner of ``pruning`` (:class:`Pruning`'s defaults without one), which stops trials that fall behind. The value
+    a trial returns is the final validation ``eval.select_metric`` (after the EASE blend); test metrics are never read here.
     ``jobs`` processes draw trials in parallel from the same SQLite study. The study folder is
     locked while it runs; trials a killed process left running are marked failed when it resumes.
     ``tracker``/``tracker_uri`` log every trial as its own run (see :func:`kgrec.api.train`).
@@ -209,7 +222,9 @@ def tune(
     pruning = pruning or Pruning()
     graph = load_graph(str(graph_dir))
     if not len(graph.split.valid):
-        raise InputError("tuning selects on validation, and this graph's split has no validation interactions", graph_dir)
+        raise InputError(
+            "tuning selects on validation, and this graph's split has no validation interactions", graph_dir
+        )
     base = config or RunConfig()  # as kgrec train: the defaults unless a config is given
     search = load_space(space, base)
     started = time.perf_counter()
@@ -218,7 +233,11 @@ def tune(
         _record_setup(study_dir, base, search)
         storage = _storage(study_dir)
         study_ = optuna.create_study(
-            storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True, **_search(seed, pruning),
+            storage=storage,
+            study_name=STUDY_NAME,
+            direction="maximize",
+            load_if_exists=True,
+            **_search(seed, pruning),
         )
         for trial in study_.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             # We hold the lock, so whoever ran these is gone: a killed study. Optuna would wait for them forever.
@@ -228,7 +247,20 @@ def tune(
         else:
             context = multiprocessing.get_context("spawn")  # torch and fork do not mix
             workers = [
-                context.Process(target=_optimize, args=(study_dir, str(graph_dir), trials, timeout, seed + 1 + j, True, tracker, tracker_uri, pruning))
+                context.Process(
+                    target=_optimize,
+                    args=(
+                        study_dir,
+                        str(graph_dir),
+                        trials,
+                        timeout,
+                        seed + 1 + j,
+                        True,
+                        tracker,
+                        tracker_uri,
+                        pruning,
+                    ),
+                )
                 for j in range(jobs)
             ]
             for worker in workers:
@@ -249,28 +281,41 @@ def _search(seed: int, pruning: Pruning) -> dict[str, Any]:
 def _storage(study_dir: Path) -> Any:
     import optuna
 
-    return optuna.storages.RDBStorage(f"sqlite:///{(study_dir / 'study.db').resolve()}", engine_kwargs={"connect_args": {"timeout": 60}})
+    return optuna.storages.RDBStorage(
+        f"sqlite:///{(study_dir / 'study.db').resolve()}", engine_kwargs={"connect_args": {"timeout": 60}}
+    )
 
 
 def _record_setup(study_dir: Path, base: RunConfig, space: SearchSpace) -> None:
     """Write ``base.yaml`` and ``space.yaml`` on the first run; refuse to resume a study with other ones."""
     files = {
         "base.yaml": dump_config(base),
-        "space.yaml": yaml.safe_dump({k: v.model_dump(exclude_defaults=True) for k, v in space.parameters.items()}, sort_keys=True),
+        "space.yaml": yaml.safe_dump(
+            {k: v.model_dump(exclude_defaults=True) for k, v in space.parameters.items()}, sort_keys=True
+        ),
     }
     for name, text in files.items():
         path = study_dir / name
         if path.is_file():
             if path.read_text(encoding="utf-8") != text:
-                raise InputError(f"this study was started with another {name.split('.')[0]} config; use a new `study` folder", path)
+                raise InputError(
+                    f"this study was started with another {name.split('.')[0]} config; use a new `study` folder", path
+                )
         else:
             with atomic_write(path) as handle:
                 handle.write(text)
 
 
 def _optimize(
-    study_dir: Path, graph_dir: str, trials: int, timeout: float | None, seed: int, quiet: bool,
-    tracker: str | None, tracker_uri: str | None, pruning: Pruning,
+    study_dir: Path,
+    graph_dir: str,
+    trials: int,
+    timeout: float | None,
+    seed: int,
+    quiet: bool,
+    tracker: str | None,
+    tracker_uri: str | None,
+    pruning: Pruning,
 ) -> None:
     """Draw and run trials until the study holds ``trials`` finished ones (or ``timeout`` seconds pass)."""
     import optuna
@@ -285,20 +330,30 @@ def _optimize(
     space = load_space(study_dir / "space.yaml", base)
     graph = load_graph(graph_dir)
     objective = _objective(study_dir, graph, graph_dir, base, space, quiet, tracker, tracker_uri)
+
     def stop_after_failures(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         # A config the space allows but training refuses fails every time: do not draw forever.
         if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))) >= max(3, trials):
             study.stop()
 
     study.optimize(
-        objective, timeout=timeout, callbacks=[optuna.study.MaxTrialsCallback(trials, states=finished), stop_after_failures],
-        catch=(InputError,), gc_after_trial=True,
+        objective,
+        timeout=timeout,
+        callbacks=[optuna.study.MaxTrialsCallback(trials, states=finished), stop_after_failures],
+        catch=(InputError,),
+        gc_after_trial=True,
     )
 
 
 def _objective(
-    study_dir: Path, graph: KnowledgeGraph, graph_dir: str, base: RunConfig, space: SearchSpace, quiet: bool,
-    tracker: str | None, tracker_uri: str | None,
+    study_dir: Path,
+    graph: KnowledgeGraph,
+    graph_dir: str,
+    base: RunConfig,
+    space: SearchSpace,
+    quiet: bool,
+    tracker: str | None,
+    tracker_uri: str | None,
 ) -> Callable[[Any], float]:
     import optuna
 
@@ -315,8 +370,16 @@ def _objective(
                 raise optuna.TrialPruned(f"validation {score:.4f} at step {step} is behind earlier trials")
 
         try:
-            result = api.train(graph, config, out=out, graph_dir=graph_dir, quiet=quiet, on_validation=report,
-                               tracker=tracker, tracker_uri=tracker_uri)
+            result = api.train(
+                graph,
+                config,
+                out=out,
+                graph_dir=graph_dir,
+                quiet=quiet,
+                on_validation=report,
+                tracker=tracker,
+                tracker_uri=tracker_uri,
+            )
         except optuna.TrialPruned:
             shutil.rmtree(out, ignore_errors=True)
             raise
@@ -331,10 +394,16 @@ def _summarise(study: Any, study_dir: Path, seconds: float, pruning: Pruning) ->
     import optuna
 
     states = [t.state for t in study.get_trials(deepcopy=False)]
-    counts = {s: states.count(s) for s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)}
+    counts = {
+        s: states.count(s)
+        for s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    }
     if not counts[optuna.trial.TrialState.COMPLETE]:
-        raise InputError(f"no trial completed ({counts[optuna.trial.TrialState.PRUNED]} pruned, "
-                         f"{counts[optuna.trial.TrialState.FAIL]} failed): see the trials' errors above", study_dir)
+        raise InputError(
+            f"no trial completed ({counts[optuna.trial.TrialState.PRUNED]} pruned, "
+            f"{counts[optuna.trial.TrialState.FAIL]} failed): see the trials' errors above",
+            study_dir,
+        )
     best = study.best_trial
     best_config = study_dir / "best.yaml"
     with atomic_write(best_config) as handle:
@@ -344,10 +413,18 @@ def _summarise(study: Any, study_dir: Path, seconds: float, pruning: Pruning) ->
         frame.to_csv(handle, index=False)
     _plots(study, study_dir)
     result = TuneResult(
-        best.number, float(best.value), dict(best.params), best_config, counts[optuna.trial.TrialState.COMPLETE],
-        counts[optuna.trial.TrialState.PRUNED], counts[optuna.trial.TrialState.FAIL], seconds,
+        best.number,
+        float(best.value),
+        dict(best.params),
+        best_config,
+        counts[optuna.trial.TrialState.COMPLETE],
+        counts[optuna.trial.TrialState.PRUNED],
+        counts[optuna.trial.TrialState.FAIL],
+        seconds,
     )
-    write_json(study_dir / "summary.json", {**result.__dict__, "best_config": str(best_config), "pruning": pruning.__dict__})
+    write_json(
+        study_dir / "summary.json", {**result.__dict__, "best_config": str(best_config), "pruning": pruning.__dict__}
+    )
     return result
 
 
@@ -356,9 +433,9 @@ def _plots(study: Any, study_dir: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import warnings
 
+    import matplotlib.pyplot as plt
     import optuna
     from optuna.visualization import matplotlib as plots
 

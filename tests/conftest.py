@@ -14,10 +14,16 @@ from kgrec.data import read_dataset
 # and external triples naming directors through a link table.
 INTERACTIONS = [
     # user, item, rating, timestamp, device
-    *[(f"u{u}", str(i), float(1 + (u + i) % 5), 1_600_000_000 + 1000 * u + i, "mobile" if u % 2 else "web")
-      for u in range(1, 5) for i in (1, 2, 3, 4, 5)],
-    *[(f"u{u}", str(i), float(1 + (u * i) % 5), 1_600_000_000 + 1000 * u + i, "web")
-      for u in range(5, 9) for i in (5, 6, 7, 8, 9)],
+    *[
+        (f"u{u}", str(i), float(1 + (u + i) % 5), 1_600_000_000 + 1000 * u + i, "mobile" if u % 2 else "web")
+        for u in range(1, 5)
+        for i in (1, 2, 3, 4, 5)
+    ],
+    *[
+        (f"u{u}", str(i), float(1 + (u * i) % 5), 1_600_000_000 + 1000 * u + i, "web")
+        for u in range(5, 9)
+        for i in (5, 6, 7, 8, 9)
+    ],
 ]
 ITEMS = [
     ("1", "Alpha", "A film about alpha", "A", "StudioX"),
@@ -48,7 +54,11 @@ TINY_TRAINING: dict = {"kge.epochs": 2, "kge.dim": 8, "kge.eval_share": 0.0, "mo
 def tiny_training_flags(extra: dict | None = None) -> list[str]:
     """:data:`TINY_TRAINING` (plus ``extra``) as ``kgrec train`` ``--set`` flags, for tests that run the command line."""
     settings = {**TINY_TRAINING, **(extra or {})}
-    return [flag for key, value in settings.items() for flag in ("--set", f"{key}={str(value).lower() if isinstance(value, bool) else value}")]
+    return [
+        flag
+        for key, value in settings.items()
+        for flag in ("--set", f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    ]
 
 
 USERS = [(f"u{u}", str(20 + u), "F" if u % 2 else "M") for u in range(1, 9)]
@@ -122,9 +132,15 @@ class Mounts:
 
         target = self.root / name
         target.mkdir(parents=True)
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(target)], capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(target)],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'}): read-only and full-disk cases need one")
+            pytest.skip(
+                f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'}): read-only and full-disk cases need one"
+            )
         self.mounted.append(target)
         return target
 

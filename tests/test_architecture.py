@@ -29,8 +29,10 @@ def test_import_kgrec_is_light():
 
 def test_the_command_line_starts_without_the_heavy_libraries():
     # `kgrec --help`, `--version` and config handling must not wait for torch, PyG, PyKEEN or transformers.
-    code = ("import sys, kgrec, kgrec.cli, kgrec.config; "
-            "print(sorted(m for m in ('torch', 'torch_geometric', 'pykeen', 'transformers', 'rdflib') if m in sys.modules))")
+    code = (
+        "import sys, kgrec, kgrec.cli, kgrec.config; "
+        "print(sorted(m for m in ('torch', 'torch_geometric', 'pykeen', 'transformers', 'rdflib') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
     done = subprocess.run([sys.executable, "-m", "kgrec", "--help"], capture_output=True, text=True, check=True)
@@ -38,8 +40,10 @@ def test_the_command_line_starts_without_the_heavy_libraries():
 
 
 def test_subpackages_are_not_shadowed_by_reexports():
-    code = ("import kgrec, kgrec.evaluate.metrics, kgrec.train.loop, types; "
-            "print(isinstance(kgrec.train, types.ModuleType), isinstance(kgrec.evaluate, types.ModuleType), "
-            "kgrec.KnowledgeGraph.__name__, callable(kgrec.api.train))")
+    code = (
+        "import kgrec, kgrec.evaluate.metrics, kgrec.train.loop, types; "
+        "print(isinstance(kgrec.train, types.ModuleType), isinstance(kgrec.evaluate, types.ModuleType), "
+        "kgrec.KnowledgeGraph.__name__, callable(kgrec.api.train))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["True", "True", "KnowledgeGraph", "True"]

@@ -56,7 +56,9 @@ def test_config_file_and_flags_precedence(tmp_path, tiny_files):
     config = tmp_path / "run.toml"
     config.write_text("[graph.split]\nkind = 'random'\nseed = 11\nratios = [0.6, 0.2, 0.2]\n")
     out = tmp_path / "g"
-    result = _run("build-graph", f"--interactions={tiny_files['interactions']}", f"--config={config}", "--seed=12", f"--out={out}")
+    result = _run(
+        "build-graph", f"--interactions={tiny_files['interactions']}", f"--config={config}", "--seed=12", f"--out={out}"
+    )
     assert result.exit_code == 0, result.output
     split = load_graph(out).config.split
     assert split.seed == 12 and split.ratios == (0.6, 0.2, 0.2)
@@ -70,7 +72,15 @@ def test_export_recbole_files(tmp_path, tiny_files):
     assert result.exit_code == 0, result.output
     folder = tmp_path / "recbole" / "tiny"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == [".kgrec", "tiny.item", "tiny.kg", "tiny.link", "tiny.test.inter", "tiny.train.inter", "tiny.valid.inter"]
+    assert names == [
+        ".kgrec",
+        "tiny.item",
+        "tiny.kg",
+        "tiny.link",
+        "tiny.test.inter",
+        "tiny.train.inter",
+        "tiny.valid.inter",
+    ]
     train = (folder / "tiny.train.inter").read_text().splitlines()
     assert train[0] == "user_id:token\titem_id:token\trating:float\ttimestamp:float"
     assert len(train) == 1 + 24
@@ -99,7 +109,9 @@ def test_end_to_end_build_train_evaluate_recommend(tmp_path, tiny_files):
     fast = ["--set", "kge.epochs=2", "--set", "kge.dim=8", "--set", "model.dim=8", "--set", "train.eval_every=2"]
     for fusion in ("concat", "sum", "gated", "attention"):
         run_dir = tmp_path / "runs" / fusion
-        result = _run("train", f"--graph={graph_dir}", f"--fusion={fusion}", "--epochs=4", f"--out={run_dir}", "--quiet", *fast)
+        result = _run(
+            "train", f"--graph={graph_dir}", f"--fusion={fusion}", "--epochs=4", f"--out={run_dir}", "--quiet", *fast
+        )
         assert result.exit_code == 0, result.output
         assert "test  ndcg@20" in result.output
         assert json.loads((run_dir / "run.json").read_text())["model"].count(fusion.capitalize() + "Fusion") == 1
@@ -113,7 +125,9 @@ def test_end_to_end_build_train_evaluate_recommend(tmp_path, tiny_files):
     assert "ranked against the items unseen in training" in result.output
     assert "test_unseen" in json.loads((run_dir / "metrics.json").read_text())
     # Paired comparison over the stored per-user metrics (train wrote them; evaluate -k 5 kept ndcg@20 beside ndcg@5).
-    result = _run("compare", str(tmp_path / "runs" / "concat"), str(run_dir), str(tmp_path / "runs" / "sum"), "--resamples=200")
+    result = _run(
+        "compare", str(tmp_path / "runs" / "concat"), str(run_dir), str(tmp_path / "runs" / "sum"), "--resamples=200"
+    )
     assert result.exit_code == 0, result.output
     assert "ndcg@20 on test" in result.output and result.output.count("runs/") >= 3 and "Holm" in result.output
     result = _run("compare", str(run_dir), str(run_dir), "--metric=ndcg@5", "--json")
@@ -138,7 +152,9 @@ def test_end_to_end_build_train_evaluate_recommend(tmp_path, tiny_files):
     result = _run("recommend", f"--run={run_dir}", "--history=1,2", "-k", "2", "--json")
     assert result.exit_code == 0, result.output
     new_user = json.loads(result.output.splitlines()[-1])
-    assert new_user["user_id"] == "new" and len(new_user["item_ids"]) == 2 and not {"1", "2"} & set(new_user["item_ids"])
+    assert (
+        new_user["user_id"] == "new" and len(new_user["item_ids"]) == 2 and not {"1", "2"} & set(new_user["item_ids"])
+    )
     result = _run("recommend", f"--run={run_dir}", "--history=1,ghost")
     assert result.exit_code == 2 and "unknown item id 'ghost' in the history" in result.output
     new_items = tmp_path / "new.csv"
@@ -178,19 +194,43 @@ def test_context_and_tasks_from_the_command_line(tmp_path, tiny_files):
     args = [f"--{r}={p}" for r, p in tiny_files.items()]
     assert _run("build-graph", *args, "--name=tiny", f"--out={graph_dir}", "--split=loo").exit_code == 0
     run_dir = tmp_path / "runs" / "context"
-    fast = ["--set", "kge.epochs=2", "--set", "kge.dim=8", "--set", "model.dim=8", "--set", "context.min_count=1", "--set", "model.use_text=false"]
+    fast = [
+        "--set",
+        "kge.epochs=2",
+        "--set",
+        "kge.dim=8",
+        "--set",
+        "model.dim=8",
+        "--set",
+        "context.min_count=1",
+        "--set",
+        "model.use_text=false",
+    ]
     result = _run(
-        "train", f"--graph={graph_dir}", "--epochs=3", f"--out={run_dir}", "--quiet", "--context=hour,weekday,gender,device",
-        "--tasks=rank,rating", "--task-weighting=uncertainty", *fast,
+        "train",
+        f"--graph={graph_dir}",
+        "--epochs=3",
+        f"--out={run_dir}",
+        "--quiet",
+        "--context=hour,weekday,gender,device",
+        "--tasks=rank,rating",
+        "--task-weighting=uncertainty",
+        *fast,
     )
     assert result.exit_code == 0, result.output
     assert "test  rmse" in result.output
     from kgrec.config import load_config
 
     config = load_config(run_dir / "config.yaml")
-    assert config.context.time == ("hour", "weekday") and config.context.user == ("gender",) and config.context.columns == ("device",)
+    assert (
+        config.context.time == ("hour", "weekday")
+        and config.context.user == ("gender",)
+        and config.context.columns == ("device",)
+    )
     assert config.train.tasks == ("rank", "rating") and config.train.task_weighting == "uncertainty"
-    result = _run("recommend", f"--run={run_dir}", "--user=u1", "-k", "3", "--json", "--context", "hour=21", "device=mobile")
+    result = _run(
+        "recommend", f"--run={run_dir}", "--user=u1", "-k", "3", "--json", "--context", "hour=21", "device=mobile"
+    )
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["item_ids"]) == 3  # notes on context values go to stderr, never into the JSON
     result = _run("recommend", f"--run={run_dir}", "--new-user", "--context", "gender=F,hour=9", "-k", "2", "--json")
@@ -210,7 +250,9 @@ def test_library_wording_becomes_flags_on_the_command_line():
     assert _as_flags("choose another `out`") == "choose another --out"
     assert _as_flags("a `tracker_uri` or `cache_dir`") == "a --tracker-uri or --cache-dir"
     assert _as_flags("disable it with model.use_kg=false") == "disable it with --set model.use_kg=false"
-    assert _as_flags("context.user ['age'] needs a user table") == "context.user ['age'] needs a user table"  # a key, no setting
+    assert (
+        _as_flags("context.user ['age'] needs a user table") == "context.user ['age'] needs a user table"
+    )  # a key, no setting
 
 
 def test_help_does_not_import_torch_and_shows_the_registries_names():
@@ -218,9 +260,11 @@ def test_help_does_not_import_torch_and_shows_the_registries_names():
     import subprocess
     import sys
 
-    script = ("import sys; from kgrec.cli import main\n"
-              "try: main(['train', '--help'])\nexcept SystemExit: pass\n"
-              "assert 'torch' not in sys.modules, 'help imported torch'")
+    script = (
+        "import sys; from kgrec.cli import main\n"
+        "try: main(['train', '--help'])\nexcept SystemExit: pass\n"
+        "assert 'torch' not in sys.modules, 'help imported torch'"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "[attention|concat|gated|sum]" in done.stdout
@@ -259,7 +303,9 @@ def test_every_option_has_help_and_device_is_one_option():
     options = list(_options(main))
     assert [(command, param.opts) for command, param in options if not param.help] == []
     devices = {command: param for command, param in options if "--device" in param.opts}
-    assert {"kgrec train", "kgrec evaluate", "kgrec recommend", "kgrec explain", "kgrec update", "kgrec serve"} <= set(devices)
+    assert {"kgrec train", "kgrec evaluate", "kgrec recommend", "kgrec explain", "kgrec update", "kgrec serve"} <= set(
+        devices
+    )
     assert len({param.help for param in devices.values()}) == 1  # the same words, the same default ([auto]) everywhere
     assert {param.default for command, param in devices.items() if command != "kgrec train"} == {"auto"}
     import click
@@ -272,5 +318,8 @@ def test_every_option_has_help_and_device_is_one_option():
 def test_a_setting_the_library_already_writes_as_a_flag_is_not_prefixed_twice():
     from kgrec.cli import _as_flags
 
-    assert _as_flags("declare it with --set data.interactions.user='User'") == "declare it with --set data.interactions.user='User'"
+    assert (
+        _as_flags("declare it with --set data.interactions.user='User'")
+        == "declare it with --set data.interactions.user='User'"
+    )
     assert _as_flags("try model.use_kg=false") == "try --set model.use_kg=false"

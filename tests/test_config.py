@@ -42,8 +42,13 @@ def test_config_is_frozen():
 
 @pytest.mark.parametrize(
     ("key", "value", "words"),
-    [("train.lr", float("inf"), "finite"), ("train.lr", float("nan"), "finite"), ("model.ease_l2", [float("inf")], "finite"),
-     ("train.epochs", True, "epochs must be a number, not true"), ("kge.lr", False, "lr must be a number")],
+    [
+        ("train.lr", float("inf"), "finite"),
+        ("train.lr", float("nan"), "finite"),
+        ("model.ease_l2", [float("inf")], "finite"),
+        ("train.epochs", True, "epochs must be a number, not true"),
+        ("kge.lr", False, "lr must be a number"),
+    ],
 )
 def test_non_finite_and_boolean_numbers_are_refused(key, value, words):
     with pytest.raises(InputError, match=words):

@@ -127,7 +127,9 @@ def test_a_kgrec_folder_that_received_foreign_files_is_not_replaced(tmp_path):
     with pytest.raises(InputError, match="holds 'my-run', which kgrec did not write there"):
         with atomic_dir(target, "graph", keep=("cache",)) as folder:
             (folder / "kg.nt").write_text("v3")
-    assert (target / "my-run" / "model.pt").read_text() == "a day of training" and (target / "kg.nt").read_text() == "v2"
+    assert (target / "my-run" / "model.pt").read_text() == "a day of training" and (
+        target / "kg.nt"
+    ).read_text() == "v2"
 
 
 def test_a_tensor_file_on_a_full_disk_is_an_os_error_and_leaves_nothing(mounts):

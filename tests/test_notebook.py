@@ -8,13 +8,13 @@ import pytest
 
 from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
-from kgrec.graph import build_graph
-from kgrec.graph import save_graph
+from kgrec.graph import build_graph, save_graph
 from tests.conftest import TINY_TRAINING
 
 NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "explanation_paths.ipynb"
 
 
+@pytest.mark.slow
 def test_explanation_notebook_executes(tiny_dataset, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -26,7 +26,9 @@ def test_explanation_notebook_executes(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("KGREC_USER", "u1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)

@@ -15,10 +15,11 @@ from kgrec import api
 from kgrec.config import RunConfig, SplitConfig
 from kgrec.data import read_dataset, split_interactions
 from kgrec.errors import InputError
-from kgrec.graph import build_graph
-from kgrec.graph import save_graph
+from kgrec.graph import build_graph, save_graph
 
-PROFILE = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROFILE = settings(
+    max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @st.composite
@@ -43,7 +44,9 @@ def datasets(draw):
             "user": [f"u{u}" for u, _ in pairs],
             "item": [f"i{i}" for _, i in pairs],
             "rating": draw(st.lists(st.integers(1, 5), min_size=len(pairs), max_size=len(pairs))),
-            "timestamp": draw(st.lists(st.integers(1_500_000_000, 1_700_000_000), min_size=len(pairs), max_size=len(pairs))),
+            "timestamp": draw(
+                st.lists(st.integers(1_500_000_000, 1_700_000_000), min_size=len(pairs), max_size=len(pairs))
+            ),
         }
     )
     return log, items
@@ -61,8 +64,8 @@ def test_split_invariants(tmp_path_factory, data, kind, seed):
     dataset = _read(tmp_path_factory.mktemp("split"), *data)
     try:
         split = split_interactions(dataset, SplitConfig(kind=kind, seed=seed))
-    except InputError:
-        assert kind == "cold-items"  # too few items to hold some out: refused, not crashed
+    except InputError as error:
+        assert kind == "cold-items" and "cannot hold out" in error.message, error.message  # refused, not crashed
         return
     log = split.interactions
     # Every (deduplicated) interaction lands in exactly one part.
@@ -92,15 +95,25 @@ def test_build_train_recommend_never_crashes(tmp_path_factory, data, kind):
     folder = tmp_path_factory.mktemp("pipeline")
     dataset = _read(folder, *data)
     config = RunConfig().override(
-        {"graph.split.kind": kind, "kge.epochs": 1, "kge.dim": 4, "kge.eval_share": 0.0, "model.dim": 4,
-         "model.use_text": False, "train.epochs": 1, "train.side_epochs": 1}
+        {
+            "graph.split.kind": kind,
+            "kge.epochs": 1,
+            "kge.dim": 4,
+            "kge.eval_share": 0.0,
+            "model.dim": 4,
+            "model.use_text": False,
+            "train.epochs": 1,
+            "train.side_epochs": 1,
+        }
     )
     try:
         graph = build_graph(dataset, config.graph)
         save_graph(graph, str(folder / "graph"))
         recommender_result = api.train(graph, config, out=folder / "run", graph_dir=folder / "graph", quiet=True)
-    except InputError:
-        return  # e.g. a cold-items split of two items: refused with a clear error
+    except InputError as error:
+        # The one refusal random logs meet: a cold-items split with too few items to hold some out.
+        assert kind == "cold-items" and "cannot hold out" in error.message, error.message
+        return
     users = list(graph.users.ids)[:3]
     for rec in api.recommend(folder / "run", users, k=3):
         seen = set(graph.split.interactions.loc[graph.split.interactions["user_id"] == rec.user_id, "item_id"])
@@ -108,5 +121,3 @@ def test_build_train_recommend_never_crashes(tmp_path_factory, data, kind):
         assert np.all(np.isfinite(rec.scores)) and rec.scores == sorted(rec.scores, reverse=True)
     metrics = recommender_result.metrics.get("test", {})
     assert all(0.0 <= value <= 1.0 for name, value in metrics.items() if "@" in name)
-
-

@@ -3,8 +3,8 @@
     python docs/examples/make_shop.py [FOLDER]      # default: the current folder
 
 80 customers and 60 products in 5 categories and 4 makers; each customer orders mostly within two favourite
-categories; the five newest products have no orders yet (cold items). The text is messy on purpose, as a real export is: quotes inside names, a comma and a line break
-inside descriptions, column names of the shop's own.
+categories; the five newest products have no orders yet (cold items). The text is messy on purpose, as a real
+export is: quotes inside names, a comma and a line break inside descriptions, column names of the shop's own.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ CONFIG = """data:
 
 
 def main(folder: Path) -> None:
+    """Write the three files into ``folder``."""
     rng = random.Random(2024)
     folder.mkdir(parents=True, exist_ok=True)
     products = []

@@ -3,8 +3,15 @@
 from kgrec.data.context import ContextFeatures, ContextField
 from kgrec.data.dataset import Dataset, read_catalog, read_dataset, read_interactions
 from kgrec.data.ids import IdMap
+from kgrec.data.public import (
+    PUBLIC_DATASETS,
+    dataset_missing,
+    download_dataset,
+    load_dataset,
+    resolve_data_dir,
+    verify_dataset,
+)
 from kgrec.data.readers import read_entity_labels
-from kgrec.data.public import PUBLIC_DATASETS, dataset_missing, download_dataset, load_dataset, resolve_data_dir, verify_dataset
 from kgrec.data.split import Split, split_interactions
 
 __all__ = [

@@ -29,6 +29,8 @@ _NOT_CONTEXT = frozenset({"user_id", "item_id", "rating", "timestamp", "split", 
 def log_context_columns(log: pd.DataFrame) -> list[str]:
     """Columns of an interaction log that can be declared as context (``device``, ``location`` ...)."""
     return [c for c in log.columns if c not in _NOT_CONTEXT]
+
+
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -195,7 +197,9 @@ class ContextFeatures:
         for row in rows:
             unknown = sorted(set(row) - names - {"timestamp"})
             if unknown:
-                raise InputError(f"unknown context field '{unknown[0]}' (this run knows: {', '.join(self.names) or 'none'})")
+                raise InputError(
+                    f"unknown context field '{unknown[0]}' (this run knows: {', '.join(self.names) or 'none'})"
+                )
         return tokens
 
     def unseen_values(self, row: dict[str, Any]) -> list[tuple[str, str]]:
@@ -241,7 +245,9 @@ class ContextFeatures:
                 source = str(f["source"])
                 if source not in ("time", "user", "column"):
                     raise ValueError(f"bad source {source!r}")
-                fields.append(ContextField(str(f["name"]), source, tuple(str(v) for v in f["values"]), edges, f.get("prefix")))
+                fields.append(
+                    ContextField(str(f["name"]), source, tuple(str(v) for v in f["values"]), edges, f.get("prefix"))
+                )
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(f"damaged context vocabulary: {error}") from None
         return cls(fields)
@@ -262,11 +268,14 @@ def _check_sources(train: pd.DataFrame, users: pd.DataFrame | None, config: Cont
         raise InputError(f"context.time {list(config.time)} needs a timestamp column in the interaction log")
     if config.user:
         if users is None:
-            raise InputError(f"context.user {list(config.user)} needs a user table (build the graph with `users`, a user table)")
+            raise InputError(
+                f"context.user {list(config.user)} needs a user table (build the graph with `users`, a user table)"
+            )
         missing = [c for c in config.user if c not in users.columns or c == "user_id"]
         if missing:
             raise InputError(
-                f"context.user column '{missing[0]}' is not in the user table (columns: {', '.join(c for c in users.columns if c != 'user_id')})"
+                f"context.user column '{missing[0]}' is not in the user table "
+                f"(columns: {', '.join(c for c in users.columns if c != 'user_id')})"
             )
     missing = [c for c in config.columns if c not in log_context_columns(train)]
     if missing:
@@ -315,6 +324,8 @@ def _stated_time(name: str, value: Any) -> str:
 def _seconds(value: Any) -> int:
     text = str(value).strip()
     try:
-        return int(float(text)) if text.lstrip("-").replace(".", "", 1).isdigit() else int(pd.Timestamp(text).timestamp())
+        return (
+            int(float(text)) if text.lstrip("-").replace(".", "", 1).isdigit() else int(pd.Timestamp(text).timestamp())
+        )
     except (ValueError, TypeError):
         raise InputError(f"context timestamp={text!r} is neither unix seconds nor an ISO date-time") from None

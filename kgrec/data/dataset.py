@@ -63,7 +63,9 @@ def _read_interactions(source: Source, config: DataConfig, notes: list[str]) -> 
     table = read_table(source, "interactions")
     path = table.path
     schema.require_columns(
-        table, {"user id": columns.user, "item id": columns.item}, "the interaction log",
+        table,
+        {"user id": columns.user, "item id": columns.item},
+        "the interaction log",
         {"user id": "data.interactions.user", "item id": "data.interactions.item"},
     )
     frame = pd.DataFrame(
@@ -102,7 +104,9 @@ def _merge_repeats(frame: pd.DataFrame, repeats: str, path: Path, notes: list[st
     deduplicated = order.drop_duplicates(key, keep="last")
     if (dropped := len(frame) - len(deduplicated)) and repeats == "sum" and "rating" in frame:
         totals = order.groupby(key, sort=False, dropna=False)["rating"].sum()
-        deduplicated = deduplicated.assign(rating=totals.reindex(pd.MultiIndex.from_frame(deduplicated[key])).to_numpy())
+        deduplicated = deduplicated.assign(
+            rating=totals.reindex(pd.MultiIndex.from_frame(deduplicated[key])).to_numpy()
+        )
     deduplicated = deduplicated.sort_values("_line")
     if dropped:
         unit = f"(user, item, {', '.join(context)})" if context else "(user, item)"
@@ -185,7 +189,9 @@ def _read_triples(source: Source, config: DataConfig, notes: list[str]) -> tuple
         columns = config.triples
         table = read_table(source, "triples")
         schema.require_columns(
-            table, {"head": columns.head, "relation": columns.relation, "tail": columns.tail}, "the triple file",
+            table,
+            {"head": columns.head, "relation": columns.relation, "tail": columns.tail},
+            "the triple file",
             {role: f"data.triples.{role}" for role in ("head", "relation", "tail")},
         )
         frame = pd.DataFrame(
@@ -205,7 +211,9 @@ def _read_links(source: Source, config: DataConfig) -> pd.DataFrame:
     columns = config.links
     table = read_table(source, "links")
     schema.require_columns(
-        table, {"item id": columns.item, "entity id": columns.entity}, "the link table",
+        table,
+        {"item id": columns.item, "entity id": columns.entity},
+        "the link table",
         {"item id": "data.links.item", "entity id": "data.links.entity"},
     )
     items = schema.id_column(table, columns.item, "item id")
@@ -216,7 +224,14 @@ def _read_links(source: Source, config: DataConfig) -> pd.DataFrame:
 
 
 def _check_known(
-    frame: pd.DataFrame, column: str, known: pd.Series, what: str, where: Path, defined_in: Path, strict: bool, notes: list[str]
+    frame: pd.DataFrame,
+    column: str,
+    known: pd.Series,
+    what: str,
+    where: Path,
+    defined_in: Path,
+    strict: bool,
+    notes: list[str],
 ) -> pd.DataFrame:
     unknown = ~frame[column].isin(set(known))
     if not unknown.any():
@@ -273,14 +288,22 @@ def read_dataset(
     else:
         unique = pd.unique(log["item_id"])
         catalog = pd.DataFrame(
-            {"item_id": unique, "title": "", "description": "", "categories": [()] * len(unique), "brands": [()] * len(unique)}
+            {
+                "item_id": unique,
+                "title": "",
+                "description": "",
+                "categories": [()] * len(unique),
+                "brands": [()] * len(unique),
+            }
         )
         catalog["_line"] = -1
 
     user_table = None
     if users is not None:
         user_table = _read_users(users, config)
-        log = _check_known(log, "user_id", user_table["user_id"], "user", log_path, _where(users, "users"), config.strict_ids, notes)
+        log = _check_known(
+            log, "user_id", user_table["user_id"], "user", log_path, _where(users, "users"), config.strict_ids, notes
+        )
     if log.empty:
         raise InputError("no interactions left after validation", log_path)
 
@@ -295,7 +318,14 @@ def read_dataset(
         link_frame = _read_links(links, config)
         catalog_path = log_path if items is None else _where(items, "items")
         link_frame = _check_known(
-            link_frame, "item_id", catalog["item_id"], "item", _where(links, "links"), catalog_path, config.strict_ids, notes
+            link_frame,
+            "item_id",
+            catalog["item_id"],
+            "item",
+            _where(links, "links"),
+            catalog_path,
+            config.strict_ids,
+            notes,
         )
 
     return Dataset(

@@ -51,7 +51,9 @@ def read_user_lines(path: str | Path) -> pd.DataFrame:
                 continue
             values = _integers(tokens, path, number)
             if values[0] in seen:
-                raise InputError(f"user {values[0]} has a second line (the first is line {seen[values[0]]})", path, number)
+                raise InputError(
+                    f"user {values[0]} has a second line (the first is line {seen[values[0]]})", path, number
+                )
             seen[values[0]] = number
             row = np.unique(np.asarray(values[1:], dtype=np.int64))
             users.append(np.full(len(row), values[0], dtype=np.int64))
@@ -116,7 +118,10 @@ def read_kgat_dir(folder: str | Path, name: str | None = None) -> Dataset:
     both = train.merge(test, on=["user", "item"])
     if len(both):
         first = both.iloc[0]
-        raise InputError(f"user {first['user']} has item {first['item']} in both train and test ({len(both):,} pairs like this)", folder / "test.txt")
+        raise InputError(
+            f"user {first['user']} has item {first['item']} in both train and test ({len(both):,} pairs like this)",
+            folder / "test.txt",
+        )
     triples = _read_triples(folder / "kg_final.txt")
     item_names = _id_list(folder / "item_list.txt") if (folder / "item_list.txt").is_file() else {}
     if item_names:
@@ -125,17 +130,27 @@ def read_kgat_dir(folder: str | Path, name: str | None = None) -> Dataset:
         num_items = int(max(train["item"].max(), test["item"].max())) + 1
     for part, frame in (("train.txt", train), ("test.txt", test)):
         if (frame["item"] >= num_items).any():
-            raise InputError(f"item {int(frame['item'].max())} is beyond the {num_items:,} items of item_list.txt", folder / part)
+            raise InputError(
+                f"item {int(frame['item'].max())} is beyond the {num_items:,} items of item_list.txt", folder / part
+            )
     relation_names = _id_list(folder / "relation_list.txt") if (folder / "relation_list.txt").is_file() else {}
     relations = pd.Series(triples[:, 1]).map(lambda r: relation_names.get(int(r), f"r{r}"))
-    log = pd.concat([train.assign(**{GIVEN_SPLIT_COLUMN: "train"}), test.assign(**{GIVEN_SPLIT_COLUMN: "test"})], ignore_index=True)
+    log = pd.concat(
+        [train.assign(**{GIVEN_SPLIT_COLUMN: "train"}), test.assign(**{GIVEN_SPLIT_COLUMN: "test"})], ignore_index=True
+    )
     interactions = pd.DataFrame(
-        {"user_id": log["user"].astype(str), "item_id": log["item"].astype(str), GIVEN_SPLIT_COLUMN: log[GIVEN_SPLIT_COLUMN]}
+        {
+            "user_id": log["user"].astype(str),
+            "item_id": log["item"].astype(str),
+            GIVEN_SPLIT_COLUMN: log[GIVEN_SPLIT_COLUMN],
+        }
     )
     item_ids = [str(i) for i in range(num_items)]
     empty = [()] * num_items
     catalog = pd.DataFrame({"item_id": item_ids, "title": "", "description": "", "categories": empty, "brands": empty})
-    kg = pd.DataFrame({"head": triples[:, 0].astype(str), "relation": relations.to_numpy(), "tail": triples[:, 2].astype(str)})
+    kg = pd.DataFrame(
+        {"head": triples[:, 0].astype(str), "relation": relations.to_numpy(), "tail": triples[:, 2].astype(str)}
+    )
     notes = (
         f"{folder}: {len(train):,} train and {len(test):,} test pairs read (its own split, which split kind 'given' "
         f"keeps); {len(kg):,} triples",

@@ -85,7 +85,9 @@ def _describe(frame: pd.DataFrame, year_column: str) -> pd.Series:
 
 
 def _read_ml100k(folder: Path) -> Dataset:
-    config = _RECBOLE_COLUMNS.model_copy(update={"items": ItemColumns(item="item_id", title="movie_title", category="class")})
+    config = _RECBOLE_COLUMNS.model_copy(
+        update={"items": ItemColumns(item="item_id", title="movie_title", category="class")}
+    )
     dataset = read_dataset(
         interactions=folder / "ml-100k.inter",
         items=folder / "ml-100k.item",
@@ -100,13 +102,17 @@ def _read_ml100k(folder: Path) -> Dataset:
     by_entity = companies.groupby("head")["tail"].agg(tuple)
     entity_of_item = dataset.links.set_index("item_id")["entity_id"]
     items = dataset.items.copy()
-    items["brands"] = items["item_id"].map(entity_of_item).map(by_entity).map(lambda v: v if isinstance(v, tuple) else ())
+    items["brands"] = (
+        items["item_id"].map(entity_of_item).map(by_entity).map(lambda v: v if isinstance(v, tuple) else ())
+    )
     items["description"] = _describe(items, "release_year")
     return replace(dataset, items=items)
 
 
 def _read_ml1m(folder: Path) -> Dataset:
-    config = _RECBOLE_COLUMNS.model_copy(update={"items": ItemColumns(item="item_id", title="movie_title", category="genre")})
+    config = _RECBOLE_COLUMNS.model_copy(
+        update={"items": ItemColumns(item="item_id", title="movie_title", category="genre")}
+    )
     dataset = read_dataset(
         interactions=folder / "ml-1m.inter",
         items=folder / "ml-1m.item",
@@ -126,7 +132,9 @@ FRAPPE_CONTEXT = ("daytime", "weekday", "isweekend", "homework", "weather", "cou
 def _price_band(price: pd.Series, cost: pd.Series) -> pd.Series:
     """``free``, ``under $2``, ``$2-$5``, ``over $5`` from the store price; the log's free/paid where the price is unknown."""
     amount = pd.to_numeric(price.str.replace("$", "", regex=False), errors="coerce")
-    bands = pd.cut(amount, [0.0, 2.0, 5.0, float("inf")], right=False, labels=["under $2", "$2-$5", "over $5"]).astype(object)
+    bands = pd.cut(amount, [0.0, 2.0, 5.0, float("inf")], right=False, labels=["under $2", "$2-$5", "over $5"]).astype(
+        object
+    )
     bands = bands.where(amount.notna(), None)
     bands[price.str.lower() == "free"] = "free"
     return bands.fillna(cost.map({"free": "free", "paid": "paid"})).fillna("")
@@ -143,10 +151,17 @@ def _read_frappe(folder: Path) -> Dataset:
     meta = pd.read_csv(folder / "meta.csv", sep="\t", dtype=str, keep_default_na=False).replace("unknown", "")
     cost = meta["item"].map(log.groupby("item")["cost"].first()).fillna("")
     description = meta["short desc"].where(meta["short desc"].str.strip() != "", meta["description"])
-    items = pd.DataFrame({
-        "item": meta["item"], "title": meta["name"], "description": description, "category": meta["category"],
-        "brand": meta["developer"], "language": meta["language"], "price_band": _price_band(meta["price"], cost),
-    })
+    items = pd.DataFrame(
+        {
+            "item": meta["item"],
+            "title": meta["name"],
+            "description": description,
+            "category": meta["category"],
+            "brand": meta["developer"],
+            "language": meta["language"],
+            "price_band": _price_band(meta["price"], cost),
+        }
+    )
     config = DataConfig(interactions=InteractionColumns(user="user", item="item", rating="cnt"), repeats="sum")
     return read_dataset(log.drop(columns=["cost"]), items, config=config, name="frappe")
 
@@ -283,7 +298,9 @@ def _fetch(url: str, target: Path, timeout: float, show_progress: bool) -> None:
     with response, open(target, "wb") as handle:
         total = int(response.headers.get("Content-Length") or 0)
         received = 0
-        with tqdm(total=total or None, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=not show_progress) as bar:
+        with tqdm(
+            total=total or None, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=not show_progress
+        ) as bar:
             while True:
                 try:
                     chunk = response.read(1 << 16)
@@ -335,7 +352,9 @@ def download_dataset(
         archive = Path(scratch) / "archive.zip"
         _fetch(url or spec.archive_url, archive, timeout, show_progress)
         if url is None and (actual := sha256_file(archive)) != spec.archive_sha256:
-            raise KgrecError(f"checksum mismatch for {spec.archive_url}: sha256 {actual[:12]}..., expected {spec.archive_sha256[:12]}...")
+            raise KgrecError(
+                f"checksum mismatch for {spec.archive_url}: sha256 {actual[:12]}..., expected {spec.archive_sha256[:12]}..."
+            )
         with atomic_dir(root / name, "dataset", "`data_dir`") as folder:
             try:
                 with zipfile.ZipFile(archive) as bundle:

@@ -70,7 +70,9 @@ def _decode(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise InputError(f"byte 0x{data[error.start]:02x} is not valid UTF-8 (re-save the file as UTF-8)", path, line) from None
+        raise InputError(
+            f"byte 0x{data[error.start]:02x} is not valid UTF-8 (re-save the file as UTF-8)", path, line
+        ) from None
 
 
 def _string_table(frame: pd.DataFrame, path: Path, first_line: int) -> Table:
@@ -161,7 +163,11 @@ def _check_header(text: str, separator: str, path: Path) -> None:
     """A column named twice is an error: pandas would rename the second (``rating.1``) and read the first silently."""
     quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL if separator == "," else csv.QUOTE_NONE
     header = next(csv.reader(io.StringIO(text), delimiter=separator, quoting=quoting))
-    names = [name.partition(":")[0].strip() for name in header] if path.suffix.lower() in ATOMIC_SUFFIXES else [n.strip() for n in header]
+    names = (
+        [name.partition(":")[0].strip() for name in header]
+        if path.suffix.lower() in ATOMIC_SUFFIXES
+        else [n.strip() for n in header]
+    )
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -248,7 +254,9 @@ def read_entity_labels(path: str | Path) -> dict[str, str]:
         columns = {name.strip().lower(): name for name in table.frame.columns}
         missing = [name for name in ("entity", "label") if name not in columns]
         if missing:
-            raise InputError(f"a labels table needs columns 'entity' and 'label' (found: {', '.join(table.frame.columns)})", path)
+            raise InputError(
+                f"a labels table needs columns 'entity' and 'label' (found: {', '.join(table.frame.columns)})", path
+            )
         entities, texts = table.frame[columns["entity"]].str.strip(), table.frame[columns["label"]].str.strip()
         empty = np.flatnonzero((entities == "").to_numpy())
         if len(empty):

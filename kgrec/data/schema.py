@@ -11,7 +11,13 @@ from kgrec.data.readers import Table
 from kgrec.errors import InputError
 
 __all__ = [
-    "require_columns", "id_column", "number_column", "timestamp_column", "list_column", "text_column", "unique_ids",
+    "require_columns",
+    "id_column",
+    "number_column",
+    "timestamp_column",
+    "list_column",
+    "text_column",
+    "unique_ids",
     "check_extra_columns",
 ]
 
@@ -40,13 +46,12 @@ def require_columns(table: Table, columns: dict[str, str], what: str, settings: 
             key = (settings or {}).get(role)
             declare = f": declare it with --set {key}='{lookalike}'" if key else ""
             hint = f" (is '{lookalike}' that column? names match exactly{declare})"
-        raise InputError(
-            f"{what} needs a '{name}' column for the {role}; found columns {present}{hint}", table.path, 1
-        )
+        raise InputError(f"{what} needs a '{name}' column for the {role}; found columns {present}{hint}", table.path, 1)
 
 
 def _lookalike(name: str, present: list[str]) -> str | None:
     """The one present column equal to ``name`` up to case, spaces, dashes and underscores, or with an id suffix."""
+
     def squash(text: str) -> str:
         return "".join(ch for ch in text.lower() if ch.isalnum())
 
@@ -106,7 +111,9 @@ def id_column(table: Table, name: str, what: str) -> pd.Series:
     nul = np.flatnonzero(ids.str.contains("\x00", regex=False).to_numpy())
     if nul.size:  # a NUL ends a C string: file names, RDF and the SPARQL store would each see another id (tabs and
         # line breaks are fine: they are quoted wherever an id is written)
-        raise InputError(f"{what} {ids.iloc[nul[0]]!r} in column '{name}' holds a NUL byte", table.path, table.line_of(nul[0]))
+        raise InputError(
+            f"{what} {ids.iloc[nul[0]]!r} in column '{name}' holds a NUL byte", table.path, table.line_of(nul[0])
+        )
     return ids
 
 
@@ -149,8 +156,10 @@ def timestamp_column(table: Table, name: str, time_format: str | None = None) ->
         elif time_format is not None:
             problem = f"'{cell}' does not match data.time_format='{time_format}'"
         else:
-            problem = (f"'{cell}' is neither unix seconds nor an ISO 8601 date-time (2024-01-13, 2024-01-13T08:30:00Z); "
-                       "for another form declare it, e.g. data.time_format='%d/%m/%Y'")
+            problem = (
+                f"'{cell}' is neither unix seconds nor an ISO 8601 date-time (2024-01-13, 2024-01-13T08:30:00Z); "
+                "for another form declare it, e.g. data.time_format='%d/%m/%Y'"
+            )
         raise InputError(f"timestamp in column '{name}' {problem}", table.path, table.line_of(bad[0]))
     negative = np.flatnonzero(values < 0)
     if negative.size:

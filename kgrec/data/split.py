@@ -140,8 +140,12 @@ def split_warnings(split: Split, log: pd.DataFrame) -> list[str]:
             if not len(split.part(part)):
                 warnings.append(
                     f"warning: the {split.config.kind} split left {part} empty"
-                    + (f" (each user gives floor({split.config.ratios[1 if part == 'valid' else 2]:g} x n) interactions to it: "
-                       "users need enough interactions)" if split.config.kind == "random" else "")
+                    + (
+                        f" (each user gives floor({split.config.ratios[1 if part == 'valid' else 2]:g} x n) interactions to it: "
+                        "users need enough interactions)"
+                        if split.config.kind == "random"
+                        else ""
+                    )
                 )
         users = split.interactions["user_id"].nunique()
         tested = split.test["user_id"].nunique()

@@ -8,7 +8,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-
 from kgrec.io import load_tensors, save_tensors
 
 __all__ = ["cache_key", "load_cached", "store_cached", "CACHE_FORMAT"]

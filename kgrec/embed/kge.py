@@ -70,19 +70,22 @@ def _collections_skip_old_objects() -> Iterator[None]:
 
 
 def train_kg_embeddings(
-    graph: KnowledgeGraph, config: KGEConfig, cache_dir: Path | None = None, device: str = "cpu",
-    result_tracker: tuple[str, dict] | None = None, progress: bool = False,
+    graph: KnowledgeGraph,
+    config: KGEConfig,
+    cache_dir: Path | None = None,
+    device: str = "cpu",
+    result_tracker: tuple[str, dict] | None = None,
+    progress: bool = False,
 ) -> KGEmbeddings:
     """Train a PyKEEN model on the KG triples and return embeddings aligned with the KG node index.
-
-    ``result_tracker``: PyKEEN's ``(result_tracker, result_tracker_kwargs)`` for its pipeline (an
-    experiment tracker's KG stage); unused when the embeddings come from the cache.
 
     Args:
         graph: The built graph; only ``graph.triples`` (KG facts, no interactions) are used.
         config: PyKEEN model name, dimension, epochs, ...
         cache_dir: Where to cache the result; the key covers the triples, the config and library versions.
         device: Torch device for PyKEEN.
+        result_tracker: PyKEEN's ``(result_tracker, result_tracker_kwargs)`` for its pipeline (an experiment
+            tracker's KG stage); unused when the embeddings come from the cache.
         progress: PyKEEN's own progress bars (epochs, evaluation).
     """
     labeled = graph.labeled_triples().astype(str)
@@ -90,8 +93,14 @@ def train_kg_embeddings(
     fields = ("entity_emb", "relation_emb", "metrics", "model_state", "training", "testing")
     if (entry := load_cached(cache_dir, "kge", key, fields)) is not None:
         return KGEmbeddings(
-            entry["entity_emb"], entry["relation_emb"], dict(entry["metrics"]), 0.0, True,
-            dict(entry["model_state"]), entry["training"], entry["testing"],
+            entry["entity_emb"],
+            entry["relation_emb"],
+            dict(entry["metrics"]),
+            0.0,
+            True,
+            dict(entry["model_state"]),
+            entry["training"],
+            entry["testing"],
         )
     if len(labeled) == 0:
         raise InputError("the knowledge graph has no triples; disable KG embeddings with model.use_kg=false")
@@ -112,8 +121,10 @@ def train_kg_embeddings(
     testing = TriplesFactory(factory.mapped_triples[torch.from_numpy(held_out)], entity_to_id, relation_to_id)
     # PyKEEN's pipeline always evaluates on its testing triples; without link prediction it gets one of them
     # (milliseconds instead of a minute) and its result is not reported.
-    evaluated = testing if config.link_prediction or not held_out.any() else TriplesFactory(
-        testing.mapped_triples[:1], entity_to_id, relation_to_id
+    evaluated = (
+        testing
+        if config.link_prediction or not held_out.any()
+        else TriplesFactory(testing.mapped_triples[:1], entity_to_id, relation_to_id)
     )
     logging.getLogger("pykeen").setLevel(logging.WARNING)  # PyKEEN logs every step at INFO
     try:
@@ -125,8 +136,12 @@ def train_kg_embeddings(
                 model_kwargs={"embedding_dim": config.dim},
                 optimizer="Adam",
                 optimizer_kwargs={"lr": config.lr},
-                training_kwargs={"num_epochs": config.epochs, "batch_size": config.batch_size, "use_tqdm": progress,
-                                 "use_tqdm_batch": False},
+                training_kwargs={
+                    "num_epochs": config.epochs,
+                    "batch_size": config.batch_size,
+                    "use_tqdm": progress,
+                    "use_tqdm_batch": False,
+                },
                 evaluation_kwargs={"use_tqdm": progress, "batch_size": 256},
                 random_seed=config.seed,
                 device=device,
@@ -160,11 +175,20 @@ def train_kg_embeddings(
     }
     store_cached(cache_dir, "kge", key, entry)
     return KGEmbeddings(
-        entity_emb, relation_emb, metrics, time.perf_counter() - started, False, state, entry["training"], entry["testing"]
+        entity_emb,
+        relation_emb,
+        metrics,
+        time.perf_counter() - started,
+        False,
+        state,
+        entry["training"],
+        entry["testing"],
     )
 
 
-def make_kg_model(graph: KnowledgeGraph, config: KGEConfig, training: torch.Tensor, state: dict[str, torch.Tensor] | None = None):  # noqa: ANN201 - a pykeen ERModel
+def make_kg_model(
+    graph: KnowledgeGraph, config: KGEConfig, training: torch.Tensor, state: dict[str, torch.Tensor] | None = None
+):  # noqa: ANN201 - a pykeen ERModel
     """A PyKEEN model over ``graph``'s KG (``kge.model``, ``kge.dim``) for fine-tuning, with ``state`` loaded when given.
 
     Its entity index is kgrec's KG node index, as in :func:`train_kg_embeddings`.
@@ -179,12 +203,16 @@ def make_kg_model(graph: KnowledgeGraph, config: KGEConfig, training: torch.Tens
         mapped_triples=training.long(), num_entities=graph.num_kg_nodes, num_relations=len(graph.relations)
     )
     try:
-        model = model_resolver.make(config.model, triples_factory=factory, embedding_dim=config.dim, random_seed=config.seed)
+        model = model_resolver.make(
+            config.model, triples_factory=factory, embedding_dim=config.dim, random_seed=config.seed
+        )
     except (KeyError, ValueError, TypeError) as error:
         raise InputError(f"PyKEEN cannot build kge.model={config.model!r}: {' '.join(str(error).split())}") from None
     if state is not None:
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
-            raise InputError(f"the PyKEEN state does not fit kge.model={config.model!r}: {str(error).splitlines()[0]}") from None
+            raise InputError(
+                f"the PyKEEN state does not fit kge.model={config.model!r}: {str(error).splitlines()[0]}"
+            ) from None
     return model

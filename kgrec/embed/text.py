@@ -15,7 +15,18 @@ from kgrec.config import TextConfig
 from kgrec.embed.cache import cache_key, load_cached, store_cached
 from kgrec.errors import InputError
 
-__all__ = ["TextEmbeddings", "TextRecipe", "TextTuner", "encode_item_texts", "has_item_text", "item_texts", "bundled_model_path", "load_encoder", "text_recipe", "text_tuner"]
+__all__ = [
+    "TextEmbeddings",
+    "TextRecipe",
+    "TextTuner",
+    "encode_item_texts",
+    "has_item_text",
+    "item_texts",
+    "bundled_model_path",
+    "load_encoder",
+    "text_recipe",
+    "text_tuner",
+]
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,9 @@ def _read_json(path: Path) -> dict | list:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise InputError(f"cannot read the model's sentence-transformers settings: {' '.join(str(error).split())[:200]}", path) from None
+        raise InputError(
+            f"cannot read the model's sentence-transformers settings: {' '.join(str(error).split())[:200]}", path
+        ) from None
 
 
 def text_recipe(config: TextConfig) -> TextRecipe:
@@ -149,13 +162,16 @@ def text_recipe(config: TextConfig) -> TextRecipe:
         modules_file = _model_file(name, "modules.json")
         modules = _read_json(modules_file) if modules_file is not None else []
         pooler = next((m for m in modules if isinstance(m, dict) and str(m.get("type", "")).endswith(".Pooling")), None)
-        if pooler is not None and (settings_file := _model_file(name, f"{pooler.get('path', '')}/config.json".lstrip("/"))):
+        if pooler is not None and (
+            settings_file := _model_file(name, f"{pooler.get('path', '')}/config.json".lstrip("/"))
+        ):
             settings = _read_json(settings_file)
             modes = [flag for flag in _POOLING_FLAGS if isinstance(settings, dict) and settings.get(flag)]
             if len(modes) != 1 or _POOLING_FLAGS[modes[0]] is None:
                 raise InputError(
                     f"the model pools by {' + '.join(modes) or 'no mode'}, which kgrec does not reproduce; "
-                    "choose one of mean, cls, max, lasttoken with text.pooling", settings_file
+                    "choose one of mean, cls, max, lasttoken with text.pooling",
+                    settings_file,
                 )
             pooling = str(_POOLING_FLAGS[modes[0]])
     prefix = config.prefix
@@ -203,7 +219,12 @@ class TextTuner(torch.nn.Module):
     attention_mask: torch.Tensor
 
     def __init__(
-        self, encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_layers: int, pooling: str = "mean"
+        self,
+        encoder: torch.nn.Module,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        num_layers: int,
+        pooling: str = "mean",
     ) -> None:
         super().__init__()
         self.encoder, self.num_layers, self.pooling = encoder, num_layers, pooling
@@ -211,7 +232,9 @@ class TextTuner(torch.nn.Module):
         self.register_buffer("attention_mask", attention_mask)
         layers: Any = encoder.encoder.layer  # type: ignore[union-attr]  # a BERT-family encoder's blocks
         if not 0 < num_layers <= len(layers):
-            raise InputError(f"text.finetune_layers must be between 1 and {len(layers)} for this encoder, got {num_layers}")
+            raise InputError(
+                f"text.finetune_layers must be between 1 and {len(layers)} for this encoder, got {num_layers}"
+            )
         for parameter in encoder.parameters():
             parameter.requires_grad_(False)
         for layer in layers[len(layers) - num_layers :]:
@@ -229,7 +252,8 @@ class TextTuner(torch.nn.Module):
         return _pool(hidden, mask[:, :width], self.pooling)
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({type(self.encoder).__name__}, items={self.input_ids.size(0)}, trainable_layers={self.num_layers})"
+        name = type(self.encoder).__name__
+        return f"{self.__class__.__name__}({name}, items={self.input_ids.size(0)}, trainable_layers={self.num_layers})"
 
 
 def text_tuner(catalog: pd.DataFrame, config: TextConfig, device: str = "cpu") -> TextTuner:
@@ -238,11 +262,17 @@ def text_tuner(catalog: pd.DataFrame, config: TextConfig, device: str = "cpu") -
     tokenizer, encoder = load_encoder(config, device)
     texts = [recipe.prefix + text for text in item_texts(catalog)]
     batch = tokenizer(texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt")
-    return TextTuner(encoder.train(), batch["input_ids"], batch["attention_mask"], config.finetune_layers, recipe.pooling)
+    return TextTuner(
+        encoder.train(), batch["input_ids"], batch["attention_mask"], config.finetune_layers, recipe.pooling
+    )
 
 
 def encode_item_texts(
-    catalog: pd.DataFrame, config: TextConfig, cache_dir: Path | None = None, device: str = "cpu", progress: bool = False,
+    catalog: pd.DataFrame,
+    config: TextConfig,
+    cache_dir: Path | None = None,
+    device: str = "cpu",
+    progress: bool = False,
 ) -> TextEmbeddings:
     """Encode each item's text with ``AutoTokenizer``/``AutoModel``, batched, without gradients.
 

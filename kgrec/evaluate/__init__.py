@@ -1,8 +1,23 @@
 """Full-ranking evaluation and the metrics people quote (Recall, NDCG, MRR, Hit, Precision, AUC, coverage, diversity)."""
 
+from kgrec.evaluate.auxiliary import link_prediction, rating_errors
 from kgrec.evaluate.metrics import auc, coverage, intra_list_diversity, topk_contributions, topk_metrics
 from kgrec.evaluate.ranking import EvaluationResult, evaluate_blends, evaluate_ranking, interaction_matrix
 from kgrec.evaluate.significance import PairedComparison, holm, paired_comparison
-from kgrec.evaluate.auxiliary import link_prediction, rating_errors
 
-__all__ = ["EvaluationResult", "PairedComparison", "auc", "coverage", "evaluate_blends", "evaluate_ranking", "holm", "interaction_matrix", "intra_list_diversity", "link_prediction", "paired_comparison", "rating_errors", "topk_contributions", "topk_metrics"]
+__all__ = [
+    "EvaluationResult",
+    "PairedComparison",
+    "auc",
+    "coverage",
+    "evaluate_blends",
+    "evaluate_ranking",
+    "holm",
+    "interaction_matrix",
+    "intra_list_diversity",
+    "link_prediction",
+    "paired_comparison",
+    "rating_errors",
+    "topk_contributions",
+    "topk_metrics",
+]

@@ -18,7 +18,9 @@ def rating_errors(predicted: torch.Tensor, actual: torch.Tensor) -> dict[str, fl
 
 
 @torch.no_grad()
-def link_prediction(kg_model: torch.nn.Module, testing: torch.Tensor, training: torch.Tensor, batch_size: int = 256) -> dict[str, float]:
+def link_prediction(
+    kg_model: torch.nn.Module, testing: torch.Tensor, training: torch.Tensor, batch_size: int = 256
+) -> dict[str, float]:
     """Filtered rank-based link prediction of held-out ``testing (m, 3)`` triples, as PyKEEN's pipeline measures it.
 
     Both head and tail are predicted; known training triples are filtered out of the ranking.

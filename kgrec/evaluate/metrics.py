@@ -25,7 +25,9 @@ def topk_metrics(hits: torch.Tensor, num_relevant: torch.Tensor, ks: tuple[int, 
     hits = hits.float()
     positions = torch.arange(1, hits.size(1) + 1, device=hits.device, dtype=torch.float)  # (K,)
     discounts = 1.0 / torch.log2(positions + 1)  # (K,)
-    first_hit = torch.where(hits.any(1), hits.argmax(1).float() + 1, torch.full_like(num_relevant, float("inf"), dtype=torch.float))
+    first_hit = torch.where(
+        hits.any(1), hits.argmax(1).float() + 1, torch.full_like(num_relevant, float("inf"), dtype=torch.float)
+    )
     results = {}
     for k in ks:
         found = hits[:, :k].sum(1)
@@ -56,7 +58,9 @@ def topk_contributions(hits: torch.Tensor, num_relevant: torch.Tensor, metric: s
     """
     name, _, cutoff = metric.partition("@")
     if name not in TOPK_METRICS or not cutoff.isdigit() or not 0 < int(cutoff) <= hits.size(1):
-        raise ValueError(f"unknown metric '{metric}' (known: {', '.join(TOPK_METRICS)} at a cut-off up to {hits.size(1)})")
+        raise ValueError(
+            f"unknown metric '{metric}' (known: {', '.join(TOPK_METRICS)} at a cut-off up to {hits.size(1)})"
+        )
     k = int(cutoff)
     hits = hits[:, :k].float()
     positions = torch.arange(1, k + 1, device=hits.device, dtype=torch.float)

@@ -85,7 +85,11 @@ def _ranked_users(
 
 
 def _batch_masks(
-    truth: sp.csr_matrix, exclude: sp.csr_matrix, rows: np.ndarray, not_candidate: torch.Tensor | None, device: torch.device
+    truth: sp.csr_matrix,
+    exclude: sp.csr_matrix,
+    rows: np.ndarray,
+    not_candidate: torch.Tensor | None,
+    device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(relevant, excluded)`` ``(B, I)`` masks of a batch of users."""
     relevant, excluded = _dense(truth, rows, device), _dense(exclude, rows, device)
@@ -105,8 +109,10 @@ def _finite(scores: torch.Tensor) -> torch.Tensor:
     scores are noise that looks like a result."""
     highest = scores.max() if scores.numel() else scores.new_zeros(())  # NaN if any is NaN: one pass for both checks
     if bool(torch.isnan(highest)) or bool(torch.isposinf(highest)):
-        raise DivergedError("the model's scores are not finite (NaN or infinite): it diverged, and no metrics are computed "
-                            "from it; train again with a smaller train.lr")
+        raise DivergedError(
+            "the model's scores are not finite (NaN or infinite): it diverged, and no metrics are computed "
+            "from it; train again with a smaller train.lr"
+        )
     return scores
 
 
@@ -184,12 +190,16 @@ def evaluate_blends(
             hits = relevant.gather(1, top)
             if per_item and per_user is not None:
                 contributions = topk_contributions(hits, num_relevant, per_user)
-                item_totals[index].index_add_(0, top[:, : contributions.size(1)].reshape(-1), contributions.reshape(-1).double())
+                item_totals[index].index_add_(
+                    0, top[:, : contributions.size(1)].reshape(-1), contributions.reshape(-1).double()
+                )
             for name, values in topk_metrics(hits, num_relevant, ks).items():
                 totals[name] = totals.get(name, 0.0) + float(values.sum())
                 if name == per_user:
                     kept[index][start : start + len(rows)] = values.double().cpu().numpy()
-    results: list[dict[str, Any]] = [{name: total / len(users) for name, total in sorted(totals.items())} for totals in sums]
+    results: list[dict[str, Any]] = [
+        {name: total / len(users) for name, total in sorted(totals.items())} for totals in sums
+    ]
     if per_user is not None:
         if per_user not in results[0]:
             raise ValueError(f"unknown metric '{per_user}' (known: {', '.join(results[0])})")

@@ -42,7 +42,9 @@ class PairedComparison:
         return {**asdict(self), "relative": self.relative}
 
 
-def paired_comparison(baseline: np.ndarray, other: np.ndarray, resamples: int = 10_000, seed: int = 0) -> dict[str, float]:
+def paired_comparison(
+    baseline: np.ndarray, other: np.ndarray, resamples: int = 10_000, seed: int = 0
+) -> dict[str, float]:
     """Statistics of ``other - baseline`` over paired per-user values (equal length, no NaN).
 
     Returns ``{"baseline_mean", "mean", "difference", "ci_low", "ci_high", "t_p", "wilcoxon_p"}``.
@@ -52,14 +54,25 @@ def paired_comparison(baseline: np.ndarray, other: np.ndarray, resamples: int = 
 
     baseline, other = np.asarray(baseline, dtype=np.float64), np.asarray(other, dtype=np.float64)
     if baseline.shape != other.shape or baseline.ndim != 1 or len(baseline) < 2:
-        raise ValueError(f"need two equal-length vectors of at least 2 paired values, got {baseline.shape} and {other.shape}")
+        raise ValueError(
+            f"need two equal-length vectors of at least 2 paired values, got {baseline.shape} and {other.shape}"
+        )
     differences = other - baseline
-    result = {"baseline_mean": float(baseline.mean()), "mean": float(other.mean()), "difference": float(differences.mean())}
+    result = {
+        "baseline_mean": float(baseline.mean()),
+        "mean": float(other.mean()),
+        "difference": float(differences.mean()),
+    }
     if not np.any(differences):
         return {**result, "ci_low": 0.0, "ci_high": 0.0, "t_p": 1.0, "wilcoxon_p": 1.0}
     interval = stats.bootstrap(
-        (differences,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile",
-        rng=np.random.default_rng(seed), batch=max(1, 20_000_000 // len(differences)),  # ~160 MB of resampled means at once
+        (differences,),
+        np.mean,
+        n_resamples=resamples,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+        batch=max(1, 20_000_000 // len(differences)),  # ~160 MB of resampled means at once
     ).confidence_interval
     result.update(ci_low=float(interval.low), ci_high=float(interval.high))
     result["t_p"] = float(stats.ttest_rel(other, baseline).pvalue) if np.std(differences) > 0 else 0.0

@@ -6,6 +6,16 @@ from kgrec.explain.paths import RANKINGS, ExplanationPath, PathFinder, path_text
 from kgrec.explain.shares import score_shares
 
 __all__ = [
-    "ExplanationMetrics", "ExplanationPath", "FaithfulnessResult", "PathFinder", "RANKINGS", "explanation_metrics", "graph_without",
-    "path_faithfulness", "path_text", "path_type", "relation_label", "score_shares",
+    "ExplanationMetrics",
+    "ExplanationPath",
+    "FaithfulnessResult",
+    "PathFinder",
+    "RANKINGS",
+    "explanation_metrics",
+    "graph_without",
+    "path_faithfulness",
+    "path_text",
+    "path_type",
+    "relation_label",
+    "score_shares",
 ]

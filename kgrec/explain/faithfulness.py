@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from kgrec.explain.paths import ExplanationPath, PathFinder
-from kgrec.models import PropagationGraph
 from kgrec.graph import to_hetero
+from kgrec.models import PropagationGraph
 
 __all__ = ["FaithfulnessResult", "graph_without", "path_faithfulness"]
 
@@ -30,6 +30,7 @@ class FaithfulnessResult:
     top_beats_random: float  # share of users where the top path's drop is larger
 
     def to_dict(self) -> dict:
+        """The result as plain JSON types."""
         return self.__dict__.copy()
 
 
@@ -67,7 +68,9 @@ def _score(finder: PathFinder, prop_graph: PropagationGraph, user: int, item: in
     return float(model.score_all(reps, prop_graph, torch.tensor([user], device=finder.recommender.device))[0, item])
 
 
-def path_faithfulness(finder: PathFinder, user_ids: list[str], seed: int = 0, max_paths: int = 1000) -> FaithfulnessResult:
+def path_faithfulness(
+    finder: PathFinder, user_ids: list[str], seed: int = 0, max_paths: int = 1000
+) -> FaithfulnessResult:
     """Score drop of the top path vs a random other path (from a different history item), averaged over users."""
     recommender = finder.recommender
     rng = np.random.default_rng(seed)

@@ -88,8 +88,11 @@ def explanation_metrics(
         facts.append(len(keys) / len(found))
         kg_shares.append(sum(1 for nodes in entities if nodes) / len(found))
     return ExplanationMetrics(
-        users=len(etds), paths=total, sep=float(np.mean(seps)) if seps else float("nan"),
+        users=len(etds),
+        paths=total,
+        sep=float(np.mean(seps)) if seps else float("nan"),
         entity_degree=float(np.median(all_degrees)) if all_degrees else float("nan"),
-        etd=float(np.mean(etds)) if etds else float("nan"), distinct_facts=float(np.mean(facts)) if facts else float("nan"),
+        etd=float(np.mean(etds)) if etds else float("nan"),
+        distinct_facts=float(np.mean(facts)) if facts else float("nan"),
         kg_share=float(np.mean(kg_shares)) if kg_shares else float("nan"),
     )

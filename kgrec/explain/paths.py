@@ -161,8 +161,12 @@ class PathFinder:
     """
 
     def __init__(
-        self, recommender: Recommender, max_fanout: int = 50, max_hops: int = 2,
-        labels: Callable[[list[str]], dict[str, str]] | None = None, entity_labels: dict[str, str] | None = None,
+        self,
+        recommender: Recommender,
+        max_fanout: int = 50,
+        max_hops: int = 2,
+        labels: Callable[[list[str]], dict[str, str]] | None = None,
+        entity_labels: dict[str, str] | None = None,
         ranking: str = "informative",
     ) -> None:
         if max_hops not in (1, 2):
@@ -251,7 +255,10 @@ class PathFinder:
                     nodes, edges = self._neighbours(middle, entities_only=False)
                     for start, first in zip(nodes[in_history[nodes]], edges[in_history[nodes]]):
                         found.append((int(start), [int(middle), int(entity)], [int(first), int(second), int(last)]))
-        paths = [self._path(user_id, user, item, start, entities, edges, contribution[start]) for start, entities, edges in found]
+        paths = [
+            self._path(user_id, user, item, start, entities, edges, contribution[start])
+            for start, entities, edges in found
+        ]
         if not paths:
             # No KG connection: the collaborative reason, from the history items that contribute most.
             best = sorted(contribution, key=lambda start: contribution[start], reverse=True)[:max_paths]
@@ -278,17 +285,30 @@ class PathFinder:
                     score += float(term.weighted(self.recommender.prop_graph, users, None)[0, item])
         graph = self.recommender.graph
         return ExplanationPath(
-            user_id=user_id, item_id=graph.items.ids[item], history_item_id=graph.items.ids[item],
-            nodes=(f"user:{user_id}", graph.node_key(item)), labels=(), relations=(INTERACTED,), score=score, specificity=1.0,
-            edges=(("interaction", user, item),), kg_nodes=(item,),
+            user_id=user_id,
+            item_id=graph.items.ids[item],
+            history_item_id=graph.items.ids[item],
+            nodes=(f"user:{user_id}", graph.node_key(item)),
+            labels=(),
+            relations=(INTERACTED,),
+            score=score,
+            specificity=1.0,
+            edges=(("interaction", user, item),),
+            kg_nodes=(item,),
         )
 
-    def _path(self, user_id: str, user: int, item: int, start: int, entities: list[int], edges: list[int], score: float) -> ExplanationPath:
+    def _path(
+        self, user_id: str, user: int, item: int, start: int, entities: list[int], edges: list[int], score: float
+    ) -> ExplanationPath:
         graph = self.recommender.graph
-        nodes = [f"user:{user_id}", graph.node_key(start)] + [graph.node_key(e) for e in entities] + [graph.node_key(item)]
+        nodes = (
+            [f"user:{user_id}", graph.node_key(start)] + [graph.node_key(e) for e in entities] + [graph.node_key(item)]
+        )
         if edges:
             # Each hop reads from the earlier node to the later one; "(inverse)" where the triple runs the other way.
-            relations = [INTERACTED] + [self._relation_along(edge, a, b) for edge, a, b in zip(edges, [start, *entities], [*entities, item])]
+            relations = [INTERACTED] + [
+                self._relation_along(edge, a, b) for edge, a, b in zip(edges, [start, *entities], [*entities, item])
+            ]
             kg_edges = [("kg", *self._triple_nodes(abs(edge) - 1)) for edge in edges]
         else:
             relations, kg_edges = [INTERACTED, CO_INTERACTED], []

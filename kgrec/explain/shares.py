@@ -13,7 +13,10 @@ __all__ = ["score_shares"]
 
 @torch.no_grad()
 def score_shares(
-    recommender: Recommender, user_ids: list[str], item_ids: list[list[str]], context: dict[str, Any] | None = None,
+    recommender: Recommender,
+    user_ids: list[str],
+    item_ids: list[list[str]],
+    context: dict[str, Any] | None = None,
 ) -> list[list[dict[str, float]]]:
     """For each user and each of their items, each part's signed share of what lifts the item's score above an average item's.
 
@@ -34,8 +37,14 @@ def score_shares(
     padded = [row + [row[0] if row else 0] * (width - len(row)) for row in padded]
     users = torch.from_numpy(graph.users.to_index(list(user_ids))).to(device)
     items = torch.tensor(padded, dtype=torch.long, device=device)
-    parts = recommender.model.score_shares(recommender.prop_graph, users, items, recommender.stated_context(list(user_ids), context))
-    names = ["graph"] + (["text"] if recommender.model.fusion is not None else []) + [t.name for t in recommender.model.active_terms()]
+    parts = recommender.model.score_shares(
+        recommender.prop_graph, users, items, recommender.stated_context(list(user_ids), context)
+    )
+    names = (
+        ["graph"]
+        + (["text"] if recommender.model.fusion is not None else [])
+        + [t.name for t in recommender.model.active_terms()]
+    )
     values = torch.stack([parts[name] for name in names]).double().cpu()  # (parts, B, K)
     shares = values / values.abs().sum(0).clamp(min=1e-12)
     return [

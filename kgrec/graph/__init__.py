@@ -36,7 +36,14 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "KnowledgeGraph", "build_graph", "export_recbole", "format_stats", "load_graph", "save_graph", "to_hetero", "to_networkx",
+    "KnowledgeGraph",
+    "build_graph",
+    "export_recbole",
+    "format_stats",
+    "load_graph",
+    "save_graph",
+    "to_hetero",
+    "to_networkx",
     "to_rdflib",
 ]
 

@@ -44,7 +44,9 @@ def _reachable(facts: pd.DataFrame, num_external: int) -> pd.DataFrame:
     """
     if num_external == 0:
         return facts
-    keys, codes = np.unique(np.concatenate([facts["head"].to_numpy(str), facts["tail"].to_numpy(str)]), return_inverse=True)
+    keys, codes = np.unique(
+        np.concatenate([facts["head"].to_numpy(str), facts["tail"].to_numpy(str)]), return_inverse=True
+    )
     heads, tails = codes[: len(facts)], codes[len(facts) :]
     adjacency = sp.coo_matrix((np.ones(len(facts)), (heads, tails)), shape=(len(keys), len(keys)))
     _, component = connected_components(adjacency, directed=False)
@@ -131,8 +133,12 @@ def build_graph(dataset: Dataset, config: GraphConfig | None = None, name: str |
 
     # Entities in a fixed order; kind by first use in ENTITY_KINDS order.
     entity_keys = pd.concat(
-        [facts.loc[facts["head"].str.startswith("entity:"), ["head", "kind"]].rename(columns={"head": "tail"}).assign(kind="entity"),
-         facts.loc[facts["tail"].str.startswith("entity:"), ["tail", "kind"]]],
+        [
+            facts.loc[facts["head"].str.startswith("entity:"), ["head", "kind"]]
+            .rename(columns={"head": "tail"})
+            .assign(kind="entity"),
+            facts.loc[facts["tail"].str.startswith("entity:"), ["tail", "kind"]],
+        ],
         ignore_index=True,
     )
     entity_keys["rank"] = entity_keys["kind"].map({k: i for i, k in enumerate(ENTITY_KINDS)})

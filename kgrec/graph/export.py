@@ -50,15 +50,17 @@ def export_recbole(graph: KnowledgeGraph, directory: str | Path, name: str | Non
             {
                 "item_id": list(graph.items.ids),
                 "title": graph.catalog["title"].str.replace(r"\s+", " ", regex=True),
-                "categories": graph.catalog["categories"].map(lambda values: " ".join(v.replace(" ", "_") for v in values)),
+                "categories": graph.catalog["categories"].map(
+                    lambda values: " ".join(v.replace(" ", "_") for v in values)
+                ),
             }
         )
-        _write_atomic(items, {"item_id": "token", "title": "token_seq", "categories": "token_seq"}, tmp / f"{name}.item")
+        _write_atomic(
+            items, {"item_id": "token", "title": "token_seq", "categories": "token_seq"}, tmp / f"{name}.item"
+        )
         kg = pd.DataFrame(graph.labeled_triples(), columns=["head_id", "relation_id", "tail_id"])
         kg_types = {"head_id": "token", "relation_id": "token", "tail_id": "token"}
         _write_atomic(kg, kg_types, tmp / f"{name}.kg")
         links = pd.DataFrame({"item_id": list(graph.items.ids), "entity_id": [f"item:{i}" for i in graph.items.ids]})
         _write_atomic(links, {"item_id": "token", "entity_id": "token"}, tmp / f"{name}.link")
     return target
-
-

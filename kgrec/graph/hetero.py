@@ -91,7 +91,8 @@ def hetero_to_tensors(data: HeteroData) -> dict:
     return {
         "num_nodes": {node_type: int(data[node_type].num_nodes) for node_type in data.node_types},
         "edges": {
-            "__".join(edge_type): {key: value for key, value in data[edge_type].items()} for edge_type in data.edge_types
+            "__".join(edge_type): {key: value for key, value in data[edge_type].items()}
+            for edge_type in data.edge_types
         },
     }
 

@@ -135,7 +135,9 @@ class KnowledgeGraph:
         if unknown.any():
             row = log[unknown].iloc[0]
             where = f"row {int(row['_line'])}: " if "_line" in log else ""
-            raise InputError(f"{where}unknown item id '{row['item_id']}' (not in the run's catalog; add it as a new item first)")
+            raise InputError(
+                f"{where}unknown item id '{row['item_id']}' (not in the run's catalog; add it as a new item first)"
+            )
         rows = log.drop(columns=["_line"], errors="ignore")
         below = 0
         if self.config.split.min_rating is not None and "rating" in rows:
@@ -153,9 +155,18 @@ class KnowledgeGraph:
         if user_table is not None and new_users:
             empty = {column: "" for column in user_table.columns if column != "user_id"}  # unknown attributes
             user_table = pd.concat([user_table, pd.DataFrame({"user_id": new_users, **empty})], ignore_index=True)
-        stats = {**self.stats, "update": {"added": len(rows), "new_users": len(new_users), "already_known": repeated,
-                                          "below_min_rating": below}}
-        return replace(self, users=users, split=replace(self.split, interactions=split_log), user_table=user_table, stats=stats)
+        stats = {
+            **self.stats,
+            "update": {
+                "added": len(rows),
+                "new_users": len(new_users),
+                "already_known": repeated,
+                "below_min_rating": below,
+            },
+        }
+        return replace(
+            self, users=users, split=replace(self.split, interactions=split_log), user_table=user_table, stats=stats
+        )
 
     @cached_property
     def digest(self) -> str:
@@ -173,7 +184,9 @@ class KnowledgeGraph:
         log = self.split.interactions
         digest.update(self.users.to_index(log["user_id"].to_numpy()).tobytes())
         digest.update(self.items.to_index(log["item_id"].to_numpy()).tobytes())
-        digest.update(pd.Categorical(log["split"].astype(str), categories=list(SPLIT_NAMES)).codes.astype(np.int8).tobytes())
+        digest.update(
+            pd.Categorical(log["split"].astype(str), categories=list(SPLIT_NAMES)).codes.astype(np.int8).tobytes()
+        )
         digest.update(np.ascontiguousarray(self.triples, dtype=np.int64).tobytes())
         return digest.hexdigest()[:20]
 

@@ -17,7 +17,16 @@ if TYPE_CHECKING:
 
     from kgrec.graph.knowledge import KnowledgeGraph
 
-__all__ = ["ONTOLOGY_IRI", "DATA_IRI", "ontology_turtle", "iter_ntriples", "to_rdflib", "node_iri", "relation_iri", "literal"]
+__all__ = [
+    "ONTOLOGY_IRI",
+    "DATA_IRI",
+    "ontology_turtle",
+    "iter_ntriples",
+    "to_rdflib",
+    "node_iri",
+    "relation_iri",
+    "literal",
+]
 
 ONTOLOGY_IRI = "https://w3id.org/kgrec/ontology#"
 DATA_IRI = "https://w3id.org/kgrec/id/"
@@ -37,7 +46,13 @@ _ONTOLOGY = (
     ("entityId", "DatatypeProperty", "entity id", "The entity's id in the user's files (e.g. a Freebase mid)."),
 )
 _CATALOG_RELATIONS = {"has_category": "hasCategory", "has_brand": "hasBrand"}
-_KIND_CLASS = {"item": "Item", "category": "Category", "brand": "Brand", "attribute": "AttributeValue", "entity": "Entity"}
+_KIND_CLASS = {
+    "item": "Item",
+    "category": "Category",
+    "brand": "Brand",
+    "attribute": "AttributeValue",
+    "entity": "Entity",
+}
 
 
 def _term(name: str) -> str:

@@ -172,7 +172,9 @@ class LocalStore:
 
         try:
             files = json.loads((self.graph_dir / "manifest.json").read_text(encoding="utf-8"))["files"]
-            key = hashlib.sha256(f"{files['kg.nt']} {files.get('ontology.ttl', '')} {ox.__version__}".encode()).hexdigest()[:16]
+            key = hashlib.sha256(
+                f"{files['kg.nt']} {files.get('ontology.ttl', '')} {ox.__version__}".encode()
+            ).hexdigest()[:16]
         except (OSError, ValueError, KeyError, TypeError):
             return None
         folder = self.graph_dir / "cache" / "oxigraph"
@@ -207,6 +209,7 @@ class LocalStore:
             return None
 
     def query(self, sparql: str, allow_service: bool = False) -> pd.DataFrame:
+        """Answer a SELECT as a DataFrame; SERVICE clauses only with ``allow_service``."""
         prepared = prepare(sparql, allow_service)
         # Oxigraph evaluates the query text itself (an rdflib-prepared query runs on rdflib's slower evaluator over
         # the same triples); an allowed federated query keeps rdflib's evaluator, whose SERVICE client kgrec tests.
@@ -219,6 +222,7 @@ class LocalStore:
             raise InputError(f"SPARQL query failed: {' '.join(str(error).split())[:300]}") from None
 
     def labels(self, iris: list[str]) -> dict[str, str]:
+        """``rdfs:label`` of each IRI that has one."""
         if self._labels is None:
             from rdflib.util import from_n3
 
@@ -247,6 +251,7 @@ class EndpointStore:
         self.rdf = rdflib.Graph(store=SPARQLStore(query_endpoint=endpoint, returnFormat="json"))
 
     def query(self, sparql: str, allow_service: bool = False) -> pd.DataFrame:
+        """Answer a SELECT on the endpoint as a DataFrame; SERVICE clauses only with ``allow_service``."""
         prepare(sparql, allow_service)  # the same rules as locally; the endpoint gets the text
         try:
             return _frame(self.rdf.query(_with_prefixes(sparql)))
@@ -254,6 +259,7 @@ class EndpointStore:
             raise InputError(f"SPARQL endpoint {self.endpoint} failed: {' '.join(str(error).split())}") from None
 
     def labels(self, iris: list[str]) -> dict[str, str]:
+        """``rdfs:label`` of each IRI that has one, asked of the endpoint."""
         if not iris:
             return {}
         found: dict[str, str] = {}
@@ -267,7 +273,9 @@ class EndpointStore:
         return f"{self.__class__.__name__}({self.endpoint!r})"
 
 
-def open_store(graph_dir: str | Path | None = None, endpoint: str | None = None, backend: str | None = None) -> TripleStore:
+def open_store(
+    graph_dir: str | Path | None = None, endpoint: str | None = None, backend: str | None = None
+) -> TripleStore:
     """The endpoint if one is given, else the graph directory's local RDF (``backend``: see :class:`LocalStore`)."""
     if endpoint:
         return EndpointStore(endpoint)
@@ -277,7 +285,11 @@ def open_store(graph_dir: str | Path | None = None, endpoint: str | None = None,
 
 
 def query(
-    sparql: str, graph_dir: str | Path | None = None, endpoint: str | None = None, allow_service: bool = False, backend: str | None = None,
+    sparql: str,
+    graph_dir: str | Path | None = None,
+    endpoint: str | None = None,
+    allow_service: bool = False,
+    backend: str | None = None,
 ) -> pd.DataFrame:
     """Run ``sparql`` against a built graph (or an endpoint holding it); the kgrec prefixes are predeclared.
 

@@ -43,7 +43,6 @@ def save_graph(graph: KnowledgeGraph, directory: str | Path) -> Path:
     Raises:
         InputError: if ``directory`` exists and is not a kgrec graph (a folder kgrec did not create is never touched).
     """
-
     from kgrec.graph.hetero import hetero_to_tensors, to_hetero
 
     directory = Path(directory)
@@ -95,7 +94,9 @@ def save_graph(graph: KnowledgeGraph, directory: str | Path) -> Path:
 def _read_manifest(directory: Path) -> dict:
     path = directory / "manifest.json"
     if not path.is_file():
-        raise InputError("not a kgrec graph directory (no manifest.json); build one with 'kgrec build-graph'", directory)
+        raise InputError(
+            "not a kgrec graph directory (no manifest.json); build one with 'kgrec build-graph'", directory
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -109,7 +110,9 @@ def _read_manifest(directory: Path) -> dict:
     for name, expected in manifest["files"].items():
         file = directory / name
         if Path(name).name != name or name in ("", ".", ".."):  # only files of the folder itself are read
-            raise InputError(f"manifest.json lists '{name}', which is not a file of the graph folder; rebuild the graph", path)
+            raise InputError(
+                f"manifest.json lists '{name}', which is not a file of the graph folder; rebuild the graph", path
+            )
         if not file.is_file():
             raise InputError("file listed in manifest.json is missing; rebuild the graph", file)
         if sha256_file(file) != expected:
@@ -127,12 +130,20 @@ def load_graph(directory: str | Path) -> KnowledgeGraph:
     items, entities = IdMap(tuple(ids["items"])), IdMap(tuple(ids["entities"]))
     relations = IdMap(tuple(ids["relations"]))
     labeled = pd.read_csv(
-        directory / "kg_triples.tsv", sep="\t", dtype=str, keep_default_na=False, na_filter=False, quoting=csv.QUOTE_MINIMAL
+        directory / "kg_triples.tsv",
+        sep="\t",
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        quoting=csv.QUOTE_MINIMAL,
     )
     try:
         triples = index_triples(labeled, items, entities, relations)
     except KeyError as error:
-        raise InputError(f"names a node or relation not in ids.json ({error.args[0]}); rebuild the graph", directory / "kg_triples.tsv") from None
+        raise InputError(
+            f"names a node or relation not in ids.json ({error.args[0]}); rebuild the graph",
+            directory / "kg_triples.tsv",
+        ) from None
     interactions = pd.read_parquet(directory / "interactions.parquet")
     interactions["split"] = pd.Categorical(interactions["split"], categories=list(SPLIT_NAMES))
     catalog = pd.read_parquet(directory / "items.parquet")

@@ -35,8 +35,18 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "PER_USER_NAME", "RUN_FORMAT_VERSION", "ModelShapes", "Recommendation", "Recommender", "assemble_model", "read_per_user",
-    "recommendations_frame", "repeat_enabled", "resolve_device", "split_matrix", "write_per_user",
+    "PER_USER_NAME",
+    "RUN_FORMAT_VERSION",
+    "ModelShapes",
+    "Recommendation",
+    "Recommender",
+    "assemble_model",
+    "read_per_user",
+    "recommendations_frame",
+    "repeat_enabled",
+    "resolve_device",
+    "split_matrix",
+    "write_per_user",
 ]
 
 

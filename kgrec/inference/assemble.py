@@ -17,7 +17,7 @@ from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures
 from kgrec.errors import InputError
 from kgrec.graph import KnowledgeGraph
-from kgrec.models import ContextEncoder, RecommenderNetwork, RatingHead, RepeatUse
+from kgrec.models import ContextEncoder, RatingHead, RecommenderNetwork, RepeatUse
 
 __all__ = ["ModelShapes", "assemble_model", "repeat_enabled", "resolve_device"]
 
@@ -28,7 +28,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {name} was asked for but torch sees no CUDA device (torch.cuda.is_available() is False)")
+        raise InputError(
+            f"device {name} was asked for but torch sees no CUDA device (torch.cuda.is_available() is False)"
+        )
     try:
         return torch.device(name)
     except RuntimeError:
@@ -121,12 +123,14 @@ def assemble_model(
         config: The run config (its ``model``, ``text`` and ``kge`` sections are read).
         graph: The graph the model scores (entities, triples).
         shapes: What to build; see :class:`ModelShapes`.
-        kg_emb, text_emb: Fixed rows (training); zeros of ``shapes`` when absent (loading).
+        kg_emb: Fixed PyKEEN rows (training); zeros of ``shapes`` when absent (loading).
+        text_emb: Fixed text rows (training); zeros of ``shapes`` when absent (loading).
         text_encoder: A :class:`~kgrec.embed.text.TextTuner` (training); loading builds one with
             zero token ids from the configured text model.
         context: The fitted context vocabulary, needed when ``shapes.context`` is set.
         rating_mean: The rating head's starting global mean.
-        kg_training, kg_state: Training triples and starting state of a fine-tuned PyKEEN model.
+        kg_training: Training triples of a fine-tuned PyKEEN model.
+        kg_state: The starting state of a fine-tuned PyKEEN model.
 
     Raises:
         InputError: when the context vocabulary does not match the shapes.
@@ -140,12 +144,16 @@ def assemble_model(
 
         _, encoder = load_encoder(config.text)
         tokens = torch.zeros(shapes.text_tokens, dtype=torch.long)
-        text_encoder = TextTuner(encoder, tokens, tokens.clone(), config.text.finetune_layers, text_recipe(config.text).pooling)
+        text_encoder = TextTuner(
+            encoder, tokens, tokens.clone(), config.text.finetune_layers, text_recipe(config.text).pooling
+        )
     context_encoder = None
     if shapes.context is not None:
         if context is None or (context.num_tokens, context.num_fields) != tuple(shapes.context):
             raise InputError("the context vocabulary does not match the model (context.json and model.pt disagree)")
-        context_encoder = ContextEncoder(context.num_tokens, context.num_fields, config.model.dim, torch.from_numpy(context.offsets))
+        context_encoder = ContextEncoder(
+            context.num_tokens, context.num_fields, config.model.dim, torch.from_numpy(context.offsets)
+        )
     rating = RatingHead(shapes.num_users, shapes.num_items, mean=rating_mean) if shapes.rating else None
     kg_model = None
     if shapes.kg_model:
@@ -154,8 +162,18 @@ def assemble_model(
         triples = kg_training if kg_training is not None else torch.from_numpy(graph.triples)
         kg_model = make_kg_model(graph, config.kge, triples, kg_state)
     model = RecommenderNetwork.from_config(
-        config.model, shapes.num_users, shapes.num_items, shapes.num_relations, kg_emb, text_emb, text_encoder,
-        context_encoder, rating, kg_model, num_entities=len(graph.entities), num_triples=len(graph.triples),
+        config.model,
+        shapes.num_users,
+        shapes.num_items,
+        shapes.num_relations,
+        kg_emb,
+        text_emb,
+        text_encoder,
+        context_encoder,
+        rating,
+        kg_model,
+        num_entities=len(graph.entities),
+        num_triples=len(graph.triples),
         repeat=None if shapes.repeat_fields is None else RepeatUse(shapes.repeat_fields),
     )
     if model.ease is not None and shapes.ease_l2 is not None:

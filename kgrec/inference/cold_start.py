@@ -51,21 +51,29 @@ def add_items(recommender: Recommender, rows: pd.DataFrame) -> Recommender:
             if len(linked):
                 kg_rows[node - old] = model.kg_emb[torch.from_numpy(linked)].mean(0)
     if model.text_emb is not None:
-        text_rows = encode_item_texts(graph.catalog.iloc[old:], recommender.config.text, device=str(recommender.device)).text_emb
+        text_rows = encode_item_texts(
+            graph.catalog.iloc[old:], recommender.config.text, device=str(recommender.device)
+        ).text_emb
     try:
         model.add_items(count, kg_rows, text_rows)
     except ValueError as error:
         raise InputError(str(error)) from None
     # New items read their entities but do not change them: the trained items score as before.
-    prop_graph = PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations), listen_only=torch.arange(old, old + count))
-    extended = type(recommender)(model, graph, recommender.config, None, recommender.device, recommender.context, prop_graph)
+    prop_graph = PropagationGraph.from_hetero(
+        to_hetero(graph), len(graph.relations), listen_only=torch.arange(old, old + count)
+    )
+    extended = type(recommender)(
+        model, graph, recommender.config, None, recommender.device, recommender.context, prop_graph
+    )
     if extended.history_parts != recommender.history_parts:
         extended.use_history(*recommender.history_parts)
     ease = model.ease
     if ease is not None and (ease.kg_weight or ease.text_weight):
         # Their EASE columns from their KG links and text, as if they had been in the fit; the rest of B stays.
         ease.extend(
-            count, extended.prop_graph.history, extended.prop_graph.item_links() if ease.kg_weight else None,
+            count,
+            extended.prop_graph.history,
+            extended.prop_graph.item_links() if ease.kg_weight else None,
             text_features(model.text_emb, centre_rows=old) if ease.text_weight and model.text_emb is not None else None,
         )
     extended.graph_dir = recommender.graph_dir
@@ -74,7 +82,11 @@ def add_items(recommender: Recommender, rows: pd.DataFrame) -> Recommender:
 
 @torch.no_grad()
 def recommend_for_history(
-    recommender: Recommender, item_ids: list[str], k: int = 10, user_id: str = "new", context: dict[str, Any] | None = None
+    recommender: Recommender,
+    item_ids: list[str],
+    k: int = 10,
+    user_id: str = "new",
+    context: dict[str, Any] | None = None,
 ) -> Recommendation:
     """Top-``k`` items for a user who is not in the graph, from a few items they interacted with
     and/or stated attributes and context (``{"age": 25, "occupation": "student"}``).
@@ -99,7 +111,9 @@ def recommend_for_history(
     return recommender.recommendation(user_id, top.indices[0].cpu().numpy(), top.scores[0].cpu().numpy())
 
 
-def recommend_cold_start(recommender: Recommender, user_id: str, k: int = 10, context: dict[str, Any] | None = None) -> Recommendation:
+def recommend_cold_start(
+    recommender: Recommender, user_id: str, k: int = 10, context: dict[str, Any] | None = None
+) -> Recommendation:
     """The answer for a user nothing is known of: from stated attributes where the run learned user fields, else
     the ``k`` items with the most training interactions (their counts as scores). The one cold-start answer of
     the library, the command line and the server."""

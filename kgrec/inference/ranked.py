@@ -62,7 +62,9 @@ def quick_recommend(run_dir: str | Path, user_ids: list[str], k: int) -> list[Re
             return None
         import pandas as pd
 
-        titles = pd.read_parquet(graph_dir / "items.parquet", columns=["title"])["title"].astype(str).to_numpy(dtype=object)
+        titles = (
+            pd.read_parquet(graph_dir / "items.parquet", columns=["title"])["title"].astype(str).to_numpy(dtype=object)
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None  # the loaded run reads the same files and names what is wrong
     items = ids["items"]
@@ -71,6 +73,9 @@ def quick_recommend(run_dir: str | Path, user_ids: list[str], k: int) -> list[Re
         row = row_of[user]
         keep = np.isfinite(scores[row, :k])  # fewer than k unseen items: the rest are -inf
         picked = np.asarray(indices[row, :k])[keep]
-        answers.append(Recommendation(user, [items[i] for i in picked], titles[picked].tolist(),
-                                      np.asarray(scores[row, :k])[keep].tolist()))
+        answers.append(
+            Recommendation(
+                user, [items[i] for i in picked], titles[picked].tolist(), np.asarray(scores[row, :k])[keep].tolist()
+            )
+        )
     return answers

@@ -2,7 +2,8 @@
 explanations (:mod:`kgrec.explain`), the CLI and the HTTP service (:mod:`kgrec.serve`) use.
 
 A facade over small modules with one job each: the run folder format (:mod:`~kgrec.inference.run_store`), the
-ranking tasks (:mod:`~kgrec.inference.tasks`), scores frozen for serving (:mod:`~kgrec.inference.serving`), FAISS
+ranking tasks (:mod:`~kgrec.inference.tasks`) and their evaluation (:mod:`~kgrec.inference.evaluation`), scoring
+given pairs (:mod:`~kgrec.inference.scoring`), scores frozen for serving (:mod:`~kgrec.inference.serving`), FAISS
 retrieval (:mod:`~kgrec.inference.retrieval`) and cold start (:mod:`~kgrec.inference.cold_start`). Training's
 results (metrics, timings, the chosen blend) are not kept here: :func:`kgrec.train.train_recommender` returns them
 in a :class:`~kgrec.train.TrainResult`.
@@ -10,7 +11,6 @@ in a :class:`~kgrec.train.TrainResult`.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,11 @@ import torch
 from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures
 from kgrec.errors import ContextWarning, InputError
-from kgrec.evaluate import EvaluationResult, evaluate_blends, evaluate_ranking, rating_errors
+from kgrec.evaluate import EvaluationResult
 from kgrec.graph import KnowledgeGraph, to_hetero
-from kgrec.inference import cold_start, run_store
+from kgrec.inference import cold_start, evaluation, run_store, scoring
 from kgrec.inference.assemble import resolve_device
+from kgrec.inference.evaluation import ScoreFunction
 from kgrec.inference.results import Recommendation, recommendations_frame
 from kgrec.inference.retrieval import item_index, retrieve
 from kgrec.inference.serving import FrozenScores, freeze, row_mask
@@ -71,7 +72,11 @@ class Recommender:
         self.graph, self.config, self.directory = graph, config, directory
         self.context = context
         self.graph_dir: Path | None = None  # where the graph is saved (its RDF answers label lookups)
-        prop_graph = prop_graph if prop_graph is not None else PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations))
+        prop_graph = (
+            prop_graph
+            if prop_graph is not None
+            else PropagationGraph.from_hetero(to_hetero(graph), len(graph.relations))
+        )
         self.prop_graph = prop_graph.to(self.device)
         self.history_parts: tuple[str, ...] = ("train",)  # EASE's input rows and the repeat term's counts (use_history)
         self.tasks = RankingTasks(graph, config.eval.task, context)
@@ -85,8 +90,12 @@ class Recommender:
         :func:`kgrec.inference.serving.freeze`): with the score table when it fits ``score_table_bytes`` (default
         :attr:`SCORE_TABLE_BYTES`), each user's best :attr:`RANKED_DEPTH` unseen items too. Training never freezes."""
         self._frozen = freeze(
-            self.model, self.prop_graph, self.interactions("train", "valid", "test"), batch_size=self.config.eval.batch_size,
-            table_bytes=self.SCORE_TABLE_BYTES if score_table_bytes is None else score_table_bytes, depth=self.RANKED_DEPTH,
+            self.model,
+            self.prop_graph,
+            self.interactions("train", "valid", "test"),
+            batch_size=self.config.eval.batch_size,
+            table_bytes=self.SCORE_TABLE_BYTES if score_table_bytes is None else score_table_bytes,
+            depth=self.RANKED_DEPTH,
         )
         return self
 
@@ -114,8 +123,10 @@ class Recommender:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch marks sparse CSR as beta
             history = torch.sparse_csr_tensor(
-                torch.from_numpy(matrix.indptr.astype(np.int64)), torch.from_numpy(matrix.indices.astype(np.int64)),
-                torch.ones(matrix.nnz), matrix.shape,
+                torch.from_numpy(matrix.indptr.astype(np.int64)),
+                torch.from_numpy(matrix.indices.astype(np.int64)),
+                torch.ones(matrix.nnz),
+                matrix.shape,
             )
         self.prop_graph = self.prop_graph._replace(history=history.to(self.device))
         self.history_parts = parts
@@ -137,7 +148,9 @@ class Recommender:
         repeat.set_counts(
             self.graph.users.to_index(log["user_id"].to_numpy()[rows]),
             self.graph.items.to_index(log["item_id"].to_numpy()[rows]),
-            tokens, len(self.graph.users), len(self.graph.items),
+            tokens,
+            len(self.graph.users),
+            len(self.graph.items),
             0 if self.context is None else self.context.num_tokens,
             None if self.context is None else self.context.offsets,
         )
@@ -151,98 +164,39 @@ class Recommender:
         """``(N, F)`` context tokens of every interaction of the split log (in log order), or ``None``."""
         return self.tasks.log_context
 
-    # -- evaluation -----------------------------------------------------------------------
-    @torch.no_grad()
-    def score_function(self, users: np.ndarray | None = None, tokens: np.ndarray | None = None):  # noqa: ANN201
-        """A function ``rows (B,) -> scores (B, I)`` over one forward pass of the model.
-
-        Rows are user indices; with ``users (Q,)`` and context ``tokens (Q, F)``, rows are those queries.
-        """
-        self.model.eval()
-        reps = self.model(self.prop_graph)
-        if users is None:
-            return lambda rows: self.model.score_all(reps, self.prop_graph, rows)
-        users_t = torch.from_numpy(users).to(self.device)
-        if tokens is None:  # queries in context for a run without a context encoder
-            return lambda rows: self.model.score_all(reps, self.prop_graph, users_t[rows])
-        tokens_t = torch.from_numpy(tokens).to(self.device)
-        return lambda rows: self.model.score_all(reps, self.prop_graph, users_t[rows], tokens_t[rows])
+    # -- evaluation (kgrec.inference.evaluation) ---------------------------------------------
+    def score_function(self, users: np.ndarray | None = None, tokens: np.ndarray | None = None) -> ScoreFunction:
+        """``rows (B,) -> scores (B, I)`` over one forward pass (:func:`~kgrec.inference.evaluation.score_function`)."""
+        return evaluation.score_function(self, users, tokens)
 
     def evaluate(
         self, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all", topk_only: bool = False
     ) -> EvaluationResult:
-        """Full ranking on ``valid`` (training items masked) or ``test`` (training and validation items masked).
+        """Full ranking on ``valid`` or ``test``; ``candidates="unseen"`` ranks only items unseen in training
+        (:func:`~kgrec.inference.evaluation.evaluate`)."""
+        return evaluation.evaluate(self, split, ks, candidates, topk_only)
 
-        ``candidates="unseen"`` ranks only the items with no interaction in the masked parts (the
-        cold-start question: among items never seen in training, which will this user pick?).
-        ``topk_only`` skips AUC, coverage and diversity (validation during training needs only @K).
-        """
-        if split not in ("valid", "test"):
-            raise InputError(f"evaluate takes split 'valid' or 'test', not '{split}'")
-        if candidates not in ("all", "unseen"):
-            raise InputError(f"evaluate takes candidates 'all' or 'unseen', not '{candidates}'")
-        if ks is not None and (not ks or min(ks) < 1):
-            raise InputError(f"cut-offs K must be at least 1, got {list(ks)}")
-        if not self.interactions(split).nnz:
-            raise InputError(f"the {split} split of graph {self.graph.name} has no interactions: there is nothing to evaluate")
-        truth, exclude, candidate_items, users, tokens = self.tasks.ranking(split, candidates)
-        result = evaluate_ranking(
-            self.score_function(users, tokens), truth, exclude, ks=ks or self.config.eval.ks, batch_size=self.config.eval.batch_size,
-            item_features=self.tasks.category_features, device=self.device, candidates=candidate_items, topk_only=topk_only,
-        )
-        if result.per_user is not None:
-            # Rows of truth are users, or (user, context) queries of a context-aware run: name the user either way.
-            rows = result.per_user["row"].to_numpy()
-            table = result.per_user.rename(columns={"row": "query"})
-            table.insert(0, "user", self.graph.users.to_ids(rows if users is None else users[rows]))
-            result = dataclasses.replace(result, per_user=table)
-        return result
-
-    @torch.no_grad()
     def evaluate_blends(
-        self, weights: list[float], split: str = "valid", candidates: str = "all", per_user: str | None = None,
-        part: str = "ease", per_item: bool = False,
+        self,
+        weights: list[float],
+        split: str = "valid",
+        candidates: str = "all",
+        per_user: str | None = None,
+        part: str = "ease",
+        per_item: bool = False,
     ) -> list[dict[str, Any]]:
-        """The @K metrics :meth:`evaluate` (``topk_only``) would give with each blend weight of the score term ``part``
-        (``ease``, ``repeat``), in one pass.
+        """The @K metrics with each blend weight of the score term ``part``, in one pass
+        (:func:`~kgrec.inference.evaluation.evaluate_blends`)."""
+        return evaluation.evaluate_blends(self, weights, split, candidates, per_user, part, per_item)
 
-        The learned score and the term are computed once per batch of users (see :func:`kgrec.evaluate.evaluate_blends`),
-        not once per candidate weight.
-        """
-        truth, exclude, candidate_items, users, tokens = self.tasks.ranking(split, candidates)
-        self.model.eval()
-        reps = self.model(self.prop_graph)
-        if users is None:
-            parts = lambda rows: self.model.score_parts(reps, self.prop_graph, rows, part=part)  # noqa: E731
-        else:
-            users_t = torch.from_numpy(users).to(self.device)
-            tokens_t = None if tokens is None else torch.from_numpy(tokens).to(self.device)
-            parts = lambda rows: self.model.score_parts(  # noqa: E731
-                reps, self.prop_graph, users_t[rows], None if tokens_t is None else tokens_t[rows], part=part
-            )
-        return evaluate_blends(
-            parts, truth, exclude, weights, ks=self.config.eval.ks, batch_size=self.config.eval.batch_size, device=self.device,
-            candidates=candidate_items, per_user=per_user, per_item=per_item,
-        )
-
-    @torch.no_grad()
     def rating_errors(self, split: str = "test") -> dict[str, float]:
-        """RMSE and MAE of the rating head on a split's interactions (empty without a rating head or ratings)."""
-        log = self.graph.split.interactions
-        if self.model.rating is None or "rating" not in log:
-            return {}
-        rows = (log["split"] == split).to_numpy()
-        users = torch.from_numpy(self.graph.users.to_index(log["user_id"].to_numpy()[rows])).to(self.device)
-        items = torch.from_numpy(self.graph.items.to_index(log["item_id"].to_numpy()[rows])).to(self.device)
-        context = None if self.log_context is None else torch.from_numpy(self.log_context[rows]).to(self.device)
-        self.model.eval()
-        reps = self.model(self.prop_graph)
-        score = self.model.scorer(self.model.user_vectors(reps, users, context), reps.item[items])
-        predicted = self.model.rating(users, items, score)
-        return rating_errors(predicted, torch.from_numpy(log["rating"].to_numpy()[rows]).float())
+        """RMSE and MAE of the rating head on a split (:func:`~kgrec.inference.evaluation.rating_errors`)."""
+        return evaluation.rating_errors(self, split)
 
     # -- recommending and scoring ----------------------------------------------------------
-    def stated_context(self, user_ids: list[str], context: dict[str, Any] | None, attributes: bool = True) -> torch.Tensor | None:
+    def stated_context(
+        self, user_ids: list[str], context: dict[str, Any] | None, attributes: bool = True
+    ) -> torch.Tensor | None:
         """``(B, F)`` tokens for users in a stated context (``{"hour": 21}``), their table attributes filled in.
 
         Raises:
@@ -250,13 +204,19 @@ class Recommender:
         """
         if self.context is None:
             if context:
-                raise InputError("this run was trained without context features (set context.time / context.user / context.columns)")
+                raise InputError(
+                    "this run was trained without context features (set context.time / context.user / context.columns)"
+                )
             return None
         rows = self.context.user_rows(self.graph.user_table, user_ids) if attributes else [{} for _ in user_ids]
         rows = [{**row, **(context or {})} for row in rows]
         tokens = torch.from_numpy(self.context.encode_values(rows)).to(self.device)  # raises on an unknown field first
         for stated, known in self.context.unseen_values(context or {}):
-            warnings.warn(f"context {stated} was not seen in training and reads as unknown (known: {known})", ContextWarning, stacklevel=3)
+            warnings.warn(
+                f"context {stated} was not seen in training and reads as unknown (known: {known})",
+                ContextWarning,
+                stacklevel=3,
+            )
         return tokens
 
     @torch.no_grad()
@@ -292,10 +252,20 @@ class Recommender:
         reps = self.representations()
         index = item_index(self.model, reps) if retrieval == "faiss" else None
         frozen = self._frozen
-        if frozen is not None and frozen.ranked is not None and exclude_seen and tokens is None and index is None \
-                and k <= frozen.ranked.indices.size(1):
+        if (
+            frozen is not None
+            and frozen.ranked is not None
+            and exclude_seen
+            and tokens is None
+            and index is None
+            and k <= frozen.ranked.indices.size(1)
+        ):
             picked = torch.from_numpy(rows).to(self.device)
-            return self.recommendations(user_ids, frozen.ranked.indices[picked, :k].cpu().numpy(), frozen.ranked.scores[picked, :k].cpu().numpy())
+            return self.recommendations(
+                user_ids,
+                frozen.ranked.indices[picked, :k].cpu().numpy(),
+                frozen.ranked.scores[picked, :k].cpu().numpy(),
+            )
         found = []
         for start in range(0, len(rows), self.config.eval.batch_size):
             chunk = rows[start : start + self.config.eval.batch_size]
@@ -315,7 +285,9 @@ class Recommender:
         """Raises InputError naming the first id that is not a user of the run."""
         missing = [u for u in user_ids if u not in self.graph.users]
         if missing:
-            raise InputError(f"unknown user id '{missing[0]}' (the graph has {len(self.graph.users):,} users with interactions)")
+            raise InputError(
+                f"unknown user id '{missing[0]}' (the graph has {len(self.graph.users):,} users with interactions)"
+            )
 
     def check_items(self, item_ids: list[str]) -> None:
         """Raises InputError naming the first id that is not an item of the run."""
@@ -323,76 +295,15 @@ class Recommender:
         if missing:
             raise InputError(f"unknown item id '{missing[0]}' (the graph has {len(self.graph.items):,} items)")
 
-    @torch.no_grad()
     def score(self, user_ids: list[str], item_ids: list[str], context: dict[str, Any] | None = None) -> np.ndarray:
-        """Scores of given ``(user, item)`` pairs, on external ids: the score :meth:`recommend` ranks by.
+        """Scores of given ``(user, item)`` pairs on external ids, the score :meth:`recommend` ranks by
+        (:func:`~kgrec.inference.scoring.score_pairs`)."""
+        return scoring.score_pairs(self, user_ids, item_ids, context)
 
-        ``user_ids[n]`` is paired with ``item_ids[n]``; seen items are scored like any other. Users
-        are scored in batches of ``eval.batch_size`` distinct users, so memory is one batch x items.
-
-        Raises:
-            InputError: on lists of different lengths or an unknown user or item id.
-        """
-        if len(user_ids) != len(item_ids):
-            raise InputError(f"`user_ids` has {len(user_ids)} entries and `item_ids` {len(item_ids)}: give one item per user")
-        self.check_users(list(user_ids))
-        self.check_items(list(item_ids))
-        users = self.graph.users.to_index(list(user_ids))
-        items = self.graph.items.to_index(list(item_ids))
-        distinct, row_of_pair = np.unique(users, return_inverse=True)
-        tokens = self.stated_context(self.graph.users.to_ids(distinct), context)
-        return self._score_queries(distinct, tokens, row_of_pair.ravel(), items)
-
-    @torch.no_grad()
     def score_log(self, log: pd.DataFrame) -> np.ndarray:
-        """Scores of a log's ``(user_id, item_id)`` rows, each in the row's own context: the score the in-context ranking
-        ranks by.
-
-        The log has the columns of the run's context fields (``daytime``, ``homework``, a ``timestamp`` for time
-        fields; user attributes come from the user table); a run without a context encoder scores each row by its
-        user. For labeled rows (click-through protocols: AUC, log loss), a row's score is comparable across rows.
-        Rows sharing a user and context are one query: one batch of queries scores every item once.
-
-        Raises:
-            InputError: on a missing column or an unknown user or item id.
-        """
-        needed = ["user_id", "item_id"]
-        if self.context is not None:
-            needed += [f.name for f in self.context.fields if f.source == "column"]
-            needed += ["timestamp"] if any(f.source == "time" for f in self.context.fields) else []
-        missing = [column for column in needed if column not in log.columns]
-        if missing:
-            raise InputError(f"the log to score has no '{missing[0]}' column (this run needs {', '.join(needed)})")
-        user_ids, item_ids = log["user_id"].astype(str).tolist(), log["item_id"].astype(str).tolist()
-        self.check_users(user_ids)
-        self.check_items(item_ids)
-        users = self.graph.users.to_index(user_ids)
-        items = self.graph.items.to_index(item_ids)
-        if self.context is None:
-            distinct, query_of_pair = np.unique(users, return_inverse=True)
-            return self._score_queries(distinct, None, query_of_pair.ravel(), items)
-        encoded = self.context.encode_log(log.reset_index(drop=True), self.graph.user_table)
-        keys, query_of_pair = np.unique(np.column_stack([users, encoded]).astype(np.int64), axis=0, return_inverse=True)
-        tokens = torch.from_numpy(keys[:, 1:]).to(self.device)
-        return self._score_queries(keys[:, 0], tokens, query_of_pair.ravel(), items)
-
-    def _score_queries(self, users: np.ndarray, tokens: torch.Tensor | None, query_of_pair: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Scores of pairs ``(query_of_pair[n], items[n])``: queries are ``users (Q,)`` in ``tokens (Q, F)`` (or none).
-
-        Queries are scored in batches of ``eval.batch_size``, so memory is one batch x items.
-        """
-        reps = self.representations()
-        out = np.empty(len(items), dtype=np.float32)
-        batch = self.config.eval.batch_size
-        by_query = np.argsort(query_of_pair, kind="stable")  # pairs grouped by query: each batch is one slice
-        bounds = np.searchsorted(query_of_pair[by_query], np.arange(0, len(users) + batch, batch))
-        for number, start in enumerate(range(0, len(users), batch)):
-            chunk = torch.from_numpy(users[start : start + batch]).to(self.device)
-            scores = self.model.score_all(reps, self.prop_graph, chunk, None if tokens is None else tokens[start : start + batch])
-            pairs = by_query[bounds[number] : bounds[number + 1]]
-            rows = torch.from_numpy(query_of_pair[pairs] - start).to(self.device)
-            out[pairs] = scores[rows, torch.from_numpy(items[pairs]).to(self.device)].float().cpu().numpy()
-        return out
+        """Scores of a log's ``(user_id, item_id)`` rows, each in the row's own context
+        (:func:`~kgrec.inference.scoring.score_log`)."""
+        return scoring.score_log(self, log)
 
     def recommendations(self, user_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> list[Recommendation]:
         """One :class:`Recommendation` per row of ``indices``/``scores (B, k)``, converted in whole-batch numpy calls."""
@@ -401,12 +312,17 @@ class Recommender:
         k = indices.shape[1]
         item_ids = self.graph.items.to_ids(indices.ravel())
         titles, values = self._titles[indices].tolist(), scores.tolist()
-        return [Recommendation(user, item_ids[row * k : (row + 1) * k], titles[row], values[row]) for row, user in enumerate(user_ids)]
+        return [
+            Recommendation(user, item_ids[row * k : (row + 1) * k], titles[row], values[row])
+            for row, user in enumerate(user_ids)
+        ]
 
     def recommendation(self, user_id: str, indices: np.ndarray, scores: np.ndarray) -> Recommendation:
         """One user's :class:`Recommendation` from item indices and scores; ``-inf`` scores (fewer than k candidates) are dropped."""
         keep = np.isfinite(scores)
-        return Recommendation(user_id, self.graph.items.to_ids(indices[keep]), self._titles[indices[keep]].tolist(), scores[keep].tolist())
+        return Recommendation(
+            user_id, self.graph.items.to_ids(indices[keep]), self._titles[indices[keep]].tolist(), scores[keep].tolist()
+        )
 
     # -- vectors and views ----------------------------------------------------------------
     def item_vectors(self) -> pd.DataFrame:

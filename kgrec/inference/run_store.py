@@ -31,7 +31,15 @@ from kgrec.io import atomic_write, check_replaceable, load_tensors, save_tensors
 if TYPE_CHECKING:
     from kgrec.inference.recommender import Recommender
 
-__all__ = ["PER_USER_NAME", "RUN_FORMAT_VERSION", "load_run", "read_per_user", "save_run", "write_config", "write_per_user"]
+__all__ = [
+    "PER_USER_NAME",
+    "RUN_FORMAT_VERSION",
+    "load_run",
+    "read_per_user",
+    "save_run",
+    "write_config",
+    "write_per_user",
+]
 
 #: Largest users x items a save scores to store each user's ranking (:mod:`kgrec.inference.ranked`); above it (Alibaba-iFashion,
 #: 3.4e9) the quick answer is skipped rather than add a full scoring pass to every save.
@@ -70,7 +78,10 @@ def read_per_user(directory: str | Path) -> pd.DataFrame:
     """The per-user metric table of a run (columns ``evaluation``, ``split_digest``, ``user``, ``query`` and the metrics)."""
     path = Path(directory) / PER_USER_NAME
     if not path.is_file():
-        raise InputError(f"the run has no {PER_USER_NAME} (trained before kgrec kept per-user metrics); evaluate the run again to write it", directory)
+        raise InputError(
+            f"the run has no {PER_USER_NAME} (trained before kgrec kept per-user metrics); evaluate the run again to write it",
+            directory,
+        )
     try:
         return pd.read_parquet(path)
     except Exception as error:  # pyarrow raises several types for a damaged file
@@ -82,17 +93,28 @@ def _store_ranking(recommender: Recommender, directory: Path) -> dict[str, int] 
     """Each user's best unseen items for the quick answer, when the run's usual question has one that no request
     changes: no context encoder, a discovery run (seen items dropped), and a catalog small enough to score at once."""
     model, config = recommender.model, recommender.config
-    if model.context is not None or config.eval.task == "in-context" or model.num_users * model.num_items > RANKED_SCORES_LIMIT:
+    if (
+        model.context is not None
+        or config.eval.task == "in-context"
+        or model.num_users * model.num_items > RANKED_SCORES_LIMIT
+    ):
         (directory / RANKED_ITEMS).unlink(missing_ok=True)
         (directory / RANKED_SCORES).unlink(missing_ok=True)
         return None
     reps, prop_graph = recommender.representations(), recommender.prop_graph
-    ranked = best_unseen(lambda users: model.score_all(reps, prop_graph, users), recommender.interactions("train", "valid", "test"),
-                         RANKED_DEPTH, config.eval.batch_size, recommender.device)
+    ranked = best_unseen(
+        lambda users: model.score_all(reps, prop_graph, users),
+        recommender.interactions("train", "valid", "test"),
+        RANKED_DEPTH,
+        config.eval.batch_size,
+        recommender.device,
+    )
     return write_ranked(directory, ranked.indices.cpu().numpy(), ranked.scores.cpu().numpy())
 
 
-def save_run(recommender: Recommender, directory: str | Path, graph_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save_run(
+    recommender: Recommender, directory: str | Path, graph_dir: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``model.pt``, the stored ranking and ``run.json`` (last) into ``directory``; ``config.yaml`` too if absent.
 
     ``run.json`` records the graph's digest, so a run never loads a graph rebuilt since.
@@ -155,7 +177,9 @@ def load_run(cls: type[Recommender], directory: str | Path, device: str | torch.
     except FileNotFoundError:
         raise InputError("the run has no model.pt checkpoint", directory) from None
     except Exception as error:
-        raise InputError(f"cannot read the checkpoint: {' '.join(str(error).split())[:200]}", directory / "model.pt") from None
+        raise InputError(
+            f"cannot read the checkpoint: {' '.join(str(error).split())[:200]}", directory / "model.pt"
+        ) from None
     shapes = ModelShapes.from_dict(checkpoint["shapes"])
     context = None
     if shapes.context is not None:
@@ -172,7 +196,9 @@ def load_run(cls: type[Recommender], directory: str | Path, device: str | torch.
         # (an Alibaba EASE matrix is 3.6 GB; held twice, loading peaked at twice the model's size)
         model.load_state_dict(checkpoint["state_dict"], assign=True)
     except RuntimeError as error:
-        raise InputError(f"checkpoint does not fit the config: {str(error).splitlines()[0]}", directory / "model.pt") from None
+        raise InputError(
+            f"checkpoint does not fit the config: {str(error).splitlines()[0]}", directory / "model.pt"
+        ) from None
     recommender = cls(model, graph, config, directory, device, context)
     if config.train.refit_linear and model.terms() and len(graph.split.valid):
         recommender.use_history("train", "valid")  # as its EASE was solved and its repeat term counted (api.train)

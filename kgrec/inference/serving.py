@@ -30,7 +30,11 @@ def row_mask(matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> t
 
 
 def best_unseen(
-    score_rows: Callable[[torch.Tensor], torch.Tensor], seen: sp.csr_matrix, depth: int, batch_size: int, device: torch.device
+    score_rows: Callable[[torch.Tensor], torch.Tensor],
+    seen: sp.csr_matrix,
+    depth: int,
+    batch_size: int,
+    device: torch.device,
 ) -> TopK:
     """Every user's best ``depth`` items outside ``seen``, best first, scored ``batch_size`` users at a time.
 
@@ -60,7 +64,13 @@ class FrozenScores:
 
 @torch.no_grad()
 def freeze(
-    model: RecommenderNetwork, prop_graph: PropagationGraph, seen: sp.csr_matrix, *, batch_size: int, table_bytes: int, depth: int,
+    model: RecommenderNetwork,
+    prop_graph: PropagationGraph,
+    seen: sp.csr_matrix,
+    *,
+    batch_size: int,
+    table_bytes: int,
+    depth: int,
 ) -> FrozenScores:
     """The model's answers computed once: representations always; the score table (float32) when it fits
     ``table_bytes`` and the model has no context encoder; then also each user's best ``depth`` unseen items.

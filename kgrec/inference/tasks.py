@@ -94,7 +94,11 @@ class RankingTasks:
         """``(N, C)`` integer codes of the log's raw context columns (``C`` may be 0), for runs without a context encoder."""
         log = self.graph.split.interactions
         columns = log_context_columns(log)
-        return np.column_stack([pd.factorize(log[c].astype(str))[0] for c in columns]) if columns else np.zeros((len(log), 0), np.int64)
+        return (
+            np.column_stack([pd.factorize(log[c].astype(str))[0] for c in columns])
+            if columns
+            else np.zeros((len(log), 0), np.int64)
+        )
 
     def queries(self, split: str) -> tuple[np.ndarray, np.ndarray | None, sp.csr_matrix]:
         """Rankings per (user, context): query users, ``(Q, F)`` context tokens (None without a context encoder) and

@@ -1,10 +1,11 @@
 """Recommendation models: propagation, fusion and scoring modules (registries) and RecommenderNetwork."""
 
+from kgrec.models.context_encoder import ContextEncoder
 from kgrec.models.fusion import AttentionFusion, ConcatFusion, Fusion, GatedFusion, SumFusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph, RelationalAdjacency
-from kgrec.models.context_encoder import ContextEncoder
-from kgrec.models.multitask import RatingHead, TaskWeighting
 from kgrec.models.losses import LOSSES, bce_loss, bpr_loss
+from kgrec.models.multitask import RatingHead, TaskWeighting
+from kgrec.models.network import RecommenderNetwork, Representations
 from kgrec.models.propagation import (
     KnowledgePropagation,
     LightGCNPropagation,
@@ -14,7 +15,6 @@ from kgrec.models.propagation import (
     propagation_resolver,
     resolve_propagation,
 )
-from kgrec.models.network import RecommenderNetwork, Representations
 from kgrec.models.repeat import RepeatUse
 from kgrec.models.scoring import DotScorer, MLPScorer, Scorer, TopK, scorer_resolver, top_k
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
@@ -38,7 +37,9 @@ class ContextEncoder(nn.Module):
         """Zero context embeddings: the model starts context-free."""
         nn.init.zeros_(self.embedding.weight)
 
-    def forward(self, tokens: torch.Tensor, dropout: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, dropout: float = 0.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``(B, d)`` context offsets of ``tokens (B, F)``; with ``dropout``, that share of fields read as unknown."""
         if dropout > 0.0:
             hide = torch.rand(tokens.shape, generator=generator).to(tokens.device) < dropout

@@ -119,7 +119,9 @@ class GatedFusion(Fusion):
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, 2.0)
 
-    def gate_values(self, graph_emb: torch.Tensor, text_emb: torch.Tensor, degree: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def gate_values(
+        self, graph_emb: torch.Tensor, text_emb: torch.Tensor, degree: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(gate (N, d), projected text (N, d))``."""
         text = self.text_proj(text_emb)
         features = torch.cat([graph_emb, text, torch.log1p(degree).unsqueeze(-1)], dim=-1)
@@ -159,7 +161,9 @@ class AttentionFusion(Fusion):
         nn.init.normal_(self.degree_key, std=0.01)
         nn.init.zeros_(self.query)
 
-    def _attention(self, graph_emb: torch.Tensor, text_emb: torch.Tensor, degree: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _attention(
+        self, graph_emb: torch.Tensor, text_emb: torch.Tensor, degree: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         views = torch.stack([graph_emb, self.text_proj(text_emb)], dim=1)  # (N, 2, d)
         keys = torch.tanh(self.key(views) + torch.log1p(degree)[:, None, None] * self.degree_key)  # (N, 2, d)
         return torch.softmax(keys @ self.query, dim=1), views  # (N, 2), (N, 2, d)

@@ -32,7 +32,9 @@ class RelationalAdjacency(NamedTuple):
     pair_relation: torch.Tensor
 
     @classmethod
-    def from_edges(cls, edge_index: torch.Tensor, edge_type: torch.Tensor, num_nodes: int, num_types: int) -> RelationalAdjacency:
+    def from_edges(
+        cls, edge_index: torch.Tensor, edge_type: torch.Tensor, num_nodes: int, num_types: int
+    ) -> RelationalAdjacency:
         """Group ``edge_index (2, M)`` (source, target) with ``edge_type (M,)`` over ``num_nodes`` nodes."""
         source, target = edge_index
         degree = torch.bincount(target, minlength=num_nodes).float()
@@ -40,12 +42,18 @@ class RelationalAdjacency(NamedTuple):
         count = len(pairs)
         with warnings.catch_warnings():  # sparse CSR is beta in torch
             warnings.simplefilter("ignore", UserWarning)
-            gather = torch.sparse_coo_tensor(
-                torch.stack([pair_of_edge, source]), 1.0 / degree[target], (count, num_nodes)
-            ).coalesce().to_sparse_csr()
-            scatter = torch.sparse_coo_tensor(
-                torch.stack([pairs // num_types, torch.arange(count)]), torch.ones(count), (num_nodes, count)
-            ).coalesce().to_sparse_csr()
+            gather = (
+                torch.sparse_coo_tensor(torch.stack([pair_of_edge, source]), 1.0 / degree[target], (count, num_nodes))
+                .coalesce()
+                .to_sparse_csr()
+            )
+            scatter = (
+                torch.sparse_coo_tensor(
+                    torch.stack([pairs // num_types, torch.arange(count)]), torch.ones(count), (num_nodes, count)
+                )
+                .coalesce()
+                .to_sparse_csr()
+            )
         return cls(gather, scatter, pairs % num_types)
 
     def to(self, device: torch.device | str) -> RelationalAdjacency:
@@ -84,7 +92,9 @@ class PropagationGraph(NamedTuple):
     history: torch.Tensor
 
     @classmethod
-    def from_hetero(cls, data: HeteroData, num_relations: int, listen_only: torch.Tensor | None = None) -> PropagationGraph:
+    def from_hetero(
+        cls, data: HeteroData, num_relations: int, listen_only: torch.Tensor | None = None
+    ) -> PropagationGraph:
         """Collect the forward edge types of ``data`` (reverse edges are rebuilt here, uniformly).
 
         ``listen_only`` items read their KG neighbours but send nothing into the KG: items added to a
@@ -118,9 +128,11 @@ class PropagationGraph(NamedTuple):
         degree = torch.bincount(items, minlength=num_items).float()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            history = torch.sparse_coo_tensor(
-                torch.stack([users, items]), torch.ones(len(users)), (num_users, num_items)
-            ).coalesce().to_sparse_csr()
+            history = (
+                torch.sparse_coo_tensor(torch.stack([users, items]), torch.ones(len(users)), (num_users, num_items))
+                .coalesce()
+                .to_sparse_csr()
+            )
         relational = RelationalAdjacency.from_edges(kg, kg_type, num_items + num_entities, max(1, 2 * num_relations))
         return cls(num_users, num_items, num_entities, num_relations, adj, kg, kg_type, relational, degree, history)
 
@@ -132,7 +144,9 @@ class PropagationGraph(NamedTuple):
         offsets[1:] = torch.cumsum(counts, 0)
         total = int(offsets[-1])
         # Position j of the new rows reads col[start of its row + (j - offset of its row)].
-        gather = torch.repeat_interleave(starts - offsets[:-1], counts, output_size=total) + torch.arange(total, device=crow.device)
+        gather = torch.repeat_interleave(starts - offsets[:-1], counts, output_size=total) + torch.arange(
+            total, device=crow.device
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return torch.sparse_csr_tensor(
@@ -152,11 +166,15 @@ class PropagationGraph(NamedTuple):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             links = torch.sparse_coo_tensor(
-                torch.stack([node, item]), torch.ones(len(node), device=node.device), (self.num_items + self.num_entities, self.num_items)
+                torch.stack([node, item]),
+                torch.ones(len(node), device=node.device),
+                (self.num_items + self.num_entities, self.num_items),
             ).coalesce()
             links.values().clamp_(max=1.0)  # two relations between the same pair are one link
             return links.to_sparse_csr()
 
     def to(self, device: torch.device | str) -> PropagationGraph:
         """The same graph with every tensor on ``device``."""
-        return PropagationGraph(*(v.to(device) if isinstance(v, (torch.Tensor, RelationalAdjacency)) else v for v in self))  # type: ignore[arg-type]
+        return PropagationGraph(
+            *(v.to(device) if isinstance(v, (torch.Tensor, RelationalAdjacency)) else v for v in self)
+        )  # type: ignore[arg-type]

@@ -1,4 +1,10 @@
-"""RecommenderNetwork: base embeddings (PyKEEN- and text-informed) -> propagation -> fusion -> scorer."""
+"""RecommenderNetwork: base embeddings (PyKEEN- and text-informed) -> propagation -> fusion -> scorer.
+
+Over 400 lines because the views it builds (graph, KG, text) are read by every way it scores (training steps,
+full ranking, score parts for the blend search, Shapley score shares, fold-in for new users) and by the growth
+that adds users and items in place; the parts themselves (propagation, fusion, scorers, score terms) are their
+own modules.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,13 @@ import torch
 from torch import nn
 
 from kgrec.config import ModelConfig
+from kgrec.models.context_encoder import ContextEncoder
+from kgrec.models.ease import EASE
 from kgrec.models.fusion import Fusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph
-from kgrec.models.context_encoder import ContextEncoder
 from kgrec.models.multitask import RatingHead
-from kgrec.models.ease import EASE
-from kgrec.models.repeat import RepeatUse
 from kgrec.models.propagation import Propagation, propagation_resolver, resolve_propagation, sampled_training_problem
+from kgrec.models.repeat import RepeatUse
 from kgrec.models.scoring import Scorer, scorer_resolver
 from kgrec.models.subgraph import Subgraph
 from kgrec.models.terms import ScoreTerm
@@ -153,12 +159,31 @@ class RecommenderNetwork(nn.Module):
         )
         fusion = None
         if text_emb is not None:
-            fusion = fusion_resolver.make(config.fusion, graph_dim=config.dim, text_dim=text_emb.size(1), dropout=config.dropout)
+            fusion = fusion_resolver.make(
+                config.fusion, graph_dim=config.dim, text_dim=text_emb.size(1), dropout=config.dropout
+            )
         scorer = scorer_resolver.make(config.scorer, dim=config.dim)
-        ease = EASE(num_items, config.ease_l2[0], config.ease_kg_weight[0], config.ease_text_weight[0]) if config.linear == "ease" else None
+        ease = (
+            EASE(num_items, config.ease_l2[0], config.ease_kg_weight[0], config.ease_text_weight[0])
+            if config.linear == "ease"
+            else None
+        )
         return cls(
-            num_users, num_items, config.dim, propagation, scorer, fusion, kg_emb, text_emb, ease, text_encoder, context, rating,
-            kg_model, num_entities, repeat,
+            num_users,
+            num_items,
+            config.dim,
+            propagation,
+            scorer,
+            fusion,
+            kg_emb,
+            text_emb,
+            ease,
+            text_encoder,
+            context,
+            rating,
+            kg_model,
+            num_entities,
+            repeat,
         )
 
     def reset_parameters(self) -> None:
@@ -237,7 +262,9 @@ class RecommenderNetwork(nn.Module):
         for term in self.terms():
             if term.name == name:
                 return term
-        raise ValueError(f"the model has no {name!r} score term (it has: {', '.join(t.name for t in self.terms()) or 'none'})")
+        raise ValueError(
+            f"the model has no {name!r} score term (it has: {', '.join(t.name for t in self.terms()) or 'none'})"
+        )
 
     def kg_view(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Projected PyKEEN embeddings: ``item (I, d)`` and ``entity (E, d)``, or ``(None, None)`` without KG."""
@@ -311,7 +338,10 @@ class RecommenderNetwork(nn.Module):
         return torch.cat([self.text_encoder(chunk) for chunk in index.split(256)])
 
     def forward(
-        self, prop_graph: PropagationGraph, drop_items: torch.Tensor | None = None, text_items: torch.Tensor | None = None
+        self,
+        prop_graph: PropagationGraph,
+        drop_items: torch.Tensor | None = None,
+        text_items: torch.Tensor | None = None,
     ) -> Representations:
         """All users' and items' final representations.
 
@@ -326,7 +356,11 @@ class RecommenderNetwork(nn.Module):
         return Representations(user, item, user_base, item_base)
 
     def forward_sampled(
-        self, prop_graph: PropagationGraph, sub: Subgraph, drop_items: torch.Tensor | None = None, text_items: torch.Tensor | None = None
+        self,
+        prop_graph: PropagationGraph,
+        sub: Subgraph,
+        drop_items: torch.Tensor | None = None,
+        text_items: torch.Tensor | None = None,
     ) -> Representations:
         """Representations of a sampled subgraph's users and items only, rows in ``sub`` order (users, then items).
 
@@ -357,14 +391,19 @@ class RecommenderNetwork(nn.Module):
 
     @torch.no_grad()
     def score_shares(
-        self, prop_graph: PropagationGraph, user_index: torch.Tensor, item_index: torch.Tensor, context: torch.Tensor | None = None
+        self,
+        prop_graph: PropagationGraph,
+        user_index: torch.Tensor,
+        item_index: torch.Tensor,
+        context: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """How much each part adds to the score of ``item_index (B, K)`` for ``user_index (B,)``: ``"graph"``, ``"text"``
         and each active score term by its name (``"ease"``, ``"repeat"``), each ``(B, K)``.
 
-        A score term's part is its weighted score, exactly (it is added to the score). ``prop_graph`` and ``text`` split the learned score by the two-player Shapley values of the item's views, a
-        view being taken away by putting the catalog's mean in its place: ``graph + text = s(g, t) - s(mean g, mean t)``. A text view the fusion ignores gets
-        0, whatever its gate says; without text, ``prop_graph`` is the whole learned difference.
+        A score term's part is its weighted score, exactly (it is added to the score). ``graph`` and ``text`` split
+        the learned score by the two-player Shapley values of the item's views, a view being taken away by putting
+        the catalog's mean in its place: ``graph + text = s(g, t) - s(mean g, mean t)``. A text view the fusion
+        ignores gets 0, whatever its gate says; without text, ``graph`` is the whole learned difference.
         """
         user, item_graph, user_base, item_base = self._graph_view(prop_graph)
         users = self.user_vectors(Representations(user, item_graph, user_base, item_base), user_index, context)
@@ -374,10 +413,14 @@ class RecommenderNetwork(nn.Module):
         own_graph, mean_graph = item_graph[flat], item_graph.mean(0).expand(batch * k, -1)
 
         if self.fusion is None:
+
             def graph_score(graph_view: torch.Tensor) -> torch.Tensor:
                 return self.scorer(users, graph_view).view(batch, k)
 
-            graph_part, text_part = graph_score(own_graph) - graph_score(mean_graph), torch.zeros(batch, k, device=flat.device)
+            graph_part, text_part = (
+                graph_score(own_graph) - graph_score(mean_graph),
+                torch.zeros(batch, k, device=flat.device),
+            )
         else:
             fusion = self.fusion
             text, degree = self.text_view(), prop_graph.item_degree[flat]
@@ -386,15 +429,26 @@ class RecommenderNetwork(nn.Module):
             def score(graph_view: torch.Tensor, text_view: torch.Tensor) -> torch.Tensor:
                 return self.scorer(users, fusion(graph_view, text_view, degree)).view(batch, k)
 
-            both, no_graph, no_text, neither = (score(own_graph, own_text), score(mean_graph, own_text),
-                                                score(own_graph, mean_text), score(mean_graph, mean_text))
+            both, no_graph, no_text, neither = (
+                score(own_graph, own_text),
+                score(mean_graph, own_text),
+                score(own_graph, mean_text),
+                score(mean_graph, mean_text),
+            )
             graph_part = 0.5 * ((both - no_graph) + (no_text - neither))
             text_part = 0.5 * ((both - no_text) + (no_graph - neither))
-        terms = {term.name: term.weighted(prop_graph, user_index, context).gather(1, item_index) for term in self.active_terms()}
+        terms = {
+            term.name: term.weighted(prop_graph, user_index, context).gather(1, item_index)
+            for term in self.active_terms()
+        }
         return {"graph": graph_part, "text": text_part, **terms}
 
     def score_all(
-        self, reps: Representations, prop_graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None
+        self,
+        reps: Representations,
+        prop_graph: PropagationGraph,
+        user_index: torch.Tensor,
+        context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``(B, I)`` scores of every item for ``user_index (B,)`` in ``context (B, F)``: the scorer plus the active score terms."""
         scores = self.scorer.score_all(self.user_vectors(reps, user_index, context), reps.item)
@@ -403,7 +457,11 @@ class RecommenderNetwork(nn.Module):
         return scores
 
     def score_parts(
-        self, reps: Representations, prop_graph: PropagationGraph, user_index: torch.Tensor, context: torch.Tensor | None = None,
+        self,
+        reps: Representations,
+        prop_graph: PropagationGraph,
+        user_index: torch.Tensor,
+        context: torch.Tensor | None = None,
         part: str = "ease",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(rest, part)``, each ``(B, I)``: :meth:`score_all` is ``rest + w * part`` for the score term named ``part``
@@ -465,7 +523,9 @@ class RecommenderNetwork(nn.Module):
             self.ease.num_items = old + count
         self.num_items = old + count
 
-    def score_history(self, reps: Representations, history: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def score_history(
+        self, reps: Representations, history: torch.Tensor, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``(B, I)`` scores for users who are not in the graph, from their ``(B, I)`` 0/1 item histories.
 
         Fold-in without retraining: the user vector is the mean of the history items' final

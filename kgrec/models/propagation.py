@@ -84,12 +84,18 @@ class Propagation(nn.Module):
             total = total + x
         return total / (self.num_layers + 1)
 
-    def _lightgcn(self, user_emb: torch.Tensor, item_emb: torch.Tensor, prop_graph: PropagationGraph) -> tuple[torch.Tensor, torch.Tensor]:
+    def _lightgcn(
+        self, user_emb: torch.Tensor, item_emb: torch.Tensor, prop_graph: PropagationGraph
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.layer_mean(torch.cat([user_emb, item_emb]), prop_graph.ui_adj, symmetric=True)  # (U + I, d)
         return out[: prop_graph.num_users], out[prop_graph.num_users :]
 
     def forward(
-        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, prop_graph: PropagationGraph
+        self,
+        user_emb: torch.Tensor,
+        item_emb: torch.Tensor,
+        entity_emb: torch.Tensor | None,
+        prop_graph: PropagationGraph,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return propagated ``(user_out (U, d), item_out (I, d))``."""
         raise NotImplementedError
@@ -112,7 +118,11 @@ class LightGCNPropagation(Propagation):
     """
 
     def forward(
-        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, prop_graph: PropagationGraph
+        self,
+        user_emb: torch.Tensor,
+        item_emb: torch.Tensor,
+        entity_emb: torch.Tensor | None,
+        prop_graph: PropagationGraph,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Propagate over the user-item graph only."""
         return self._lightgcn(user_emb, item_emb, prop_graph)
@@ -157,7 +167,11 @@ class RelationalPropagation(Propagation):
         return [*self.kg_convs.parameters(), self.kg_scales]
 
     def forward(
-        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, prop_graph: PropagationGraph
+        self,
+        user_emb: torch.Tensor,
+        item_emb: torch.Tensor,
+        entity_emb: torch.Tensor | None,
+        prop_graph: PropagationGraph,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """KG layers on items and entities, then LightGCN on users and the KG-aware items."""
         if entity_emb is not None and len(self.kg_convs) and prop_graph.kg_edge_index.numel():
@@ -175,9 +189,10 @@ class RelationalPropagation(Propagation):
 
 
 class RelationalMeanConv(nn.Module):
-    r"""Relation-aware mean aggregation over KG edges: each node averages its neighbours, each message
-    scaled element-wise by a learned vector of the edge's relation (KGIN's relational message
-    :math:`\mathbf{e}_r \odot \mathbf{e}_t`, without its intents):
+    r"""Relation-aware mean aggregation over KG edges.
+
+    Each node averages its neighbours, each message scaled element-wise by a learned vector of the edge's relation
+    (KGIN's relational message :math:`\mathbf{e}_r \odot \mathbf{e}_t`, without its intents):
 
     .. math::
         \mathbf{x}_h' = \frac{1}{|\mathcal{N}(h)|} \sum_{(r, t) \in \mathcal{N}(h)} \mathbf{w}_r \odot \mathbf{x}_t
@@ -250,7 +265,11 @@ class KnowledgePropagation(Propagation):
         nn.init.zeros_(self.kg_scales)
 
     def forward(
-        self, user_emb: torch.Tensor, item_emb: torch.Tensor, entity_emb: torch.Tensor | None, prop_graph: PropagationGraph
+        self,
+        user_emb: torch.Tensor,
+        item_emb: torch.Tensor,
+        entity_emb: torch.Tensor | None,
+        prop_graph: PropagationGraph,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Propagate over user-item and KG edges together; without entity embeddings or KG edges, plain LightGCN."""
         if entity_emb is None or not prop_graph.kg_edge_index.numel():
@@ -269,7 +288,9 @@ class KnowledgePropagation(Propagation):
         return total_user * scale, total_item * scale
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.dim}, num_layers={self.num_layers}, num_relations={self.num_relations})"
+        return (
+            f"{self.__class__.__name__}({self.dim}, num_layers={self.num_layers}, num_relations={self.num_relations})"
+        )
 
 
 class KnowledgeMeanPropagation(KnowledgePropagation):
@@ -286,7 +307,9 @@ class KnowledgeMeanPropagation(KnowledgePropagation):
 
 
 propagation_resolver: ClassResolver[Propagation] = ClassResolver(
-    [LightGCNPropagation, RelationalPropagation, KnowledgePropagation, KnowledgeMeanPropagation], base=Propagation, default=LightGCNPropagation
+    [LightGCNPropagation, RelationalPropagation, KnowledgePropagation, KnowledgeMeanPropagation],
+    base=Propagation,
+    default=LightGCNPropagation,
 )
 
 #: ``model.propagation`` value that picks the propagation from the graph (see :func:`resolve_propagation`).
@@ -315,4 +338,3 @@ def sampled_training_problem(tasks: tuple[str, ...], propagation: str, needs_who
             "step; use train.batching=full, or model.propagation=lightgcn (the user-item graph alone)"
         )
     return None
-

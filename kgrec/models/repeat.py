@@ -19,8 +19,8 @@ A weighted sum of *log* counts (this term until 2026-12-02) multiplies counts wh
 them, and ranked Frappe's in-context queries below those baselines (``benchmarks/frappe_repeat_forms.py``).
 It is a context x item interaction (the item's score moves with the context), not a per-user offset.
 The weights are learned on the training observations themselves, each scored with its own observation
-taken out of the counts (leave-one-out, so an observation never predicts itself), by a softmax over all items; the blend with the learned model is chosen on
-validation like EASE's. Counts are set from the interaction log by the caller
+taken out of the counts (leave-one-out, so an observation never predicts itself), by a softmax over all items;
+the blend with the learned model is chosen on validation like EASE's. Counts are set from the interaction log by the caller
 (:meth:`RepeatUse.set_counts`); only the weights are model state.
 """
 
@@ -78,6 +78,7 @@ class RepeatUse(ScoreTerm):
 
     @property
     def num_features(self) -> int:
+        """Count distributions the mixture weighs: user, item, and two per context field."""
         return self.logits.numel()
 
     def set_counts(
@@ -96,16 +97,21 @@ class RepeatUse(ScoreTerm):
         under it, so a field the query does not state adds nothing.
         """
         if (tokens is None) != (self.num_fields == 0) or (tokens is not None and tokens.shape[1] != self.num_fields):
-            raise ValueError(f"repeat use was built for {self.num_fields} context fields, got tokens of shape "
-                             f"{None if tokens is None else tokens.shape}")
+            raise ValueError(
+                f"repeat use was built for {self.num_fields} context fields, got tokens of shape "
+                f"{None if tokens is None else tokens.shape}"
+            )
         self._counts = _Counts(users, items, tokens, num_users, num_items, num_tokens, unknown)
         return self
 
     @property
     def has_counts(self) -> bool:
+        """Whether :meth:`set_counts` has given the term its observations."""
         return self._counts is not None
 
-    def features(self, users: np.ndarray, tokens: np.ndarray | None, leave_out: np.ndarray | None = None) -> torch.Tensor:
+    def features(
+        self, users: np.ndarray, tokens: np.ndarray | None, leave_out: np.ndarray | None = None
+    ) -> torch.Tensor:
         """``(B, K, I)`` count shares (each count over its total) of every item for each query; ``leave_out (B,)``:
         an item whose own observation (this user, item and context) is taken out of its counts first."""
         if self._counts is None:
@@ -115,7 +121,9 @@ class RepeatUse(ScoreTerm):
             rows = torch.arange(len(users))
             own = torch.ones(len(users), raw.size(1))
             if tokens is not None:
-                known = torch.from_numpy(~np.isin(tokens, self._counts.unknown)).float()  # (B, F): counted under its token
+                known = torch.from_numpy(
+                    ~np.isin(tokens, self._counts.unknown)
+                ).float()  # (B, F): counted under its token
                 own[:, 2:] = torch.cat([known, known], dim=1)
             raw[rows, :, torch.from_numpy(leave_out)] -= own
             raw.clamp_(min=0.0)
@@ -133,7 +141,9 @@ class RepeatUse(ScoreTerm):
         scores = self._counts.mixed(users.cpu().numpy(), token_rows, mixture)
         return torch.from_numpy(np.log1p(scores / EPSILON).astype(np.float32)).to(users.device)
 
-    def term_scores(self, prop_graph: PropagationGraph, users: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def term_scores(
+        self, prop_graph: PropagationGraph, users: torch.Tensor, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The repeat-use scores of :meth:`forward` (the propagation graph is not read: counts are the term's own)."""
         return self(users, context)
 
@@ -187,8 +197,14 @@ class _Counts:
     """The count matrices of :class:`RepeatUse`, as scipy CSR (rows of a few queries are slices)."""
 
     def __init__(
-        self, users: np.ndarray, items: np.ndarray, tokens: np.ndarray | None, num_users: int, num_items: int,
-        num_tokens: int, unknown: np.ndarray | None,
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        tokens: np.ndarray | None,
+        num_users: int,
+        num_items: int,
+        num_tokens: int,
+        unknown: np.ndarray | None,
     ) -> None:
         self.num_users, self.num_items, self.num_tokens = num_users, num_items, num_tokens
         self.unknown = np.zeros(0, np.int64) if unknown is None else np.asarray(unknown, np.int64)
@@ -202,12 +218,16 @@ class _Counts:
             counted = ~np.isin(flat, self.unknown)
             rows, cols, flat = rows[counted], cols[counted], flat[counted]
             once = np.ones(len(flat), np.float32)
-            self.user_token = sp.csr_matrix((once, (rows * num_tokens + flat, cols)), shape=(num_users * num_tokens, num_items))
+            self.user_token = sp.csr_matrix(
+                (once, (rows * num_tokens + flat, cols)), shape=(num_users * num_tokens, num_items)
+            )
             self.token = sp.csr_matrix((once, (flat, cols)), shape=(num_tokens, num_items))
         # Each row's total (a count's size for one query), clamped at 1 so an empty row contributes nothing.
-        self.totals: dict[str, np.ndarray] = {name: np.maximum(np.asarray(matrix.sum(1)).ravel(), 1.0) for name, matrix in
-                                              (("user", self.user), ("user_token", self.user_token), ("token", self.token))
-                                              if matrix is not None}
+        self.totals: dict[str, np.ndarray] = {
+            name: np.maximum(np.asarray(matrix.sum(1)).ravel(), 1.0)
+            for name, matrix in (("user", self.user), ("user_token", self.user_token), ("token", self.token))
+            if matrix is not None
+        }
         self.item_share = self.item / max(1.0, float(self.item.sum()))
 
     def dense(self, users: np.ndarray, tokens: np.ndarray | None) -> torch.Tensor:
@@ -229,7 +249,12 @@ class _Counts:
             queries = np.repeat(np.arange(len(users)), fields)
             # One sparse product per kind: a (B, rows) selector picks each field's row, weighed by mixture / row total.
             for name, matrix, index, values in (
-                ("user_token", self.user_token, (users[:, None] * self.num_tokens + tokens).reshape(-1), mixture[2 : 2 + fields]),
+                (
+                    "user_token",
+                    self.user_token,
+                    (users[:, None] * self.num_tokens + tokens).reshape(-1),
+                    mixture[2 : 2 + fields],
+                ),
                 ("token", self.token, tokens.reshape(-1), mixture[2 + fields :]),
             ):
                 weights = np.tile(values, len(users)) / self.totals[name][index]

@@ -72,7 +72,9 @@ def _sample_hop(prop_graph: PropagationGraph, targets: torch.Tensor, fanout: int
     return torch.cat(sources), torch.cat(dests), torch.cat(weights)
 
 
-def sample_subgraph(prop_graph: PropagationGraph, seeds: torch.Tensor, fanout: tuple[int, ...], generator: torch.Generator) -> Subgraph:
+def sample_subgraph(
+    prop_graph: PropagationGraph, seeds: torch.Tensor, fanout: tuple[int, ...], generator: torch.Generator
+) -> Subgraph:
     """The subgraph of ``seeds`` (global node ids) and a ``len(fanout)``-hop sampled neighbourhood."""
     seen = torch.unique(seeds)
     frontier = seen

@@ -6,9 +6,11 @@ r"""Score terms: scores added to the learned one, each with a blend weight chose
 A term is a :class:`ScoreTerm`: it scores every item for a batch of users (:meth:`ScoreTerm.term_scores`), keeps
 its weight :math:`w_t` in the buffer :attr:`ScoreTerm.blend` (0 while the learned model trains, so a term at
 weight 0 is dropped from every score, share and explanation), and says what it is (:attr:`ScoreTerm.name`, the key
-of its share; :meth:`ScoreTerm.history_contributions`, what an explanation path through a history item gets; :attr:`ScoreTerm.switch_off`, the setting that trains without it). EASE
-(:class:`~kgrec.models.ease.EASE`) and repeat use (:class:`~kgrec.models.repeat.RepeatUse`) are the two terms
-kgrec has; :class:`~kgrec.models.RecommenderNetwork` adds whichever are active, so a third term is one class.
+of its share; :attr:`ScoreTerm.switch_off`, the setting that trains without it). An explanation path through a
+history item gets the term's :meth:`ScoreTerm.history_contributions`. EASE (:class:`~kgrec.models.ease.EASE`) and
+repeat use (:class:`~kgrec.models.repeat.RepeatUse`) are the two terms kgrec has;
+:meth:`~kgrec.models.RecommenderNetwork.terms` lists them and every score adds the active ones, so a third term is
+one class and one entry in that list.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ class ScoreTerm(nn.Module):
         """Whether the term is blended in (a term at weight 0 is never computed)."""
         return float(self.blend) != 0.0
 
-    def term_scores(self, prop_graph: PropagationGraph, users: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    def term_scores(
+        self, prop_graph: PropagationGraph, users: torch.Tensor, context: torch.Tensor | None
+    ) -> torch.Tensor:
         """``(B, I)`` unweighted scores of every item for ``users (B,)`` in ``context (B, F)`` (or None)."""
         raise NotImplementedError
 

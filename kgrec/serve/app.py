@@ -3,6 +3,9 @@
 :func:`create_app` builds the application around a :class:`Service` (the loaded run, its event log
 and the write lock); :func:`serve` runs it with uvicorn. Every request and response body is a
 pydantic model, so the OpenAPI page at ``/docs`` documents the API exactly.
+
+Over 400 lines because each route declares its request and response models next to it; the service state
+(:mod:`kgrec.serve.live`) and the event log (:mod:`kgrec.serve.events`) are their own modules.
 """
 
 from __future__ import annotations
@@ -67,9 +70,15 @@ class RecommendResult(BaseModel):
 class BatchRequest(_Body):
     users: list[str] = Field(default_factory=list, max_length=100_000, description="Known (or unknown) user ids.")
     k: int = Field(10, ge=1, le=MAX_K)
-    context: dict[str, ContextValue] = Field(default_factory=dict, description="Context for every user (hour, device ...).")
-    history: list[str] | None = Field(None, description="An anonymous user's items (answered last, as user 'anonymous').")
-    attributes: dict[str, ContextValue] | None = Field(None, description="An anonymous user's attributes (age, gender ...).")
+    context: dict[str, ContextValue] = Field(
+        default_factory=dict, description="Context for every user (hour, device ...)."
+    )
+    history: list[str] | None = Field(
+        None, description="An anonymous user's items (answered last, as user 'anonymous')."
+    )
+    attributes: dict[str, ContextValue] | None = Field(
+        None, description="An anonymous user's attributes (age, gender ...)."
+    )
     explain: bool = False
 
 
@@ -149,12 +158,19 @@ class Service:
     """
 
     def __init__(
-        self, run_dir: str | Path, state_dir: str | Path | None = None, token: str | None = None, device: str = "cpu",
-        open_writes: bool = False, reload_root: str | Path | None = None,
+        self,
+        run_dir: str | Path,
+        state_dir: str | Path | None = None,
+        token: str | None = None,
+        device: str = "cpu",
+        open_writes: bool = False,
+        reload_root: str | Path | None = None,
     ) -> None:
         if token is not None and not token.strip():
-            raise InputError("the write token is empty (an unset variable in --token \"$TOKEN\"?): give a token, or "
-                             "--open-writes to accept writes from anyone")
+            raise InputError(
+                'the write token is empty (an unset variable in --token "$TOKEN"?): give a token, or '
+                "--open-writes to accept writes from anyone"
+            )
         self.run_dir, self.device, self.token = Path(run_dir), device, token
         self.writable = token is not None or open_writes
         self.reload_root = None if reload_root is None else Path(reload_root).resolve()
@@ -191,10 +207,14 @@ class Service:
         target = Path(run_dir) if run_dir is not None else self.run_dir
         if target.resolve() != self.run_dir.resolve():
             if self.reload_root is None:
-                raise InputError("this server reloads only its own run; start it with --reload-root DIR to swap in runs from DIR",
-                                 target)
+                raise InputError(
+                    "this server reloads only its own run; start it with --reload-root DIR to swap in runs from DIR",
+                    target,
+                )
             if not target.resolve().is_relative_to(self.reload_root):
-                raise InputError(f"is outside the reload root {self.reload_root}; only runs under it can be swapped in", target)
+                raise InputError(
+                    f"is outside the reload root {self.reload_root}; only runs under it can be swapped in", target
+                )
         recommender = Recommender.load(target, device=self.device)
         with self.write_lock:
             self.live = self._replayed(recommender)
@@ -288,8 +308,13 @@ class _LimitBody:
 
     async def _refuse(self, send: Any) -> None:
         detail = orjson.dumps({"detail": f"the request body is over {self.max_bytes >> 20} MiB"})
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(detail)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(detail)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": detail})
 
 
@@ -303,8 +328,14 @@ def _result(answer: Answer, paths: list[dict | None] | None = None) -> dict[str,
     rec = answer.recommendation
     paths = paths or [None] * len(rec.item_ids)
     return {
-        "user": rec.user_id, "known": answer.known, "cold_start": answer.cold_start, "folded_in": answer.folded_in,
-        "items": [{"item": i, "title": t, "score": s, "path": p} for i, t, s, p in zip(rec.item_ids, rec.titles, rec.scores, paths)],
+        "user": rec.user_id,
+        "known": answer.known,
+        "cold_start": answer.cold_start,
+        "folded_in": answer.folded_in,
+        "items": [
+            {"item": i, "title": t, "score": s, "path": p}
+            for i, t, s, p in zip(rec.item_ids, rec.titles, rec.scores, paths)
+        ],
     }
 
 
@@ -316,19 +347,26 @@ def _json(content: dict[str, Any]) -> Response:
 def _one_line(error: RequestValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query"))
-    return f"{where or 'request'}: {first.get('msg', 'invalid')}" + (f" ({len(error.errors()) - 1} more)" if len(error.errors()) > 1 else "")
+    return f"{where or 'request'}: {first.get('msg', 'invalid')}" + (
+        f" ({len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
+    )
 
 
 def create_app(service: Service) -> FastAPI:
     """The FastAPI application over ``service`` (see the module docstring for the endpoints)."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-    app = FastAPI(title="kgrec", version=__version__, description="Knowledge-graph-augmented recommendations over HTTP.")
+    app = FastAPI(
+        title="kgrec", version=__version__, description="Knowledge-graph-augmented recommendations over HTTP."
+    )
     app.state.service = service
     registry = CollectorRegistry()  # per application: two apps in one process never share counters
     requests = Counter("kgrec_requests", "HTTP requests", ["endpoint", "method", "status"], registry=registry)
     latency = Histogram(
-        "kgrec_request_seconds", "Request latency", ["endpoint"], registry=registry,
+        "kgrec_request_seconds",
+        "Request latency",
+        ["endpoint"],
+        registry=registry,
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
     )
 
@@ -359,13 +397,17 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(_Unauthorised)
     async def unauthorised(_: Request, __: Exception) -> JSONResponse:
-        return JSONResponse({"detail": "this endpoint needs the server's token: Authorization: Bearer <token>"}, status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse(
+            {"detail": "this endpoint needs the server's token: Authorization: Bearer <token>"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     @app.exception_handler(_ReadOnly)
     async def read_only(_: Request, __: Exception) -> JSONResponse:
-        return JSONResponse({"detail": "this server is read-only: it was started without --token (or --open-writes)"},
-                            status_code=403)
+        return JSONResponse(
+            {"detail": "this server is read-only: it was started without --token (or --open-writes)"}, status_code=403
+        )
 
     @app.exception_handler(OSError)
     async def not_recorded(_: Request, error: OSError) -> JSONResponse:
@@ -376,11 +418,20 @@ def create_app(service: Service) -> FastAPI:
     def health() -> Health:
         live = service.live
         graph = live.recommender.graph
-        return Health(status="ok", run=str(service.run_dir), users=len(graph.users), items=len(graph.items),
-                      events=service.log.count, model=repr(live.recommender.model), version=__version__)
+        return Health(
+            status="ok",
+            run=str(service.run_dir),
+            users=len(graph.users),
+            items=len(graph.items),
+            events=service.log.count,
+            model=repr(live.recommender.model),
+            version=__version__,
+        )
 
     @app.get("/recommend", response_model=RecommendResult)
-    async def recommend_one(request: Request, user: str = Query(min_length=1), k: int = Query(10, ge=1, le=MAX_K), explain: bool = False) -> Response:
+    async def recommend_one(
+        request: Request, user: str = Query(min_length=1), k: int = Query(10, ge=1, le=MAX_K), explain: bool = False
+    ) -> Response:
         """Top-k items for one user; any other query parameter is a context field (``hour=21&device=mobile``).
 
         Answered on the event loop (no thread hand-off): one user's scores take about a millisecond.
@@ -402,11 +453,15 @@ def create_app(service: Service) -> FastAPI:
         live = service.live
         answers = live.recommend(body.users, body.k, body.context or None) if body.users else []
         if body.history is not None or body.attributes is not None:
-            answers.append(live.recommend_history(body.history or [], body.k, {**body.context, **(body.attributes or {})} or None))
+            answers.append(
+                live.recommend_history(body.history or [], body.k, {**body.context, **(body.attributes or {})} or None)
+            )
         return _json({"results": [_result(a, live.best_paths(a) if body.explain else None) for a in answers]})
 
     @app.get("/explain", response_model=ExplainResponse)
-    def explain(user: str = Query(min_length=1), item: str = Query(min_length=1), max_paths: int = Query(3, ge=1, le=50)) -> ExplainResponse:
+    def explain(
+        user: str = Query(min_length=1), item: str = Query(min_length=1), max_paths: int = Query(3, ge=1, le=50)
+    ) -> ExplainResponse:
         paths = service.live.explain(user, item, max_paths)
         return ExplainResponse(user=user, item=item, paths=[p.to_dict() | {"text": p.text()} for p in paths])
 
@@ -469,7 +524,9 @@ def serve(
     try:
         app = create_app(service)
         if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=_reload_logged, args=(service,), daemon=True).start())
+            signal.signal(
+                signal.SIGHUP, lambda *_: threading.Thread(target=_reload_logged, args=(service,), daemon=True).start()
+            )
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         service.close()

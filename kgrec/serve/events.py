@@ -18,7 +18,7 @@ __all__ = ["EventLog"]
 class EventLog:
     """An append-only JSON-lines file (``events.jsonl``) in a state folder, held by one server at a time.
 
-    :meth:`append` writes one line, flushes it and ``fsync``\\ s the file before returning, so an event
+    :meth:`append` writes one line, flushes it and fsyncs the file before returning, so an event
     whose request was acknowledged survives a crash of the process or the machine. A crash in the
     middle of a write leaves a last line without its newline; that event was never acknowledged,
     and opening the log cuts it off.
@@ -41,9 +41,13 @@ class EventLog:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._lock_file = DirectoryLock(self.folder).acquire()
         except OSError as error:
-            raise InputError(f"cannot write the serving state folder ({error.strerror or error})", self.folder) from None
+            raise InputError(
+                f"cannot write the serving state folder ({error.strerror or error})", self.folder
+            ) from None
         except InputError:
-            raise InputError("another kgrec server holds this state folder; stop it or give another state folder", self.folder) from None
+            raise InputError(
+                "another kgrec server holds this state folder; stop it or give another state folder", self.folder
+            ) from None
         try:
             write_marker(self.folder, "serving")
             self.path = self.folder / self.FILE
@@ -94,8 +98,12 @@ class EventLog:
                 raise InputError(f"corrupted event: {error}", self.path, number) from None
             kind = event.get("kind") if isinstance(event, dict) else None
             if kind not in self.REQUIRED:
-                raise InputError(f"not a kgrec event (its 'kind' is {kind!r}, not one of {sorted(self.REQUIRED)}); "
-                                 "give --state a folder of its own", self.path, number)
+                raise InputError(
+                    f"not a kgrec event (its 'kind' is {kind!r}, not one of {sorted(self.REQUIRED)}); "
+                    "give --state a folder of its own",
+                    self.path,
+                    number,
+                )
             missing = [name for name in self.REQUIRED[kind] if name not in event]
             if missing:
                 raise InputError(f"'{kind}' event without '{missing[0]}'", self.path, number)
@@ -115,7 +123,7 @@ class EventLog:
             try:
                 view = memoryview(line)
                 while view:
-                    view = view[os.write(self._fd, view):]
+                    view = view[os.write(self._fd, view) :]
                 os.fsync(self._fd)
             except OSError:
                 with contextlib.suppress(OSError):

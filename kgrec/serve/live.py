@@ -113,17 +113,25 @@ class LiveRecommender:
         """Top-``k`` items for an anonymous user known by a few items and/or stated attributes."""
         self._check_k(k)
         self._check_items(item_ids)
-        rec = self.recommender.recommend_for_history(list(dict.fromkeys(item_ids)), k, user_id="anonymous", context=attributes)
+        rec = self.recommender.recommend_for_history(
+            list(dict.fromkeys(item_ids)), k, user_id="anonymous", context=attributes
+        )
         return Answer(rec, known=False, cold_start=not item_ids, folded_in=True)
 
     def _cold_start(self, user_id: str, k: int, context: dict[str, Any] | None) -> Answer:
         recommender = self.recommender
-        from_attributes = bool(context) and recommender.context is not None and bool(recommender.context.field_offsets("user"))
+        from_attributes = (
+            bool(context) and recommender.context is not None and bool(recommender.context.field_offsets("user"))
+        )
         if not from_attributes:  # the popularity answer from the tables kept here, not recounted per request
             top = self._popular[:k]
-            rec = Recommendation(user_id, recommender.graph.items.to_ids(top), self._titles[top].tolist(), self._counts[top].tolist())
+            rec = Recommendation(
+                user_id, recommender.graph.items.to_ids(top), self._titles[top].tolist(), self._counts[top].tolist()
+            )
             return Answer(rec, known=False, cold_start=True)
-        return Answer(recommender.recommend_cold_start(user_id, k, context), known=False, cold_start=True, folded_in=True)
+        return Answer(
+            recommender.recommend_cold_start(user_id, k, context), known=False, cold_start=True, folded_in=True
+        )
 
     def explain(self, user_id: str, item_id: str, max_paths: int = 3) -> list[ExplanationPath]:
         """The best paths from a training user to an item (posted interactions are not in the KG paths)."""

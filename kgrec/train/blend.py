@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kgrec.models import RecommenderNetwork, PropagationGraph
+from kgrec.models import PropagationGraph, RecommenderNetwork
 from kgrec.models.ease import text_features
 
 __all__ = ["BLEND_RULES", "fit_linear", "choose_blend"]
@@ -20,7 +20,9 @@ BLEND_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1000.0)
 BLEND_RULES = ("best", "one-se", "one-se-blend")
 
 
-def fit_linear(model: RecommenderNetwork, prop_graph: PropagationGraph, l2: float, kg_weight: float = 0.0, text_weight: float = 0.0) -> None:
+def fit_linear(
+    model: RecommenderNetwork, prop_graph: PropagationGraph, l2: float, kg_weight: float = 0.0, text_weight: float = 0.0
+) -> None:
     """Solve the model's EASE component on the graph's user rows with penalty ``l2``.
 
     ``kg_weight`` > 0 stacks the KG's item links under the interactions with that weight
@@ -33,7 +35,11 @@ def fit_linear(model: RecommenderNetwork, prop_graph: PropagationGraph, l2: floa
     if text_weight and text is None:
         raise ValueError("EASE text rows need the model's text embeddings")
     linear.l2, linear.kg_weight, linear.text_weight = l2, kg_weight, text_weight
-    linear.fit(prop_graph.history, prop_graph.item_links() if kg_weight else None, text_features(text) if text is not None and text_weight else None)
+    linear.fit(
+        prop_graph.history,
+        prop_graph.item_links() if kg_weight else None,
+        text_features(text) if text is not None and text_weight else None,
+    )
 
 
 @torch.no_grad()
@@ -84,8 +90,16 @@ def choose_blend(
     reps = model(prop_graph)
     users = torch.arange(min(prop_graph.num_users, 2048), device=reps.user.device)
     embedding_spread = model.scorer.score_all(reps.user[users], reps.item).std()
-    best = {"l2": l2_grid[0], "kg_weight": kg_weights[0], "text_weight": text_weights[0], "weight": 0.0, "valid": baseline}
-    measured: list[tuple[dict, float, tuple[np.ndarray, ...]]] = []  # (choice, blend factor, paired values) for the one-se rules
+    best = {
+        "l2": l2_grid[0],
+        "kg_weight": kg_weights[0],
+        "text_weight": text_weights[0],
+        "weight": 0.0,
+        "valid": baseline,
+    }
+    measured: list[
+        tuple[dict, float, tuple[np.ndarray, ...]]
+    ] = []  # (choice, blend factor, paired values) for the one-se rules
     for l2, kg_weight, text_weight in itertools.product(l2_grid, kg_weights, text_weights):
         fit_linear(model, prop_graph, l2, kg_weight, text_weight)
         assert model.ease is not None  # fit_linear raised otherwise
@@ -114,7 +128,11 @@ def choose_blend(
     if rule != "best" and measured and best["weight"] != 0.0:
         best = _rule_choice(rule, measured, best)
     assert model.ease is not None
-    if (model.ease.l2, model.ease.kg_weight, model.ease.text_weight) != (best["l2"], best["kg_weight"], best["text_weight"]):
+    if (model.ease.l2, model.ease.kg_weight, model.ease.text_weight) != (
+        best["l2"],
+        best["kg_weight"],
+        best["text_weight"],
+    ):
         # not the last one solved (ten minutes at 30k items)
         fit_linear(model, prop_graph, best["l2"], best["kg_weight"], best["text_weight"])
     model.ease.blend.fill_(best["weight"])

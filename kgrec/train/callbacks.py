@@ -27,7 +27,13 @@ from kgrec.train.checkpoint import Checkpointer
 from kgrec.train.sampling import NegativeSampler
 
 __all__ = [
-    "Checkpointing", "EarlyStopping", "EpochTracking", "FitResult", "Progress", "TrainingCallback", "TrainingState",
+    "Checkpointing",
+    "EarlyStopping",
+    "EpochTracking",
+    "FitResult",
+    "Progress",
+    "TrainingCallback",
+    "TrainingState",
 ]
 
 
@@ -107,18 +113,22 @@ class EarlyStopping(TrainingCallback):
         patience: Validations without improvement before training stops.
     """
 
-    def __init__(self, validate: Callable[[RecommenderNetwork], float], eval_every: int = 1, patience: int = 10) -> None:
+    def __init__(
+        self, validate: Callable[[RecommenderNetwork], float], eval_every: int = 1, patience: int = 10
+    ) -> None:
         self.validate, self.eval_every, self.patience = validate, eval_every, patience
 
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
+        """Validate every ``eval_every`` epochs (and at the last); keep the best state; stop after ``patience``."""
         if state.epoch % self.eval_every and state.epoch != state.max_epochs:
             return
         state.model.eval()
         try:
             score = self.validate(state.model)
         except DivergedError:  # finite but huge parameters overflow in the scores: say where, as the loop does
-            raise diverged(state.stage, state.epoch, "the validation scores are not finite",
-                           state.optimizer.param_groups[0]["lr"]) from None
+            raise diverged(
+                state.stage, state.epoch, "the validation scores are not finite", state.optimizer.param_groups[0]["lr"]
+            ) from None
         row["valid"] = score
         result = state.result
         if score > result.best_score:
@@ -146,14 +156,20 @@ class Checkpointing(TrainingCallback):
         self.checkpoint = checkpoint
 
     def on_fit_start(self, state: TrainingState) -> None:
+        """Restore the stage's checkpoint, when there is one, before the first epoch."""
         saved = self.checkpoint.resumes(state.stage)
         if saved is None:
             return
         state.model.load_training_state(saved["model"])
         state.optimizer.load_state_dict(saved["optimizer"])
         state.weighting.load_state_dict(saved["weighting"])
-        state.result = FitResult(saved["best_state"], saved["best_epoch"], saved["best_score"], json.loads(saved["history"]),
-                                 saved["seconds_to_best"])
+        state.result = FitResult(
+            saved["best_state"],
+            saved["best_epoch"],
+            saved["best_score"],
+            json.loads(saved["history"]),
+            saved["seconds_to_best"],
+        )
         state.stale, state.first_epoch = saved["stale"], saved["epoch"] + 1
         state.stop = bool(saved.get("stop", False))  # the stage had ended by early stopping
         state.sampler.set_state(json.loads(saved["sampler"]))
@@ -162,6 +178,7 @@ class Checkpointing(TrainingCallback):
         state.started -= saved["seconds"]
 
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
+        """Write the checkpoint when one is due."""
         if not self.checkpoint.due(state.epoch, state.last):
             return
         result = state.result
@@ -192,8 +209,10 @@ _DEFAULT_LR = TrainConfig.model_fields["lr"].default
 def diverged(stage: str, epoch: int, what: str, lr: float) -> DivergedError:
     """The one-line error of a run whose loss, parameters or scores stopped being finite, with a smaller rate to try."""
     smaller = _DEFAULT_LR if lr > _DEFAULT_LR else lr / 10
-    return DivergedError(f"training diverged in the {stage} stage at epoch {epoch}: {what}; nothing is saved from it. "
-                         f"Try a smaller learning rate (now {lr:g}): train.lr={smaller:g}")
+    return DivergedError(
+        f"training diverged in the {stage} stage at epoch {epoch}: {what}; nothing is saved from it. "
+        f"Try a smaller learning rate (now {lr:g}): train.lr={smaller:g}"
+    )
 
 
 class Progress(TrainingCallback):
@@ -205,6 +224,7 @@ class Progress(TrainingCallback):
         self.bar: Any = None
 
     def on_fit_start(self, state: TrainingState) -> None:
+        """Open the bar for the epochs left (fewer for a resumed run)."""
         from tqdm.auto import tqdm
 
         # fit restores a checkpoint before the other callbacks start, so a resumed run's first epoch is known here.
@@ -212,11 +232,15 @@ class Progress(TrainingCallback):
         self.bar = tqdm(total=total, desc=f"train ({state.stage})", unit="epoch", disable=not bars_wanted(self.quiet))
 
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
+        """Advance the bar and show the loss and validation scores."""
         self.bar.update(1)
         if "valid" in row:
-            self.bar.set_postfix(loss=f"{row['loss']:.4f}", valid=f"{row['valid']:.4f}", best=f"{state.result.best_score:.4f}")
+            self.bar.set_postfix(
+                loss=f"{row['loss']:.4f}", valid=f"{row['valid']:.4f}", best=f"{state.result.best_score:.4f}"
+            )
 
     def on_fit_end(self, state: TrainingState) -> None:
+        """Close the bar; one line for the stage."""
         if self.bar is not None:
             self.bar.close()
         result = state.result
@@ -231,4 +255,5 @@ class EpochTracking(TrainingCallback):
         self.log = log
 
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
+        """Hand the row to the log."""
         self.log(row)

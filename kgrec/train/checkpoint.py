@@ -68,7 +68,9 @@ class Checkpointer:
             ours = {k: v for k, v in self.meta.items() if k != "graph_dir"}
             if theirs != ours:
                 changed = next(k for k in ours if theirs.get(k) != ours[k])
-                raise InputError(f"the checkpoint was written for another {changed.replace('_', ' ')}; train afresh", self.path)
+                raise InputError(
+                    f"the checkpoint was written for another {changed.replace('_', ' ')}; train afresh", self.path
+                )
             self.previous = json.loads(self.resume.get("previous", "{}"))
 
     def resumes(self, stage: str) -> dict[str, Any] | None:

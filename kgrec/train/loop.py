@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from kgrec.config import TrainConfig
-from kgrec.models import RecommenderNetwork, PropagationGraph, TaskWeighting
+from kgrec.models import PropagationGraph, RecommenderNetwork, TaskWeighting
 from kgrec.train.callbacks import Checkpointing, EarlyStopping, FitResult, TrainingCallback, TrainingState, diverged
-from kgrec.train.sampling import NegativeSampler
 from kgrec.train.distributed import Distributed
 from kgrec.train.objectives import Batch, TaskInputs, TrainingStep
+from kgrec.train.sampling import NegativeSampler
 
 __all__ = ["FitResult", "fit"]
 
@@ -63,12 +63,19 @@ def fit(
     trains_kg = model.kg_model is not None and any(id(p) in chosen for p in model.kg_model.parameters())
     active = tuple(t for t in config.tasks if t != "kg" or trains_kg)
     if not active:  # e.g. tasks=kg alone in a stage that does not train the KG model
-        return FitResult(copy.deepcopy(model.training_state() if start is None else start[1]), 0, float("-inf") if start is None else start[0])
+        return FitResult(
+            copy.deepcopy(model.training_state() if start is None else start[1]),
+            0,
+            float("-inf") if start is None else start[0],
+        )
     frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
-    weighting = TaskWeighting(active, {str(task): weight for task, weight in config.task_weights.items()},
-                              learned=config.task_weighting == "uncertainty").to(device)
+    weighting = TaskWeighting(
+        active,
+        {str(task): weight for task, weight in config.task_weights.items()},
+        learned=config.task_weighting == "uncertainty",
+    ).to(device)
     groups: list[dict[str, Any]] = [{"params": trained}]
     if weighting.learned:
         groups.append({"params": [weighting.log_variance], "weight_decay": 0.0})
@@ -76,8 +83,14 @@ def fit(
     autocast = device.type == "cuda" and config.mixed_precision
     best = (float("-inf"), model.training_state()) if start is None else start
     state = TrainingState(
-        model, optimizer, weighting, sampler, torch.Generator().manual_seed(config.seed), stage,
-        config.epochs if epochs is None else epochs, FitResult(copy.deepcopy(best[1]), 0, best[0]),
+        model,
+        optimizer,
+        weighting,
+        sampler,
+        torch.Generator().manual_seed(config.seed),
+        stage,
+        config.epochs if epochs is None else epochs,
+        FitResult(copy.deepcopy(best[1]), 0, best[0]),
     )
     # A checkpoint is restored before the other callbacks start, and written once they have seen the epoch.
     restore = [c for c in callbacks if isinstance(c, Checkpointing)]
@@ -87,14 +100,23 @@ def fit(
             callback.on_fit_start(state)
         distributed = distributed or Distributed()
         step = distributed.wrap(
-            TrainingStep(model, weighting, task_inputs, config, state.generator, trains_kg, config.samples(len(sampler.users))), device
+            TrainingStep(
+                model, weighting, task_inputs, config, state.generator, trains_kg, config.samples(len(sampler.users))
+            ),
+            device,
         )
         epoch = state.first_epoch
         while not state.stop and epoch <= state.max_epochs:
             losses = _train_epoch(state, step, prop_graph, config, device, distributed, autocast, trains_kg, epoch)
             _check_finite(trained, config, stage, epoch)
             state.epoch = epoch
-            row: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": losses.pop("loss"), "seconds": state.elapsed, **losses}
+            row: dict[str, Any] = {
+                "stage": stage,
+                "epoch": epoch,
+                "loss": losses.pop("loss"),
+                "seconds": state.elapsed,
+                **losses,
+            }
             state.result.history.append(row)
             for callback in ordered:
                 callback.on_epoch_end(state, row)
@@ -116,8 +138,15 @@ def fit(
 
 
 def _train_epoch(
-    state: TrainingState, step: torch.nn.Module, prop_graph: PropagationGraph, config: TrainConfig, device: torch.device,
-    distributed: Distributed, autocast: bool, trains_kg: bool, epoch: int,
+    state: TrainingState,
+    step: torch.nn.Module,
+    prop_graph: PropagationGraph,
+    config: TrainConfig,
+    device: torch.device,
+    distributed: Distributed,
+    autocast: bool,
+    trains_kg: bool,
+    epoch: int,
 ) -> dict[str, float]:
     """One pass over the training pairs; returns the epoch's mean loss (and each task's, and their weights)."""
     model, generator = state.model, state.generator

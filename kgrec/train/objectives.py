@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-
 from torch import nn
 
 from kgrec.config import TrainConfig
-from kgrec.models import LOSSES, RecommenderNetwork, PropagationGraph, Representations, TaskWeighting
+from kgrec.models import LOSSES, PropagationGraph, RecommenderNetwork, Representations, TaskWeighting
 from kgrec.models.propagation import sampled_training_problem
 from kgrec.models.subgraph import sample_subgraph
 
@@ -86,7 +85,9 @@ def task_losses(
         penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum() + reps.item_base[j].pow(2).sum()
         losses["rank"] = loss + config.reg * penalty / len(u)
     if "rating" in config.tasks:
-        assert model.rating is not None and task_inputs.ratings is not None, "the rating task needs the rating head and ratings"
+        assert model.rating is not None and task_inputs.ratings is not None, (
+            "the rating task needs the rating head and ratings"
+        )
         predicted = model.rating(u, i, positive.float())
         penalty = reps.user_base[u].pow(2).sum() + reps.item_base[i].pow(2).sum()
         losses["rating"] = F.mse_loss(predicted, task_inputs.ratings[batch.rows]) + config.reg * penalty / len(u)
@@ -137,7 +138,9 @@ class TrainingStep(nn.Module):
         self.model, self.weighting = model, weighting
         self.task_inputs, self.config, self.generator, self.trains_kg = task_inputs, config, generator, trains_kg
         self.sampled = sampled
-        if sampled and (problem := sampled_training_problem(config.tasks, repr(model.propagation), model.propagation.needs_whole_kg)):
+        if sampled and (
+            problem := sampled_training_problem(config.tasks, repr(model.propagation), model.propagation.needs_whole_kg)
+        ):
             raise ValueError(problem)
 
     def forward(

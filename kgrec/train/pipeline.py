@@ -2,7 +2,7 @@
 
 :func:`train_recommender` is the one named unit a training run is; :func:`kgrec.api.train` wraps it with the
 run directory's claim, the tracker and the clean-up after a failure. Its steps (:func:`negative_sampler`,
-:func:`make_task_inputs`, :func:`selection_score`, :func:`final_metrics`, :func:`~kgrec.train.result.write_run`) are
+:func:`make_task_inputs`, :func:`selection_score`, :func:`validate_refit_test`, :func:`~kgrec.train.result.write_run`) are
 shared with :func:`kgrec.train.update.update_recommender`, which trains an existing run further.
 """
 
@@ -19,28 +19,34 @@ import torch
 from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures
 from kgrec.embed import encode_item_texts, train_kg_embeddings
-from kgrec.logs import bars_wanted, stage_line
 from kgrec.embed.text import text_tuner
 from kgrec.errors import InputError
 from kgrec.evaluate import link_prediction
-from kgrec.graph import KnowledgeGraph
+from kgrec.graph import KnowledgeGraph, save_graph
 from kgrec.inference import ModelShapes, Recommender, assemble_model, repeat_enabled
 from kgrec.inference.run_store import write_config
 from kgrec.io import sha256_bytes
+from kgrec.logs import bars_wanted, stage_line
 from kgrec.train.callbacks import TrainingCallback
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer
 from kgrec.train.distributed import Distributed
+from kgrec.train.objectives import TaskInputs
 from kgrec.train.repeat_fit import train_repeat_use
 from kgrec.train.result import TrainResult, write_run
 from kgrec.train.rundir import RunDirectory
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.schedule import run_schedule
-from kgrec.train.objectives import TaskInputs
 from kgrec.train.tracking import Tracker, flatten
-from kgrec.graph import save_graph
 
 __all__ = [
-    "blend_rule", "blend_selection", "final_metrics", "negative_sampler", "refit_linear", "make_task_inputs", "selection_score", "train_recommender",
+    "blend_rule",
+    "blend_selection",
+    "validate_refit_test",
+    "negative_sampler",
+    "refit_linear",
+    "make_task_inputs",
+    "selection_score",
+    "train_recommender",
     "training_context",
 ]
 
@@ -82,7 +88,9 @@ def negative_sampler(graph: KnowledgeGraph, seed: int) -> NegativeSampler:
     """Negatives for the graph's training interactions."""
     train_log = graph.split.train
     return NegativeSampler(
-        graph.users.to_index(train_log["user_id"].to_numpy()), graph.items.to_index(train_log["item_id"].to_numpy()), len(graph.items),
+        graph.users.to_index(train_log["user_id"].to_numpy()),
+        graph.items.to_index(train_log["item_id"].to_numpy()),
+        len(graph.items),
         seed=seed,
     )
 
@@ -93,7 +101,9 @@ def make_task_inputs(recommender: Recommender, device: torch.device, kg_training
     return TaskInputs(
         context=training_context(recommender, device),
         context_dropout=config.context.dropout,
-        ratings=None if recommender.model.rating is None else torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device),
+        ratings=None
+        if recommender.model.rating is None
+        else torch.tensor(train_log["rating"].to_numpy(), dtype=torch.float32, device=device),
         kg_training=kg_training,
     )
 
@@ -163,21 +173,37 @@ def train_recommender(
     tasks = config.train.tasks
     train_log = graph.split.train
     if "rating" in tasks and ("rating" not in train_log or train_log["rating"].isna().any()):
-        raise InputError("train.tasks includes rating but the interaction log has no rating for every training interaction")
+        raise InputError(
+            "train.tasks includes rating but the interaction log has no rating for every training interaction"
+        )
     features = ContextFeatures.fit(train_log, graph.user_table, config.context) if config.context.enabled else None
     if not distributed.writer:
         distributed.barrier()  # rank 0 trains PyKEEN and encodes text first; the others then read its cache
     kg_emb = kge = None
     if config.model.use_kg:
-        kge = train_kg_embeddings(graph, config.kge, cache_dir, device=str(device),
-                                  result_tracker=None if tracking is None else tracking.pykeen(run_name, out), progress=bars_wanted(quiet))
+        kge = train_kg_embeddings(
+            graph,
+            config.kge,
+            cache_dir,
+            device=str(device),
+            result_tracker=None if tracking is None else tracking.pykeen(run_name, out),
+            progress=bars_wanted(quiet),
+        )
         kg_emb, timings["kge_seconds"] = kge.entity_emb, kge.seconds
-        stage_line(quiet, f"PyKEEN {config.kge.model}: " + ("from the cache" if kge.cached else f"{config.kge.epochs} epochs in {kge.seconds:.0f} s"))
+        stage_line(
+            quiet,
+            f"PyKEEN {config.kge.model}: "
+            + ("from the cache" if kge.cached else f"{config.kge.epochs} epochs in {kge.seconds:.0f} s"),
+        )
     text_emb = text_encoder = None
     if config.model.use_text:
         text = encode_item_texts(graph.catalog, config.text, cache_dir, device=str(device), progress=bars_wanted(quiet))
         text_emb, timings["text_seconds"] = text.text_emb, text.seconds
-        stage_line(quiet, f"text: {len(text.text_emb):,} items " + ("from the cache" if text.cached else f"encoded in {text.seconds:.0f} s"))
+        stage_line(
+            quiet,
+            f"text: {len(text.text_emb):,} items "
+            + ("from the cache" if text.cached else f"encoded in {text.seconds:.0f} s"),
+        )
         if config.text.finetune_layers > 0:
             text_encoder = text_tuner(graph.catalog, config.text, device=str(device))
 
@@ -187,7 +213,9 @@ def train_recommender(
         tracking.start(run_name, flatten(config.model_dump(mode="json")), out)
     torch.manual_seed(config.train.seed)
     shapes = ModelShapes(
-        len(graph.users), len(graph.items), len(graph.relations),
+        len(graph.users),
+        len(graph.items),
+        len(graph.relations),
         kg_shape=None if kg_emb is None else tuple(kg_emb.shape),
         text_shape=None if text_emb is None else tuple(text_emb.shape),
         context=None if features is None else (features.num_tokens, features.num_fields),
@@ -196,9 +224,16 @@ def train_recommender(
         repeat_fields=(0 if features is None else features.num_fields) if repeat_enabled(config) else None,
     )
     model = assemble_model(
-        config, graph, shapes, kg_emb=kg_emb, text_emb=text_emb, text_encoder=text_encoder, context=features,
+        config,
+        graph,
+        shapes,
+        kg_emb=kg_emb,
+        text_emb=text_emb,
+        text_encoder=text_encoder,
+        context=features,
         rating_mean=float(train_log["rating"].mean()) if "rating" in tasks else 0.0,
-        kg_training=None if kge is None else kge.training, kg_state=None if kge is None else kge.model_state,
+        kg_training=None if kge is None else kge.training,
+        kg_state=None if kge is None else kge.model_state,
     )
     recommender = Recommender(model, graph, config, device=device, context=features)
     with torch.no_grad():
@@ -206,13 +241,18 @@ def train_recommender(
         # embedding lets their KG and text views speak instead of random noise.
         model.item_emb.weight[recommender.prop_graph.item_degree.cpu() == 0] = 0.0
     sampler = negative_sampler(graph, config.train.seed)
-    task_inputs = make_task_inputs(recommender, device, kge.training.to(device) if kge is not None and model.kg_model is not None else None)
+    task_inputs = make_task_inputs(
+        recommender, device, kge.training.to(device) if kge is not None and model.kg_model is not None else None
+    )
     validate = selection_score(recommender, config) if len(graph.split.valid) else None
     if validate is not None and on_validation is not None:
         validate = _reporting(validate, on_validation)
     epochs = itertools.count()
     schedule = run_schedule(
-        model, recommender.prop_graph, sampler, config.train,
+        model,
+        recommender.prop_graph,
+        sampler,
+        config.train,
         validate=validate,
         device=device,
         ease_l2=config.model.ease_l2,
@@ -223,7 +263,9 @@ def train_recommender(
         validate_blends=blend_selection(recommender, config) if validate is not None else None,
         ease_kg_weights=config.model.ease_kg_weight if config.model.use_kg and len(graph.triples) else (0.0,),
         ease_text_weights=config.model.ease_text_weight if text_emb is not None else (0.0,),
-        on_epoch=None if tracking is None else lambda row: tracking.log_metrics(
+        on_epoch=None
+        if tracking is None
+        else lambda row: tracking.log_metrics(
             {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"}, step=next(epochs)
         ),
         blend_rule=blend_rule(config),
@@ -240,7 +282,7 @@ def train_recommender(
         seconds_per_epoch=schedule.seconds / max(1, len(schedule.history)),
     )
 
-    metrics, per_user = final_metrics(recommender, timings)
+    metrics, per_user = validate_refit_test(recommender, timings)
     if kge is not None:
         # Link prediction on the held-out triples: PyKEEN's as trained, and again after joint fine-tuning.
         metrics["kge"] = kge.metrics
@@ -253,11 +295,17 @@ def train_recommender(
         write_run(result, out, graph_dir, extra)
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # complete: run.json and model.pt replace it
     if tracking is not None:
-        final = {f"{split}/{name}": value for split in ("valid", "test") for name, value in metrics.get(split, {}).items()
-                 if isinstance(value, (int, float))}
+        final = {
+            f"{split}/{name}": value
+            for split in ("valid", "test")
+            for name, value in metrics.get(split, {}).items()
+            if isinstance(value, (int, float))
+        }
         tracking.log_metrics({**final, **{f"time/{k}": v for k, v in timings.items()}})
         if out is not None:
-            tracking.log_files([out / name for name in ("config.yaml", "metrics.json", "history.csv", "curve.png", "run.json")])
+            tracking.log_files(
+                [out / name for name in ("config.yaml", "metrics.json", "history.csv", "curve.png", "run.json")]
+            )
         tracking.finish(success=True)
     distributed.close()
     return result
@@ -284,7 +332,7 @@ def _reporting(validate: Callable[[Any], float], report: Callable[[int, float], 
     return validate_and_report
 
 
-def final_metrics(recommender: Recommender, timings: dict) -> tuple[dict, dict]:
+def validate_refit_test(recommender: Recommender, timings: dict) -> tuple[dict, dict]:
     """Validation and test metrics of a trained recommender, read once after training (their times into ``timings``),
     and the per-user metrics of each.
 
@@ -313,7 +361,9 @@ def refit_linear(recommender: Recommender, timings: dict) -> None:
     if not recommender.model.terms() or not len(recommender.graph.split.valid):
         return
     started = time.perf_counter()
-    recommender.use_history("train", "valid")  # what Recommender.load gives the saved run; the repeat term counts both too
+    recommender.use_history(
+        "train", "valid"
+    )  # what Recommender.load gives the saved run; the repeat term counts both too
     if ease is not None and ease.active:  # blended out: its weights are never read
         fit_linear(recommender.model, recommender.prop_graph, ease.l2, ease.kg_weight, ease.text_weight)
     timings["refit_linear_seconds"] = time.perf_counter() - started

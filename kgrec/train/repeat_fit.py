@@ -52,16 +52,23 @@ def train_repeat_use(recommender: Recommender, config: RunConfig) -> dict[str, f
         losses = repeat.fit(
             recommender.graph.users.to_index(log["user_id"].to_numpy()[train]),
             recommender.graph.items.to_index(log["item_id"].to_numpy()[train]),
-            tokens, seed=config.train.seed,
+            tokens,
+            seed=config.train.seed,
         )
     ratio = _spread_ratio(recommender)
     chosen, valid = ratio, float("nan")
     if len(recommender.graph.split.valid) and "rank" in config.train.tasks:
         select = config.eval.select_metric
         weights = [0.0] + [factor * ratio for factor in BLEND_FACTORS]
-        scores = [m[select] for m in recommender.evaluate_blends(weights, "valid", config.eval.candidates, part="repeat")]
+        scores = [
+            m[select] for m in recommender.evaluate_blends(weights, "valid", config.eval.candidates, part="repeat")
+        ]
         best = int(np.argmax(scores))  # the first of equal scores: 0 (no term) unless the term helps
         chosen, valid = weights[best], float(scores[best])
     repeat.blend.fill_(chosen)
-    return {"repeat_weight": chosen, "repeat_valid": valid, "repeat_loss": losses[-1] if losses else float("nan"),
-            "repeat_seconds": time.perf_counter() - started}
+    return {
+        "repeat_weight": chosen,
+        "repeat_valid": valid,
+        "repeat_loss": losses[-1] if losses else float("nan"),
+        "repeat_seconds": time.perf_counter() - started,
+    }

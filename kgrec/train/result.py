@@ -55,6 +55,14 @@ def write_run(result: TrainResult, out: Path, graph_dir: str | Path, extra: dict
     if result.per_user:
         write_per_user(out, result.per_user, recommender.graph.split_digest)
     write_history(result.history, out / "history.csv")
-    plot_curve(result.history, config.eval.select_metric if "rank" in config.train.tasks else "-rmse", out / "curve.png")
-    info = {**extra, "device": str(recommender.device), "timings": result.timings, "blend": result.blend, "notes": result.notes}
+    plot_curve(
+        result.history, config.eval.select_metric if "rank" in config.train.tasks else "-rmse", out / "curve.png"
+    )
+    info = {
+        **extra,
+        "device": str(recommender.device),
+        "timings": result.timings,
+        "blend": result.blend,
+        "notes": result.notes,
+    }
     recommender.save(out, graph_dir, info)

@@ -19,7 +19,16 @@ from kgrec.train.checkpoint import CHECKPOINT_NAME
 __all__ = ["RunDirectory", "RUN_FILES"]
 
 # Everything a run writes (besides its marker and lock); a fresh run into an old one removes these first.
-RUN_FILES = ("run.json", "model.pt", "metrics.json", "history.csv", "curve.png", "context.json", "config.yaml", CHECKPOINT_NAME)
+RUN_FILES = (
+    "run.json",
+    "model.pt",
+    "metrics.json",
+    "history.csv",
+    "curve.png",
+    "context.json",
+    "config.yaml",
+    CHECKPOINT_NAME,
+)
 
 
 class RunDirectory:
@@ -54,7 +63,8 @@ class RunDirectory:
             self.close()  # an interrupted run's work would be deleted by a fresh start: the user decides
             raise InputError(
                 f"holds an interrupted run (its {CHECKPOINT_NAME}); continue it with 'kgrec train --resume {self.path}', "
-                "or delete the folder to start again", self.path,
+                "or delete the folder to start again",
+                self.path,
             )
         # From here on this process owns the folder: what it cleans up is its own.
         write_marker(self.path, "run")

@@ -41,7 +41,9 @@ class NegativeSampler:
             drawn[clash] = self.pool[self.rng.integers(0, len(self.pool), size=int(clash.sum()))]
         return drawn
 
-    def epoch(self, batch_size: int, num_negatives: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    def epoch(
+        self, batch_size: int, num_negatives: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """One pass over the training pairs: ``(users (B,), positives (B,), negatives (B, n), rows (B,))`` batches.
 
         ``rows`` are the pairs' positions in the training log, to look up their context and rating.

@@ -9,14 +9,14 @@ from typing import Any
 import torch
 
 from kgrec.config import TrainConfig
-from kgrec.models import RecommenderNetwork, PropagationGraph
+from kgrec.models import PropagationGraph, RecommenderNetwork
 from kgrec.train.blend import choose_blend
 from kgrec.train.callbacks import Checkpointing, EarlyStopping, EpochTracking, Progress, TrainingCallback
 from kgrec.train.checkpoint import Checkpointer
 from kgrec.train.distributed import Distributed
 from kgrec.train.loop import FitResult, fit
-from kgrec.train.sampling import NegativeSampler
 from kgrec.train.objectives import TaskInputs
+from kgrec.train.sampling import NegativeSampler
 
 __all__ = ["ScheduleResult", "run_schedule", "training_callbacks"]
 
@@ -91,7 +91,16 @@ def run_schedule(
     """
     make_callbacks = training_callbacks(config, validate, quiet, checkpoint, on_epoch, callbacks)
     if config.schedule == "joint":
-        fitted = fit(model, prop_graph, sampler, config, device=device, callbacks=make_callbacks(), task_inputs=task_inputs, distributed=distributed)
+        fitted = fit(
+            model,
+            prop_graph,
+            sampler,
+            config,
+            device=device,
+            callbacks=make_callbacks(),
+            task_inputs=task_inputs,
+            distributed=distributed,
+        )
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
     else:
         if checkpoint is not None and checkpoint.skips("backbone", ("backbone", "side")):
@@ -99,8 +108,18 @@ def run_schedule(
             done = checkpoint.previous
             fitted = FitResult({}, 0, done["best_score"], done["history"], done["seconds_to_best"], done["seconds"])
         else:
-            fitted = fit(model, prop_graph, sampler, config, device=device, callbacks=make_callbacks(), parameters=model.backbone_parameters(),
-                         stage="backbone", task_inputs=task_inputs, distributed=distributed)
+            fitted = fit(
+                model,
+                prop_graph,
+                sampler,
+                config,
+                device=device,
+                callbacks=make_callbacks(),
+                parameters=model.backbone_parameters(),
+                stage="backbone",
+                task_inputs=task_inputs,
+                distributed=distributed,
+            )
         result = ScheduleResult(fitted.history, fitted.seconds, fitted.seconds_to_best)
         side = model.side_parameters()
         if side and config.side_epochs > 0:
@@ -108,12 +127,26 @@ def run_schedule(
                 model.load_training_state(fitted.best_state)
             if checkpoint is not None:
                 checkpoint.previous = {
-                    "best_score": fitted.best_score, "history": fitted.history,
-                    "seconds": fitted.seconds, "seconds_to_best": fitted.seconds_to_best,
+                    "best_score": fitted.best_score,
+                    "history": fitted.history,
+                    "seconds": fitted.seconds,
+                    "seconds_to_best": fitted.seconds_to_best,
                 }
             start = (fitted.best_score, fitted.best_state) if validate is not None else None
-            second = fit(model, prop_graph, sampler, config, device=device, callbacks=make_callbacks(), parameters=side, epochs=config.side_epochs,
-                         start=start, stage="side", task_inputs=task_inputs, distributed=distributed)
+            second = fit(
+                model,
+                prop_graph,
+                sampler,
+                config,
+                device=device,
+                callbacks=make_callbacks(),
+                parameters=side,
+                epochs=config.side_epochs,
+                start=start,
+                stage="side",
+                task_inputs=task_inputs,
+                distributed=distributed,
+            )
             if second.best_epoch > 0 or validate is None:
                 result.seconds_to_best = result.seconds + second.seconds_to_best
             offset = len(result.history)
@@ -128,7 +161,14 @@ def run_schedule(
     )
     if model.ease is not None:
         result.blend = choose_blend(
-            model, prop_graph, l2_grid=ease_l2, validate=validate, baseline=fitted.best_score, validate_blends=validate_blends,
-            kg_weights=ease_kg_weights, text_weights=ease_text_weights, rule=blend_rule,
+            model,
+            prop_graph,
+            l2_grid=ease_l2,
+            validate=validate,
+            baseline=fitted.best_score,
+            validate_blends=validate_blends,
+            kg_weights=ease_kg_weights,
+            text_weights=ease_text_weights,
+            rule=blend_rule,
         )
     return result

@@ -80,6 +80,7 @@ class MLflowTracker(Tracker):
         self._run = None
 
     def start(self, name: str, params: dict[str, Any], directory: Path | None) -> None:
+        """Start an MLflow run with the config as parameters."""
         mlflow = self._mlflow
         if self.uri:
             mlflow.set_tracking_uri(self.uri)
@@ -89,21 +90,28 @@ class MLflowTracker(Tracker):
         mlflow.log_params({key: value for key, value in params.items()})
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log metrics at ``step``."""
         self._mlflow.log_metrics({_metric_name(k): float(v) for k, v in metrics.items()}, step=step)
 
     def log_files(self, paths: list[Path]) -> None:
+        """Log files as artifacts."""
         for path in paths:
             if path.is_file():
                 self._mlflow.log_artifact(str(path))
 
     def finish(self, success: bool) -> None:
+        """End the run as finished or failed."""
         if self._run is not None:
             self._mlflow.end_run(status="FINISHED" if success else "FAILED")
             self._run = None
 
     def pykeen(self, name: str, directory: Path | None) -> tuple[str, dict[str, Any]]:
-        return "mlflow", {"tracking_uri": self.uri or self._mlflow.get_tracking_uri(), "experiment_name": self.EXPERIMENT,
-                          "tags": {"kgrec.stage": "kge", "kgrec.run": name}}
+        """PyKEEN's result tracker name and settings, writing to the same experiment."""
+        return "mlflow", {
+            "tracking_uri": self.uri or self._mlflow.get_tracking_uri(),
+            "experiment_name": self.EXPERIMENT,
+            "tags": {"kgrec.stage": "kge", "kgrec.run": name},
+        }
 
 
 class TensorBoardTracker(Tracker):
@@ -123,32 +131,41 @@ class TensorBoardTracker(Tracker):
         if self.uri:
             return Path(self.uri)
         if directory is None:
-            raise InputError("tracker 'tensorboard' without a `tracker_uri` needs a run directory (`out`) to write into")
+            raise InputError(
+                "tracker 'tensorboard' without a `tracker_uri` needs a run directory (`out`) to write into"
+            )
         return directory / "tensorboard"
 
     def start(self, name: str, params: dict[str, Any], directory: Path | None) -> None:
+        """Open the writer; the config as a text table."""
         self._writer = self._writer_class(log_dir=str(self._folder(directory)))
         lines = "\n".join(f"| {key} | {value} |" for key, value in sorted(params.items()))
         self._writer.add_text("config", f"| key | value |\n|---|---|\n{lines}")
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log metrics as scalars at ``step`` (the last step when none)."""
         if step is not None:
             self._final_step = max(self._final_step, step)
         for key, value in metrics.items():
-            self._writer.add_scalar(_metric_name(key), float(value), global_step=step if step is not None else self._final_step)
+            self._writer.add_scalar(
+                _metric_name(key), float(value), global_step=step if step is not None else self._final_step
+            )
 
     def log_files(self, paths: list[Path]) -> None:
+        """Log the run's text files as text."""
         for path in paths:
             if path.is_file() and path.suffix in (".yaml", ".json", ".csv"):
                 self._writer.add_text(path.name, f"```\n{path.read_text(encoding='utf-8')[:20_000]}\n```")
 
     def finish(self, success: bool) -> None:
+        """Mark the run finished or failed and close the writer."""
         if self._writer is not None:
             self._writer.add_text("status", "finished" if success else "failed")
             self._writer.close()
             self._writer = None
 
     def pykeen(self, name: str, directory: Path | None) -> tuple[str, dict[str, Any]]:
+        """PyKEEN's result tracker name and settings, writing beside the run's log."""
         return "tensorboard", {"experiment_path": str(self._folder(directory) / "kge")}
 
 

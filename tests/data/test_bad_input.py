@@ -16,16 +16,37 @@ CASES = [
     ("empty log", "interactions.csv", "", "the file is empty", None),
     ("header only", "interactions.csv", "user,item\n", "header but no rows", None),
     ("missing item column", "interactions.csv", "user,product\nu1,1\n", "needs a 'item' column", 1),
-    ("column differs in case", "interactions.csv", "User ID,item\nu1,1\n",
-     "is 'User ID' that column? names match exactly: declare it with --set data.interactions.user='User ID'", 1),
-    ("catalog column with an id suffix", "items.csv", "item_id,title\n1,One\n2,Two\n",
-     "declare it with --set data.items.item='item_id'", 1),
-    ("day-first date", "interactions.csv", "user,item,timestamp\nu1,1,2024-01-02\nu1,2,11/01/2024\n",
-     "'11/01/2024' is neither unix seconds nor an ISO 8601 date-time", 3),
+    (
+        "column differs in case",
+        "interactions.csv",
+        "User ID,item\nu1,1\n",
+        "is 'User ID' that column? names match exactly: declare it with --set data.interactions.user='User ID'",
+        1,
+    ),
+    (
+        "catalog column with an id suffix",
+        "items.csv",
+        "item_id,title\n1,One\n2,Two\n",
+        "declare it with --set data.items.item='item_id'",
+        1,
+    ),
+    (
+        "day-first date",
+        "interactions.csv",
+        "user,item,timestamp\nu1,1,2024-01-02\nu1,2,11/01/2024\n",
+        "'11/01/2024' is neither unix seconds nor an ISO 8601 date-time",
+        3,
+    ),
     ("NUL byte in an id", "interactions.csv", "user,item\nu1,1\nu\x002,2\n", "holds a NUL byte", 3),
     ("wrong delimiter", "interactions.csv", "user\titem\nu1\t1\n", "is the delimiter right", 1),
     ("empty user id", "interactions.csv", "user,item\nu1,1\n,2\n", "empty user id", 3),
-    ("rating not a number", "interactions.csv", "user,item,rating\nu1,1,4\nu1,2,good\n", "'good' is not a finite number", 3),
+    (
+        "rating not a number",
+        "interactions.csv",
+        "user,item,rating\nu1,1,4\nu1,2,good\n",
+        "'good' is not a finite number",
+        3,
+    ),
     ("rating NaN", "interactions.csv", "user,item,rating\nu1,1,nan\n", "'nan' is not a finite number", 2),
     ("rating inf", "interactions.csv", "user,item,rating\nu1,1,4\nu2,1,inf\n", "'inf' is not a finite number", 3),
     ("missing rating", "interactions.csv", "user,item,rating\nu1,1,\n", "is missing", 2),
@@ -37,8 +58,20 @@ CASES = [
     ("item not in catalog", "interactions.csv", "user,item\nu1,1\nu1,99\n", "item '99' is not in", 3),
     ("duplicate catalog id", "items.csv", "item,title\n1,One\n2,Two\n1,Again\n", "item '1' is defined twice", 4),
     ("unknown suffix", "interactions.xlsx", "user,item\nu1,1\n", "unknown table format", None),
-    ("malformed turtle", "kg.ttl", "@prefix ex: <http://e/> .\nex:a ex:b ex:c .\nex:a ex:b\n", "malformed turtle", None),
-    ("malformed n-triples", "kg.nt", "<http://e/a> <http://e/b> <http://e/c> .\n\n<http://e/a> <http://e/b> .\n", "malformed N-Triples", 3),
+    (
+        "malformed turtle",
+        "kg.ttl",
+        "@prefix ex: <http://e/> .\nex:a ex:b ex:c .\nex:a ex:b\n",
+        "malformed turtle",
+        None,
+    ),
+    (
+        "malformed n-triples",
+        "kg.nt",
+        "<http://e/a> <http://e/b> <http://e/c> .\n\n<http://e/a> <http://e/b> .\n",
+        "malformed N-Triples",
+        3,
+    ),
     ("rdf without entity triples", "kg.nt", '<http://e/a> <http://e/b> "x" .\n', "no entity-to-entity triples", None),
     ("triple with empty tail", "kg.tsv", "head\trelation\ttail\na\tr\t\n", "empty tail entity", 2),
     ("item linked twice", "links.csv", "item,entity\n1,a\n1,b\n", "link of item '1' is defined twice", 3),
@@ -101,5 +134,7 @@ def test_a_declared_time_format_reads_day_first_dates(tmp_path):
     stamps = dict(zip(dataset.interactions["item_id"], dataset.interactions["timestamp"]))
     assert stamps["2"] - stamps["1"] == 2 * 86_400  # 11 and 13 January, not 1 November and 13 January
     log.write_text("user,item,timestamp\nu1,1,11/01/2024\nu1,2,2024-01-13\n")
-    with pytest.raises(InputError, match=r"interactions.csv:3: .*'2024-01-13' does not match data.time_format='%d/%m/%Y'"):
+    with pytest.raises(
+        InputError, match=r"interactions.csv:3: .*'2024-01-13' does not match data.time_format='%d/%m/%Y'"
+    ):
         read_dataset(log, config=DataConfig(time_format="%d/%m/%Y"))

@@ -24,8 +24,17 @@ def _users() -> pd.DataFrame:
 
 
 def _features(**overrides) -> ContextFeatures:
-    config = ContextConfig(**{"time": ("hour", "weekday", "gap", "period"), "user": ("age", "zip_code"), "columns": ("device",),
-                              "prefix": {"zip_code": 1}, "bins": 2, "min_count": 1, **overrides})
+    config = ContextConfig(
+        **{
+            "time": ("hour", "weekday", "gap", "period"),
+            "user": ("age", "zip_code"),
+            "columns": ("device",),
+            "prefix": {"zip_code": 1},
+            "bins": 2,
+            "min_count": 1,
+            **overrides,
+        }
+    )
     return ContextFeatures.fit(_log(), _users(), config)
 
 
@@ -75,8 +84,12 @@ def test_timestamp_fills_hour_weekday_and_period():
 
 @pytest.mark.parametrize(
     ("row", "message"),
-    [({"hour": 25}, "hour='25' is not 0-23"), ({"weekday": "someday"}, "weekday"), ({"colour": "red"}, "unknown context field 'colour'"),
-     ({"timestamp": "yesterday-ish"}, "timestamp")],
+    [
+        ({"hour": 25}, "hour='25' is not 0-23"),
+        ({"weekday": "someday"}, "weekday"),
+        ({"colour": "red"}, "unknown context field 'colour'"),
+        ({"timestamp": "yesterday-ish"}, "timestamp"),
+    ],
 )
 def test_bad_stated_context_is_a_clear_error(row, message):
     with pytest.raises(InputError, match=message):

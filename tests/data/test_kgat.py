@@ -60,8 +60,10 @@ def test_given_split_keeps_the_test_set_and_carves_validation_from_train(kgat_di
     other = split_interactions(data, SplitConfig(kind="given", valid_share=0.2, seed=4)).interactions
     assert not split["split"].equals(other["split"])
     with pytest.raises(InputError, match="needs the dataset's own split"):
-        split_interactions(data.__class__(name="x", interactions=data.interactions.drop(columns="given_split"), items=data.items),
-                           SplitConfig(kind="given"))
+        split_interactions(
+            data.__class__(name="x", interactions=data.interactions.drop(columns="given_split"), items=data.items),
+            SplitConfig(kind="given"),
+        )
 
 
 def test_pair_checksum_ignores_order(tmp_path):

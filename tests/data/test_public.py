@@ -78,7 +78,9 @@ def _archive(data_dir: Path, tmp_path: Path, tamper: bool = False) -> bytes:
     with zipfile.ZipFile(path, "w") as bundle:
         for name in spec.files:
             data = (data_dir / "ml-100k" / name).read_bytes()
-            bundle.writestr(spec.member_prefix + name, data + (b"1\t1\t1\t1\n" if tamper and name.endswith(".inter") else b""))
+            bundle.writestr(
+                spec.member_prefix + name, data + (b"1\t1\t1\t1\n" if tamper and name.endswith(".inter") else b"")
+            )
     return path.read_bytes()
 
 
@@ -162,7 +164,9 @@ def test_alibaba_download_verifies_files_and_the_pair_set(tmp_path, alibaba_copy
         folder = download_dataset("alibaba-fashion", tmp_path / "data", url=url, show_progress=False)
     finally:
         httpd.shutdown()
-    assert sorted(p.name for p in folder.iterdir()) == sorted([".kgrec", *PUBLIC_DATASETS["alibaba-fashion"].files, "train.txt"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [".kgrec", *PUBLIC_DATASETS["alibaba-fashion"].files, "train.txt"]
+    )
     with open(alibaba_copy / "train.txt", "a") as handle:
         handle.write("114737 0\n")  # one pair more than published: a different set
     (tmp_path / "data2").mkdir()
@@ -182,13 +186,29 @@ def test_build_graph_downloads_a_missing_dataset(tmp_path, data_dir, monkeypatch
 
     payload = _archive(data_dir, tmp_path)
     server = _Server(payload)
-    spec = dataclasses.replace(PUBLIC_DATASETS["ml-100k"], archive_url=server.url, archive_sha256=hashlib.sha256(payload).hexdigest())
+    spec = dataclasses.replace(
+        PUBLIC_DATASETS["ml-100k"], archive_url=server.url, archive_sha256=hashlib.sha256(payload).hexdigest()
+    )
     monkeypatch.setitem(public_module.PUBLIC_DATASETS, "ml-100k", spec)
     empty = tmp_path / "data"
     try:
-        refused = CliRunner().invoke(main, ["build-graph", "--dataset", "ml-100k", "--data-dir", str(empty), "--no-download", "--out", str(tmp_path / "g")])
+        refused = CliRunner().invoke(
+            main,
+            [
+                "build-graph",
+                "--dataset",
+                "ml-100k",
+                "--data-dir",
+                str(empty),
+                "--no-download",
+                "--out",
+                str(tmp_path / "g"),
+            ],
+        )
         assert refused.exit_code == 2 and "ml-100k is not in" in refused.output and server.requests == 0
-        built = CliRunner().invoke(main, ["build-graph", "--dataset", "ml-100k", "--data-dir", str(empty), "--out", str(tmp_path / "g")])
+        built = CliRunner().invoke(
+            main, ["build-graph", "--dataset", "ml-100k", "--data-dir", str(empty), "--out", str(tmp_path / "g")]
+        )
     finally:
         server.close()
     assert built.exit_code == 0, built.output

@@ -64,7 +64,9 @@ def test_recbole_atomic_files(tmp_path, tiny_dataset):
         "item_id:token\ttitle:token_seq\tcategory:token_seq\n"
         + "".join(f"{i}\t{title}\t{cat.replace('|', ' ')}\n" for i, title, _, cat, _ in ITEMS)
     )
-    (tmp_path / "t.kg").write_text("head_id:token\trelation_id:token\ttail_id:token\n" + "".join("\t".join(t) + "\n" for t in TRIPLES))
+    (tmp_path / "t.kg").write_text(
+        "head_id:token\trelation_id:token\ttail_id:token\n" + "".join("\t".join(t) + "\n" for t in TRIPLES)
+    )
     (tmp_path / "t.link").write_text("item_id:token\tentity_id:token\n" + "".join("\t".join(t) + "\n" for t in LINKS))
     config = DataConfig(
         interactions=InteractionColumns(user="user_id", item="item_id"),
@@ -72,7 +74,9 @@ def test_recbole_atomic_files(tmp_path, tiny_dataset):
         triples={"head": "head_id", "relation": "relation_id", "tail": "tail_id"},
         links={"item": "item_id", "entity": "entity_id"},
     )
-    atomic = read_dataset(tmp_path / "t.inter", tmp_path / "t.item", None, tmp_path / "t.kg", tmp_path / "t.link", config)
+    atomic = read_dataset(
+        tmp_path / "t.inter", tmp_path / "t.item", None, tmp_path / "t.kg", tmp_path / "t.link", config
+    )
     assert atomic.items.set_index("item_id").loc["5", "categories"] == ("A", "B")  # token_seq splits on spaces
     mine, theirs = _canonical(tiny_dataset), _canonical(atomic)
     pd.testing.assert_frame_equal(mine[0].drop(columns="device"), theirs[0], check_dtype=False)
@@ -95,7 +99,9 @@ def test_rdf_triples(tmp_path, tiny_files, fmt):
     path = tmp_path / f"kg.{fmt}"
     graph.serialize(path, format="turtle" if fmt == "ttl" else "nt", encoding="utf-8")
     links = tmp_path / "links.csv"
-    pd.DataFrame([(i, f"http://example.org/{e.replace('.', '_')}") for i, e in LINKS], columns=["item", "entity"]).to_csv(links, index=False)
+    pd.DataFrame(
+        [(i, f"http://example.org/{e.replace('.', '_')}") for i, e in LINKS], columns=["item", "entity"]
+    ).to_csv(links, index=False)
     dataset = read_dataset(tiny_files["interactions"], tiny_files["items"], triples=path, links=links)
     assert len(dataset.triples) == len(TRIPLES)
     assert dataset.entity_labels == {"http://example.org/m_nolan": "Christopher Nolan"}
@@ -116,16 +122,21 @@ def test_duplicates_dropped_and_counted(tmp_path, tiny_files):
 def test_the_same_item_in_another_context_is_another_observation(tmp_path):
     from kgrec.config import DataConfig
 
-    log = pd.DataFrame({
-        "user": ["u1", "u1", "u1", "u1", "u2"],
-        "item": ["mail", "mail", "mail", "game", "mail"],
-        "cnt": [2.0, 3.0, 1.0, 4.0, 1.0],
-        "place": ["work", "work", "home", "home", "work"],
-    })
+    log = pd.DataFrame(
+        {
+            "user": ["u1", "u1", "u1", "u1", "u2"],
+            "item": ["mail", "mail", "mail", "game", "mail"],
+            "cnt": [2.0, 3.0, 1.0, 4.0, 1.0],
+            "place": ["work", "work", "home", "home", "work"],
+        }
+    )
     summed = read_dataset(log, config=DataConfig(interactions={"rating": "cnt"}, repeats="sum"))
     rows = summed.interactions.set_index(["user_id", "item_id", "place"])["rating"]
     assert len(rows) == 4 and rows[("u1", "mail", "work")] == 5.0 and rows[("u1", "mail", "home")] == 1.0
-    assert any("merged 1 rows repeating a (user, item, place) observation" in note and "summed" in note for note in summed.notes)
+    assert any(
+        "merged 1 rows repeating a (user, item, place) observation" in note and "summed" in note
+        for note in summed.notes
+    )
     latest = read_dataset(log, config=DataConfig(interactions={"rating": "cnt"}))
     assert latest.interactions.set_index(["user_id", "item_id", "place"])["rating"][("u1", "mail", "work")] == 3.0
     # Without context columns a repeated pair is one interaction, as before.
@@ -158,12 +169,19 @@ def test_parquet_list_columns_are_multi_valued(tmp_path):
     from kgrec.data import read_catalog
 
     catalog = pd.DataFrame(
-        {"item": ["1", "2", "3"], "category": [["Toys", "Kids"], [], None], "brand": [["Acme"], ["Acme", "Zed"], ["Zed"]],
-         "tags": [["a", "b"], ["c"], []]}
+        {
+            "item": ["1", "2", "3"],
+            "category": [["Toys", "Kids"], [], None],
+            "brand": [["Acme"], ["Acme", "Zed"], ["Zed"]],
+            "tags": [["a", "b"], ["c"], []],
+        }
     )
     catalog.to_parquet(tmp_path / "items.parquet", index=False)
     items = read_catalog(tmp_path / "items.parquet").set_index("item_id")
-    assert items.loc["1", "categories"] == ("Toys", "Kids") and items.loc["2", "categories"] == () == items.loc["3", "categories"]
+    assert (
+        items.loc["1", "categories"] == ("Toys", "Kids")
+        and items.loc["2", "categories"] == () == items.loc["3", "categories"]
+    )
     assert items.loc["2", "brands"] == ("Acme", "Zed")
     assert items.loc["1", "tags"] == "a|b"  # an extra list column is carried as the separator-joined text
     pd.DataFrame({"item": [["1", "2"]], "title": ["x"]}).to_parquet(tmp_path / "bad.parquet", index=False)
@@ -192,17 +210,33 @@ def test_an_extra_column_named_like_a_parsed_one_is_an_error(tmp_path, table, co
     path = tmp_path / f"{table}.csv"
     if table != "interactions":
         path.write_text(content)
-    declared = {"interactions": {"rating": "stars"}} if "stars" in content else {"items": {"title": "name"}} if "name" in content else {}
+    declared = (
+        {"interactions": {"rating": "stars"}}
+        if "stars" in content
+        else {"items": {"title": "name"}}
+        if "name" in content
+        else {}
+    )
     config = DataConfig.model_validate(declared)
     with pytest.raises(InputError, match=fragment.replace("(", r"\(")):
-        read_dataset(log, items=path if table == "items" else None, users=path if table == "users" else None, config=config)
+        read_dataset(
+            log, items=path if table == "items" else None, users=path if table == "users" else None, config=config
+        )
 
 
 @pytest.mark.parametrize(
     ("suffix", "text"),
-    [("ttl", "@prefix ex: <http://example.org/> .\nex:m1 ex:award [ ex:kind ex:oscar ; ex:year ex:y1999 ] .\n"
-             "ex:m2 ex:award [ ex:kind ex:bafta ] .\n"),
-     ("nt", "<http://example.org/m1> <http://example.org/award> _:a .\n_:a <http://example.org/kind> <http://example.org/oscar> .\n")],
+    [
+        (
+            "ttl",
+            "@prefix ex: <http://example.org/> .\nex:m1 ex:award [ ex:kind ex:oscar ; ex:year ex:y1999 ] .\n"
+            "ex:m2 ex:award [ ex:kind ex:bafta ] .\n",
+        ),
+        (
+            "nt",
+            "<http://example.org/m1> <http://example.org/award> _:a .\n_:a <http://example.org/kind> <http://example.org/oscar> .\n",
+        ),
+    ],
 )
 def test_blank_nodes_get_the_same_ids_every_time(tmp_path, suffix, text):
     """rdflib names blank nodes at random per parse; the graph built from identical files must not change."""

@@ -60,9 +60,13 @@ def test_min_rating_keeps_positives_only(tiny_dataset):
     assert len(split.interactions) == int((tiny_dataset.interactions["rating"] >= 4).sum())
 
 
-logs = st.lists(
-    st.tuples(st.integers(0, 12), st.integers(0, 30), st.integers(0, 10**6)), min_size=1, max_size=200
-).map(lambda rows: pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).astype(str).drop_duplicates(["user_id", "item_id"]))
+logs = st.lists(st.tuples(st.integers(0, 12), st.integers(0, 30), st.integers(0, 10**6)), min_size=1, max_size=200).map(
+    lambda rows: (
+        pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+        .astype(str)
+        .drop_duplicates(["user_id", "item_id"])
+    )
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -92,5 +96,7 @@ def test_split_warnings_say_what_a_user_would_miss(tiny_dataset):
     clicks = tiny_dataset.interactions.assign(rating=[float(i % 2) for i in range(len(tiny_dataset.interactions))])
     zeros = split_warnings(fine, clicks)
     assert len(zeros) == 1 and "0/1" in zeros[0] and "graph.split.min_rating=1" in zeros[0]
-    thresholded = split_interactions(Dataset(tiny_dataset.name, clicks, tiny_dataset.items), SplitConfig(ratios=(0.6, 0.2, 0.2), min_rating=1))
+    thresholded = split_interactions(
+        Dataset(tiny_dataset.name, clicks, tiny_dataset.items), SplitConfig(ratios=(0.6, 0.2, 0.2), min_rating=1)
+    )
     assert not any("0/1" in w for w in split_warnings(thresholded, clicks))

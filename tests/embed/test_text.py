@@ -26,12 +26,23 @@ def offline(monkeypatch):
 
 def _catalog(descriptions):
     return pd.DataFrame(
-        {"title": [f"t{i}" for i in range(len(descriptions))], "description": descriptions, "categories": [()] * len(descriptions)}
+        {
+            "title": [f"t{i}" for i in range(len(descriptions))],
+            "description": descriptions,
+            "categories": [()] * len(descriptions),
+        }
     )
 
 
 def test_shape_normalised_and_meaningful(tmp_path):
-    catalog = _catalog(["a thrilling space adventure", "an exciting voyage among the stars", "a cookbook of soups", "a cookbook of soups"])
+    catalog = _catalog(
+        [
+            "a thrilling space adventure",
+            "an exciting voyage among the stars",
+            "a cookbook of soups",
+            "a cookbook of soups",
+        ]
+    )
     result = encode_item_texts(catalog, TextConfig(batch_size=3), cache_dir=tmp_path)
     emb = result.text_emb
     assert emb.shape == (4, 384)
@@ -67,7 +78,11 @@ def test_missing_model_is_an_input_error(tmp_path):
 
 def test_item_texts_compose_title_description_categories():
     catalog = pd.DataFrame(
-        {"title": ["Alpha", "Beta", ""], "description": ["Alpha (1995). Genres: A.", "", ""], "categories": [(), ("X", "Y"), ()]}
+        {
+            "title": ["Alpha", "Beta", ""],
+            "description": ["Alpha (1995). Genres: A.", "", ""],
+            "categories": [(), ("X", "Y"), ()],
+        }
     )
     assert item_texts(catalog) == ["Alpha (1995). Genres: A.", "Beta. Categories: X, Y", "unknown item"]
 
@@ -146,19 +161,27 @@ def test_pooling_and_prefix_follow_the_models_own_settings(tmp_path):
     assert text_recipe(TextConfig(model=str(cls_model), pooling="max", prefix="")) == TextRecipe("max", "")
     # Encoded as the settings say: CLS of the prefixed text, which differs from the mean of the bare text.
     auto = encode_item_texts(_catalog(["a cookbook of soups"]), TextConfig(model=str(cls_model))).text_emb
-    stated = encode_item_texts(_catalog(["a cookbook of soups"]), TextConfig(pooling="cls", prefix="passage: ")).text_emb
+    stated = encode_item_texts(
+        _catalog(["a cookbook of soups"]), TextConfig(pooling="cls", prefix="passage: ")
+    ).text_emb
     mean = encode_item_texts(_catalog(["a cookbook of soups"]), TextConfig()).text_emb
     assert torch.allclose(auto, stated, atol=1e-6) and not torch.allclose(auto, mean, atol=1e-3)
     for pooling in ("max", "lasttoken"):
         vector = encode_item_texts(_catalog(["a cookbook of soups", "x"]), TextConfig(pooling=pooling)).text_emb
-        assert vector.shape == (2, 384) and torch.isfinite(vector).all() and not torch.allclose(vector[:1], mean, atol=1e-3)
+        assert (
+            vector.shape == (2, 384)
+            and torch.isfinite(vector).all()
+            and not torch.allclose(vector[:1], mean, atol=1e-3)
+        )
 
 
 def test_a_pooling_kgrec_cannot_reproduce_is_an_error(tmp_path):
     from kgrec.embed.text import text_recipe
 
     model = _model_copy(tmp_path / "weighted", "pooling_mode_weightedmean_tokens")
-    with pytest.raises(InputError, match=r"1_Pooling/config.json: the model pools by pooling_mode_weightedmean_tokens.*text.pooling"):
+    with pytest.raises(
+        InputError, match=r"1_Pooling/config.json: the model pools by pooling_mode_weightedmean_tokens.*text.pooling"
+    ):
         text_recipe(TextConfig(model=str(model)))
     assert text_recipe(TextConfig(model=str(model), pooling="mean")).pooling == "mean"
 

@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from kgrec.errors import InputError
-from kgrec.evaluate import auc, coverage, evaluate_ranking, interaction_matrix, intra_list_diversity, topk_contributions, topk_metrics
+from kgrec.evaluate import (
+    auc,
+    coverage,
+    evaluate_ranking,
+    interaction_matrix,
+    intra_list_diversity,
+    topk_contributions,
+    topk_metrics,
+)
 
 
 def test_topk_metrics_by_hand():
@@ -95,7 +103,12 @@ def _brute_force(scores: np.ndarray, truth: np.ndarray, exclude: np.ndarray, k: 
         negatives = [i for i in candidates if i not in relevant]
         pairs = [(p, n) for p in relevant for n in negatives]
         aucs.append(sum(scores[row, p] > scores[row, n] for p, n in pairs) / len(pairs))
-    return {f"recall@{k}": np.mean(recalls), f"ndcg@{k}": np.mean(ndcgs), f"mrr@{k}": np.mean(mrrs), "auc": np.mean(aucs)}
+    return {
+        f"recall@{k}": np.mean(recalls),
+        f"ndcg@{k}": np.mean(ndcgs),
+        f"mrr@{k}": np.mean(mrrs),
+        "auc": np.mean(aucs),
+    }
 
 
 def test_full_ranking_matches_brute_force():
@@ -124,12 +137,16 @@ def test_candidates_restrict_ranking_and_relevance():
     truth = interaction_matrix(np.array([0, 0]), np.array([1, 3]), 1, 4)
     nothing = interaction_matrix(np.array([], dtype=int), np.array([], dtype=int), 1, 4)
     every = evaluate_ranking(lambda users: scores[users], truth, nothing, ks=(1,))
-    cold = evaluate_ranking(lambda users: scores[users], truth, nothing, ks=(1,), candidates=np.array([False, False, True, True]))
+    cold = evaluate_ranking(
+        lambda users: scores[users], truth, nothing, ks=(1,), candidates=np.array([False, False, True, True])
+    )
     assert every.metrics["recall@1"] == 0.0
     assert cold.metrics["recall@1"] == 1.0 and cold.metrics["ndcg@1"] == 1.0
     assert cold.metrics["auc"] == 1.0
     with pytest.raises(InputError, match="nothing to evaluate"):  # no relevant candidate: no metric, never a 0
-        evaluate_ranking(lambda users: scores[users], truth, nothing, ks=(1,), candidates=np.array([True, False, True, False]))
+        evaluate_ranking(
+            lambda users: scores[users], truth, nothing, ks=(1,), candidates=np.array([True, False, True, False])
+        )
 
 
 def test_ties_are_broken_at_random_not_by_item_index():
@@ -152,7 +169,6 @@ def test_topk_only_gives_the_same_topk_metrics():
     fast = evaluate_ranking(lambda users: scores[users], truth, exclude, ks=(5, 10), batch_size=7, topk_only=True)
     assert "auc" in full.metrics and "auc" not in fast.metrics and "coverage@5" not in fast.metrics
     assert fast.metrics == {name: value for name, value in full.metrics.items() if name in fast.metrics}
-
 
 
 def test_an_empty_split_is_an_error_not_a_zero():

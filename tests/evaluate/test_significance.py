@@ -62,7 +62,10 @@ def test_per_user_values_fill_in_user_order_whatever_the_batches():
     def parts(rows):
         return scores[rows], linear[rows]
 
-    blends = [evaluate_blends(parts, truth, exclude, [0.0, 2.0], ks=(3,), batch_size=size, per_user="ndcg@3") for size in (64, 1)]
+    blends = [
+        evaluate_blends(parts, truth, exclude, [0.0, 2.0], ks=(3,), batch_size=size, per_user="ndcg@3")
+        for size in (64, 1)
+    ]
     for together, apart in zip(*blends):
         np.testing.assert_array_equal(together["per_user"], apart["per_user"])
         assert together["per_user"].mean() == pytest.approx(together["ndcg@3"])
@@ -74,8 +77,15 @@ def test_compare_refuses_runs_on_different_splits(tmp_path, tiny_dataset):
     from kgrec.errors import InputError
     from kgrec.graph import build_graph
 
-    fast = {"kge.epochs": 1, "kge.dim": 8, "model.dim": 8, "train.epochs": 2, "train.side_epochs": 0, "model.use_text": False,
-            "model.linear": "none"}
+    fast = {
+        "kge.epochs": 1,
+        "kge.dim": 8,
+        "model.dim": 8,
+        "train.epochs": 2,
+        "train.side_epochs": 0,
+        "model.use_text": False,
+        "model.linear": "none",
+    }
     for seed in (1, 2):
         graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2), seed=seed)))
         api.train(graph, RunConfig().override(fast), out=tmp_path / f"seed{seed}", quiet=True)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pandas as pd
-import torch
 import pytest
+import torch
 
 from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
 from kgrec.errors import InputError
 from kgrec.explain import PathFinder, path_faithfulness, relation_label, score_shares
-from kgrec.graph import build_graph
+from kgrec.graph import build_graph, save_graph
 from kgrec.graph.sparql import LocalStore
-from kgrec.graph import save_graph
 from tests.conftest import TINY_TRAINING
 
 FAST = {**TINY_TRAINING, "train.epochs": 20, "model.use_text": False}
@@ -80,17 +79,26 @@ def test_shared_director_path_is_found_and_readable(run):
 
 
 def test_user_labels_from_a_table_or_rdf_name_entities(run, tmp_path):
-    user = next(u for u in run.graph.users.ids if "1" in set(run.graph.split.train.loc[run.graph.split.train["user_id"] == u, "item_id"]))
+    user = next(
+        u
+        for u in run.graph.users.ids
+        if "1" in set(run.graph.split.train.loc[run.graph.split.train["user_id"] == u, "item_id"])
+    )
     table = tmp_path / "labels.csv"
     table.write_text('entity,label\nm.nolan,"Nolan, Christopher"\nm.other,\n')
     rdf = tmp_path / "labels.ttl"
-    rdf.write_text('@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n<http://rdf.freebase.com/ns/m.nolan> rdfs:label "C. Nolan" .\n')
+    rdf.write_text(
+        '@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n<http://rdf.freebase.com/ns/m.nolan> rdfs:label "C. Nolan" .\n'
+    )
     for source, expected in ((table, "Nolan, Christopher"), (rdf, "C. Nolan")):
         paths = api.explain(run, user, "10", max_paths=50, labels=source)
         assert expected in {label for path in paths for label in path.labels}, source
     bad = tmp_path / "bad.csv"
-    for text, message in (("id,name\nm.nolan,N\n", "needs columns 'entity' and 'label'"), ("entity,label\n,N\n", "empty entity id"),
-                          ("entity,label\nm.nolan,\n", "no entity labels")):
+    for text, message in (
+        ("id,name\nm.nolan,N\n", "needs columns 'entity' and 'label'"),
+        ("entity,label\n,N\n", "empty entity id"),
+        ("entity,label\nm.nolan,\n", "no entity labels"),
+    ):
         bad.write_text(text)
         with pytest.raises(InputError, match=message):
             api.explain(run, user, "10", labels=bad)
@@ -171,18 +179,30 @@ def test_parallel_and_opposite_triples_between_the_same_nodes(tmp_path):
     from tests.conftest import TRIPLES, write_tiny_files
 
     files = write_tiny_files(tmp_path / "files")
-    extra = [("m.alpha", "produced_by", "m.nolan"), ("m.nolan", "favourite_film", "m.alpha"), ("m.kappa", "produced_by", "m.nolan")]
+    extra = [
+        ("m.alpha", "produced_by", "m.nolan"),
+        ("m.nolan", "favourite_film", "m.alpha"),
+        ("m.kappa", "produced_by", "m.nolan"),
+    ]
     pd.DataFrame(TRIPLES + extra, columns=["head", "relation", "tail"]).to_csv(files["triples"], index=False)
     graph = build_graph(read_dataset(**files, name="parallel"))
     recommender = api.train(graph, RunConfig().override({**FAST, "train.epochs": 2}), quiet=True).recommender
     finder = PathFinder(recommender)
     train = graph.split.train
     user = next(u for u in graph.users.ids if "1" in set(train.loc[train["user_id"] == u, "item_id"]))
-    paths = [p for p in finder.find(user, "10", max_paths=100, distinct=False) if "entity:m.nolan" in p.nodes and p.history_item_id == "1"]
+    paths = [
+        p
+        for p in finder.find(user, "10", max_paths=100, distinct=False)
+        if "entity:m.nolan" in p.nodes and p.history_item_id == "1"
+    ]
     first_hops = {p.relations[1] for p in paths}
     assert {"directed by", "produced by", "favourite film (inverse)"} <= first_hops
     # Shown to a person, the three are one fact: both are linked to m.nolan.
-    told = [p for p in finder.find(user, "10", max_paths=100) if [graph.node_key(n) for n in p.kg_nodes[1:-1]] == ["entity:m.nolan"]]
+    told = [
+        p
+        for p in finder.find(user, "10", max_paths=100)
+        if [graph.node_key(n) for n in p.kg_nodes[1:-1]] == ["entity:m.nolan"]
+    ]
     assert len(told) == 1
     kg_edges = _kg_edges(graph)
     assert all(hop in kg_edges for p in paths for hop in zip(p.kg_nodes, p.kg_nodes[1:]))
@@ -191,7 +211,9 @@ def test_parallel_and_opposite_triples_between_the_same_nodes(tmp_path):
 def test_score_shares_of_several_users_match_one_at_a_time(run):
     users = list(run.graph.users.ids[:3])
     recs = run.recommend(users, k=4)
-    together = score_shares(run, users, [rec.item_ids[: 2 + i % 2] for i, rec in enumerate(recs)])  # rows of unequal length
+    together = score_shares(
+        run, users, [rec.item_ids[: 2 + i % 2] for i, rec in enumerate(recs)]
+    )  # rows of unequal length
     for i, rec in enumerate(recs):
         alone = score_shares(run, [rec.user_id], [rec.item_ids[: 2 + i % 2]])[0]
         assert len(together[i]) == len(alone)
@@ -207,7 +229,9 @@ def test_each_shared_fact_is_told_once_and_rare_entities_explain_first(run):
     for user_id in graph.users.ids:
         for item_id in graph.items.ids:
             paths = finder.find(user_id, item_id, max_paths=50)
-            facts = [p.kg_nodes[1:-1] or ("history", p.history_item_id) for p in paths if p.relations[0] == "interacted with"]
+            facts = [
+                p.kg_nodes[1:-1] or ("history", p.history_item_id) for p in paths if p.relations[0] == "interacted with"
+            ]
             assert len(facts) == len(set(facts)), (user_id, item_id)
             keys = [(p.score * p.specificity) for p in paths if p.score > 0 and p.relations != ("interacted with",)]
             assert keys == sorted(keys, reverse=True)
@@ -223,11 +247,16 @@ def test_explanation_metrics_on_hand_made_paths():
     from kgrec.explain import ExplanationPath, explanation_metrics
 
     def path(history, entities, relations):
-        return ExplanationPath("u", "9", history, (), (), ("interacted with", *relations), 1.0, 1.0, (), (int(history), *entities, 9))
+        return ExplanationPath(
+            "u", "9", history, (), (), ("interacted with", *relations), 1.0, 1.0, (), (int(history), *entities, 9)
+        )
 
     degree = np.array([1] * 10 + [3, 1000])  # items 0-9, then a rare entity (10) and a hub (11)
     hub_twice = [path("1", [11], ["country", "country (inverse)"]), path("2", [11], ["country", "country (inverse)"])]
-    varied = [path("1", [10], ["directed by", "directed by (inverse)"]), path("2", [11], ["country", "country (inverse)"])]
+    varied = [
+        path("1", [10], ["directed by", "directed by (inverse)"]),
+        path("2", [11], ["country", "country (inverse)"]),
+    ]
     hub, mixed = (explanation_metrics([paths], degree, num_items=10) for paths in (hub_twice, varied))
     assert hub.sep == 1.0 and hub.distinct_facts == 0.5 and hub.etd == 0.5 and hub.kg_share == 1.0
     assert mixed.sep < hub.sep and mixed.distinct_facts == 1.0 and mixed.etd == 1.0

@@ -8,9 +8,8 @@ import torch
 
 from kgrec.config import GraphConfig, SplitConfig
 from kgrec.errors import InputError
-from kgrec.graph import build_graph
+from kgrec.graph import build_graph, to_hetero, to_networkx, to_rdflib
 from kgrec.graph.rdf import DATA_IRI, ONTOLOGY_IRI
-from kgrec.graph import to_hetero, to_networkx, to_rdflib
 
 
 def _facts(graph) -> set[tuple[str, str, str]]:

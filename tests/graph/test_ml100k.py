@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kgrec.data import load_dataset
-from kgrec.graph import build_graph
-from kgrec.graph import load_graph, save_graph, to_hetero
+from kgrec.graph import build_graph, load_graph, save_graph, to_hetero
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,9 @@ def test_no_held_out_interaction_in_propagation_graph(ml100k_graph):
     edge_index = to_hetero(graph)["user", "interacts", "item"].edge_index.numpy()
     propagated = set(zip(edge_index[0].tolist(), edge_index[1].tolist()))
     for part in (graph.split.valid, graph.split.test):
-        held_out = zip(graph.users.to_index(part["user_id"].to_numpy()), graph.items.to_index(part["item_id"].to_numpy()))
+        held_out = zip(
+            graph.users.to_index(part["user_id"].to_numpy()), graph.items.to_index(part["item_id"].to_numpy())
+        )
         assert not propagated & set(held_out)
     assert len(propagated) == len(graph.split.train)
 

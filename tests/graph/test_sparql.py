@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from kgrec.errors import InputError
-from kgrec.graph.sparql import EndpointStore, LocalStore, open_store, query
 from kgrec.graph import save_graph
+from kgrec.graph.sparql import EndpointStore, LocalStore, open_store, query
 
 BRANDS_OF_TWO_ITEMS = """
 SELECT ?brand ?label WHERE {
@@ -171,6 +171,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow
 def test_a_query_stops_at_its_timeout_and_on_ctrl_c(graph_dir):
     """Oxigraph evaluates in native code and ignored Ctrl-C; `kgrec query` had no time limit."""
     import signal

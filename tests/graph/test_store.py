@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from kgrec.errors import InputError
-from kgrec.graph import store as store_module
 from kgrec.graph import load_graph, save_graph, to_hetero, to_rdflib
+from kgrec.graph import store as store_module
 
 
 def test_round_trip(tmp_path, tiny_graph):
@@ -91,7 +91,16 @@ def test_saved_ntriples_parse_with_rdflib(tmp_path, tiny_graph):
 
 
 # Text a shop's own catalog really holds: quotes, backslashes, tabs, line breaks, non-BMP characters.
-ODD = ['TV 55"', 'back\\slash', "tab\there", "two\nlines", "crlf\r\nend", "emoji 😀 𝄞", "quote \"in\" 'both'", "\\n literally"]
+ODD = [
+    'TV 55"',
+    "back\\slash",
+    "tab\there",
+    "two\nlines",
+    "crlf\r\nend",
+    "emoji 😀 𝄞",
+    "quote \"in\" 'both'",
+    "\\n literally",
+]
 
 
 @pytest.fixture
@@ -105,13 +114,21 @@ def odd_graph(tmp_path):
             "item": [f"item {t}" for t in ODD],
             "title": [f"Title {t}" for t in ODD],
             "description": [f"About {t}" for t in ODD],
-            "category": [f"{t}|shared \"cat\"" for t in ODD],
+            "category": [f'{t}|shared "cat"' for t in ODD],
             "brand": [f"Brand {t}" for t in ODD],
         }
     )
-    log = pd.DataFrame([(f"user {u}\t{ODD[u]}", f"item {ODD[i]}") for u in range(len(ODD)) for i in range(len(ODD)) if (u + i) % 3],
-                       columns=["user", "item"])
-    triples = pd.DataFrame({"head": [f"item {t}" for t in ODD], "relation": [f"made by {t}" for t in ODD], "tail": [f"maker {t}" for t in ODD]})
+    log = pd.DataFrame(
+        [(f"user {u}\t{ODD[u]}", f"item {ODD[i]}") for u in range(len(ODD)) for i in range(len(ODD)) if (u + i) % 3],
+        columns=["user", "item"],
+    )
+    triples = pd.DataFrame(
+        {
+            "head": [f"item {t}" for t in ODD],
+            "relation": [f"made by {t}" for t in ODD],
+            "tail": [f"maker {t}" for t in ODD],
+        }
+    )
     for name, frame in (("items", items), ("log", log), ("triples", triples)):
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     data = read_dataset(tmp_path / "log.csv", tmp_path / "items.csv", triples=tmp_path / "triples.csv", name="odd")
@@ -140,11 +157,11 @@ def test_odd_text_gives_valid_ntriples_and_round_trips(odd_graph):
     assert Sink.count == len(lines)  # one statement per line
     labels = LocalStore(directory).labels([node_iri(graph, n)[1:-1] for n in range(len(graph.items))])
     assert sorted(labels.values()) == sorted(f"Title {t}" for t in ODD)
-    found = query('SELECT ?d WHERE { ?i kgrec:description ?d }', directory)["d"]
+    found = query("SELECT ?d WHERE { ?i kgrec:description ?d }", directory)["d"]
     assert sorted(found) == sorted(f"About {t}" for t in ODD)
     loaded = load_graph(directory)
     assert (loaded.triples == graph.triples).all() and loaded.entities == graph.entities
-    assert {f"Brand {t}" for t in ODD} | {'TV 55"', "shared \"cat\""} <= set(loaded.entities.ids)
+    assert {f"Brand {t}" for t in ODD} | {'TV 55"', 'shared "cat"'} <= set(loaded.entities.ids)
 
 
 def test_odd_text_exports_one_record_per_line(odd_graph, tmp_path):
@@ -170,6 +187,7 @@ def test_manifest_records_the_digest_and_a_rebuild_changes_it(tmp_path, tiny_dat
     assert reseeded.digest != first.digest
 
 
+@pytest.mark.slow
 def test_a_killed_build_leaves_no_temporary_folder_after_the_next_build(tmp_path, tiny_files):
     import os
     import signal
@@ -177,7 +195,14 @@ def test_a_killed_build_leaves_no_temporary_folder_after_the_next_build(tmp_path
     import sys
     import time
 
-    args = [sys.executable, "-m", "kgrec", "build-graph", *[f"--{r}={p}" for r, p in tiny_files.items()], f"--out={tmp_path / 'g'}"]
+    args = [
+        sys.executable,
+        "-m",
+        "kgrec",
+        "build-graph",
+        *[f"--{r}={p}" for r, p in tiny_files.items()],
+        f"--out={tmp_path / 'g'}",
+    ]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".g.*.tmp")) and time.monotonic() < deadline and process.poll() is None:

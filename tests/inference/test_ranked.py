@@ -29,7 +29,9 @@ def test_the_stored_ranking_is_what_the_loaded_run_recommends(tiny_run):
 def test_questions_the_stored_ranking_does_not_answer_go_to_the_loaded_run(tiny_run, tmp_path):
     run_dir = tiny_run / "run"
     depth = json.loads((run_dir / "run.json").read_text())["ranked"]["depth"]
-    assert quick_recommend(run_dir, ["nobody"], 3) is None  # a stranger: the loaded run answers (cold start or an error)
+    assert (
+        quick_recommend(run_dir, ["nobody"], 3) is None
+    )  # a stranger: the loaded run answers (cold start or an error)
     assert quick_recommend(run_dir, ["u1"], depth + 1) is None
     assert quick_recommend(run_dir, [], 3) is None
     # A graph rebuilt since the run was trained: the loaded run refuses it with its own message.

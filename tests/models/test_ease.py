@@ -52,7 +52,9 @@ def test_kg_rows_join_the_gram_matrix_and_give_a_cold_item_weights():
     generator = torch.Generator().manual_seed(1)
     matrix = (torch.rand(40, 6, generator=generator) < 0.4).double()
     matrix[:, 5] = 0  # nobody interacted with item 5 ...
-    side = torch.tensor([[1, 0, 0, 0, 0, 1], [0, 1, 1, 0, 0, 0]], dtype=torch.double)  # ... but it shares entity 0 with item 0
+    side = torch.tensor(
+        [[1, 0, 0, 0, 0, 1], [0, 1, 1, 0, 0, 0]], dtype=torch.double
+    )  # ... but it shares entity 0 with item 0
     plain = EASE(6, l2=3.0).fit(matrix.to_sparse())
     assert torch.equal(EASE(6, l2=3.0, kg_weight=0.0).fit(matrix.to_sparse(), side.to_sparse()).weight, plain.weight)
     ease = EASE(6, l2=3.0, kg_weight=2.0).fit(matrix.to_sparse(), side.to_sparse_csr())
@@ -76,7 +78,9 @@ def test_text_rows_add_centred_text_similarities_and_place_a_cold_item():
     stacked = torch.cat([matrix, 2.0 * features.double().T])
     assert torch.allclose(ease.weight, EASE(6, l2=3.0).fit(stacked).weight, atol=1e-5)
     assert ease.weight[0, 5] > 0 and ease.weight[0, 5] == ease.weight[:, 5].max()  # item 0's takers get item 5
-    assert torch.equal(EASE(6, l2=3.0).fit(matrix.to_sparse(), text=features).weight, EASE(6, l2=3.0).fit(matrix.to_sparse()).weight)
+    assert torch.equal(
+        EASE(6, l2=3.0).fit(matrix.to_sparse(), text=features).weight, EASE(6, l2=3.0).fit(matrix.to_sparse()).weight
+    )
     assert repr(ease) == "EASE(6, l2=3, text_weight=2) x 0"
 
 
@@ -86,7 +90,9 @@ def test_extend_gives_new_items_the_ridge_columns_of_their_side_rows_and_keeps_t
     matrix = (torch.rand(50, 8, generator=generator) < 0.3).double()
     side = (torch.rand(5, 8, generator=generator) < 0.4).double()
     text = text_features(torch.randn(8, 4, generator=generator) + 3.0)
-    trained = EASE(6, l2=4.0, kg_weight=1.5, text_weight=2.0).fit(matrix[:, :6].to_sparse(), side[:, :6].to_sparse(), text[:6])
+    trained = EASE(6, l2=4.0, kg_weight=1.5, text_weight=2.0).fit(
+        matrix[:, :6].to_sparse(), side[:, :6].to_sparse(), text[:6]
+    )
     before = trained.weight.clone()
     grown = EASE(8, l2=4.0, kg_weight=1.5, text_weight=2.0)
     grown.weight = torch.zeros(8, 8)

@@ -12,7 +12,9 @@ from kgrec.models.losses import LOSSES, bce_loss, bpr_loss, softmax_loss
 
 def test_values_by_hand():
     positive, negative = torch.tensor([2.0]), torch.tensor([[0.0, 1.0]])
-    assert bpr_loss(positive, negative).item() == pytest.approx(-(math.log(1 / (1 + math.exp(-2))) + math.log(1 / (1 + math.exp(-1)))) / 2)
+    assert bpr_loss(positive, negative).item() == pytest.approx(
+        -(math.log(1 / (1 + math.exp(-2))) + math.log(1 / (1 + math.exp(-1)))) / 2
+    )
     assert softmax_loss(positive, negative).item() == pytest.approx(-math.log(math.exp(2) / (math.exp(2) + 1 + math.e)))
     expected = -math.log(1 / (1 + math.exp(-2))) - (math.log(1 - 0.5) + math.log(1 - 1 / (1 + math.exp(-1)))) / 2
     assert bce_loss(positive, negative).item() == pytest.approx(expected)

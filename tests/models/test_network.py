@@ -71,7 +71,9 @@ def test_a_term_at_weight_zero_is_never_computed_and_parts_split_the_score(model
         assert set(model.score_shares(small_inputs, users, torch.zeros(5, 1, dtype=torch.long))) == {"graph", "text"}
     model.ease.blend.fill_(0.5)
     rest, part = model.score_parts(reps, small_inputs, users, part="ease")
-    assert torch.allclose(rest, learned) and torch.allclose(rest + 0.5 * part, model.score_all(reps, small_inputs, users), atol=1e-6)
+    assert torch.allclose(rest, learned) and torch.allclose(
+        rest + 0.5 * part, model.score_all(reps, small_inputs, users), atol=1e-6
+    )
     with pytest.raises(ValueError, match="no 'repeat' score term"):
         model.score_parts(reps, small_inputs, users, part="repeat")
 
@@ -81,12 +83,19 @@ def test_a_run_saved_before_ease_was_a_score_term_loads(model, small_inputs):
     model.ease.fit(small_inputs.history)
     model.ease.blend.fill_(0.7)
     state = model.state_dict()
-    old = {("linear.weight" if k == "ease.weight" else "linear_weight" if k == "ease.blend" else k): v for k, v in state.items()}
+    old = {
+        ("linear.weight" if k == "ease.weight" else "linear_weight" if k == "ease.blend" else k): v
+        for k, v in state.items()
+    }
     fresh = RecommenderNetwork.from_config(ModelConfig(dim=8, num_layers=2), 5, 7, 2, model.kg_emb, model.text_emb)
     fresh.load_state_dict(old)
     assert float(fresh.ease.blend) == pytest.approx(0.7) and torch.equal(fresh.ease.weight, model.ease.weight)
-    no_ease = RecommenderNetwork.from_config(ModelConfig(dim=8, num_layers=2, linear="none"), 5, 7, 2, model.kg_emb, model.text_emb)
-    no_ease.load_state_dict({k: v for k, v in old.items() if k != "linear.weight"})  # old networks held a zero weight anyway
+    no_ease = RecommenderNetwork.from_config(
+        ModelConfig(dim=8, num_layers=2, linear="none"), 5, 7, 2, model.kg_emb, model.text_emb
+    )
+    no_ease.load_state_dict(
+        {k: v for k, v in old.items() if k != "linear.weight"}
+    )  # old networks held a zero weight anyway
 
 
 def test_ablations_drop_their_views(small_inputs):
@@ -142,7 +151,9 @@ def test_auto_propagation_puts_entities_in_the_graph_started_from_pykeen(small_i
     assert reps.item.shape == (7, 8) and torch.isfinite(reps.item).all()
     # Without triples, or with the KG switched off, auto is the user-item graph alone.
     for config, triples in ((auto, 0), (ModelConfig(dim=8, propagation="auto", use_kg=False), 7)):
-        plain = RecommenderNetwork.from_config(config, 5, 7, 2, kg if config.use_kg else None, None, num_entities=4, num_triples=triples)
+        plain = RecommenderNetwork.from_config(
+            config, 5, 7, 2, kg if config.use_kg else None, None, num_entities=4, num_triples=triples
+        )
         assert "LightGCNPropagation" in repr(plain) and plain.entity_emb is None
 
 
@@ -167,17 +178,25 @@ def test_score_shares_add_up_and_a_silent_text_view_gets_nothing(model, small_in
     # (the gate reads the item's degree: compare item by item)
     for row, user_index in enumerate(users.tolist()):
         for column, item in enumerate(items[row].tolist()):
-            mean_item = model.fusion(graph_view.mean(0, keepdim=True), model.text_view().mean(0, keepdim=True), small_inputs.item_degree[[item]])
+            mean_item = model.fusion(
+                graph_view.mean(0, keepdim=True),
+                model.text_view().mean(0, keepdim=True),
+                small_inputs.item_degree[[item]],
+            )
             baseline = model.scorer(reps.user[[user_index]], mean_item)
             learned = full[row, column] - ease[row, column]
-            assert torch.allclose(parts["graph"][row, column] + parts["text"][row, column], learned - baseline[0], atol=1e-5)
+            assert torch.allclose(
+                parts["graph"][row, column] + parts["text"][row, column], learned - baseline[0], atol=1e-5
+            )
 
 
 def test_propagation_runs_in_float32_under_bfloat16_autocast(model, small_inputs):
     # cuSPARSE has no bfloat16 SpMM for the backward's transposed product (CUDA autocast failed on an H200), so
     # the sparse products must see float32 inputs even where the KG projection ahead of them ran in bfloat16.
     seen = []
-    model.propagation.register_forward_pre_hook(lambda module, args: seen.extend(a.dtype for a in args[:3] if a is not None))
+    model.propagation.register_forward_pre_hook(
+        lambda module, args: seen.extend(a.dtype for a in args[:3] if a is not None)
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):
         reps = model(small_inputs)
         loss = model.scorer(reps.user[[0, 1]], reps.item[[2, 3]]).float().pow(2).sum()

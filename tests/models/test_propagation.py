@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kgrec.models import PropagationGraph, RelationalAdjacency, RelationalMeanConv, propagation_resolver, resolve_propagation
+from kgrec.models import (
+    PropagationGraph,
+    RelationalAdjacency,
+    RelationalMeanConv,
+    propagation_resolver,
+    resolve_propagation,
+)
 
 
 def _embeddings(prop_graph: PropagationGraph, dim: int = 8):
@@ -33,7 +39,9 @@ def test_kg_edge_order_does_not_matter(name, small_inputs):
     edge_index, edge_type = small_inputs.kg_edge_index[:, permutation], small_inputs.kg_edge_type[permutation]
     num_nodes = small_inputs.num_items + small_inputs.num_entities
     shuffled = small_inputs._replace(
-        kg_edge_index=edge_index, kg_edge_type=edge_type, kg=RelationalAdjacency.from_edges(edge_index, edge_type, num_nodes, 4)
+        kg_edge_index=edge_index,
+        kg_edge_type=edge_type,
+        kg=RelationalAdjacency.from_edges(edge_index, edge_type, num_nodes, 4),
     )
     for a, b in zip(module(*_embeddings(small_inputs), small_inputs), module(*_embeddings(small_inputs), shuffled)):
         assert torch.allclose(a, b, atol=1e-5)
@@ -129,7 +137,9 @@ def test_knowledge_mean_trains_its_kg_scales_but_not_its_relations(small_inputs)
     optimizer = torch.optim.AdamW([p for p in blind.parameters() if p.requires_grad] + list(aware.parameters()), lr=0.1)
     for _ in range(3):
         optimizer.zero_grad()
-        loss = sum(output.square().sum() for module in (blind, aware) for output in module(user, item, entity, small_inputs))
+        loss = sum(
+            output.square().sum() for module in (blind, aware) for output in module(user, item, entity, small_inputs)
+        )
         loss.backward()
         optimizer.step()
     assert torch.equal(blind.kg_conv.relation, torch.ones_like(blind.kg_conv.relation))
@@ -148,7 +158,12 @@ def test_knowledge_without_entities_is_lightgcn(small_inputs):
 
 @pytest.mark.parametrize(
     ("name", "use_kg", "triples", "expected"),
-    [("auto", True, 10, "knowledge"), ("auto", True, 0, "lightgcn"), ("auto", False, 10, "lightgcn"), ("relational", True, 10, "relational")],
+    [
+        ("auto", True, 10, "knowledge"),
+        ("auto", True, 0, "lightgcn"),
+        ("auto", False, 10, "lightgcn"),
+        ("relational", True, 10, "relational"),
+    ],
 )
 def test_auto_propagation_follows_the_kg(name, use_kg, triples, expected):
     assert resolve_propagation(name, use_kg, triples) == expected

@@ -24,7 +24,9 @@ def _observations():
 
 def test_features_are_count_shares_and_leave_one_out_takes_the_own_observation_out():
     users, items, tokens = _observations()
-    repeat = RepeatUse(num_fields=2).set_counts(users, items, tokens, num_users=2, num_items=4, num_tokens=6, unknown=UNKNOWN)
+    repeat = RepeatUse(num_fields=2).set_counts(
+        users, items, tokens, num_users=2, num_items=4, num_tokens=6, unknown=UNKNOWN
+    )
     counts = repeat.features(np.array([0]), np.array([[WORK, WEEKDAY]]))[0]  # (K, I): user, item, user x field, field
     assert torch.allclose(counts[0], torch.tensor([3, 2, 0, 0]) / 5)  # the user's own uses, as shares
     assert torch.allclose(counts[1], torch.tensor([3, 2, 1, 0]) / 6)  # everyone's
@@ -34,7 +36,9 @@ def test_features_are_count_shares_and_leave_one_out_takes_the_own_observation_o
     # User 1's home use left out: the item's own count drops by one; the unknown day was never counted.
     left = repeat.features(np.array([1]), np.array([[HOME, 3]]), leave_out=np.array([2]))[0]
     assert left[:, 2].tolist() == [0, 0, 0, 0, 0, 0]
-    assert torch.allclose(repeat.features(np.array([1]), np.array([[HOME, 3]]))[0][:, 2], torch.tensor([1, 1 / 6, 1, 0, 1 / 3, 0]))
+    assert torch.allclose(
+        repeat.features(np.array([1]), np.array([[HOME, 3]]))[0][:, 2], torch.tensor([1, 1 / 6, 1, 0, 1 / 3, 0])
+    )
 
 
 def test_forward_is_the_log_of_the_mixture_of_the_features():
@@ -50,7 +54,11 @@ def test_forward_is_the_log_of_the_mixture_of_the_features():
     # Without context tokens only the user and item terms speak.
     plain = repeat(torch.from_numpy(queries), None)
     mixture = torch.softmax(repeat.logits.detach(), 0)[:2]
-    assert torch.allclose(plain, torch.log1p(torch.einsum("bki,k->bi", repeat.features(queries, query_tokens)[:, :2], mixture) / 1e-10), atol=1e-4)
+    assert torch.allclose(
+        plain,
+        torch.log1p(torch.einsum("bki,k->bi", repeat.features(queries, query_tokens)[:, :2], mixture) / 1e-10),
+        atol=1e-4,
+    )
 
 
 def test_fit_learns_that_the_context_picks_the_item():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from kgrec.config import ModelConfig
-from kgrec.models import RecommenderNetwork, PropagationGraph
-from kgrec.models.subgraph import sample_subgraph
 from kgrec.graph import to_hetero
+from kgrec.models import PropagationGraph, RecommenderNetwork
+from kgrec.models.subgraph import sample_subgraph
 
 
 def _model(tiny_graph, **overrides):
@@ -16,7 +16,9 @@ def _model(tiny_graph, **overrides):
     kg = torch.randn(tiny_graph.num_kg_nodes, 6)
     text = torch.randn(len(tiny_graph.items), 5)
     config = ModelConfig(dim=4, **overrides)
-    model = RecommenderNetwork.from_config(config, len(tiny_graph.users), len(tiny_graph.items), len(tiny_graph.relations), kg, text).eval()
+    model = RecommenderNetwork.from_config(
+        config, len(tiny_graph.users), len(tiny_graph.items), len(tiny_graph.relations), kg, text
+    ).eval()
     with torch.no_grad():
         model.kg_proj.weight.normal_()
     return model, graph

@@ -41,7 +41,19 @@ class Server:
     def __init__(self, run: Path, state: Path, token: str | None = TOKEN, extra: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "kgrec", "serve", "--run", str(run), "--state", str(state), "--port", str(self.port), *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "kgrec",
+            "serve",
+            "--run",
+            str(run),
+            "--state",
+            str(state),
+            "--port",
+            str(self.port),
+            *extra,
+        ]
         env = {**os.environ, "KGREC_SERVE_TOKEN": token or ""}
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
@@ -81,7 +93,9 @@ def test_reads_match_the_library_and_bad_requests_get_one_line_4xx(server, train
     assert got["known"] and not got["cold_start"]
     assert [item["item"] for item in got["items"]] == expected[0].item_ids
     assert [item["score"] for item in got["items"]] == pytest.approx(expected[0].scores, abs=1e-5)
-    batch = client.post("/recommend", json={"users": ["u1", "u5", "stranger"], "k": 4, "history": ["1", "2"]}).json()["results"]
+    batch = client.post("/recommend", json={"users": ["u1", "u5", "stranger"], "k": 4, "history": ["1", "2"]}).json()[
+        "results"
+    ]
     assert [r["user"] for r in batch] == ["u1", "u5", "stranger", "anonymous"]
     assert [i["item"] for i in batch[1]["items"]] == expected[1].item_ids
     assert batch[2]["cold_start"] and not batch[2]["known"]  # the cold-start answer, flagged
@@ -141,6 +155,7 @@ def test_writes_need_the_token_and_show_at_once(server):
     assert again.status_code == 400 and "already in the catalog" in again.json()["detail"]
 
 
+@pytest.mark.slow
 def test_acknowledged_events_survive_sigkill(trained, tmp_path):
     """A stream of posts, the server killed with SIGKILL mid-stream: every acknowledged event is back after a restart."""
     state = tmp_path / "state"
@@ -307,8 +322,10 @@ def test_bodies_repeated_parameters_and_timestamps_are_checked(trained, tmp_path
         twice = client.get("/recommend?user=u1&user=u2")
         assert twice.status_code == 400 and "'user' is given 2 times" in twice.json()["detail"]
         for stamp in ("NaN", "-Infinity", "Infinity", "-5"):
-            body = '{"user": "u1", "item": "10", "timestamp": %s}' % stamp
-            answer = client.post("/interactions", content=body.encode(), headers={**AUTH, "content-type": "application/json"})
+            body = f'{{"user": "u1", "item": "10", "timestamp": {stamp}}}'
+            answer = client.post(
+                "/interactions", content=body.encode(), headers={**AUTH, "content-type": "application/json"}
+            )
             assert answer.status_code == 422, (stamp, answer.text)
         assert service.log.count == 0
     finally:

@@ -7,13 +7,11 @@ import pytest
 from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
-from kgrec.graph import build_graph
+from kgrec.graph import build_graph, load_graph, save_graph
 from kgrec.inference import Recommender
-from kgrec.graph import load_graph, save_graph
 from tests.conftest import TINY_TRAINING
 
-FAST = {**TINY_TRAINING, "train.epochs": 3, "train.side_epochs": 1,
-        "model.use_text": False, "model.ease_l2": [10.0]}
+FAST = {**TINY_TRAINING, "train.epochs": 3, "train.side_epochs": 1, "model.use_text": False, "model.ease_l2": [10.0]}
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +19,10 @@ def graph_dir(tmp_path_factory):
     from tests.conftest import write_tiny_files
 
     folder = tmp_path_factory.mktemp("blend")
-    graph = build_graph(read_dataset(**write_tiny_files(folder / "files"), name="tiny"), GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
+    graph = build_graph(
+        read_dataset(**write_tiny_files(folder / "files"), name="tiny"),
+        GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))),
+    )
     save_graph(graph, str(folder / "graph"))
     return folder / "graph"
 
@@ -29,13 +30,26 @@ def graph_dir(tmp_path_factory):
 def test_kg_rows_are_tried_with_the_kg_and_never_without_it(graph_dir, tmp_path):
 
     graph = load_graph(graph_dir)
-    with_kg_result = api.train(graph, RunConfig().override({**FAST, "model.ease_kg_weight": [3.0]}), out=tmp_path / "kg", graph_dir=graph_dir, quiet=True)
+    with_kg_result = api.train(
+        graph,
+        RunConfig().override({**FAST, "model.ease_kg_weight": [3.0]}),
+        out=tmp_path / "kg",
+        graph_dir=graph_dir,
+        quiet=True,
+    )
     with_kg = with_kg_result.recommender
     assert with_kg_result.blend["kg_weight"] == 3.0 and with_kg.model.ease.kg_weight == 3.0
-    no_kg_result = api.train(graph, RunConfig().override({**FAST, "model.ease_kg_weight": [3.0], "model.use_kg": False}),
-                      out=tmp_path / "no-kg", graph_dir=graph_dir, quiet=True)
+    no_kg_result = api.train(
+        graph,
+        RunConfig().override({**FAST, "model.ease_kg_weight": [3.0], "model.use_kg": False}),
+        out=tmp_path / "no-kg",
+        graph_dir=graph_dir,
+        quiet=True,
+    )
     no_kg = no_kg_result.recommender
-    assert no_kg_result.blend["kg_weight"] == 0.0 and no_kg.model.ease.kg_weight == 0.0  # the ablation has no KG anywhere
+    assert (
+        no_kg_result.blend["kg_weight"] == 0.0 and no_kg.model.ease.kg_weight == 0.0
+    )  # the ablation has no KG anywhere
     loaded = Recommender.load(tmp_path / "kg")
     assert loaded.model.ease.kg_weight == 3.0 and "kg_weight=3" in repr(loaded.model)
     users = list(graph.users.ids)
@@ -46,7 +60,9 @@ def test_text_rows_are_tried_with_the_text_view_and_survive_saving(graph_dir, tm
 
     graph = load_graph(graph_dir)
     settings = {**FAST, "model.use_text": True, "model.ease_kg_weight": [0.0], "model.ease_text_weight": [5.0]}
-    with_text_result = api.train(graph, RunConfig().override(settings), out=tmp_path / "text", graph_dir=graph_dir, quiet=True)
+    with_text_result = api.train(
+        graph, RunConfig().override(settings), out=tmp_path / "text", graph_dir=graph_dir, quiet=True
+    )
     with_text = with_text_result.recommender
     assert with_text_result.blend["text_weight"] == 5.0 and with_text.model.ease.text_weight == 5.0
     no_text_result = api.train(graph, RunConfig().override({**settings, "model.use_text": False}), quiet=True)
@@ -65,9 +81,25 @@ def test_the_one_se_rule_takes_the_simplest_blend_near_the_best():
     base = np.linspace(0.0, 1.0, 400)
     wobble = np.where(np.arange(400) % 2 == 0, 0.05, -0.05)  # per-user differences of std 0.05: one SE is 0.0025
     best = {"l2": 100.0, "kg_weight": 1.0, "text_weight": 3.0, "weight": 2.0, "valid": float(base.mean())}
-    noisy_tie = {"l2": 100.0, "kg_weight": 0.0, "text_weight": 3.0, "weight": 900.0, "valid": float(base.mean() - 0.002)}
-    clearly_worse = {"l2": 500.0, "kg_weight": 0.0, "text_weight": 0.0, "weight": 1000.0, "valid": float(base.mean() - 0.1)}
-    measured = [(best, 2.0, (base,)), (noisy_tie, 1000.0, (base - 0.002 + wobble,)), (clearly_worse, 1000.0, (base - 0.1 + wobble,))]
+    noisy_tie = {
+        "l2": 100.0,
+        "kg_weight": 0.0,
+        "text_weight": 3.0,
+        "weight": 900.0,
+        "valid": float(base.mean() - 0.002),
+    }
+    clearly_worse = {
+        "l2": 500.0,
+        "kg_weight": 0.0,
+        "text_weight": 0.0,
+        "weight": 1000.0,
+        "valid": float(base.mean() - 0.1),
+    }
+    measured = [
+        (best, 2.0, (base,)),
+        (noisy_tie, 1000.0, (base - 0.002 + wobble,)),
+        (clearly_worse, 1000.0, (base - 0.1 + wobble,)),
+    ]
     assert _simplest_near_best(measured, best) is noisy_tie  # 0.002 below the best, within one SE
     assert _simplest_near_best([measured[0], measured[2]], best) is best  # a simpler blend far below is never taken
 
@@ -91,7 +123,10 @@ def test_the_item_paired_rule_sees_the_noise_of_a_few_held_out_items():
     measured_items = [(best, 2.0, (base, best_items)), (simpler, 1000.0, (base + by_user, skewed))]
     assert _simplest_near_best(measured_items, best) is simpler  # one-se-blend: within the item-level noise
     spread = best_items - 0.01 * users / 8  # the same loss spread evenly over the items: no item-level noise to hide in
-    assert _simplest_near_best([(best, 2.0, (base, best_items)), (simpler, 1000.0, (base + by_user, spread))], best) is best
+    assert (
+        _simplest_near_best([(best, 2.0, (base, best_items)), (simpler, 1000.0, (base + by_user, spread))], best)
+        is best
+    )
 
 
 def test_the_blend_rule_keeps_the_best_candidates_ease_rows():
@@ -111,17 +146,26 @@ def test_the_blend_rule_keeps_the_best_candidates_ease_rows():
 def test_auto_blend_rule_pairs_over_items_when_ranking_new_items(tmp_path):
     import json
 
-    from tests.conftest import write_tiny_files
     from kgrec.train.pipeline import blend_rule
+    from tests.conftest import write_tiny_files
 
     assert blend_rule(RunConfig()) == "best"
     assert blend_rule(RunConfig().override({"eval.candidates": "unseen"})) == "one-se-blend"
     assert blend_rule(RunConfig().override({"eval.candidates": "unseen", "model.blend_rule": "best"})) == "best"
-    cold = build_graph(read_dataset(**write_tiny_files(tmp_path / "files"), name="tiny"),
-                       GraphConfig(split=SplitConfig(kind="cold-items", cold_item_share=0.4)))
+    cold = build_graph(
+        read_dataset(**write_tiny_files(tmp_path / "files"), name="tiny"),
+        GraphConfig(split=SplitConfig(kind="cold-items", cold_item_share=0.4)),
+    )
     save_graph(cold, str(tmp_path / "graph"))
-    settings = {**FAST, "model.use_text": True, "model.ease_l2": [10.0, 1000.0], "model.ease_text_weight": [0.0, 5.0],
-                "eval.candidates": "unseen"}
-    run_result = api.train(cold, RunConfig().override(settings), out=tmp_path / "run", graph_dir=tmp_path / "graph", quiet=True)
+    settings = {
+        **FAST,
+        "model.use_text": True,
+        "model.ease_l2": [10.0, 1000.0],
+        "model.ease_text_weight": [0.0, 5.0],
+        "eval.candidates": "unseen",
+    }
+    run_result = api.train(
+        cold, RunConfig().override(settings), out=tmp_path / "run", graph_dir=tmp_path / "graph", quiet=True
+    )
     assert run_result.blend["rule"] == "one-se-blend"
     assert json.loads((tmp_path / "run" / "run.json").read_text())["blend"]["rule"] == "one-se-blend"

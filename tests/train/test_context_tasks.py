@@ -8,17 +8,16 @@ import pytest
 import torch
 
 from kgrec import api
-from kgrec.explain import score_shares
-from kgrec.inference.tasks import RankingTasks
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
 from kgrec.errors import InputError
+from kgrec.explain import score_shares
 from kgrec.graph import build_graph
 from kgrec.inference import Recommender, repeat_enabled
+from kgrec.inference.tasks import RankingTasks
 from tests.conftest import TINY_TRAINING
 
-FAST = {**TINY_TRAINING, "train.epochs": 12, "train.eval_every": 2,
-        "model.use_text": False}
+FAST = {**TINY_TRAINING, "train.epochs": 12, "train.eval_every": 2, "model.use_text": False}
 
 
 @pytest.fixture
@@ -41,17 +40,29 @@ def device_graph(tmp_path):
 
 
 def _settings(**extra):
-    return {**FAST, "model.use_kg": False, "model.linear": "none", "train.epochs": 40, "train.lr": 0.05, "context.dropout": 0.0, **extra}
+    return {
+        **FAST,
+        "model.use_kg": False,
+        "model.linear": "none",
+        "train.epochs": 40,
+        "train.lr": 0.05,
+        "context.dropout": 0.0,
+        **extra,
+    }
 
 
 def test_context_changes_the_ranking_where_it_carries_signal(device_graph, tmp_path):
     plain_result = api.train(device_graph, RunConfig().override(_settings()), quiet=True)
     plain = plain_result.recommender
-    aware_result = api.train(device_graph, RunConfig().override(_settings(**{"context.columns": ["device"]})), quiet=True)
+    aware_result = api.train(
+        device_graph, RunConfig().override(_settings(**{"context.columns": ["device"]})), quiet=True
+    )
     aware = aware_result.recommender
     # Each test interaction is ranked in its own context: knowing the device halves the candidates.
     assert aware_result.metrics["test"]["ndcg@10"] > plain_result.metrics["test"]["ndcg@10"] + 0.05
-    mobile, web = (aware.recommend(["u0"], k=10, exclude_seen=False, context={"device": d})[0] for d in ("mobile", "web"))
+    mobile, web = (
+        aware.recommend(["u0"], k=10, exclude_seen=False, context={"device": d})[0] for d in ("mobile", "web")
+    )
     mobile_items = {f"i{i}" for i in range(20)}
     assert len(set(mobile.item_ids) & mobile_items) >= 9
     assert len(set(web.item_ids) & mobile_items) <= 1
@@ -60,7 +71,9 @@ def test_context_changes_the_ranking_where_it_carries_signal(device_graph, tmp_p
 
 
 def test_context_run_saves_and_loads_with_the_same_metrics(device_graph, tmp_path):
-    config = RunConfig().override(_settings(**{"context.columns": ["device"], "context.time": ["hour", "weekday"], "train.epochs": 4}))
+    config = RunConfig().override(
+        _settings(**{"context.columns": ["device"], "context.time": ["hour", "weekday"], "train.epochs": 4})
+    )
     trained_result = api.train(device_graph, config, out=tmp_path / "run", quiet=True)
     assert (tmp_path / "run" / "context.json").is_file()
     loaded = Recommender.load(tmp_path / "run")
@@ -97,14 +110,23 @@ def test_rating_task_learns_ratings_and_reports_rmse(tiny_dataset):
 
 def test_kg_task_fine_tunes_pykeen_embeddings_and_reports_link_prediction(tiny_dataset, tmp_path):
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    settings = {**FAST, "kge.eval_share": 0.3, "kge.link_prediction": True, "train.tasks": ["rank", "kg"], "train.schedule": "joint",
-                "train.task_weighting": "uncertainty", "train.kg_batch_size": 4}
+    settings = {
+        **FAST,
+        "kge.eval_share": 0.3,
+        "kge.link_prediction": True,
+        "train.tasks": ["rank", "kg"],
+        "train.schedule": "joint",
+        "train.task_weighting": "uncertainty",
+        "train.kg_batch_size": 4,
+    }
     recommender_result = api.train(graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
     recommender = recommender_result.recommender
     model = recommender.model
     assert model.kg_model is not None
     assert not torch.allclose(model.kg_table(), model.kg_emb)  # moved away from PyKEEN's frozen values
-    assert {"mrr", "hits@10"} <= set(recommender_result.metrics["kge_finetuned"]) and "mrr" in recommender_result.metrics["kge"]
+    assert {"mrr", "hits@10"} <= set(
+        recommender_result.metrics["kge_finetuned"]
+    ) and "mrr" in recommender_result.metrics["kge"]
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert {"loss_kg", "weight_kg", "weight_rank"} <= set(history.columns)
     loaded = Recommender.load(tmp_path / "run")
@@ -115,7 +137,9 @@ def test_kg_task_fine_tunes_pykeen_embeddings_and_reports_link_prediction(tiny_d
 def test_task_inputs_are_checked_before_training(tiny_dataset):
     graph = build_graph(tiny_dataset)
     with pytest.raises(InputError, match="model.use_kg is false"):
-        api.train(graph, RunConfig().override({**FAST, "model.use_kg": False, "train.tasks": ["rank", "kg"]}), quiet=True)
+        api.train(
+            graph, RunConfig().override({**FAST, "model.use_kg": False, "train.tasks": ["rank", "kg"]}), quiet=True
+        )
     no_ratings = graph.split.interactions.drop(columns="rating")
     from dataclasses import replace
 
@@ -149,7 +173,9 @@ def place_graph():
 def test_in_context_ranking_uses_the_context_and_discovery_masks_seen_items(place_graph):
     settings = _settings(**{"eval.task": "in-context", "train.epochs": 20, "train.batch_size": 64})
     plain_result = api.train(place_graph, RunConfig().override(settings), quiet=True)
-    aware_result = api.train(place_graph, RunConfig().override({**settings, "context.columns": ["place", "day"]}), quiet=True)
+    aware_result = api.train(
+        place_graph, RunConfig().override({**settings, "context.columns": ["place", "day"]}), quiet=True
+    )
     aware = aware_result.recommender
     # In context the targets are the user's own apps (used on other days): nothing is masked, and the place says
     # which three of the six it is.
@@ -163,7 +189,9 @@ def test_in_context_ranking_uses_the_context_and_discovery_masks_seen_items(plac
 
 
 def test_in_context_run_learns_a_repeat_term_that_reads_the_context_and_survives_a_reload(place_graph, tmp_path):
-    settings = _settings(**{"eval.task": "in-context", "train.epochs": 6, "train.batch_size": 64, "context.columns": ["place", "day"]})
+    settings = _settings(
+        **{"eval.task": "in-context", "train.epochs": 6, "train.batch_size": 64, "context.columns": ["place", "day"]}
+    )
     aware_result = api.train(place_graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
     aware = aware_result.recommender
     repeat = aware.model.repeat
@@ -180,13 +208,21 @@ def test_in_context_run_learns_a_repeat_term_that_reads_the_context_and_survives
     loaded = Recommender.load(tmp_path / "run")
     again = loaded.recommend(["u0"], k=3, exclude_seen=False, context={"place": "work"})[0]
     assert again.item_ids == at_work.item_ids and np.allclose(again.scores, at_work.scores, atol=1e-5)
-    assert loaded.evaluate("test").metrics["ndcg@10"] == pytest.approx(aware_result.metrics["test"]["ndcg@10"], abs=1e-6)
+    assert loaded.evaluate("test").metrics["ndcg@10"] == pytest.approx(
+        aware_result.metrics["test"]["ndcg@10"], abs=1e-6
+    )
     shares = score_shares(loaded, ["u0"], [at_work.item_ids], context={"place": "work"})[0][0]
     assert set(shares) >= {"graph", "repeat"} and shares["repeat"] > 0
     # Labeled rows (a click-through protocol) are each scored in their own context, as score() scores one stated context.
     app = sorted(work_apps)[0]
-    rows = pd.DataFrame({"user_id": ["u0", "u0", "u1"], "item_id": [app, app, app], "place": ["work", "home", "work"],
-                         "day": ["mon", "sun", "mon"]})
+    rows = pd.DataFrame(
+        {
+            "user_id": ["u0", "u0", "u1"],
+            "item_id": [app, app, app],
+            "place": ["work", "home", "work"],
+            "day": ["mon", "sun", "mon"],
+        }
+    )
     scored = loaded.score_log(rows)
     assert scored[0] > scored[1]
     assert scored[0] == pytest.approx(loaded.score(["u0"], [app], context={"place": "work", "day": "mon"})[0], abs=1e-5)
@@ -199,23 +235,34 @@ def test_in_context_run_learns_a_repeat_term_that_reads_the_context_and_survives
     now = api.recommend(tmp_path / "run", ["u0"], k=3, context={"place": "work"}, explain=True)[0]
     assert set(now.item_ids) == work_apps
     # ... and explains each by the user's own use of it, not by a KG detour through another of their apps.
-    assert all(path["relations"] == ["interacted with"] and path["history_item_id"] == app
-               for path, app in zip(now.explanations, now.item_ids))
+    assert all(
+        path["relations"] == ["interacted with"] and path["history_item_id"] == app
+        for path, app in zip(now.explanations, now.item_ids)
+    )
     used = set(place_graph.split.interactions.query("user_id == 'u0'")["item_id"])
-    assert not set(api.recommend(tmp_path / "run", ["u0"], k=3, context={"place": "work"}, include_seen=False)[0].item_ids) & used
+    assert (
+        not set(api.recommend(tmp_path / "run", ["u0"], k=3, context={"place": "work"}, include_seen=False)[0].item_ids)
+        & used
+    )
     from click.testing import CliRunner
 
     from kgrec.cli import main
 
-    shown = CliRunner().invoke(main, ["recommend", "--run", str(tmp_path / "run"), "--user", "u0", "-k", "3", "--context", "place=work"])
+    shown = CliRunner().invoke(
+        main, ["recommend", "--run", str(tmp_path / "run"), "--user", "u0", "-k", "3", "--context", "place=work"]
+    )
     assert shown.exit_code == 0, shown.output
     assert all(f"[item {app}]" in shown.output for app in work_apps)
     # A value training never saw (a typo) is answered as unknown, and said so.
     from kgrec.errors import ContextWarning
 
-    with pytest.warns(ContextWarning, match=r"place=wrok was not seen in training and reads as unknown \(known: home, work\)"):
+    with pytest.warns(
+        ContextWarning, match=r"place=wrok was not seen in training and reads as unknown \(known: home, work\)"
+    ):
         loaded.recommend(["u0"], k=3, context={"place": "wrok"})
-    typo = CliRunner().invoke(main, ["recommend", "--run", str(tmp_path / "run"), "--user", "u0", "--context", "place=wrok"])
+    typo = CliRunner().invoke(
+        main, ["recommend", "--run", str(tmp_path / "run"), "--user", "u0", "--context", "place=wrok"]
+    )
     assert typo.exit_code == 0 and "note: context place=wrok was not seen in training" in typo.output
     # Discovery runs get no repeat term unless asked for.
     assert not repeat_enabled(RunConfig()) and repeat_enabled(RunConfig().override({"model.repeat": "on"}))

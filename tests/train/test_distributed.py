@@ -11,15 +11,20 @@ import pytest
 import torch
 
 from kgrec.config import GraphConfig, SplitConfig
-from kgrec.graph import build_graph
+from kgrec.graph import build_graph, save_graph
 from kgrec.inference import Recommender
 from kgrec.train.distributed import Distributed
 from kgrec.train.objectives import Batch
-from kgrec.graph import save_graph
 from tests.conftest import TINY_TRAINING
 
-SETTINGS = {**TINY_TRAINING, "model.use_text": False,
-            "train.epochs": 6, "train.side_epochs": 3, "train.batch_size": 7, "train.eval_every": 1}
+SETTINGS = {
+    **TINY_TRAINING,
+    "model.use_text": False,
+    "train.epochs": 6,
+    "train.side_epochs": 3,
+    "train.batch_size": 7,
+    "train.eval_every": 1,
+}
 
 
 def test_slices_cover_the_batch_and_weigh_it_as_one():
@@ -31,16 +36,21 @@ def test_slices_cover_the_batch_and_weigh_it_as_one():
     assert Distributed(1, 2).shard(tiny)[1] == 0.0  # an empty slice trains on one row at weight 0
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_match_one_process(tiny_dataset, tmp_path):
     graph = build_graph(tiny_dataset, GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
     save_graph(graph, str(tmp_path / "graph"))
     flags = [arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     train = ["-m", "kgrec", "train", "--graph", str(tmp_path / "graph"), "--quiet", *flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, *train, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, *train, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert single.returncode == 0, single.stderr[-2000:]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    parallel = subprocess.run([*launcher, *train, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    parallel = subprocess.run(
+        [*launcher, *train, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert parallel.returncode == 0, parallel.stderr[-3000:]
     assert parallel.stdout.count("wrote ") == 1  # one writer
     assert json.loads((tmp_path / "two" / "run.json").read_text())["processes"] == 2

@@ -94,7 +94,9 @@ def test_recommend_skips_everything_the_user_has_seen(graph, tmp_path):
 
 
 def test_exported_vectors_are_the_ones_the_dot_scorer_compares(graph):
-    trained = api.train(graph, RunConfig().override({**FAST, "model.linear": "none", "model.use_text": False}), quiet=True).recommender
+    trained = api.train(
+        graph, RunConfig().override({**FAST, "model.linear": "none", "model.use_text": False}), quiet=True
+    ).recommender
     items, users = trained.item_vectors(), trained.user_vectors()
     assert list(items.index) == list(graph.items.ids) and list(users.index) == list(graph.users.ids)
     assert items.shape[1] == users.shape[1] == 8
@@ -169,7 +171,9 @@ def test_new_item_with_the_same_text_scores_like_a_cold_twin(graph, tmp_path):
     # EASE text-row weights that rank users as item 10's do (not the same numbers: item 10 is one of its regressors).
     settings = {**FAST, "model.use_kg": False, "model.ease_text_weight": [3.0]}
     recommender = api.train(graph, RunConfig().override(settings), quiet=True).recommender
-    extended = recommender.add_items(_new_items(tmp_path, [("11", "Kappa", "A cold film nobody watched", "A", "StudioX")]))
+    extended = recommender.add_items(
+        _new_items(tmp_path, [("11", "Kappa", "A cold film nobody watched", "A", "StudioX")])
+    )
     users, twin = torch.arange(len(graph.users)), graph.items.index_of("10")
     learned, linear = extended.model.score_parts(extended.representations(), extended.prop_graph, users)
     assert torch.allclose(learned[:, -1], learned[:, twin], atol=1e-5)
@@ -183,7 +187,9 @@ def test_selection_on_unseen_candidates_for_cold_start(tiny_dataset, tmp_path):
     recommender = api.train(graph, config, out=tmp_path / "run", quiet=True).recommender
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     # The state kept is the best by validation ranked among unseen items, as the config asks.
-    assert history["valid"].max() == pytest.approx(recommender.evaluate("valid", candidates="unseen").metrics["ndcg@10"])
+    assert history["valid"].max() == pytest.approx(
+        recommender.evaluate("valid", candidates="unseen").metrics["ndcg@10"]
+    )
 
 
 def test_batched_and_faiss_recommendations_match_exact_ranking(graph, tmp_path):
@@ -204,8 +210,16 @@ def test_batched_and_faiss_recommendations_match_exact_ranking(graph, tmp_path):
 
 
 def test_sampled_batching_learns_and_reports_what_it_cannot_do(graph, tmp_path):
-    settings = {**FAST, "model.linear": "none", "model.use_text": False, "train.epochs": 30, "train.batch_size": 8,
-                "train.batching": "sampled", "train.fanout": [2, 2, 2], "model.propagation": "lightgcn"}
+    settings = {
+        **FAST,
+        "model.linear": "none",
+        "model.use_text": False,
+        "train.epochs": 30,
+        "train.batch_size": 8,
+        "train.batching": "sampled",
+        "train.fanout": [2, 2, 2],
+        "model.propagation": "lightgcn",
+    }
     sampled_result = api.train(graph, RunConfig().override(settings), out=tmp_path / "run", quiet=True)
     sampled = sampled_result.recommender
     history = pd.read_csv(tmp_path / "run" / "history.csv")
@@ -217,20 +231,33 @@ def test_sampled_batching_learns_and_reports_what_it_cannot_do(graph, tmp_path):
     with pytest.raises(InputError, match="full-batch"):
         api.train(graph, RunConfig().override({**settings, "train.tasks": ["rank", "rating"]}), quiet=True)
     for propagation in ("relational", "knowledge", "auto"):  # auto is knowledge here: the graph has triples
-        with pytest.raises(InputError, match=r"lightgcn propagation only: (relational|knowledge) propagates over the whole KG"):
+        with pytest.raises(
+            InputError, match=r"lightgcn propagation only: (relational|knowledge) propagates over the whole KG"
+        ):
             api.train(graph, RunConfig().override({**settings, "model.propagation": propagation}), quiet=True)
     # batching=auto samples only above sampled_above edges, so the knowledge default still trains small graphs.
-    api.train(graph, RunConfig().override({**settings, "model.propagation": "auto", "train.batching": "auto", "train.epochs": 1}), quiet=True)
+    api.train(
+        graph,
+        RunConfig().override({**settings, "model.propagation": "auto", "train.batching": "auto", "train.epochs": 1}),
+        quiet=True,
+    )
 
 
 def test_a_log_without_a_catalog_trains_without_a_text_view(tiny_files, tmp_path):
     from kgrec.data import read_dataset
 
-    graph = build_graph(read_dataset(tiny_files["interactions"]), GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2))))
-    trained_result = api.train(graph, RunConfig().override(FAST), out=tmp_path / "run", quiet=True)  # FAST asks for text
+    graph = build_graph(
+        read_dataset(tiny_files["interactions"]), GraphConfig(split=SplitConfig(ratios=(0.6, 0.2, 0.2)))
+    )
+    trained_result = api.train(
+        graph, RunConfig().override(FAST), out=tmp_path / "run", quiet=True
+    )  # FAST asks for text
     trained = trained_result.recommender
     assert trained.config.model.use_text is False and trained.model.text_emb is None
-    assert "no titles, descriptions or categories" in trained_result.notes[0] and "no KG triples" in trained_result.notes[1]
+    assert (
+        "no titles, descriptions or categories" in trained_result.notes[0]
+        and "no KG triples" in trained_result.notes[1]
+    )
     assert trained.config.model.use_kg is False and trained.model.kg_emb is None
     assert json.loads((tmp_path / "run" / "run.json").read_text())["notes"] == trained_result.notes
     assert "use_text: false" in (tmp_path / "run" / "config.yaml").read_text()
@@ -252,12 +279,13 @@ def test_a_callback_sees_every_epoch_and_can_stop_training(graph):
     assert seen == [("joint", 1, False), ("joint", 2, True)]
 
 
-
 def test_a_diverging_run_stops_with_one_line_and_saves_nothing(graph, tmp_path):
     from kgrec.errors import DivergedError
 
     config = RunConfig().override({**FAST, "train.lr": 1e37, "model.use_text": False})
-    with pytest.raises(DivergedError, match=r"training diverged in the \w+ stage at epoch \d+: .*train.lr=0.005") as caught:
+    with pytest.raises(
+        DivergedError, match=r"training diverged in the \w+ stage at epoch \d+: .*train.lr=0.005"
+    ) as caught:
         api.train(graph, config, out=tmp_path / "run", quiet=True)
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "run").exists()  # no metrics of NaN scores, no half a run

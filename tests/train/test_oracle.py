@@ -31,7 +31,9 @@ def oracle_graph(tmp_path_factory):
     catalog = [(item, item, "the same text for every item", "A") for item in a_items]
     catalog += [(item, item, "the same text for every item", "B") for item in b_items]
     catalog.append(("cold", "cold", "the same text for every item", "A"))
-    pd.DataFrame(catalog, columns=["item", "title", "description", "category"]).to_csv(folder / "items.csv", index=False)
+    pd.DataFrame(catalog, columns=["item", "title", "description", "category"]).to_csv(
+        folder / "items.csv", index=False
+    )
     triples = [(item, "directed_by", "nolan") for item in a_items] + [("cold", "directed_by", "nolan")]
     triples += [(item, "directed_by", "bigelow") for item in b_items]
     pd.DataFrame(triples, columns=["head", "relation", "tail"]).to_csv(folder / "kg.tsv", sep="\t", index=False)
@@ -70,6 +72,7 @@ def _config(use_kg: bool) -> RunConfig:
 def test_kg_places_the_cold_item(oracle_graph):
     with_kg = _cold_ranks(api.train(oracle_graph, _config(use_kg=True), quiet=True).recommender)
     without_kg = _cold_ranks(api.train(oracle_graph, _config(use_kg=False), quiet=True).recommender)
+
     # 10 candidates per user: 3 unseen items of the own group, 6 of the other group, and the cold item.
     def placed(ranks: dict[str, float]) -> bool:
         # Top 3 for A-users; for B-users behind their own 3 unseen B-items.

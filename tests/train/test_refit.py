@@ -7,10 +7,10 @@ import torch
 
 from kgrec import api
 from kgrec.config import RunConfig
+from kgrec.graph import load_graph
 from kgrec.inference import Recommender
 from kgrec.models.ease import EASE
 from tests.train.test_blend import FAST, graph_dir  # noqa: F401  (the module's graph fixture)
-from kgrec.graph import load_graph
 
 REFIT = {**FAST, "model.ease_kg_weight": [0.0], "train.schedule": "joint"}
 
@@ -20,8 +20,13 @@ def runs(graph_dir, tmp_path_factory):  # noqa: F811
     folder = tmp_path_factory.mktemp("refit")
     graph = load_graph(graph_dir)
     plain = api.train(graph, RunConfig().override(REFIT), out=folder / "plain", graph_dir=graph_dir, quiet=True)
-    refit = api.train(graph, RunConfig().override({**REFIT, "train.refit_linear": True}), out=folder / "refit",
-                      graph_dir=graph_dir, quiet=True)
+    refit = api.train(
+        graph,
+        RunConfig().override({**REFIT, "train.refit_linear": True}),
+        out=folder / "refit",
+        graph_dir=graph_dir,
+        quiet=True,
+    )
     return graph, plain, refit, folder
 
 

@@ -15,13 +15,11 @@ import torch
 from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.errors import InputError
-from kgrec.graph import build_graph
+from kgrec.graph import build_graph, save_graph
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer, read_checkpoint
-from kgrec.graph import save_graph
 from tests.conftest import TINY_TRAINING
 
-SETTINGS = {**TINY_TRAINING, "model.use_text": False,
-            "train.epochs": 8, "train.side_epochs": 6, "train.patience": 100}
+SETTINGS = {**TINY_TRAINING, "model.use_text": False, "train.epochs": 8, "train.side_epochs": 6, "train.patience": 100}
 
 
 @pytest.fixture
@@ -72,9 +70,10 @@ def test_resume_ends_with_the_uninterrupted_result(graph, tmp_path, monkeypatch,
     assert resumed_result.metrics == whole_result.metrics
     for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
-    assert json.loads((tmp_path / "cut" / "run.json").read_text())["epochs_run"] == json.loads(
-        (tmp_path / "whole" / "run.json").read_text()
-    )["epochs_run"]
+    assert (
+        json.loads((tmp_path / "cut" / "run.json").read_text())["epochs_run"]
+        == json.loads((tmp_path / "whole" / "run.json").read_text())["epochs_run"]
+    )
 
 
 def test_resume_refuses_a_changed_config_a_complete_run_and_a_damaged_checkpoint(graph, tmp_path):
@@ -90,23 +89,37 @@ def test_resume_refuses_a_changed_config_a_complete_run_and_a_damaged_checkpoint
         api.resume(tmp_path / "run")
     # A checkpoint of another config is not silently continued.
     other = RunConfig().override({**SETTINGS, "train.epochs": 3})
-    checkpoint = Checkpointer(tmp_path / "run" / CHECKPOINT_NAME, 1, {"config": "abc", "graph": "def", "graph_dir": str(tmp_path / "graph")})
+    checkpoint = Checkpointer(
+        tmp_path / "run" / CHECKPOINT_NAME, 1, {"config": "abc", "graph": "def", "graph_dir": str(tmp_path / "graph")}
+    )
     checkpoint.save({"stage": "backbone"})
     with pytest.raises(InputError, match="another config"):
-        api.train(graph, other, out=tmp_path / "run", graph_dir=tmp_path / "graph", quiet=True, _resume=read_checkpoint(checkpoint.path))
+        api.train(
+            graph,
+            other,
+            out=tmp_path / "run",
+            graph_dir=tmp_path / "graph",
+            quiet=True,
+            _resume=read_checkpoint(checkpoint.path),
+        )
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_leaves_a_resumable_run(graph, tmp_path):
     """A real process, killed with SIGKILL while it trains: nothing half-written, and --resume finishes it."""
     overrides = {**SETTINGS, "train.epochs": 400, "train.side_epochs": 0, "train.eval_every": 1}
     flags = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     command = [sys.executable, "-m", "kgrec", "train", "--graph", str(tmp_path / "graph"), "--quiet", *flags]
-    whole = subprocess.run([*command, "--out", str(tmp_path / "whole")], env=env, capture_output=True, text=True, timeout=300)
+    whole = subprocess.run(
+        [*command, "--out", str(tmp_path / "whole")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert whole.returncode == 0, whole.stderr[-2000:]
 
     run = tmp_path / "cut"
-    process = subprocess.Popen([*command, "--out", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [*command, "--out", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline:
@@ -128,20 +141,39 @@ def test_sigkill_mid_training_leaves_a_resumable_run(graph, tmp_path):
     assert rerun.returncode == 2 and f"kgrec train --resume {run}" in rerun.stderr, rerun.stderr[-2000:]
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "kgrec", "train", "--resume", str(run), "--quiet"], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "kgrec", "train", "--resume", str(run), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not list(run.glob(".*.tmp")) and not (run / CHECKPOINT_NAME).exists()
-    assert json.loads((run / "metrics.json").read_text()) == json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert json.loads((run / "metrics.json").read_text()) == json.loads(
+        (tmp_path / "whole" / "metrics.json").read_text()
+    )
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_continue(graph, tmp_path):
     overrides = {**SETTINGS, "train.epochs": 400, "train.side_epochs": 0}
     flags = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "kgrec", "train", "--graph", str(tmp_path / "graph"), "--quiet", "--out", str(run), *flags]
-    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "kgrec",
+        "train",
+        "--graph",
+        str(tmp_path / "graph"),
+        "--quiet",
+        "--out",
+        str(run),
+        *flags,
+    ]
+    process = subprocess.Popen(
+        command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and not (run / CHECKPOINT_NAME).is_file():

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from kgrec import api
 from kgrec.cli import main
-from tests.conftest import tiny_training_flags, write_tiny_files
 from kgrec.graph import load_graph
+from tests.conftest import tiny_training_flags, write_tiny_files
 
 FAST = [*tiny_training_flags({"model.use_text": False, "train.eval_every": 2}), "--epochs=2", "--quiet"]
 
@@ -37,7 +37,9 @@ def graph_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("rundir")
     files = write_tiny_files(root / "data")
     out = root / "graph"
-    assert _invoke("build-graph", *[f"--{r}={p}" for r, p in files.items()], f"--out={out}", "--split=loo").exit_code == 0
+    assert (
+        _invoke("build-graph", *[f"--{r}={p}" for r, p in files.items()], f"--out={out}", "--split=loo").exit_code == 0
+    )
     return out
 
 
@@ -57,7 +59,9 @@ def test_a_second_train_on_the_same_run_stops_and_leaves_the_first_alone(graph_d
         assert first.stdout.readline().strip() == "training"
         (run / "config.yaml").write_text("the first run's\n")
         before = {p.name: p.read_bytes() for p in run.iterdir()}
-        _one_line_error(_invoke("train", f"--graph={graph_dir}", f"--out={run}", *FAST), f"another kgrec process (pid {first.pid})")
+        _one_line_error(
+            _invoke("train", f"--graph={graph_dir}", f"--out={run}", *FAST), f"another kgrec process (pid {first.pid})"
+        )
         assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     finally:
         first.kill()
@@ -107,7 +111,9 @@ def test_read_only_graph_needs_a_cache_elsewhere(graph_dir, tmp_path, mounts):
     result = _invoke("train", f"--graph={copy}", f"--out={tmp_path / 'run'}", *FAST)
     _one_line_error(result, "cannot write the embedding cache here")
     assert not (tmp_path / "run").exists()
-    result = _invoke("train", f"--graph={copy}", f"--out={tmp_path / 'run'}", f"--cache-dir={tmp_path / 'cache'}", *FAST)
+    result = _invoke(
+        "train", f"--graph={copy}", f"--out={tmp_path / 'run'}", f"--cache-dir={tmp_path / 'cache'}", *FAST
+    )
     assert result.exit_code == 0, result.output
     assert list((tmp_path / "cache" / "kge").glob("*.pt"))
     assert _invoke("evaluate", f"--run={tmp_path / 'run'}").exit_code == 0
@@ -120,6 +126,8 @@ def test_full_disk_build_and_train_fail_in_one_line_and_leave_nothing(graph_dir,
     built = _invoke("build-graph", *[f"--{r}={p}" for r, p in tiny_files.items()], f"--out={disk / 'g'}")
     _one_line_error(built, "No space left on device")
     assert _tree(disk) == before  # no half-written graph, no temporary folder
-    trained = _invoke("train", f"--graph={graph_dir}", f"--out={disk / 'run'}", f"--cache-dir={disk.parent / 'cache'}", *FAST)
+    trained = _invoke(
+        "train", f"--graph={graph_dir}", f"--out={disk / 'run'}", f"--cache-dir={disk.parent / 'cache'}", *FAST
+    )
     _one_line_error(trained, "No space left on device")
     assert _tree(disk) == before  # the run folder it created is gone again

@@ -12,9 +12,8 @@ from kgrec import api
 from kgrec.config import GraphConfig, RunConfig, SplitConfig
 from kgrec.data import read_dataset
 from kgrec.errors import InputError
-from kgrec.graph import build_graph
+from kgrec.graph import build_graph, save_graph
 from kgrec.inference import Recommender
-from kgrec.graph import save_graph
 from tests.conftest import TINY_TRAINING
 
 FAST = {**TINY_TRAINING, "train.epochs": 15, "model.use_text": False}
@@ -35,15 +34,23 @@ def trained(tmp_path_factory):
 def test_update_adds_users_items_and_interactions_and_trains_them(trained, tmp_path):
     events = tmp_path / "events.csv"
     pd.DataFrame(
-        [("u1", "10", 4, 1_700_000_000), ("newbie", "3", 5, 1_700_000_001), ("newbie", "n1", 5, 1_700_000_002), ("u1", "1", 5, 1_700_000_003)],
+        [
+            ("u1", "10", 4, 1_700_000_000),
+            ("newbie", "3", 5, 1_700_000_001),
+            ("newbie", "n1", 5, 1_700_000_002),
+            ("u1", "1", 5, 1_700_000_003),
+        ],
         columns=["user", "item", "rating", "timestamp"],
     ).to_csv(events, index=False)
     catalog = tmp_path / "new.csv"
-    pd.DataFrame([("n1", "New", "A film about alpha", "A", "StudioX")], columns=["item", "title", "description", "category", "brand"]).to_csv(
-        catalog, index=False
-    )
+    pd.DataFrame(
+        [("n1", "New", "A film about alpha", "A", "StudioX")],
+        columns=["item", "title", "description", "category", "brand"],
+    ).to_csv(catalog, index=False)
     before = Recommender.load(trained / "run")
-    updated = api.update(trained / "run", events, tmp_path / "updated", epochs=2, new_items=catalog, quiet=True).recommender
+    updated = api.update(
+        trained / "run", events, tmp_path / "updated", epochs=2, new_items=catalog, quiet=True
+    ).recommender
     graph = updated.graph
     assert len(graph.users) == len(before.graph.users) + 1 and graph.users.ids[-1] == "newbie"
     assert len(graph.items) == len(before.graph.items) + 1
@@ -53,8 +60,12 @@ def test_update_adds_users_items_and_interactions_and_trains_them(trained, tmp_p
     train = graph.split.train
     assert ((train["user_id"] == "newbie") & (train["item_id"] == "n1")).any()
     for part in ("valid", "test"):  # measured like its predecessor
-        pd.testing.assert_frame_equal(graph.split.part(part).reset_index(drop=True), before.graph.split.part(part).reset_index(drop=True))
-    assert 1 <= json.loads((tmp_path / "updated" / "run.json").read_text())["best_epoch"] <= 2  # an update epoch, not the start
+        pd.testing.assert_frame_equal(
+            graph.split.part(part).reset_index(drop=True), before.graph.split.part(part).reset_index(drop=True)
+        )
+    assert (
+        1 <= json.loads((tmp_path / "updated" / "run.json").read_text())["best_epoch"] <= 2
+    )  # an update epoch, not the start
     # Trained users moved from where the run left them: the update trained them.
     assert not torch.allclose(updated.model.user_emb.weight[: len(before.graph.users)], before.model.user_emb.weight)
     # The updated run is a complete run: it loads, and the new user gets recommendations.
@@ -86,14 +97,25 @@ def test_one_pass_blend_sweep_matches_one_evaluation_per_weight(trained):
         evaluation = run.evaluate("valid")
         single = evaluation.metrics
         assert metrics == pytest.approx({k: single[k] for k in metrics}, abs=1e-12)
-        assert kept["per_user"] == pytest.approx(evaluation.per_user[select].to_numpy(), abs=1e-12)  # same users, same order
+        assert kept["per_user"] == pytest.approx(
+            evaluation.per_user[select].to_numpy(), abs=1e-12
+        )  # same users, same order
     validate = lambda _: run.evaluate("valid", topk_only=True).metrics[select]  # noqa: E731
     one_pass = lambda _, ws: [m[select] for m in run.evaluate_blends(ws, "valid")]  # noqa: E731
     model.ease.blend.zero_()
     baseline = validate(model)
-    slow = choose_blend(model, run.prop_graph, l2_grid=(10.0, 100.0), validate=validate, baseline=baseline, kg_weights=(0.0, 2.0))
-    fast = choose_blend(model, run.prop_graph, l2_grid=(10.0, 100.0), validate=validate, baseline=baseline, validate_blends=one_pass,
-                        kg_weights=(0.0, 2.0))
+    slow = choose_blend(
+        model, run.prop_graph, l2_grid=(10.0, 100.0), validate=validate, baseline=baseline, kg_weights=(0.0, 2.0)
+    )
+    fast = choose_blend(
+        model,
+        run.prop_graph,
+        l2_grid=(10.0, 100.0),
+        validate=validate,
+        baseline=baseline,
+        validate_blends=one_pass,
+        kg_weights=(0.0, 2.0),
+    )
     assert fast == pytest.approx(slow) and set(fast) == {"l2", "kg_weight", "text_weight", "weight", "valid"}
     assert (model.ease.l2, model.ease.kg_weight) == (fast["l2"], fast["kg_weight"])  # the model holds the choice
 

@@ -10,10 +10,14 @@ import torch
 __all__ = ["scatter_mean"]
 
 
-def scatter_mean(src: torch.Tensor, index: torch.Tensor, dim: int = 0, out=None, dim_size: int | None = None) -> torch.Tensor:  # noqa: ANN001
+def scatter_mean(
+    src: torch.Tensor, index: torch.Tensor, dim: int = 0, out=None, dim_size: int | None = None
+) -> torch.Tensor:  # noqa: ANN001
     if dim != 0 or out is not None:
         raise NotImplementedError("this shim covers scatter_mean(src, index, dim=0, dim_size=...) as KGIN calls it")
     size = int(index.max()) + 1 if dim_size is None else dim_size
     total = torch.zeros((size, *src.shape[1:]), dtype=src.dtype, device=src.device).index_add_(0, index, src)
-    count = torch.zeros(size, dtype=src.dtype, device=src.device).index_add_(0, index, torch.ones_like(index, dtype=src.dtype))
+    count = torch.zeros(size, dtype=src.dtype, device=src.device).index_add_(
+        0, index, torch.ones_like(index, dtype=src.dtype)
+    )
     return total / count.clamp(min=1).view(-1, *([1] * (src.dim() - 1)))
