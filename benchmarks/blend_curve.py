@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from build_graph import machine  # noqa: E402
+from build_graph import machine
 
-from kgrec.inference import Recommender  # noqa: E402
-from kgrec.io import atomic_write, write_json  # noqa: E402
+from kgrec.inference import Recommender
+from kgrec.io import atomic_write, write_json
 
 FACTORS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0, 1000.0)
 

@@ -16,7 +16,6 @@ import argparse
 import copy
 import io
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +23,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-from build_graph import machine  # noqa: E402
-from scale import synthesize  # noqa: E402
+from build_graph import machine
+from scale import synthesize
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -28,13 +27,12 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-from build_graph import machine  # noqa: E402
+from build_graph import machine
 
-from kgrec.evaluate import evaluate_blends, evaluate_ranking, interaction_matrix  # noqa: E402
-from kgrec.evaluate.metrics import topk_metrics  # noqa: E402
-from kgrec.evaluate.ranking import CPU_SCORES_BYTES  # noqa: E402
-from kgrec.io import atomic_write, write_json  # noqa: E402
+from kgrec.evaluate import evaluate_blends, evaluate_ranking, interaction_matrix
+from kgrec.evaluate.metrics import topk_metrics
+from kgrec.evaluate.ranking import CPU_SCORES_BYTES
+from kgrec.io import atomic_write, write_json
 
 BLEND_FACTORS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 1000.0)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +31,13 @@ import scipy.sparse as sp
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from build_graph import machine  # noqa: E402
+from build_graph import machine
 
-from kgrec.data.context import log_context_columns  # noqa: E402
-from kgrec.evaluate import evaluate_ranking  # noqa: E402
-from kgrec.evaluate.ranking import interaction_matrix  # noqa: E402
-from kgrec.graph import load_graph  # noqa: E402
-from kgrec.io import atomic_write, write_json  # noqa: E402
+from kgrec.data.context import log_context_columns
+from kgrec.evaluate import evaluate_ranking
+from kgrec.evaluate.ranking import interaction_matrix
+from kgrec.graph import load_graph
+from kgrec.io import atomic_write, write_json
 
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 

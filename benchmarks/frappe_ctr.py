@@ -36,15 +36,14 @@ from scipy.special import expit, log_expit
 from scipy.stats import rankdata
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from build_graph import machine  # noqa: E402
-from frappe import Counts, group_runs, mean_std  # noqa: E402
-from run import recbole_python  # noqa: E402
+from build_graph import machine
+from frappe import Counts, group_runs, mean_std
+from run import recbole_python
 
-from kgrec.data.context import log_context_columns  # noqa: E402
-from kgrec.graph import load_graph  # noqa: E402
-from kgrec.inference import Recommender  # noqa: E402
-from kgrec.io import atomic_write, write_json  # noqa: E402
+from kgrec.data.context import log_context_columns
+from kgrec.graph import load_graph
+from kgrec.inference import Recommender
+from kgrec.io import atomic_write, write_json
 
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 

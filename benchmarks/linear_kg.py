@@ -24,15 +24,13 @@ import itertools
 import json
 import os
 import resource
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from build_graph import machine  # noqa: E402
+from build_graph import machine
 
 from kgrec.graph import load_graph, to_hetero
 from kgrec.io import atomic_write

@@ -41,8 +41,7 @@ import pandas as pd
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-from build_graph import machine  # noqa: E402
+from build_graph import machine
 
 # name -> (--set overrides); every variant is `kgrec train` with the dataset's preset plus these.
 VARIANTS: dict[str, dict[str, object]] = {
@@ -111,17 +110,17 @@ COLD_BASELINES = ("popularity", "text-knn", "kg-knn")
 SEEDS = (2020, 2021, 2022)
 
 
-def _env(threads: int) -> dict[str, str]:
+def thread_env(threads: int) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
-def _commit() -> str:
+def commit() -> str:
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "kgrec"], cwd=ROOT, capture_output=True, text=True).stdout
     return done.stdout.strip() + ("+dirty" if dirty.strip() else "") if done.returncode == 0 else "unknown"
 
 
-def _write(path: Path, record: dict) -> None:
+def write_record(path: Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2))
@@ -153,7 +152,7 @@ def build(dataset: str, split: str, work: Path) -> Path:
             check=True,
         )
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        _write(work / "build.json", {"seconds": time.perf_counter() - started, "peak_rss_mib": peak})
+        write_record(work / "build.json", {"seconds": time.perf_counter() - started, "peak_rss_mib": peak})
     return graph
 
 
@@ -194,7 +193,7 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
         for arg in ("--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}")
     ]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=_env(args.threads))
+    done = subprocess.run(command, capture_output=True, text=True, env=thread_env(args.threads))
     wall = time.perf_counter() - started
     record: dict = {
         "system": f"kgrec {variant}",
@@ -202,7 +201,7 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
         "seed": seed,
         "threads": args.threads,
         "device": args.device,
-        "commit": _commit(),
+        "commit": commit(),
     }
     if done.returncode != 0:
         record["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:500]
@@ -212,7 +211,7 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
                 [sys.executable, "-m", "kgrec", "evaluate", "--run", str(run_dir), "--candidates", "unseen"],
                 check=True,
                 capture_output=True,
-                env=_env(args.threads),
+                env=thread_env(args.threads),
             )
         _keep_per_user(
             run_dir,
@@ -239,7 +238,7 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
             epochs=run.get("epochs_run"),
             blend=run.get("blend"),
         )
-    _write(out, record)
+    write_record(out, record)
     print(
         record["system"],
         seed,
@@ -287,7 +286,7 @@ def ease_stand_in(graph: Path, dataset: str, raw: Path, threads: int) -> None:
             str(folder),
         ],
         check=True,
-        env=_env(threads),
+        env=thread_env(threads),
     )
     _keep_per_user(folder, "test", out)
 
@@ -352,10 +351,10 @@ def measure_side_cost(graph: Path, args: argparse.Namespace, raw: Path) -> None:
         [sys.executable, "-c", _SIDE_COST, str(graph), args.dataset],
         capture_output=True,
         text=True,
-        env=_env(args.threads),
+        env=thread_env(args.threads),
         check=True,
     )
-    _write(out, {**json.loads(done.stdout.strip().splitlines()[-1]), "threads": args.threads, "commit": _commit()})
+    write_record(out, {**json.loads(done.stdout.strip().splitlines()[-1]), "threads": args.threads, "commit": commit()})
 
 
 def recbole_python(venv: Path) -> Path:
@@ -440,7 +439,7 @@ def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: 
     python = recbole_python(HERE / ".work" / "recbole-venv")
     work = graph.parent / "recbole-runs" / f"{model}-{seed}"
     work.mkdir(parents=True, exist_ok=True)
-    env = {**_env(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # RecBole reloads its own checkpoints
+    env = {**thread_env(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # RecBole reloads its own checkpoints
     if model == "KGIN":
         env["PYTHONPATH"] = str(HERE / "shims")
     if model == "KGAT":
@@ -482,7 +481,7 @@ def run_peer(graph: Path, model: str, seed: int, args: argparse.Namespace, raw: 
         record["error"] = f"did not finish within {args.timeout} s on this machine"
         record.update(_partial_progress(work / "progress.jsonl"))
     record["wall_seconds"] = time.perf_counter() - started
-    _write(out, record)
+    write_record(out, record)
     print(
         record["system"],
         seed,
@@ -540,7 +539,7 @@ def run_cold_baseline(graph_dir: Path, baseline: str, seed: int, args: argparse.
         "eval_test_seconds": results["test"].seconds,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    _write(out, record)
+    write_record(out, record)
     print(
         baseline, seed, {k: round(v, 4) for k, v in record["test"].items() if k in ("ndcg@20", "recall@20")}, flush=True
     )
@@ -666,7 +665,7 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
         table["Recall@20 / best peer"] = table["recall@20"] / best_peer["recall@20"]
     header = (
         f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}; "
-        f"commit {_commit()}; split `{split}` (seed 2020) sha256 {split_checksum(graph)}; seeds {' '.join(map(str, seeds))}; "
+        f"commit {commit()}; split `{split}` (seed 2020) sha256 {split_checksum(graph)}; seeds {' '.join(map(str, seeds))}; "
         f"{'ranking among the items unseen in training (kgrec also selects on validation that way: eval.candidates=unseen)' if cold else 'full ranking over all items'}, "
         f"training (and at test time validation) items masked.\n"
     )
@@ -708,7 +707,7 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     lines += _verdict(table, best_peer)
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     table.assign(
-        machine=f"{info['cpu']}, {info['cores']} cores", commit=_commit(), split_sha256=split_checksum(graph)
+        machine=f"{info['cpu']}, {info['cores']} cores", commit=commit(), split_sha256=split_checksum(graph)
     ).to_csv(out / f"{stem}.csv", index=False, float_format="%.5f")
 
     ok = table[table["ndcg@20"].notna()] if "ndcg@20" in table else table.iloc[:0]
@@ -726,7 +725,7 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
         axis.invert_yaxis()
         axis.grid(axis="x", alpha=0.3)
     fig.suptitle(
-        f"{dataset}{' cold items' if cold else ''}: {info['cores']}-core CPU, commit {_commit()}, split {split_checksum(graph)}",
+        f"{dataset}{' cold items' if cold else ''}: {info['cores']}-core CPU, commit {commit()}, split {split_checksum(graph)}",
         fontsize=9,
     )
     fig.tight_layout()
@@ -757,9 +756,27 @@ def report(dataset: str, split: str, graph: Path, raw: Path, seeds: tuple[int, .
     print(f"wrote {out / stem}.md, .csv, _quality.png, _time.png")
 
 
+def read_experiment(path: Path, parser: argparse.ArgumentParser) -> dict:
+    """An experiment file's settings, checked against the runner's flags (an unknown key is an error, not ignored)."""
+    import yaml
+
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise SystemExit(f"{path}: cannot read the experiment: {error}") from None
+    flags = {action.dest for action in parser._actions} - {"help", "experiment", "report"}
+    unknown = sorted(set(values) - flags)
+    if not isinstance(values, dict) or unknown:
+        raise SystemExit(f"{path}: unknown experiment keys {unknown} (known: {', '.join(sorted(flags))})")
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=["ml-100k", "ml-1m", "alibaba-fashion"])
+    parser.add_argument(
+        "--experiment", type=Path, help="A YAML file of benchmarks/experiments/: its keys are this runner's flags."
+    )
+    parser.add_argument("--dataset", choices=["ml-100k", "ml-1m", "alibaba-fashion"])
     parser.add_argument(
         "--split",
         default="random",
@@ -789,7 +806,12 @@ def main() -> None:
         "--timeout", type=int, default=3600, help="Seconds per RecBole run before it is recorded as not finished."
     )
     parser.add_argument("--report", action="store_true", help="Only regenerate tables and plots.")
+    known, _ = parser.parse_known_args()
+    if known.experiment is not None:
+        parser.set_defaults(**read_experiment(known.experiment, parser))  # flags given on the command line still win
     args = parser.parse_args()
+    if args.dataset is None:
+        parser.error("give --dataset, or an --experiment file that names one")
 
     work = HERE / ".work" / f"{args.dataset}-{args.split}"
     suffix = "" if args.device == "cpu" else f"-{args.device}"

@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-from build_graph import machine  # noqa: E402
+from build_graph import machine
 
 WORDS = np.array(
     "space love war city night heart river dream story music crime house world road star family school".split()

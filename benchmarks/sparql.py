@@ -19,8 +19,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from build_graph import machine  # noqa: E402
+from build_graph import machine
 
 QUERIES = {
     "title of item 50": 'SELECT ?l WHERE { ?i kgrec:itemId "50" ; rdfs:label ?l }',

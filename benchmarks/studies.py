@@ -30,9 +30,8 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-from build_graph import machine  # noqa: E402
-from run import _commit, _env, _write, build, split_checksum  # noqa: E402
+from build_graph import machine
+from run import build, commit, split_checksum, thread_env, write_record
 
 USER_CONTEXT = {"context.user": ["age", "gender", "occupation", "zip_code"], "context.prefix": {"zip_code": 1}}
 TIME_CONTEXT = {"context.time": ["hour", "weekday", "gap", "period"]}
@@ -98,12 +97,12 @@ def run_variant(study: str, graph: Path, variant: str, seed: int, args: argparse
     ]
     command += [arg for key, value in settings.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=_env(args.threads))
+    done = subprocess.run(command, capture_output=True, text=True, env=thread_env(args.threads))
     record: dict = {
         "variant": variant,
         "seed": seed,
         "settings": settings,
-        "commit": _commit(),
+        "commit": commit(),
         "wall_seconds": time.perf_counter() - started,
     }
     if done.returncode != 0:
@@ -120,7 +119,7 @@ def run_variant(study: str, graph: Path, variant: str, seed: int, args: argparse
             best_epoch=run.get("best_epoch"),
             epochs=run.get("epochs_run"),
         )
-    _write(out, record)
+    write_record(out, record)
     print(
         variant,
         seed,
@@ -166,7 +165,7 @@ def report(study: str, graph: Path, raw: Path, seeds: tuple[int, ...]) -> None:
     header = ["variant", *spec["columns"], "train s", "seeds"]
     lines = [
         f"# {'Context features' if study == 'context' else 'Multi-task training'} on ml-100k\n",
-        f"Made by `python benchmarks/studies.py {study} --seeds {' '.join(map(str, seeds))}` at commit {_commit()}; "
+        f"Made by `python benchmarks/studies.py {study} --seeds {' '.join(map(str, seeds))}` at commit {commit()}; "
         f"{info['cpu']}, {info['cores']} cores, torch {info.get('torch', '')}, one thread per process, two processes at once. "
         f"Split `{spec['split']}` (seed 2020, interactions sha256 {split_checksum(graph)}…); mean ± std over seeds; test set, full ranking.\n",
         "| " + " | ".join(header) + " |",

@@ -263,6 +263,28 @@ def _device_option(default: str | None = "auto"):  # noqa: ANN202 - a click deco
     )
 
 
+def _split_option():  # noqa: ANN202 - a click decorator
+    """``--split``: which held-out part a ranking measures (evaluate, baseline)."""
+    return option(
+        "--split",
+        type=click.Choice(["test", "valid"]),
+        default="test",
+        show_default=True,
+        help="Which held-out part to rank.",
+    )
+
+
+def _candidates_option():  # noqa: ANN202 - a click decorator
+    """``--candidates``: every item, or only those unseen in training (evaluate, baseline)."""
+    return option(
+        "--candidates",
+        type=click.Choice(["all", "unseen"]),
+        default="all",
+        show_default=True,
+        help="Rank all items, or only items never seen in training (cold-start evaluation).",
+    )
+
+
 class _RegistryChoice(click.Choice):
     """A choice among a registry's names, read when a value is checked: the registries live in kgrec.models, whose
     torch and PyG imports take seconds, which ``--help`` must not wait for. Help shows the names kgrec ships
@@ -477,21 +499,9 @@ def _print_metrics(metrics: dict, split: str) -> None:
 
 @main.command()
 @option("--run", "run_dir", required=True, type=_PathType(file_okay=False), help="A run directory.")
-@option(
-    "--split",
-    type=click.Choice(["test", "valid"]),
-    default="test",
-    show_default=True,
-    help="Which held-out part to rank.",
-)
+@_split_option()
 @option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's eval.ks].")
-@option(
-    "--candidates",
-    type=click.Choice(["all", "unseen"]),
-    default="all",
-    show_default=True,
-    help="Rank all items, or only items never seen in training (cold-start evaluation).",
-)
+@_candidates_option()
 @_device_option()
 def evaluate(run_dir, split, ks, candidates, device) -> None:
     """Full-ranking evaluation of a run; merged into its metrics.json."""
@@ -516,21 +526,9 @@ BASELINE_NAMES = ("popularity", "item-knn", "kg-knn", "text-knn")
     type=click.Choice(BASELINE_NAMES),
     help="A baseline (repeatable) [all that apply].",
 )
-@option(
-    "--split",
-    type=click.Choice(["test", "valid"]),
-    default="test",
-    show_default=True,
-    help="Which held-out part to rank.",
-)
+@_split_option()
 @option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [10 and 20].")
-@option(
-    "--candidates",
-    type=click.Choice(["all", "unseen"]),
-    default="all",
-    show_default=True,
-    help="Rank all items, or only items never seen in training (cold-start evaluation).",
-)
+@_candidates_option()
 @option("--seed", type=int, default=0, show_default=True, help="Popularity's tie-breaking order.")
 @option(
     "--config",

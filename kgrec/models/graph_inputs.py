@@ -175,6 +175,5 @@ class PropagationGraph(NamedTuple):
 
     def to(self, device: torch.device | str) -> PropagationGraph:
         """The same graph with every tensor on ``device``."""
-        return PropagationGraph(
-            *(v.to(device) if isinstance(v, (torch.Tensor, RelationalAdjacency)) else v for v in self)
-        )  # type: ignore[arg-type]
+        moved = (v.to(device) if isinstance(v, (torch.Tensor, RelationalAdjacency)) else v for v in self)
+        return PropagationGraph(*moved)  # type: ignore[arg-type]
