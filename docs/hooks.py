@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Repository files published beside the pages, by glob from the repository root.
 PUBLISHED = (
     "benchmarks/README.md",
+    "benchmarks/experiments/*",
     "benchmarks/results/**/*.md",
     "benchmarks/results/**/*.png",
     "benchmarks/results/**/*.csv",

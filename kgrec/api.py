@@ -29,6 +29,7 @@ from kgrec.graph import build_graph as _build_graph
 from kgrec.graph.sparql import LocalStore, open_store
 from kgrec.graph.sparql import query as sparql_query
 from kgrec.inference import Recommendation, Recommender, read_per_user, resolve_device, write_per_user
+from kgrec.inference.segments import SegmentEvaluation
 from kgrec.io import DirectoryLock, write_json
 from kgrec.logs import library_output
 from kgrec.models import fusion_resolver, propagation_resolver, resolve_propagation, scorer_resolver
@@ -52,6 +53,7 @@ __all__ = [
     "update",
     "load_run",
     "evaluate",
+    "evaluate_segments",
     "baseline",
     "compare",
     "recommend",
@@ -396,22 +398,46 @@ def evaluate(
     With ``candidates="unseen"`` only items without training interactions are ranked, and the
     metrics are stored under ``"<split>_unseen"``.
     """
-    import json
-
     recommender = load_run(run, device)
     result = recommender.evaluate(split, ks, candidates)
     if recommender.directory is not None:
-        # Read, merge and write under the run's lock, so two evaluations never drop each other's numbers.
-        with DirectoryLock(recommender.directory).acquire(wait_seconds=10.0):
-            path = Path(recommender.directory) / "metrics.json"
-            try:
-                metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise InputError(f"corrupted metrics.json: {error}", path) from None
-            key = split if candidates == "all" else f"{split}_{candidates}"
-            metrics[key] = {**metrics.get(key, {}), **result.metrics}
-            write_json(path, metrics)
-            write_per_user(recommender.directory, {key: result.per_user}, recommender.graph.split_digest)
+        key = split if candidates == "all" else f"{split}_{candidates}"
+        _store_evaluation(recommender, key, result.metrics, {key: result.per_user})
+    return result
+
+
+def _store_evaluation(recommender: Recommender, key: str, values: dict, per_user: dict[str, pd.DataFrame]) -> None:
+    """Merge ``values`` into ``metrics.json`` under ``key`` and store the per-user tables, under the run's lock, so
+    two evaluations never drop each other's numbers."""
+    import json
+
+    assert recommender.directory is not None
+    with DirectoryLock(recommender.directory).acquire(wait_seconds=10.0):
+        path = Path(recommender.directory) / "metrics.json"
+        try:
+            metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InputError(f"corrupted metrics.json: {error}", path) from None
+        metrics[key] = {**metrics.get(key, {}), **values}
+        write_json(path, metrics)
+        write_per_user(recommender.directory, per_user, recommender.graph.split_digest)
+
+
+def evaluate_segments(
+    run: Run, split: str = "test", ks: tuple[int, ...] | None = None, candidates: str = "all", device: str = "cpu"
+) -> SegmentEvaluation:
+    """The run's metrics by user activity and by held-out item popularity (:mod:`kgrec.evaluate.segments`); with a run
+    directory, also stored: ``metrics.json`` under ``"<split>_segments"`` (with the bounds used) and the per-user
+    tables ``kgrec compare --by`` reads."""
+    from kgrec.inference.segments import evaluate_segments as by_segment
+    from kgrec.inference.segments import item_segment_name
+
+    recommender = load_run(run, device)
+    result = by_segment(recommender, split, ks, candidates)
+    if recommender.directory is not None:
+        key = split if candidates == "all" else f"{split}_{candidates}"
+        tables = {key if name == "overall" else item_segment_name(key, name): t for name, t in result.per_user.items()}
+        _store_evaluation(recommender, f"{key}_segments", result.to_dict(), tables)
     return result
 
 
@@ -449,59 +475,104 @@ def compare(
     evaluation: str = "test",
     resamples: int = 10_000,
     seed: int = 0,
+    by: Literal["user-activity", "item-popularity"] | None = None,
 ) -> list[PairedComparison]:
     """Each run against ``baseline`` on the same users: mean difference, 95% bootstrap interval, paired t-test and
     Wilcoxon p-values, Holm-adjusted over the runs. Reads each run's ``per_user.parquet``.
 
     ``evaluation``: ``"test"``, ``"valid"`` or ``"test_unseen"`` (after ``kgrec evaluate --candidates unseen``).
     A context-aware run ranks (user, context) queries; a user's value is then the mean over their queries.
+    ``by``: one comparison per segment (:mod:`kgrec.evaluate.segments`; the runs evaluated with
+    :func:`evaluate_segments` first), Holm-adjusted over every (segment, run) pair.
 
     Raises:
         InputError: a run without per-user metrics for ``evaluation`` or without ``metric``, or runs
             evaluated on different splits or on different users.
     """
+    from kgrec.evaluate import ITEM_POPULARITY, USER_ACTIVITY, segment_labels, segment_of
+    from kgrec.inference.segments import item_segment_name
+
     if not runs:
         raise InputError("compare needs a baseline run and at least one run to compare with it")
-    tables = {}
-    for run in [baseline, *runs]:
-        table = read_per_user(run)
-        table = table[table["evaluation"] == evaluation]
-        if table.empty:
-            found = ", ".join(sorted(read_per_user(run)["evaluation"].unique()))
-            raise InputError(f"no per-user '{evaluation}' metrics (it has: {found})", run)
-        if metric not in table.columns or table[metric].isna().all():
-            known = ", ".join(c for c in table.columns if c not in ("evaluation", "split_digest", "user", "query"))
-            raise InputError(f"no per-user metric '{metric}' (known: {known})", run)
-        tables[str(run)] = table
-    digests = {run: table["split_digest"].iloc[0] for run, table in tables.items()}
-    reference = digests[str(baseline)]
-    for run, digest in digests.items():
-        if digest != reference:
+    if by not in (None, "user-activity", "item-popularity"):
+        raise InputError(f"compare --by takes user-activity or item-popularity, not '{by}'")
+    stored = {str(run): read_per_user(run) for run in [baseline, *runs]}
+    groups: dict[str | None, dict[str, pd.DataFrame]] = {}
+    if by == "item-popularity":
+        for label in segment_labels(ITEM_POPULARITY):
+            name = item_segment_name(evaluation, label)
+            base = stored[str(baseline)]
+            if base.loc[base["evaluation"] == name, metric if metric in base.columns else "user"].notna().sum() >= 2:
+                groups[label] = {run: _per_user_of(table, name, metric, run) for run, table in stored.items()}
+        if not groups:
             raise InputError(
-                f"evaluated on another split than the baseline {baseline} (split digest {digest} vs {reference}): "
-                "a paired comparison needs the same held-out interactions",
-                run,
+                "no per-user metrics by item segment: run 'kgrec evaluate --segments' on it first", baseline
             )
-    values = {run: table.groupby("user", sort=True)[metric].mean() for run, table in tables.items()}
-    base = values[str(baseline)]
-    stats = []
-    for run in map(str, runs):
-        if not values[run].index.equals(base.index):
-            raise InputError(
-                f"ranked other users than the baseline {baseline} ({len(values[run])} vs {len(base)}): "
-                "evaluate both with the same candidates",
-                run,
-            )
-        both = base.notna() & values[run].notna()  # AUC is undefined for some users
-        stats.append(
-            paired_comparison(base[both].to_numpy(), values[run][both].to_numpy(), resamples, seed)
-            | {"users": int(both.sum())}
-        )
-    holm_t, holm_w = holm([s["t_p"] for s in stats]), holm([s["wilcoxon_p"] for s in stats])
-    return [
-        PairedComparison(run=str(run), baseline=str(baseline), metric=metric, holm_t_p=ht, holm_wilcoxon_p=hw, **s)  # type: ignore[arg-type]
-        for run, s, ht, hw in zip(runs, stats, holm_t, holm_w)
+    else:
+        tables = {run: _per_user_of(table, evaluation, metric, run) for run, table in stored.items()}
+        if by is None:
+            groups[None] = tables
+        else:
+            for run, table in tables.items():
+                if "train_interactions" not in table.columns or table["train_interactions"].isna().any():
+                    raise InputError(
+                        f"no users' training activity with '{evaluation}': run 'kgrec evaluate --segments' first", run
+                    )
+            for index, label in enumerate(segment_labels(USER_ACTIVITY)):
+                parts = {
+                    run: t[segment_of(t["train_interactions"].to_numpy(), USER_ACTIVITY) == index]
+                    for run, t in tables.items()
+                }
+                if parts[str(baseline)].groupby("user")[metric].mean().notna().sum() >= 2:  # a test needs two users
+                    groups[label] = parts
+    stats = [
+        (segment, run, _paired(tables, str(baseline), run, metric, resamples, seed))
+        for segment, tables in groups.items()
+        for run in map(str, runs)
     ]
+    holm_t, holm_w = holm([s["t_p"] for *_, s in stats]), holm([s["wilcoxon_p"] for *_, s in stats])
+    return [
+        PairedComparison(
+            run=run, baseline=str(baseline), metric=metric, holm_t_p=ht, holm_wilcoxon_p=hw, segment=segment, **s
+        )
+        for (segment, run, s), ht, hw in zip(stats, holm_t, holm_w)
+    ]
+
+
+def _per_user_of(stored: pd.DataFrame, evaluation: str, metric: str, run: str | Path) -> pd.DataFrame:
+    """A run's per-user table of one evaluation, checked to hold ``metric``."""
+    table = stored[stored["evaluation"] == evaluation]
+    if table.empty:
+        found = ", ".join(sorted(stored["evaluation"].unique()))
+        raise InputError(f"no per-user '{evaluation}' metrics (it has: {found})", run)
+    if metric not in table.columns or table[metric].isna().all():
+        ignored = ("evaluation", "split_digest", "user", "query", "train_interactions")
+        known = ", ".join(c for c in table.columns if c not in ignored and table[c].notna().any())
+        raise InputError(f"no per-user metric '{metric}' (known: {known})", run)
+    return table
+
+
+def _paired(tables: dict[str, pd.DataFrame], baseline: str, run: str, metric: str, resamples: int, seed: int) -> dict:
+    """The paired statistics of ``run`` against ``baseline`` over the same users (a user's queries averaged)."""
+    reference, digest = tables[baseline]["split_digest"].iloc[0], tables[run]["split_digest"].iloc[0]
+    if digest != reference:
+        raise InputError(
+            f"evaluated on another split than the baseline {baseline} (split digest {digest} vs {reference}): "
+            "a paired comparison needs the same held-out interactions",
+            run,
+        )
+    base = tables[baseline].groupby("user", sort=True)[metric].mean()
+    other = tables[run].groupby("user", sort=True)[metric].mean()
+    if not other.index.equals(base.index):
+        raise InputError(
+            f"ranked other users than the baseline {baseline} ({len(other)} vs {len(base)}): "
+            "evaluate both with the same candidates",
+            run,
+        )
+    both = base.notna() & other.notna()  # AUC is undefined for some users
+    return paired_comparison(base[both].to_numpy(), other[both].to_numpy(), resamples, seed) | {
+        "users": int(both.sum())
+    }
 
 
 def recommend(

@@ -492,6 +492,15 @@ def _resume_hint(out: Path) -> Iterator[None]:
         sys.exit(130)
 
 
+def _print_segments(table: Any) -> None:
+    """One line per segment: users, held-out interactions, and the recall and NDCG at each cut-off."""
+    shown = [c for c in table.columns if c.startswith(("recall@", "ndcg@"))]
+    click.echo(f"{'by':<16} {'segment':>8} {'users':>7} {'targets':>8} " + " ".join(f"{c:>10}" for c in shown))
+    for row in table.to_dict("records"):
+        values = " ".join(f"{row[c]:>10.4f}" for c in shown)
+        click.echo(f"{row['by']:<16} {row['segment']:>8} {row['users']:>7} {row['targets']:>8} {values}")
+
+
 def _print_metrics(metrics: dict, split: str) -> None:
     for name, value in metrics.items():
         click.echo(f"{split:5s} {name:14s} {value:.4f}")
@@ -502,11 +511,20 @@ def _print_metrics(metrics: dict, split: str) -> None:
 @_split_option()
 @option("-k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's eval.ks].")
 @_candidates_option()
+@option(
+    "--segments",
+    is_flag=True,
+    help="Also by user activity and by held-out item popularity (training interactions; see docs/training.md).",
+)
 @_device_option()
-def evaluate(run_dir, split, ks, candidates, device) -> None:
+def evaluate(run_dir, split, ks, candidates, segments, device) -> None:
     """Full-ranking evaluation of a run; merged into its metrics.json."""
     from kgrec import api
 
+    if segments:
+        by_segment = api.evaluate_segments(run_dir, split, tuple(ks) or None, candidates, device=device)
+        _print_segments(by_segment.table)
+        return
     result = api.evaluate(run_dir, split, tuple(ks) or None, candidates, device=device)
     _print_metrics(result.metrics, split)
     against = "all items" if candidates == "all" else "the items unseen in training"
@@ -514,7 +532,7 @@ def evaluate(run_dir, split, ks, candidates, device) -> None:
 
 
 #: kgrec.baselines.BASELINES' names, written out so that --help does not wait for torch (a test keeps them equal).
-BASELINE_NAMES = ("popularity", "item-knn", "kg-knn", "text-knn")
+BASELINE_NAMES = ("popularity", "item-knn", "ease", "kg-knn", "text-knn")
 
 
 @main.command()
@@ -655,27 +673,37 @@ def tune(
 )
 @option("--resamples", type=click.IntRange(100), default=10_000, show_default=True, help="Bootstrap resamples.")
 @option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@option(
+    "--by",
+    type=click.Choice(["user-activity", "item-popularity"]),
+    help="One comparison per segment (after evaluate --segments on every run); Holm over segments and runs.",
+)
 @option("--json", "as_json", is_flag=True, help="One JSON object per run instead of a table.")
-def compare(baseline, runs, metric, evaluation, resamples, seed, as_json) -> None:
+def compare(baseline, runs, metric, evaluation, resamples, seed, by, as_json) -> None:
     """Paired per-user comparison of RUNS against BASELINE on the same split (bootstrap CI, t-test, Wilcoxon, Holm)."""
     from kgrec import api
 
-    results = api.compare(baseline, list(runs), metric, evaluation, resamples, seed)
+    results = api.compare(baseline, list(runs), metric, evaluation, resamples, seed, by=by)
     if as_json:
         for result in results:
             click.echo(json.dumps(json_safe(result.to_dict())))
         return
+    if by is None:
+        click.echo(
+            f"{metric} on {evaluation}, paired over users, against {baseline} (mean {results[0].baseline_mean:.4f}):"
+        )
+    else:  # each segment has its own baseline mean: shown in the row
+        click.echo(f"{metric} on {evaluation} by {by}, paired over each segment's users, against {baseline}:")
+    segment = "" if by is None else f"{'segment':>8} {'base':>8} "
     click.echo(
-        f"{metric} on {evaluation}, paired over users, against {baseline} (mean {results[0].baseline_mean:.4f}):"
-    )
-    click.echo(
-        f"{'run':<40} {'users':>6} {'mean':>8} {'diff':>9} {'rel':>7} {'95% CI':>21} {'t p':>9} {'Wilcoxon p':>10} "
-        f"{'Holm t':>9} {'Holm W':>9}"
+        f"{segment}{'run':<40} {'users':>6} {'mean':>8} {'diff':>9} {'rel':>7} {'95% CI':>21} {'t p':>9} "
+        f"{'Wilcoxon p':>10} {'Holm t':>9} {'Holm W':>9}"
     )
     for r in results:
         interval = f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+        label = "" if by is None else f"{r.segment:>8} {r.baseline_mean:>8.4f} "
         click.echo(
-            f"{r.run:<40} {r.users:>6} {r.mean:>8.4f} {r.difference:>+9.4f} {r.relative:>+7.1%} {interval:>21} "
+            f"{label}{r.run:<40} {r.users:>6} {r.mean:>8.4f} {r.difference:>+9.4f} {r.relative:>+7.1%} {interval:>21} "
             f"{r.t_p:>9.2g} {r.wilcoxon_p:>10.2g} {r.holm_t_p:>9.2g} {r.holm_wilcoxon_p:>9.2g}"
         )
 

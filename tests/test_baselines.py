@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from kgrec.baselines import BASELINES, ItemKNN, KGNeighbours, Popularity, evaluate_baseline, make_baseline
+from kgrec.baselines import (
+    BASELINES,
+    EASEBaseline,
+    ItemKNN,
+    KGNeighbours,
+    Popularity,
+    baseline_segments,
+    evaluate_baseline,
+    make_baseline,
+)
 from kgrec.errors import InputError
 from kgrec.inference import split_matrix
 
@@ -96,8 +105,10 @@ def test_text_neighbours_read_the_bundled_encoder(graph, tmp_path):
 
 
 def test_bad_names_and_splits_are_one_line(graph):
-    with pytest.raises(InputError, match="unknown baseline 'ease' \\(known: popularity, item-knn, kg-knn, text-knn\\)"):
-        make_baseline("ease")
+    with pytest.raises(
+        InputError, match="unknown baseline 'slim' \\(known: popularity, item-knn, ease, kg-knn, text-knn\\)"
+    ):
+        make_baseline("slim")
     with pytest.raises(InputError, match="split 'valid' or 'test'"):
         evaluate_baseline(graph, "popularity", split="train")
 
@@ -113,3 +124,18 @@ def test_the_command_line_runs_every_baseline_that_applies(graph, tmp_path):
     result = CliRunner().invoke(main, ["baseline", "--graph", str(tmp_path / "graph"), "--name", "kg-knn", "-k", "5"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == "baseline kg-knn" and "test  ndcg@5" in result.output
+
+
+def test_ease_is_the_closed_form_and_segments_add_up(graph):
+    train = split_matrix(graph, "train")
+    ease = EASEBaseline(l2=5.0).fit(graph, train)
+    x = train.toarray().astype(np.float64)
+    precision = np.linalg.inv(x.T @ x + 5.0 * np.eye(x.shape[1]))
+    expected = np.eye(x.shape[1]) - precision / np.diag(precision)
+    np.fill_diagonal(expected, 0.0)
+    assert np.allclose(ease.weight, expected, atol=1e-5)
+    users = torch.arange(len(graph.users))
+    assert torch.allclose(ease.score(users), torch.from_numpy(x @ expected).float(), atol=1e-4)
+    table = baseline_segments(graph, "ease", ks=(5,))
+    items = table[table["by"] == "item popularity"]
+    assert items["targets"].sum() == split_matrix(graph, "test").nnz  # every held-out interaction in one segment

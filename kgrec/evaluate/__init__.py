@@ -3,10 +3,16 @@
 from kgrec.evaluate.auxiliary import link_prediction, rating_errors
 from kgrec.evaluate.metrics import auc, coverage, intra_list_diversity, topk_contributions, topk_metrics
 from kgrec.evaluate.ranking import EvaluationResult, evaluate_blends, evaluate_ranking, interaction_matrix
+from kgrec.evaluate.segments import ITEM_POPULARITY, USER_ACTIVITY, Segment, segment_labels, segment_of
 from kgrec.evaluate.significance import PairedComparison, holm, paired_comparison
 
 __all__ = [
+    "ITEM_POPULARITY",
+    "USER_ACTIVITY",
     "EvaluationResult",
+    "Segment",
+    "segment_labels",
+    "segment_of",
     "PairedComparison",
     "auc",
     "coverage",

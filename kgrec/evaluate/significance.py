@@ -15,7 +15,7 @@ class PairedComparison:
 
     ``ci_low``/``ci_high`` bound the mean difference (run minus baseline) at 95% by a percentile
     bootstrap over users; ``t_p`` and ``wilcoxon_p`` are two-sided paired p-values; the ``holm_``
-    ones are Holm-adjusted over every run compared to the same baseline in one call.
+    ones are Holm-adjusted over every run (and segment, with ``segment``) compared to the same baseline in one call.
     """
 
     run: str
@@ -31,6 +31,7 @@ class PairedComparison:
     wilcoxon_p: float
     holm_t_p: float
     holm_wilcoxon_p: float
+    segment: str | None = None  # with `kgrec compare --by`: the user-activity or item-popularity segment
 
     @property
     def relative(self) -> float:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from kgrec.errors import InputError
@@ -18,7 +19,15 @@ from kgrec.evaluate import rating_errors as _rating_errors
 if TYPE_CHECKING:
     from kgrec.inference.recommender import Recommender
 
-__all__ = ["ScoreFunction", "evaluate", "evaluate_blends", "rating_errors", "score_function"]
+__all__ = [
+    "ScoreFunction",
+    "check_evaluation",
+    "evaluate",
+    "evaluate_blends",
+    "name_rows",
+    "rating_errors",
+    "score_function",
+]
 
 #: ``rows (B,) -> scores (B, I)``: users, or (user, context) queries.
 ScoreFunction = Callable[[torch.Tensor], torch.Tensor]
@@ -56,16 +65,7 @@ def evaluate(
     cold-start question: among items never seen in training, which will this user pick?).
     ``topk_only`` skips AUC, coverage and diversity (validation during training needs only @K).
     """
-    if split not in ("valid", "test"):
-        raise InputError(f"evaluate takes split 'valid' or 'test', not '{split}'")
-    if candidates not in ("all", "unseen"):
-        raise InputError(f"evaluate takes candidates 'all' or 'unseen', not '{candidates}'")
-    if ks is not None and (not ks or min(ks) < 1):
-        raise InputError(f"cut-offs K must be at least 1, got {list(ks)}")
-    if not recommender.interactions(split).nnz:
-        raise InputError(
-            f"the {split} split of graph {recommender.graph.name} has no interactions: there is nothing to evaluate"
-        )
+    check_evaluation(recommender, split, candidates, ks)
     truth, exclude, candidate_items, users, tokens = recommender.tasks.ranking(split, candidates)
     result = evaluate_ranking(
         score_function(recommender, users, tokens),
@@ -79,12 +79,31 @@ def evaluate(
         topk_only=topk_only,
     )
     if result.per_user is not None:
-        # Rows of truth are users, or (user, context) queries of a context-aware run: name the user either way.
-        rows = result.per_user["row"].to_numpy()
-        table = result.per_user.rename(columns={"row": "query"})
-        table.insert(0, "user", recommender.graph.users.to_ids(rows if users is None else users[rows]))
-        result = dataclasses.replace(result, per_user=table)
+        result = dataclasses.replace(result, per_user=name_rows(recommender, result.per_user, users))
     return result
+
+
+def check_evaluation(recommender: Recommender, split: str, candidates: str, ks: tuple[int, ...] | None) -> None:
+    """Raises InputError for a split, candidates or cut-offs a full ranking does not take, or an empty split."""
+    if split not in ("valid", "test"):
+        raise InputError(f"evaluate takes split 'valid' or 'test', not '{split}'")
+    if candidates not in ("all", "unseen"):
+        raise InputError(f"evaluate takes candidates 'all' or 'unseen', not '{candidates}'")
+    if ks is not None and (not ks or min(ks) < 1):
+        raise InputError(f"cut-offs K must be at least 1, got {list(ks)}")
+    if not recommender.interactions(split).nnz:
+        raise InputError(
+            f"the {split} split of graph {recommender.graph.name} has no interactions: there is nothing to evaluate"
+        )
+
+
+def name_rows(recommender: Recommender, per_row: pd.DataFrame, users: np.ndarray | None) -> pd.DataFrame:
+    """A per-row metric table with each row's user id (``user``) and its row as ``query``: rows of a ranking are users,
+    or (user, context) queries of a context-aware run."""
+    rows = per_row["row"].to_numpy()
+    table = per_row.rename(columns={"row": "query"})
+    table.insert(0, "user", recommender.graph.users.to_ids(rows if users is None else users[rows]))
+    return table
 
 
 @torch.no_grad()
