@@ -137,6 +137,13 @@ class SplitConfig(_Section):
     ratios: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="Train/valid/test shares for 'random'.")
     cold_item_share: float = Field(0.2, gt=0.0, lt=1.0, description="Share of items held out for 'cold-items'.")
     seed: int = Field(2020, ge=0, description="Seed of the split's random generator.")
+    train_fraction: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Share of each user's training interactions kept (at least one each; a seeded draw of its own, "
+        "so validation and test stay those of the full split): the sparse-data curve. The rest are dropped.",
+    )
     min_rating: float | None = Field(
         None, description="Keep only interactions rated at least this as positives; None keeps all."
     )

@@ -194,4 +194,19 @@ def split_interactions(dataset: Dataset, config: SplitConfig | None = None) -> S
         codes = _given(log, config, rng)
     else:
         codes, cold = _cold_items(log, config, rng)
-    return Split(log.assign(split=_labels(codes)), config, cold)
+    split = log.assign(split=_labels(codes))
+    if config.train_fraction < 1.0:
+        split = _thin_training(split, config.train_fraction, np.random.default_rng([config.seed, 1]))
+    return Split(split, config, cold)
+
+
+def _thin_training(log: pd.DataFrame, fraction: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Keep ``fraction`` of each user's training interactions (rounded up: at least one), drawn by ``rng``, which is
+    not the split's own generator, so validation and test are those of the full split whatever the fraction."""
+    train = np.flatnonzero((log["split"] == "train").to_numpy())
+    order = train[rng.permutation(len(train))]
+    users = log["user_id"].to_numpy()[order]
+    rank = pd.Series(np.ones(len(order), dtype=np.int64)).groupby(users).cumsum().to_numpy()  # 1, 2, ... per user
+    sizes = pd.Series(users).map(pd.Series(users).value_counts()).to_numpy()
+    dropped = order[rank > np.ceil(sizes * fraction)]
+    return log.drop(index=log.index[dropped]).reset_index(drop=True)

@@ -100,3 +100,23 @@ def test_split_warnings_say_what_a_user_would_miss(tiny_dataset):
         Dataset(tiny_dataset.name, clicks, tiny_dataset.items), SplitConfig(ratios=(0.6, 0.2, 0.2), min_rating=1)
     )
     assert not any("0/1" in w for w in split_warnings(thresholded, clicks))
+
+
+def test_a_thinner_training_part_keeps_validation_and_test(tiny_dataset):
+    config = SplitConfig(ratios=(0.6, 0.2, 0.2))
+    full = split_interactions(tiny_dataset, config).interactions
+    thin = split_interactions(tiny_dataset, config.model_copy(update={"train_fraction": 0.5})).interactions
+    held_out = ["valid", "test"]
+    key = ["user_id", "item_id", "split"]
+    pd.testing.assert_frame_equal(
+        full[full["split"].isin(held_out)][key].reset_index(drop=True),
+        thin[thin["split"].isin(held_out)][key].reset_index(drop=True),
+    )
+    kept = thin[thin["split"] == "train"].groupby("user_id").size()
+    before = full[full["split"] == "train"].groupby("user_id").size()
+    assert (kept == np.ceil(before * 0.5)).all()  # rounded up: every user keeps at least one
+    assert set(thin[thin["split"] == "train"]["item_id"] + thin[thin["split"] == "train"]["user_id"]) <= set(
+        full[full["split"] == "train"]["item_id"] + full[full["split"] == "train"]["user_id"]
+    )
+    again = split_interactions(tiny_dataset, config.model_copy(update={"train_fraction": 0.5})).interactions
+    pd.testing.assert_frame_equal(thin, again)
