@@ -46,6 +46,8 @@ from build_graph import machine
 # name -> (--set overrides); every variant is `kgrec train` with the dataset's preset plus these.
 VARIANTS: dict[str, dict[str, object]] = {
     "gated": {"model.fusion": "gated"},
+    "gated-kg-neighbours": {"model.fusion": "gated", "model.kg_neighbours": "on", "model.kg_neighbours_rule": "one-se"},
+    "gated-kg-neighbours-best": {"model.fusion": "gated", "model.kg_neighbours": "on", "model.kg_neighbours_rule": "best"},
     "concat": {"model.fusion": "concat"},
     "sum": {"model.fusion": "sum"},
     "attention": {"model.fusion": "attention"},

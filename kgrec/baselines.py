@@ -34,6 +34,7 @@ from kgrec.errors import InputError
 from kgrec.evaluate import EvaluationResult, evaluate_ranking
 from kgrec.evaluate.segments import rank_by_segment
 from kgrec.graph import KnowledgeGraph
+from kgrec.graph.features import kg_tfidf
 from kgrec.inference.tasks import split_matrix
 
 __all__ = [
@@ -102,21 +103,6 @@ class _Profiles(Baseline):
         profile = self.history[users.cpu().numpy()] @ self.features  # (B, F) sparse sums of the users' items
         norms = np.sqrt(np.asarray(profile.multiply(profile).sum(axis=1))).clip(min=1e-12)
         return torch.from_numpy(np.asarray((profile.multiply(1.0 / norms) @ self.features.T).todense())).float()
-
-
-def kg_tfidf(graph: KnowledgeGraph) -> sp.csr_matrix:
-    """``(I, N)`` sparse L2-normalised TF-IDF rows of each item's KG neighbours (1-hop, either direction, any relation)."""
-    num_items, num_nodes = len(graph.items), len(graph.items) + len(graph.entities)
-    head, tail = graph.triples[:, 0], graph.triples[:, 2]
-    rows = np.concatenate([head[head < num_items], tail[tail < num_items]])
-    cols = np.concatenate([tail[head < num_items], head[tail < num_items]])
-    keep = rows != cols
-    binary = sp.csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(num_items, num_nodes))
-    binary.data[:] = 1.0  # duplicates (two relations to one entity) count once
-    idf = np.log(num_items / np.maximum(binary.getnnz(axis=0), 1))
-    features = (binary @ sp.diags(idf)).tocsr()
-    norms = np.sqrt(np.asarray(features.multiply(features).sum(axis=1))).ravel().clip(min=1e-12)
-    return sp.csr_matrix(sp.diags(1.0 / norms) @ features)
 
 
 class KGNeighbours(_Profiles):

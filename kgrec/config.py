@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kgrec.errors import InputError
 
@@ -213,6 +213,12 @@ class TextConfig(_Section):
 class ModelConfig(_Section):
     """The recommender: base embeddings, propagation, fusion and scorer, chosen from registries by name."""
 
+    @field_validator("repeat", "kg_neighbours", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads an unquoted ``on``/``off`` (a config file, ``--set model.repeat=on``) as a boolean."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     dim: int = Field(64, ge=2, le=4096, description="Width of user and item representations.")
     propagation: str = Field(
         "lightgcn",
@@ -247,6 +253,20 @@ class ModelConfig(_Section):
         description="Weights of the items' text similarities (centred, unit-length text embeddings) added to EASE's Gram "
         "matrix the same way, each tried with every penalty and KG weight on validation; 0 is none. Not used with "
         "use_text false.",
+    )
+    kg_neighbours: Literal["off", "on"] = Field(
+        "off",
+        description="A KG nearest-neighbour score term (kgrec.models.KGNeighbourTerm) for items with at most "
+        "kg_neighbours_max_degree training interactions, blended with a weight chosen on validation (0 unless it helps).",
+    )
+    kg_neighbours_rule: Literal["best", "one-se"] = Field(
+        "one-se",
+        description="How validation picks the KG nearest-neighbour term's weight. best: the highest validation score "
+        "(0 unless the term helps on average). one-se: the largest weight whose users' scores are within one paired "
+        "standard error of the best's, leaning towards the KG where validation cannot tell the weights apart.",
+    )
+    kg_neighbours_max_degree: int = Field(
+        20, ge=0, description="Items with at most this many training interactions get the KG nearest-neighbour score."
     )
     repeat: Literal["auto", "on", "off"] = Field(
         "auto",

@@ -63,3 +63,12 @@ def test_a_key_given_twice_in_a_yaml_section_is_refused(tmp_path):
     path.write_text("model:\n  use_text: false\ntrain:\n  use_text: 1\n")  # the same key in two sections is fine
     with pytest.raises(InputError, match="train.use_text"):
         load_config(path)
+
+
+def test_on_and_off_read_as_yaml_booleans_still_switch_a_term():
+    import yaml
+
+    # `--set model.repeat=on` and an unquoted `repeat: on` in a YAML file arrive as booleans (YAML 1.1).
+    config = RunConfig().override({"model.repeat": yaml.safe_load("on"), "model.kg_neighbours": yaml.safe_load("on")})
+    assert (config.model.repeat, config.model.kg_neighbours) == ("on", "on")
+    assert RunConfig().override({"model.repeat": yaml.safe_load("off")}).model.repeat == "off"

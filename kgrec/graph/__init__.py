@@ -15,6 +15,7 @@ from kgrec._lazy import lazy_exports
 if TYPE_CHECKING:
     from kgrec.graph.build import build_graph
     from kgrec.graph.export import export_recbole
+    from kgrec.graph.features import kg_tfidf
     from kgrec.graph.hetero import to_hetero
     from kgrec.graph.knowledge import KnowledgeGraph
     from kgrec.graph.rdf import to_rdflib
@@ -31,6 +32,7 @@ _EXPORTS = {
     "KnowledgeGraph": "kgrec.graph.knowledge",
     "to_rdflib": "kgrec.graph.rdf",
     "format_stats": "kgrec.graph.stats",
+    "kg_tfidf": "kgrec.graph.features",
     "load_graph": "kgrec.graph.store",
     "save_graph": "kgrec.graph.store",
     "to_networkx": "kgrec.graph.views",
@@ -41,6 +43,7 @@ __all__ = [
     "build_graph",
     "export_recbole",
     "format_stats",
+    "kg_tfidf",
     "load_graph",
     "save_graph",
     "to_hetero",

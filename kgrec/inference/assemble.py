@@ -17,7 +17,7 @@ from kgrec.config import RunConfig
 from kgrec.data import ContextFeatures
 from kgrec.errors import InputError
 from kgrec.graph import KnowledgeGraph
-from kgrec.models import ContextEncoder, RatingHead, RecommenderNetwork, RepeatUse
+from kgrec.models import ContextEncoder, KGNeighbourTerm, RatingHead, RecommenderNetwork, RepeatUse
 
 __all__ = ["ModelShapes", "assemble_model", "repeat_enabled", "resolve_device"]
 
@@ -58,6 +58,7 @@ class ModelShapes:
         ease_kg_weight: The weight of the KG's item links in EASE chosen on validation, or None.
         ease_text_weight: The weight of the items' text rows in EASE chosen on validation, or None.
         repeat_fields: Context fields of the repeat-use term (0: user and item terms only), or None without one.
+        kg_neighbours: The KG nearest-neighbour term's ``max_degree``, or None without one.
     """
 
     num_users: int
@@ -73,6 +74,7 @@ class ModelShapes:
     ease_kg_weight: float | None = None
     ease_text_weight: float | None = None
     repeat_fields: int | None = None
+    kg_neighbours: int | None = None
 
     @classmethod
     def of(cls, model: RecommenderNetwork, num_relations: int) -> ModelShapes:
@@ -91,6 +93,7 @@ class ModelShapes:
             ease_kg_weight=None if model.ease is None else model.ease.kg_weight,
             ease_text_weight=None if model.ease is None else model.ease.text_weight,
             repeat_fields=None if model.repeat is None else model.repeat.num_fields,
+            kg_neighbours=None if model.kg_neighbours is None else model.kg_neighbours.max_degree,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,6 +178,7 @@ def assemble_model(
         num_entities=len(graph.entities),
         num_triples=len(graph.triples),
         repeat=None if shapes.repeat_fields is None else RepeatUse(shapes.repeat_fields),
+        kg_neighbours=None if shapes.kg_neighbours is None else KGNeighbourTerm(shapes.kg_neighbours),
     )
     if model.ease is not None and shapes.ease_l2 is not None:
         model.ease.l2 = shapes.ease_l2

@@ -82,7 +82,7 @@ class Recommender:
         self.tasks = RankingTasks(graph, config.eval.task, context)
         self._frozen: FrozenScores | None = None
         self._titles = graph.catalog["title"].astype(str).to_numpy(dtype=object)  # indexed per request: a plain array
-        self._count_repeats()
+        self._give_terms_history()
 
     # -- state ----------------------------------------------------------------------------
     def freeze(self, score_table_bytes: int | None = None) -> Recommender:
@@ -131,10 +131,18 @@ class Recommender:
         self.prop_graph = self.prop_graph._replace(history=history.to(self.device))
         self.history_parts = parts
         self._frozen = None
-        self._count_repeats()
+        self._give_terms_history()
 
-    def _count_repeats(self) -> None:
-        """Give the repeat-use term the observations of the history parts (EASE's), with their context tokens."""
+    def _give_terms_history(self) -> None:
+        """Give the score terms that read the log the interactions of the history parts (EASE's): the KG neighbour
+        term its users' rows and the items' training degrees, the repeat-use term its observations with their
+        context tokens."""
+        kg_neighbours = self.model.kg_neighbours
+        if kg_neighbours is not None:
+            from kgrec.graph.features import kg_tfidf
+
+            degree = self.interactions("train").getnnz(axis=0)
+            kg_neighbours.set_history(kg_tfidf(self.graph), self.interactions(*self.history_parts), degree)
         repeat = self.model.repeat
         if repeat is None:
             return

@@ -3,6 +3,7 @@
 from kgrec.models.context_encoder import ContextEncoder
 from kgrec.models.fusion import AttentionFusion, ConcatFusion, Fusion, GatedFusion, SumFusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph, RelationalAdjacency
+from kgrec.models.kg_neighbours import KGNeighbourTerm
 from kgrec.models.losses import LOSSES, bce_loss, bpr_loss
 from kgrec.models.multitask import RatingHead, TaskWeighting
 from kgrec.models.network import RecommenderNetwork, Representations
@@ -26,6 +27,7 @@ __all__ = [
     "DotScorer",
     "Fusion",
     "GatedFusion",
+    "KGNeighbourTerm",
     "RecommenderNetwork",
     "KnowledgePropagation",
     "LightGCNPropagation",

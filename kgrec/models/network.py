@@ -18,6 +18,7 @@ from kgrec.models.context_encoder import ContextEncoder
 from kgrec.models.ease import EASE
 from kgrec.models.fusion import Fusion, fusion_resolver
 from kgrec.models.graph_inputs import PropagationGraph
+from kgrec.models.kg_neighbours import KGNeighbourTerm
 from kgrec.models.multitask import RatingHead
 from kgrec.models.propagation import Propagation, propagation_resolver, resolve_propagation, sampled_training_problem
 from kgrec.models.repeat import RepeatUse
@@ -109,6 +110,7 @@ class RecommenderNetwork(nn.Module):
         kg_model: nn.Module | None = None,
         num_entities: int = 0,
         repeat: RepeatUse | None = None,
+        kg_neighbours: KGNeighbourTerm | None = None,
     ) -> None:
         super().__init__()
         if (fusion is None) != (text_emb is None):
@@ -126,6 +128,7 @@ class RecommenderNetwork(nn.Module):
         self.text_encoder = text_encoder
         self.context, self.rating, self.kg_model = context, rating, kg_model
         self.repeat = repeat
+        self.kg_neighbours = kg_neighbours
         if kg_model is not None and kg_emb is None:
             raise ValueError("a fine-tuned KG model needs the initial kg_emb too")
         self.register_load_state_dict_pre_hook(_renamed_state)
@@ -147,6 +150,7 @@ class RecommenderNetwork(nn.Module):
         num_entities: int = 0,
         num_triples: int = 0,
         repeat: RepeatUse | None = None,
+        kg_neighbours: KGNeighbourTerm | None = None,
     ) -> RecommenderNetwork:
         """Build from a :class:`~kgrec.config.ModelConfig`, resolving each part by its registry name.
 
@@ -184,6 +188,7 @@ class RecommenderNetwork(nn.Module):
             kg_model,
             num_entities,
             repeat,
+            kg_neighbours,
         )
 
     def reset_parameters(self) -> None:
@@ -246,8 +251,8 @@ class RecommenderNetwork(nn.Module):
             raise RuntimeError(f"the training state does not fit this model: {', '.join(wrong[:5])}")
 
     def terms(self) -> list[ScoreTerm]:
-        """The model's score terms (EASE, repeat use), blended in or not."""
-        return [term for term in (self.ease, self.repeat) if term is not None]
+        """The model's score terms (EASE, repeat use, KG nearest neighbours), blended in or not."""
+        return [term for term in (self.ease, self.repeat, self.kg_neighbours) if term is not None]
 
     def active_terms(self) -> list[ScoreTerm]:
         """The score terms blended in (weight not 0): the ones every score adds."""

@@ -31,11 +31,11 @@ from kgrec.train.callbacks import TrainingCallback
 from kgrec.train.checkpoint import CHECKPOINT_NAME, Checkpointer
 from kgrec.train.distributed import Distributed
 from kgrec.train.objectives import TaskInputs
-from kgrec.train.repeat_fit import train_repeat_use
 from kgrec.train.result import TrainResult, write_run
 from kgrec.train.rundir import RunDirectory
 from kgrec.train.sampling import NegativeSampler
 from kgrec.train.schedule import run_schedule
+from kgrec.train.terms_fit import train_kg_neighbours, train_repeat_use
 from kgrec.train.tracking import Tracker, flatten
 
 __all__ = [
@@ -129,7 +129,7 @@ def train_recommender(
     In order: the run's config is written; PyKEEN entity embeddings and item text embeddings are computed
     (or read from the cache); the model is assembled; the schedule trains it (backbone, then the KG/text
     views, each a :func:`~kgrec.train.loop.fit` with its callbacks, then the EASE blend); a repeat-use term (in-context
-    task) learns its count weights and its blend weight (:func:`~kgrec.train.repeat_fit.train_repeat_use`); EASE is solved again
+    task) learns its count weights and its blend weight (:func:`~kgrec.train.terms_fit.train_repeat_use`); EASE is solved again
     on training plus validation when ``train.refit_linear``; validation and test are measured once; the run
     directory is written (``run.json`` last) and the checkpoint removed.
 
@@ -222,6 +222,9 @@ def train_recommender(
         rating="rating" in tasks,
         kg_model="kg" in tasks,
         repeat_fields=(0 if features is None else features.num_fields) if repeat_enabled(config) else None,
+        kg_neighbours=config.model.kg_neighbours_max_degree
+        if config.model.kg_neighbours == "on" and len(graph.triples)
+        else None,
     )
     model = assemble_model(
         config,
@@ -276,6 +279,9 @@ def train_recommender(
     if repeat is not None:
         timings["repeat_seconds"] = repeat.pop("repeat_seconds")
         blend = {**(blend or {}), **repeat}
+    kg_neighbours = train_kg_neighbours(recommender, config)  # last: blended onto the model as chosen so far
+    if kg_neighbours is not None:
+        blend = {**(blend or {}), **kg_neighbours}
     timings.update(
         train_seconds=schedule.seconds,
         train_seconds_to_best=schedule.seconds_to_best,
