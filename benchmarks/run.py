@@ -47,7 +47,11 @@ from build_graph import machine
 VARIANTS: dict[str, dict[str, object]] = {
     "gated": {"model.fusion": "gated"},
     "gated-kg-neighbours": {"model.fusion": "gated", "model.kg_neighbours": "on", "model.kg_neighbours_rule": "one-se"},
-    "gated-kg-neighbours-best": {"model.fusion": "gated", "model.kg_neighbours": "on", "model.kg_neighbours_rule": "best"},
+    "gated-kg-neighbours-best": {
+        "model.fusion": "gated",
+        "model.kg_neighbours": "on",
+        "model.kg_neighbours_rule": "best",
+    },
     "concat": {"model.fusion": "concat"},
     "sum": {"model.fusion": "sum"},
     "attention": {"model.fusion": "attention"},
@@ -129,8 +133,8 @@ def write_record(path: Path, record: dict) -> None:
     tmp.replace(path)
 
 
-def build(dataset: str, split: str, work: Path) -> Path:
-    """The graph and its saved split, built once per dataset and split kind."""
+def build(dataset: str, split: str, work: Path, settings: tuple[str, ...] = ()) -> Path:
+    """The graph and its saved split, built once per dataset and split kind (``settings``: extra ``--set K=V``)."""
     graph = work / "graph"
     if not (graph / "manifest.json").is_file():
         import resource
@@ -150,6 +154,7 @@ def build(dataset: str, split: str, work: Path) -> Path:
                 "2020",
                 "--out",
                 str(graph),
+                *(arg for setting in settings for arg in ("--set", setting)),
             ],
             check=True,
         )

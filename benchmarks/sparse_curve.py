@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 from build_graph import machine
-from run import commit
+from run import build, commit
 from segments import _experiment, baseline_segments, kgrec_segments, paired, train
 
 HERE = Path(__file__).resolve().parent
@@ -28,23 +26,12 @@ TAIL = "1-5"
 
 def graph_for(dataset: str, split: str, fraction: float) -> Path:
     """The split's graph with each user's training part thinned to ``fraction`` (built once)."""
-    graph = HERE / ".work" / f"{dataset}-{split}-train{fraction:g}" / "graph"
-    if not (graph / "manifest.json").is_file():
-        command = [
-            sys.executable,
-            "-m",
-            "kgrec",
-            "build-graph",
-            "--dataset",
-            dataset,
-            "--split",
-            split,
-            "--seed",
-            "2020",
-        ]
-        command += ["--set", f"graph.split.train_fraction={fraction}", "--out", str(graph), "--quiet"]
-        subprocess.run(command, check=True)
-    return graph
+    work = (
+        HERE / ".work" / f"{dataset}-{split}"
+        if fraction == 1.0
+        else HERE / ".work" / f"{dataset}-{split}-train{fraction:g}"
+    )
+    return build(dataset, split, work, () if fraction == 1.0 else (f"graph.split.train_fraction={fraction}",))
 
 
 def main() -> None:
