@@ -132,7 +132,7 @@ def report(dataset: str, split: str, args: argparse.Namespace, frame: pd.DataFra
         )
     lines += [
         f"\n## {first} against {second}, paired over users (each user's Recall@20 averaged over seeds)\n",
-        "| fraction | segment | users | difference | 95% CI | Holm p (2 tests) |",
+        "| fraction | segment | users | difference | 95% CI | Holm p (over the segments) |",
         "|---|---|---|---|---|---|",
     ]
     for fraction, stats in tests.items():
