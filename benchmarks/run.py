@@ -163,6 +163,28 @@ def build(dataset: str, split: str, work: Path, settings: tuple[str, ...] = ()) 
     return graph
 
 
+def train_command(graph: Path, config: str, out: Path, settings: dict) -> list[str]:
+    """One ``kgrec train`` process: the preset or config file, quiet, each setting as ``--set KEY=VALUE``."""
+    command = [
+        sys.executable,
+        "-m",
+        "kgrec",
+        "train",
+        "--graph",
+        str(graph),
+        "--config",
+        config,
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    return command + [
+        arg
+        for key, value in settings.items()
+        for arg in ("--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}")
+    ]
+
+
 def split_checksum(graph: Path) -> str:
     """sha256 of the saved split (train/valid/test interactions), as recorded in the graph's manifest."""
     return json.loads((graph / "manifest.json").read_text())["files"]["interactions.parquet"][:16]
@@ -181,24 +203,7 @@ def run_kgrec(graph: Path, variant: str, seed: int, args: argparse.Namespace, ra
         # warm optimum suits that (the fit nears the side rows' item similarities): a wider grid, still chosen on validation.
         settings["model.ease_l2"] = "[500,5000,100000]"
         settings["model.ease_text_weight"] = "[0,3,12,50]"
-    command = [
-        sys.executable,
-        "-m",
-        "kgrec",
-        "train",
-        "--graph",
-        str(graph),
-        "--config",
-        args.dataset,
-        "--out",
-        str(run_dir),
-        "--quiet",
-    ]
-    command += [
-        arg
-        for key, value in settings.items()
-        for arg in ("--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}")
-    ]
+    command = train_command(graph, args.dataset, run_dir, settings)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=thread_env(args.threads))
     wall = time.perf_counter() - started

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from build_graph import machine
-from run import VARIANTS, build, commit, thread_env
+from run import VARIANTS, build, commit, thread_env, train_command
 
 HERE = Path(__file__).resolve().parent
 SHOWN = ("recall@20", "ndcg@20")
@@ -35,21 +34,7 @@ def train(graph: Path, dataset: str, variant: str, seed: int, threads: int) -> P
     if (run_dir / "run.json").is_file():
         return run_dir
     settings = {**VARIANTS[variant], "train.seed": seed}
-    command = [
-        sys.executable,
-        "-m",
-        "kgrec",
-        "train",
-        "--graph",
-        str(graph),
-        "--config",
-        dataset,
-        "--out",
-        str(run_dir),
-    ]
-    command += ["--quiet"] + [
-        a for k, v in settings.items() for a in ("--set", f"{k}={json.dumps(v) if isinstance(v, bool) else v}")
-    ]
+    command = train_command(graph, dataset, run_dir, settings)
     started = time.perf_counter()
     subprocess.run(command, check=True, env=thread_env(threads))
     print(f"trained {variant} seed {seed} in {time.perf_counter() - started:.0f} s", flush=True)

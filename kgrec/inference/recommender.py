@@ -139,10 +139,8 @@ class Recommender:
         context tokens."""
         kg_neighbours = self.model.kg_neighbours
         if kg_neighbours is not None:
-            from kgrec.graph.features import kg_tfidf
-
             degree = self.interactions("train").getnnz(axis=0)
-            kg_neighbours.set_history(kg_tfidf(self.graph), self.interactions(*self.history_parts), degree)
+            kg_neighbours.set_history(self.tasks.kg_rows, self.interactions(*self.history_parts), degree)
         repeat = self.model.repeat
         if repeat is None:
             return

@@ -83,6 +83,13 @@ class RankingTasks:
         return features
 
     @functools.cached_property
+    def kg_rows(self) -> sp.csr_matrix:
+        """``(I, N)`` TF-IDF rows of each item's KG entities (:func:`~kgrec.graph.features.kg_tfidf`), read once."""
+        from kgrec.graph.features import kg_tfidf
+
+        return kg_tfidf(self.graph)
+
+    @functools.cached_property
     def log_context(self) -> np.ndarray | None:
         """``(N, F)`` context tokens of every interaction of the split log (in log order), or ``None``."""
         if self.context is None:

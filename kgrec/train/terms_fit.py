@@ -10,7 +10,7 @@ import torch
 
 from kgrec.config import RunConfig
 from kgrec.inference import Recommender
-from kgrec.train.blend import BLEND_FACTORS
+from kgrec.train.blend import BLEND_FACTORS, _paired_standard_error
 
 __all__ = ["blend_term", "train_kg_neighbours", "train_repeat_use"]
 
@@ -52,17 +52,13 @@ def blend_term(recommender: Recommender, config: RunConfig, name: str, rule: str
             within = [
                 i
                 for i, m in enumerate(measured)
-                if (m["per_user"] - reference).mean() >= -_standard_error(m["per_user"] - reference)
+                if (m["per_user"] - reference).mean()
+                >= -_paired_standard_error(m["per_user"] - reference, len(reference))
             ]
             best = max(within, key=lambda i: weights[i])
         chosen, valid = weights[best], float(scores[best])
     recommender.model.term(name).blend.fill_(chosen)
     return chosen, valid
-
-
-def _standard_error(difference: np.ndarray) -> float:
-    """Standard error of a mean paired difference over users."""
-    return float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
 
 
 def train_kg_neighbours(recommender: Recommender, config: RunConfig) -> dict[str, float] | None:
